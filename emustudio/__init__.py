@@ -1,0 +1,3 @@
+"""emustudio: Amazon EMR Studio, self-hosted and local."""
+
+__version__ = "0.1.0"
