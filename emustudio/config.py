@@ -1,0 +1,152 @@
+"""Settings, declared once.
+
+Every setting is a field of :class:`Settings` with its type, default and help text. Values come
+from, in order of precedence: explicit overrides (the CLI), ``EMUSTUDIO_<NAME>`` environment
+variables, an optional YAML file (``EMUSTUDIO_CONFIG`` or ``--config``), then the default.
+Nothing reads the environment at import: :meth:`Settings.load` takes ``environ`` as a parameter
+and the resulting frozen object is passed down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+_HOME_DATA = Path("~/.emustudio")
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _setting(_HOME_DATA, "Where the SQLite store and the instance id live.")
+    host: str = _setting("127.0.0.1", "Address the gateway listens on.")
+    port: int = _setting(8080, "Port the gateway listens on (the AWS endpoint and Studio URLs).")
+    region: str = _setting("us-east-1", "The AWS region the gateway plays.")
+    account_id: str = _setting("000000000000", "The AWS account id of every resource.")
+    access_key_id: str = _setting("test", "Root access key id (bypasses IAM policies).")
+    secret_access_key: str = _setting("test", "Root secret access key.")
+    store_url: str | None = _setting(
+        None, "SQLAlchemy URL of the store; default a SQLite file in data_dir."
+    )
+    studio_domain: str = _setting(
+        "emrstudio.localhost", "Studio URLs are http://<studio-id>.<studio_domain>:<port>."
+    )
+    public_port: int | None = _setting(
+        None, "Port shown in Studio URLs when it differs from port (behind compose)."
+    )
+    docker_url: str | None = _setting(
+        None, "Docker API URL; default from DOCKER_HOST or the local socket."
+    )
+    instance_id: str | None = _setting(
+        None, "Labels every Docker object of this gateway; default generated once per data_dir."
+    )
+    network_remap: bool = _setting(
+        False,
+        "When a subnet CIDR is taken on the Docker host, give its network a free CIDR from"
+        " network_remap_pool instead of failing.",
+    )
+    network_remap_pool: str = _setting("10.192.0.0/10", "Where remapped subnet networks go.")
+    max_request_bytes: int = _setting(
+        1_048_576, "Largest AWS API request body accepted (AWS rejects larger ones too)."
+    )
+    list_page_size: int = _setting(50, "Items per page of EMR List* operations.")
+    max_studios: int = _setting(100, "Studios per account (the AWS service quota).")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "emustudio.db"
+
+    @property
+    def database_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def endpoint_url(self) -> str:
+        host = "localhost" if self.host in ("0.0.0.0", "127.0.0.1", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url_port(self) -> int:
+        return self.public_port or self.port
+
+    def resolved_instance_id(self) -> str:
+        """The instance id: configured, or created once and kept in data_dir."""
+        if self.instance_id:
+            return self.instance_id
+        path = self.data_dir / "instance-id"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_hex(4)
+        path.write_text(value + "\n")
+        return value
+
+    @classmethod
+    def load(
+        cls,
+        environ: Mapping[str, str],
+        *,
+        config_file: Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Settings:
+        values: dict[str, Any] = {}
+        path = config_file or (
+            Path(environ["EMUSTUDIO_CONFIG"]) if environ.get("EMUSTUDIO_CONFIG") else None
+        )
+        if path is not None:
+            loaded = yaml.safe_load(path.read_text()) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: expected a mapping of settings")
+            values.update(loaded)
+        for f in dataclasses.fields(cls):
+            env_name = f"EMUSTUDIO_{f.name.upper()}"
+            if env_name in environ:
+                values[f.name] = environ[env_name]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        hints = get_type_hints(cls)
+        settings = cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+        home = environ.get("HOME")
+        data_dir = Path(str(settings.data_dir).replace("~", home, 1) if home else settings.data_dir)
+        return dataclasses.replace(settings, data_dir=data_dir.expanduser().absolute())
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(environment variable, default, help) for every setting, for docs and --help."""
+        return [
+            (f"EMUSTUDIO_{f.name.upper()}", repr(f.default), f.metadata["help"])
+            for f in dataclasses.fields(cls)
+        ]
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    args = get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        if value is None or value == "":
+            return None
+        hint = next(a for a in args if a is not type(None))
+    if isinstance(value, hint):
+        return value
+    try:
+        if hint is bool:
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return hint(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {name}: cannot read {value!r} as {hint.__name__}") from exc

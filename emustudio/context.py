@@ -1,0 +1,56 @@
+"""The typed context one AWS API request carries through the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.model import OperationModel, ServiceModel
+
+from emustudio.aws.errors import AwsError
+from emustudio.aws.http import HttpRequest, HttpResponse
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who signed the request.
+
+    ``kind`` is CloudTrail's ``userIdentity.type``: ``Root``, ``IAMUser`` or ``AssumedRole``.
+    """
+
+    kind: str
+    arn: str
+    account_id: str
+    access_key_id: str
+    name: str
+    user_id: str
+
+    @property
+    def is_root(self) -> bool:
+        return self.kind == "Root"
+
+
+@dataclass
+class RequestContext:
+    """One AWS API call, filled in step by step by the pipeline (see ``pipeline.py``).
+
+    ``service``/``operation`` are set once the request names a known service and operation;
+    ``params`` once the body is parsed and validated; ``principal`` once SigV4 verified it;
+    ``result`` or ``error`` once the operation ran; ``response`` last.
+    """
+
+    http: HttpRequest
+    request_id: str
+    region: str
+    account_id: str
+    service: ServiceModel | None = None
+    operation: OperationModel | None = None
+    principal: Principal | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] | None = None
+    error: AwsError | None = None
+    response: HttpResponse | None = None
+
+    @property
+    def operation_name(self) -> str:
+        return self.operation.name if self.operation is not None else ""

@@ -1,0 +1,187 @@
+"""The AWS request pipeline, declared once.
+
+An API call runs these steps in order, each a small function of the :class:`RequestContext`:
+
+    resolve service -> SigV4 -> parse -> authorize -> dispatch
+
+A step that raises an ``AwsError`` ends the chain; the finalizers then always run:
+
+    serialize
+
+(CloudTrail's audit step joins the finalizers with the IAM issue.) Nothing else in the gateway
+turns a request into a response, so every answer, error or not, has the protocol's wire form.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from botocore.model import ServiceModel
+
+from emustudio.aws import spec
+from emustudio.aws.errors import AwsError, InternalFailure
+from emustudio.aws.http import HttpRequest, HttpResponse
+from emustudio.aws.protocol import create_parser, create_serializer
+from emustudio.aws.sigv4 import AuthFailure, Credential, read_scope, verify
+from emustudio.context import Principal, RequestContext
+from emustudio.credentials import Credentials
+from emustudio.services.base import Service
+
+log = logging.getLogger(__name__)
+
+Step = Callable[[RequestContext], Awaitable[None]]
+
+# Global services sign with us-east-1 whatever the client's region; regional ones must match.
+GLOBAL_SERVICES = frozenset({"iam", "sts"})
+
+
+class UnsupportedService(AwsError):
+    code = "UnrecognizedClientException"
+    status = 400
+
+
+class WrongRegion(AwsError):
+    code = "UnrecognizedClientException"
+    status = 400
+
+
+class Authorizer:
+    """Decides whether a non-root principal may make a call. Without one, only root may."""
+
+    async def authorize(self, ctx: RequestContext) -> None:
+        raise AwsError(
+            f"User: {ctx.principal.arn if ctx.principal else 'anonymous'} is not authorized to"
+            f" perform: {ctx.service.signing_name if ctx.service else '?'}:{ctx.operation_name}",
+            code="AccessDeniedException",
+            status=400,
+        )
+
+
+@dataclass
+class Gateway:
+    """Runs the pipeline. ``services`` is keyed by botocore service name."""
+
+    services: Mapping[str, Service]
+    credentials: Credentials
+    region: str
+    account_id: str
+    authorizer: Authorizer
+
+    def __post_init__(self) -> None:
+        self.steps: list[Step] = [
+            self.resolve_service,
+            self.authenticate,
+            self.parse,
+            self.authorize,
+            self.dispatch,
+        ]
+        self.finalizers: list[Step] = [self.serialize]
+
+    async def handle(self, http: HttpRequest) -> HttpResponse:
+        ctx = RequestContext(
+            http=http, request_id=str(uuid.uuid4()), region=self.region, account_id=self.account_id
+        )
+        try:
+            for step in self.steps:
+                await step(ctx)
+        except AwsError as exc:
+            ctx.error = exc
+        except Exception:
+            log.exception("unexpected error in %s", ctx.operation_name or "request")
+            ctx.error = InternalFailure("An internal error occurred.")
+        for finalizer in self.finalizers:
+            await finalizer(ctx)
+        assert ctx.response is not None
+        return ctx.response
+
+    def reject(self, http: HttpRequest, error: AwsError) -> HttpResponse:
+        """Answer a request the handler refused before the pipeline (too large, say)."""
+        model = _fallback_model(http)
+        scope = read_scope(http)
+        if scope is not None:
+            model = spec.service_by_signing_name().get(scope.service, model)
+        return create_serializer(model).serialize_error(error, str(uuid.uuid4()))
+
+    # --- steps ----------------------------------------------------------------------------------
+
+    async def resolve_service(self, ctx: RequestContext) -> None:
+        scope = read_scope(ctx.http)
+        target = ctx.http.header("x-amz-target")
+        if scope is not None:
+            model = spec.service_by_signing_name().get(scope.service)
+            if model is None:
+                raise UnsupportedService(
+                    f"emustudio does not emulate the service '{scope.service}'; it answers"
+                    f" {', '.join(spec.SERVICES)}."
+                )
+        elif target:
+            model = spec.service_by_target_prefix().get(target.split(".", 1)[0])
+            if model is None:
+                raise UnsupportedService(f"Unknown target '{target}'.")
+        else:
+            # Unsigned query request: nothing tells IAM from STS or EC2. SigV4 refuses it next,
+            # in the query protocol's words, which is what each of the three would say.
+            model = spec.load_service("sts")
+        ctx.service = model
+        if model.service_name not in self.services and (scope or target):
+            raise UnsupportedService(f"emustudio does not serve '{model.service_name}' yet.")
+
+    async def authenticate(self, ctx: RequestContext) -> None:
+        found: dict[str, Principal] = {}
+
+        def lookup(access_key_id: str) -> Credential | None:
+            hit = self.credentials.lookup(access_key_id)
+            if hit is None:
+                return None
+            found[access_key_id] = hit[1]
+            return hit[0]
+
+        signed = verify(ctx.http, lookup)
+        assert ctx.service is not None
+        if ctx.service.service_name not in GLOBAL_SERVICES and signed.region != self.region:
+            raise WrongRegion(
+                f"This emustudio gateway plays region {self.region}; the request was signed for"
+                f" {signed.region}."
+            )
+        ctx.principal = found[signed.access_key_id]
+
+    async def parse(self, ctx: RequestContext) -> None:
+        assert ctx.service is not None
+        ctx.operation, ctx.params = create_parser(ctx.service).parse(ctx.http)
+
+    async def authorize(self, ctx: RequestContext) -> None:
+        assert ctx.principal is not None
+        if not ctx.principal.is_root:
+            await self.authorizer.authorize(ctx)
+
+    async def dispatch(self, ctx: RequestContext) -> None:
+        assert ctx.service is not None
+        ctx.result = await self.services[ctx.service.service_name].dispatch(ctx)
+
+    # --- finalizers -----------------------------------------------------------------------------
+
+    async def serialize(self, ctx: RequestContext) -> None:
+        model = ctx.service or _fallback_model(ctx.http)
+        serializer = create_serializer(model)
+        if ctx.error is None and ctx.operation is not None:
+            ctx.response = serializer.serialize_response(
+                ctx.operation, ctx.result or {}, ctx.request_id
+            )
+            return
+        error = ctx.error or InternalFailure("An internal error occurred.")
+        if isinstance(error, AuthFailure):
+            error = error.for_protocol(model.protocol)
+        ctx.response = serializer.serialize_error(error, ctx.request_id, op_model=ctx.operation)
+
+
+def _fallback_model(http: HttpRequest) -> ServiceModel:
+    """Which wire an error goes out in when the request named no service we know."""
+    if http.header("x-amz-target") or "json" in http.header("content-type"):
+        return spec.load_service("emr")
+    return spec.load_service("sts")
+
+
+__all__ = ["Authorizer", "Gateway"]

@@ -1,0 +1,1 @@
+"""One module per emulated AWS service; one method per operation."""

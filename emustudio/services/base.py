@@ -1,0 +1,56 @@
+"""The base of every emulated service.
+
+A service declares its operations with :func:`operation`; the gateway dispatches by the model's
+operation name, so a method is reachable only when it says which operation it implements. An
+operation of the model without a method answers ``NotImplemented`` (an AWS-shaped error naming
+the operation), never a 500 from a missing attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+from emustudio.aws.errors import NotImplementedOperation
+from emustudio.context import RequestContext
+
+Params = dict[str, Any]
+Result = dict[str, Any]
+Handler = Callable[[Any, RequestContext, Params], Awaitable[Result]]
+H = TypeVar("H", bound=Handler)
+
+
+def operation(name: str) -> Callable[[H], H]:
+    """Mark a method as the implementation of the model operation ``name``."""
+
+    def mark(fn: H) -> H:
+        fn.__aws_operation__ = name  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class Service:
+    """``name`` is the botocore service name (``emr``, ``ec2``...)."""
+
+    name: ClassVar[str]
+    operations: ClassVar[dict[str, str]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        found: dict[str, str] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                op = getattr(value, "__aws_operation__", None)
+                if op is not None:
+                    found[op] = attr
+        cls.operations = found
+
+    async def dispatch(self, ctx: RequestContext) -> Result:
+        attr = self.operations.get(ctx.operation_name)
+        if attr is None:
+            raise NotImplementedOperation(
+                f"emustudio does not implement {ctx.operation_name} of {self.name} yet."
+            )
+        handler: Handler = getattr(self, attr)
+        return await handler(ctx, ctx.params)  # type: ignore[call-arg,arg-type]

@@ -1,0 +1,11 @@
+"""EMR: Studios, their session mappings and tags."""
+
+from emustudio.services.emr.session_mappings import SessionMappingOperations
+from emustudio.services.emr.studios import StudioOperations
+
+
+class EmrService(StudioOperations, SessionMappingOperations):
+    """The EMR operations emustudio answers; everything else in the model is NotImplemented."""
+
+
+__all__ = ["EmrService"]

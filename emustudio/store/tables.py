@@ -1,0 +1,94 @@
+"""Every table of the store.
+
+Lists and nested values the API returns whole (a Studio's subnet ids, a security group's rules)
+are JSON columns; anything queried on its own (tags, session mappings) has a table.
+Timestamps are epoch seconds (float), as the JSON wire sends them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+class Vpc(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    region: str = Field(index=True)
+    cidr: str
+    is_default: bool = False
+    cidr_association_id: str
+    created_at: float
+
+
+class Subnet(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    region: str = Field(index=True)
+    vpc_id: str = Field(foreign_key="vpc.id", index=True)
+    cidr: str
+    availability_zone: str
+    default_for_az: bool = False
+    map_public_ip_on_launch: bool = False
+    docker_cidr: str | None = None
+    created_at: float
+
+
+class SecurityGroup(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    region: str = Field(index=True)
+    vpc_id: str = Field(foreign_key="vpc.id", index=True)
+    name: str
+    description: str
+    # Each rule: {"id", "egress", "protocol", "from_port", "to_port", "cidr_ipv4" | "cidr_ipv6" |
+    # "group_id" | "prefix_list_id", "description"} — one peer per rule, as AWS's rule ids are.
+    rules: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON))
+    created_at: float
+
+
+class Tag(SQLModel, table=True):
+    """Tags of EC2 resources and of Studios (resource ids are unique across types)."""
+
+    resource_id: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    value: str = ""
+    resource_type: str = Field(index=True)
+
+
+class Studio(SQLModel, table=True):
+    id: str = Field(primary_key=True)
+    region: str = Field(index=True)
+    name: str
+    description: str | None = None
+    auth_mode: str
+    vpc_id: str
+    subnet_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    service_role: str
+    user_role: str | None = None
+    workspace_security_group_id: str
+    engine_security_group_id: str
+    default_s3_location: str
+    idp_auth_url: str | None = None
+    idp_relay_state_parameter_name: str | None = None
+    trusted_identity_propagation_enabled: bool | None = None
+    idc_user_assignment: str | None = None
+    idc_instance_arn: str | None = None
+    encryption_key_arn: str | None = None
+    created_at: float = Field(index=True)
+
+
+class StudioSessionMapping(SQLModel, table=True):
+    studio_id: str = Field(primary_key=True, foreign_key="studio.id")
+    identity_type: str = Field(primary_key=True)
+    identity_id: str = Field(primary_key=True)
+    identity_name: str
+    session_policy_arn: str
+    created_at: float
+    last_modified_at: float
+
+
+class Meta(SQLModel, table=True):
+    """Facts about the store itself (for instance, that a region's default VPC was made)."""
+
+    key: str = Field(primary_key=True)
+    value: str

@@ -1,0 +1,152 @@
+"""A gateway in a child process, started the way a user starts it (``emustudio up``).
+
+A child process keeps the gateway's event loop, threads and signal handling its own, and lets a
+test kill and restart it as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+
+ROOT_KEY = "test"
+ROOT_SECRET = "test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class GatewayProcess:
+    """One ``emustudio up`` on a free port with its own data directory and instance id."""
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        instance_id: str | None = None,
+        port: int | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="emustudio-")
+        self.data_dir = data_dir or Path(self._tmp.name)  # type: ignore[union-attr]
+        self.instance_id = instance_id or "pytest" + secrets.token_hex(4)
+        self.port = port or free_port()
+        self.region = "us-east-1"
+        self.extra_env = dict(env or {})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "gateway.log"
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("EMUSTUDIO_")}
+        env.update(
+            EMUSTUDIO_DATA_DIR=str(self.data_dir),
+            EMUSTUDIO_PORT=str(self.port),
+            EMUSTUDIO_INSTANCE_ID=self.instance_id,
+            EMUSTUDIO_REGION=self.region,
+            EMUSTUDIO_ACCESS_KEY_ID=ROOT_KEY,
+            EMUSTUDIO_SECRET_ACCESS_KEY=ROOT_SECRET,
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60.0) -> GatewayProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "emustudio.cli", "up"],
+            env=self.environ(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"emustudio exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.endpoint_url}/_emustudio/health", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"emustudio did not answer within {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def restart(self) -> GatewayProcess:
+        self.stop()
+        return self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=kwargs.pop("region_name", self.region),
+            aws_access_key_id=kwargs.pop("aws_access_key_id", ROOT_KEY),
+            aws_secret_access_key=kwargs.pop("aws_secret_access_key", ROOT_SECRET),
+            **kwargs,
+        )
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment for the AWS CLI as root against this gateway."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_ACCESS_KEY_ID=ROOT_KEY,
+            AWS_SECRET_ACCESS_KEY=ROOT_SECRET,
+            AWS_DEFAULT_REGION=self.region,
+            AWS_ENDPOINT_URL=self.endpoint_url,
+            AWS_PAGER="",
+        )
+        return env
+
+    def purge_docker(self) -> None:
+        """Remove every Docker object labelled with this instance id."""
+        client = docker.from_env()
+        try:
+            for network in client.networks.list(
+                filters={"label": [f"emustudio.instance={self.instance_id}"]}
+            ):
+                network.remove()
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        self.stop()
+        self.purge_docker()
+        if self._tmp is not None:
+            self._tmp.cleanup()

@@ -1,0 +1,151 @@
+"""An identity engineer maps Identity Center users and groups to an SSO-mode Studio."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import StudioNetwork, studio_args
+
+POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Basic"
+OTHER_POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Advanced"
+USER_ID = "9067729b3b-07e9b8f2-1b2c-4d5e-8f90-1234567890ab"
+
+
+def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    err = exc.value.response["Error"]
+    return err["Code"], err["Message"]
+
+
+@pytest.fixture
+def sso_studio(emr: Any, network: StudioNetwork) -> Any:
+    studio_id = emr.create_studio(
+        **studio_args(network, AuthMode="SSO", UserRole="arn:aws:iam::000000000000:role/User")
+    )["StudioId"]
+    yield studio_id
+    with contextlib.suppress(ClientError):  # a test may have deleted it
+        emr.delete_studio(StudioId=studio_id)
+
+
+def test_mapping_life(emr: Any, sso_studio: str) -> None:
+    emr.create_studio_session_mapping(
+        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER", SessionPolicyArn=POLICY
+    )
+    emr.create_studio_session_mapping(
+        StudioId=sso_studio,
+        IdentityName="data-engineers",
+        IdentityType="GROUP",
+        SessionPolicyArn=POLICY,
+    )
+    got = emr.get_studio_session_mapping(
+        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER"
+    )
+    mapping = got["SessionMapping"]
+    assert (mapping["StudioId"], mapping["IdentityId"], mapping["IdentityType"]) == (
+        sso_studio,
+        USER_ID,
+        "USER",
+    )
+    assert mapping["SessionPolicyArn"] == POLICY
+    assert mapping["CreationTime"] == mapping["LastModifiedTime"]
+
+    group = emr.get_studio_session_mapping(
+        StudioId=sso_studio, IdentityName="data-engineers", IdentityType="GROUP"
+    )["SessionMapping"]
+    assert group["IdentityName"] == "data-engineers"
+
+    emr.update_studio_session_mapping(
+        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER", SessionPolicyArn=OTHER_POLICY
+    )
+    mapping = emr.get_studio_session_mapping(
+        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER"
+    )["SessionMapping"]
+    assert mapping["SessionPolicyArn"] == OTHER_POLICY
+    assert mapping["LastModifiedTime"] >= mapping["CreationTime"]
+
+    listed = emr.list_studio_session_mappings(StudioId=sso_studio)["SessionMappings"]
+    assert sorted(m["IdentityType"] for m in listed) == ["GROUP", "USER"]
+    users = emr.list_studio_session_mappings(StudioId=sso_studio, IdentityType="USER")[
+        "SessionMappings"
+    ]
+    assert [m["IdentityId"] for m in users] == [USER_ID]
+
+    emr.delete_studio_session_mapping(StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER")
+    with pytest.raises(ClientError) as exc:
+        emr.delete_studio_session_mapping(
+            StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER"
+        )
+    assert error_of(exc) == ("InvalidRequestException", "Studio session mapping does not exist.")
+    with pytest.raises(ClientError) as exc:
+        emr.get_studio_session_mapping(StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER")
+    assert error_of(exc) == ("InvalidRequestException", "Studio session mapping does not exist.")
+
+
+def test_exactly_one_of_identity_id_and_name(emr: Any, sso_studio: str) -> None:
+    for identity in ({}, {"IdentityId": USER_ID, "IdentityName": "alice"}):
+        with pytest.raises(ClientError) as exc:
+            emr.create_studio_session_mapping(
+                StudioId=sso_studio, IdentityType="USER", SessionPolicyArn=POLICY, **identity
+            )
+        assert error_of(exc) == (
+            "InvalidRequestException",
+            "Either IdentityName or IdentityId must be specified, but not both.",
+        )
+    assert emr.list_studio_session_mappings(StudioId=sso_studio)["SessionMappings"] == []
+
+
+def test_duplicate_and_bad_arguments(emr: Any, sso_studio: str) -> None:
+    emr.create_studio_session_mapping(
+        StudioId=sso_studio, IdentityName="alice", IdentityType="USER", SessionPolicyArn=POLICY
+    )
+    with pytest.raises(ClientError) as exc:
+        emr.create_studio_session_mapping(
+            StudioId=sso_studio, IdentityName="alice", IdentityType="USER", SessionPolicyArn=POLICY
+        )
+    assert error_of(exc) == ("InvalidRequestException", "Studio session mapping already exists.")
+    with pytest.raises(ClientError) as exc:
+        emr.create_studio_session_mapping(
+            StudioId=sso_studio,
+            IdentityName="bob",
+            IdentityType="USER",
+            SessionPolicyArn="not-an-arn",
+        )
+    assert error_of(exc)[0] == "InvalidRequestException"
+    with pytest.raises(ClientError) as exc:
+        emr.create_studio_session_mapping(
+            StudioId=sso_studio, IdentityName="bob", IdentityType="ROBOT", SessionPolicyArn=POLICY
+        )
+    assert error_of(exc)[0] == "ValidationException"
+    with pytest.raises(ClientError) as exc:
+        emr.create_studio_session_mapping(
+            StudioId="es-" + "Z" * 25,
+            IdentityName="bob",
+            IdentityType="USER",
+            SessionPolicyArn=POLICY,
+        )
+    assert error_of(exc) == ("InvalidRequestException", "Studio does not exist")
+
+
+def test_iam_mode_studios_take_no_mappings(emr: Any, network: StudioNetwork) -> None:
+    studio_id = emr.create_studio(**studio_args(network))["StudioId"]
+    with pytest.raises(ClientError) as exc:
+        emr.create_studio_session_mapping(
+            StudioId=studio_id, IdentityName="alice", IdentityType="USER", SessionPolicyArn=POLICY
+        )
+    assert error_of(exc)[0] == "InvalidRequestException"
+    emr.delete_studio(StudioId=studio_id)
+
+
+def test_deleting_a_studio_deletes_its_mappings(emr: Any, network: StudioNetwork) -> None:
+    studio_id = emr.create_studio(
+        **studio_args(network, AuthMode="SSO", UserRole="arn:aws:iam::000000000000:role/User")
+    )["StudioId"]
+    emr.create_studio_session_mapping(
+        StudioId=studio_id, IdentityName="alice", IdentityType="USER", SessionPolicyArn=POLICY
+    )
+    emr.delete_studio(StudioId=studio_id)
+    remaining = emr.list_studio_session_mappings()["SessionMappings"]
+    assert studio_id not in {m["StudioId"] for m in remaining}
