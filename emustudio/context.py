@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from botocore.model import OperationModel, ServiceModel
@@ -16,6 +18,9 @@ class Principal:
     """Who signed the request.
 
     ``kind`` is CloudTrail's ``userIdentity.type``: ``Root``, ``IAMUser`` or ``AssumedRole``.
+    ``user_id`` is ``aws:userid``: the account id for root, ``AIDA…`` for a user, and
+    ``AROA…:<session name>`` for an assumed role. ``session_policies`` are JSON documents
+    (inline or managed ones, resolved at AssumeRole time); empty means no session policy.
     """
 
     kind: str
@@ -24,6 +29,16 @@ class Principal:
     access_key_id: str
     name: str
     user_id: str
+    # Assumed-role sessions only: the role (issuer), the session, and what the session carries.
+    session_name: str | None = None
+    issuer_arn: str | None = None
+    issuer_id: str | None = None
+    session_policies: tuple[str, ...] = ()
+    session_tags: Mapping[str, str] = field(default_factory=dict)
+    transitive_tag_keys: tuple[str, ...] = ()
+    source_identity: str | None = None
+    session_expires: datetime | None = None
+    federated: bool = False
 
     @property
     def is_root(self) -> bool:
