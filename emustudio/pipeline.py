@@ -18,6 +18,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from botocore.model import ServiceModel
 
@@ -48,8 +49,14 @@ class WrongRegion(AwsError):
     status = 400
 
 
-class Authorizer:
-    """Decides whether a non-root principal may make a call. Without one, only root may."""
+class Authorizer(Protocol):
+    """Decides whether a non-root principal may make a call; raises the refusal if not."""
+
+    async def authorize(self, ctx: RequestContext) -> None: ...
+
+
+class RootOnly:
+    """The authorizer when no policy engine is wired: every non-root call is refused."""
 
     async def authorize(self, ctx: RequestContext) -> None:
         raise AwsError(
@@ -184,4 +191,4 @@ def _fallback_model(http: HttpRequest) -> ServiceModel:
     return spec.load_service("sts")
 
 
-__all__ = ["Authorizer", "Gateway"]
+__all__ = ["Authorizer", "Gateway", "RootOnly"]

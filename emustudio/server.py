@@ -9,7 +9,7 @@ from tornado import httpserver, web
 
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
-from emustudio.pipeline import Authorizer, Gateway
+from emustudio.pipeline import Gateway, RootOnly
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.networks import SubnetNetworks
 from emustudio.services.ec2 import Ec2Service
@@ -60,7 +60,7 @@ class EmuStudio:
             credentials=self.credentials,
             region=settings.region,
             account_id=settings.account_id,
-            authorizer=Authorizer(),
+            authorizer=RootOnly(),
         )
         self.http_server: httpserver.HTTPServer | None = None
         self.startup: list[Callable[[], Awaitable[None]]] = [
