@@ -1,0 +1,152 @@
+"""Authorization of every API call by a non-root principal, with the IAM policy engine.
+
+For each check of the operation's :class:`~emustudio.authz.catalog.Plan` the authorizer
+gathers the principal's identity policies, session policies and boundary, builds the request
+context (principal facts, tags, time, source), asks :func:`emustudio.iam.evaluate`, and on a
+deny raises the service's own refusal with AWS's message. Roles passed to a service are
+checked as ``iam:PassRole`` after the action itself, as AWS does.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlmodel import Session, col, select
+
+from emustudio.authz.catalog import Catalog, Denied, Plan
+from emustudio.aws.errors import AwsError
+from emustudio.context import Principal, RequestContext
+from emustudio.iam import AuthzRequest, Policy, PolicySet, deny_message, evaluate, parse_policy
+from emustudio.iam.keys import merge_contexts, tag_context
+from emustudio.store import Store
+from emustudio.store.tables import Tag
+
+_PRINCIPAL_TYPES = {"Root": "Account", "IAMUser": "User", "AssumedRole": "AssumedRole"}
+
+
+class PolicySource(Protocol):
+    """Where a principal's policies and tags come from (the IAM service)."""
+
+    async def identity_policy_set(self, principal: Principal) -> tuple[list[Policy], Policy | None]:
+        """The identity-based policies and the permissions boundary of ``principal``."""
+        ...
+
+    async def principal_tags(self, principal: Principal) -> dict[str, str]:
+        """``aws:PrincipalTag`` values: user tags, or role tags overridden by session tags."""
+        ...
+
+
+class AccessDenied(AwsError):
+    pass
+
+
+def refusal(denied: Denied, message: str) -> AccessDenied:
+    return AccessDenied(denied.message_prefix + message, code=denied.code, status=denied.status)
+
+
+class PolicyAuthorizer:
+    def __init__(
+        self,
+        store: Store,
+        policies: PolicySource,
+        *,
+        region: str,
+        account_id: str,
+        catalog: Catalog | None = None,
+    ) -> None:
+        self.store = store
+        self.policies = policies
+        self.region = region
+        self.account_id = account_id
+        self.catalog = catalog or Catalog.load()
+
+    async def authorize(self, ctx: RequestContext) -> None:
+        principal = ctx.principal
+        assert principal is not None and ctx.service is not None
+        plan = self.catalog.plan(
+            ctx.service.service_name,
+            ctx.operation_name,
+            ctx.params,
+            region=self.region,
+            account=self.account_id,
+            caller_user=principal.name if principal.kind == "IAMUser" else None,
+        )
+        if plan.exempt:
+            return
+        identity, boundary = await self.policies.identity_policy_set(principal)
+        session = (
+            [parse_policy(doc, "session") for doc in principal.session_policies]
+            if principal.session_policies
+            else None
+        )
+        policies = PolicySet(identity=identity, session=session, boundary=boundary)
+        base = merge_contexts(
+            self.principal_context(principal, await self.policies.principal_tags(principal)),
+            self.request_context(ctx),
+            plan.extra_context,
+        )
+        resource_tags = await self.resource_tags(plan)
+        for resource, rid in zip(plan.resources, plan.resource_ids, strict=True):
+            context = merge_contexts(
+                base,
+                tag_context(
+                    service=plan.service_prefix,
+                    resource_tags=resource_tags.get(rid or ""),
+                    request_tags=plan.request_tags,
+                ),
+            )
+            self.check(plan.action, resource, principal, context, policies, plan.denied)
+        for role_arn in plan.pass_roles:
+            context = merge_contexts(base, {"iam:PassedToService": plan.passed_to})
+            self.check("iam:PassRole", role_arn, principal, context, policies, plan.denied)
+
+    @staticmethod
+    def check(
+        action: str,
+        resource: str,
+        principal: Principal,
+        context: dict[str, object],
+        policies: PolicySet,
+        denied: Denied,
+    ) -> None:
+        decision = evaluate(AuthzRequest(action, resource, principal.arn, context), policies)
+        if not decision.allowed:
+            shown = "" if resource == "*" else resource
+            raise refusal(denied, deny_message(principal.arn, action, shown, decision))
+
+    def principal_context(self, p: Principal, tags: dict[str, str]) -> dict[str, object]:
+        context: dict[str, object] = {
+            "aws:userid": p.user_id,
+            "aws:PrincipalArn": p.issuer_arn or p.arn,
+            "aws:PrincipalAccount": p.account_id,
+            "aws:PrincipalType": _PRINCIPAL_TYPES.get(p.kind, p.kind),
+            "aws:SourceIdentity": p.source_identity,
+        }
+        if p.kind == "IAMUser":
+            context["aws:username"] = p.name
+        return merge_contexts(context, tag_context(principal_tags=tags))
+
+    def request_context(self, ctx: RequestContext) -> dict[str, object]:
+        now = datetime.now(UTC)
+        return {
+            "aws:CurrentTime": now,
+            "aws:EpochTime": int(now.timestamp()),
+            "aws:SecureTransport": False,
+            "aws:SourceIp": getattr(ctx.http, "remote_ip", "127.0.0.1"),
+            "aws:RequestedRegion": ctx.region,
+        }
+
+    async def resource_tags(self, plan: Plan) -> dict[str, dict[str, str]]:
+        ids = [rid for rid in plan.resource_ids if rid]
+        if not ids:
+            return {}
+
+        def read(session: Session) -> dict[str, dict[str, str]]:
+            out: dict[str, dict[str, str]] = {rid: {} for rid in ids}
+            rows = session.exec(select(Tag).where(col(Tag.resource_id).in_(ids)))
+            for tag in rows:
+                out[tag.resource_id][tag.key] = tag.value
+            return out
+
+        return await self.store.tx(read)
