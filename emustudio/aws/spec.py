@@ -16,7 +16,7 @@ from botocore.model import OperationModel, ServiceModel
 DATA_PATH = Path(__file__).parent / "data"
 
 # The services the gateway answers, by botocore service name.
-SERVICES = ("emr", "ec2", "iam", "sts")
+SERVICES = ("emr", "ec2", "iam", "sts", "cloudtrail")
 
 
 @cache
@@ -24,10 +24,26 @@ def _loader() -> Loader:
     return Loader(extra_search_paths=[str(DATA_PATH)])
 
 
+# Supplemental models whose operations the gateway serves as part of another service: the
+# Workspace ("editor") operations share EMR's signing name and target prefix, so a request for
+# ``ElasticMapReduce.CreateEditor`` reaches the EMR service like any EMR operation.
+SUPPLEMENTS: dict[str, tuple[str, ...]] = {"emr": ("emr-studio",)}
+
+
 @cache
 def load_service(name: str) -> ServiceModel:
-    """The service model botocore (with our data path) would use for ``name``."""
-    model = _loader().load_service_model(name, "service-2")
+    """The model of ``name`` as the gateway serves it: botocore's, plus its supplements."""
+    model = dict(_loader().load_service_model(name, "service-2"))
+    for extra_name in SUPPLEMENTS.get(name, ()):
+        extra = _loader().load_service_model(extra_name, "service-2")
+        clash = set(extra["operations"]) & set(model["operations"])
+        if clash:
+            raise ValueError(f"{extra_name} redefines {name} operations: {sorted(clash)}")
+        model["operations"] = {**model["operations"], **extra["operations"]}
+        shapes = dict(model["shapes"])
+        for shape_name, shape in extra["shapes"].items():
+            shapes.setdefault(shape_name, shape)
+        model["shapes"] = shapes
     return ServiceModel(model, service_name=name)
 
 
