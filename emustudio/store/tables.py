@@ -92,3 +92,39 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(primary_key=True)
     value: str
+
+
+class Editor(SQLModel, table=True):
+    """A Workspace (an EMR "editor"). ``token`` is its JupyterLab token: only the gateway has it.
+
+    ``endpoint`` is ``host:port`` of its JupyterLab while a container runs; ``previous_zones``
+    the Availability Zones it ran in, newest last (a restart moves it elsewhere).
+    """
+
+    id: str = Field(primary_key=True)
+    region: str = Field(index=True)
+    studio_id: str = Field(index=True)
+    name: str
+    description: str | None = None
+    status: str
+    status_reason: str | None = None
+    s3_location: str
+    subnet_id: str | None = None
+    availability_zone: str | None = None
+    attached_cluster_id: str | None = None
+    created_by: str
+    token: str
+    endpoint: str | None = None
+    previous_zones: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    client_token: str | None = Field(default=None, index=True)
+    created_at: float = Field(index=True)
+    last_modified_at: float
+    last_backup_at: float | None = None
+
+
+class ZoneState(SQLModel, table=True):
+    """An Availability Zone an operator marked failed (absent: healthy)."""
+
+    name: str = Field(primary_key=True)
+    region: str
+    failed_at: float

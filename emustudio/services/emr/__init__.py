@@ -1,10 +1,11 @@
 """EMR: Studios, their session mappings and tags."""
 
+from emustudio.services.emr.editors import EditorOperations
 from emustudio.services.emr.session_mappings import SessionMappingOperations
 from emustudio.services.emr.studios import StudioOperations
 
 
-class EmrService(StudioOperations, SessionMappingOperations):
+class EmrService(StudioOperations, SessionMappingOperations, EditorOperations):
     """The EMR operations emustudio answers; everything else in the model is NotImplemented."""
 
 
