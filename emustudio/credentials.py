@@ -14,6 +14,10 @@ class CredentialSource(ABC):
     def lookup(self, access_key_id: str) -> tuple[Credential, Principal] | None:
         """The credential and its principal, or None when this source does not know the key."""
 
+    def record_use(self, access_key_id: str, service: str, region: str) -> None:  # noqa: B027
+        """Note that the key signed an accepted request (IAM's GetAccessKeyLastUsed); most
+        sources keep no such record, so the default does nothing."""
+
 
 class RootCredentials(CredentialSource):
     def __init__(self, access_key_id: str, secret_access_key: str, account_id: str) -> None:
@@ -45,3 +49,7 @@ class Credentials:
             if found is not None:
                 return found
         return None
+
+    def record_use(self, access_key_id: str, service: str, region: str) -> None:
+        for source in self.sources:
+            source.record_use(access_key_id, service, region)

@@ -6,9 +6,9 @@ An API call runs these steps in order, each a small function of the :class:`Requ
 
 A step that raises an ``AwsError`` ends the chain; the finalizers then always run:
 
-    serialize
+    audit (CloudTrail, when the gateway has an auditor) -> serialize
 
-(CloudTrail's audit step joins the finalizers with the IAM issue.) Nothing else in the gateway
+Nothing else in the gateway
 turns a request into a response, so every answer, error or not, has the protocol's wire form.
 """
 
@@ -22,10 +22,11 @@ from typing import Protocol
 
 from botocore.model import ServiceModel
 
+from emustudio.audit import Auditor
 from emustudio.aws import spec
 from emustudio.aws.errors import AwsError, InternalFailure
 from emustudio.aws.http import HttpRequest, HttpResponse
-from emustudio.aws.protocol import create_parser, create_serializer
+from emustudio.aws.protocol import create_parser, create_serializer, operation_from_request
 from emustudio.aws.sigv4 import AuthFailure, Credential, read_scope, verify
 from emustudio.context import Principal, RequestContext
 from emustudio.credentials import Credentials
@@ -37,6 +38,8 @@ Step = Callable[[RequestContext], Awaitable[None]]
 
 # Global services sign with us-east-1 whatever the client's region; regional ones must match.
 GLOBAL_SERVICES = frozenset({"iam", "sts"})
+# Operations AWS accepts unsigned: the request itself carries the caller's proof.
+UNSIGNED_OPERATIONS = {"sts": ("AssumeRoleWithSAML", "AssumeRoleWithWebIdentity")}
 
 
 class UnsupportedService(AwsError):
@@ -76,6 +79,7 @@ class Gateway:
     region: str
     account_id: str
     authorizer: Authorizer
+    auditor: Auditor | None = None
 
     def __post_init__(self) -> None:
         self.steps: list[Step] = [
@@ -86,6 +90,8 @@ class Gateway:
             self.dispatch,
         ]
         self.finalizers: list[Step] = [self.serialize]
+        if self.auditor is not None:
+            self.finalizers.insert(0, self.auditor.record)
 
     async def handle(self, http: HttpRequest) -> HttpResponse:
         ctx = RequestContext(
@@ -137,6 +143,12 @@ class Gateway:
             raise UnsupportedService(f"emustudio does not serve '{model.service_name}' yet.")
 
     async def authenticate(self, ctx: RequestContext) -> None:
+        assert ctx.service is not None
+        if read_scope(ctx.http) is None and (
+            operation_from_request(ctx.service, ctx.http)
+            in UNSIGNED_OPERATIONS.get(ctx.service.service_name, ())
+        ):
+            return  # the operation carries its own proof (a SAML assertion); no principal
         found: dict[str, Principal] = {}
 
         def lookup(access_key_id: str) -> Credential | None:
@@ -154,14 +166,14 @@ class Gateway:
                 f" {signed.region}."
             )
         ctx.principal = found[signed.access_key_id]
+        self.credentials.record_use(signed.access_key_id, signed.service, signed.region)
 
     async def parse(self, ctx: RequestContext) -> None:
         assert ctx.service is not None
         ctx.operation, ctx.params = create_parser(ctx.service).parse(ctx.http)
 
     async def authorize(self, ctx: RequestContext) -> None:
-        assert ctx.principal is not None
-        if not ctx.principal.is_root:
+        if ctx.principal is not None and not ctx.principal.is_root:
             await self.authorizer.authorize(ctx)
 
     async def dispatch(self, ctx: RequestContext) -> None:

@@ -7,13 +7,18 @@ from collections.abc import Awaitable, Callable
 
 from tornado import httpserver, web
 
+from emustudio.audit import Auditor
+from emustudio.authz import PolicyAuthorizer
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
-from emustudio.pipeline import Gateway, RootOnly
+from emustudio.pipeline import Gateway
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.networks import SubnetNetworks
+from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
+from emustudio.services.iam import IamCredentials, IamService
+from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
 from emustudio.web.aws_handler import AwsHandler, HealthHandler
 
@@ -48,23 +53,52 @@ class EmuStudio:
             page_size=settings.list_page_size,
             max_studios=settings.max_studios,
         )
+        self.cloudtrail = CloudTrailService(
+            self.store, region=settings.region, account_id=settings.account_id
+        )
+        self.auditor = Auditor(self.store, region=settings.region, account_id=settings.account_id)
+        self.iam_credentials = IamCredentials()
+        self.iam = IamService(
+            self.store, account_id=settings.account_id, credentials=self.iam_credentials
+        )
+        self.sts_credentials = StsCredentials()
+        self.sts = StsService(
+            self.store,
+            self.iam,
+            account_id=settings.account_id,
+            region=settings.region,
+            credentials=self.sts_credentials,
+        )
         self.credentials = Credentials(
             [
                 RootCredentials(
                     settings.access_key_id, settings.secret_access_key, settings.account_id
-                )
+                ),
+                self.iam_credentials,
+                self.sts_credentials,
             ]
         )
         self.gateway = Gateway(
-            services={"emr": self.emr, "ec2": self.ec2},
+            services={
+                "emr": self.emr,
+                "ec2": self.ec2,
+                "cloudtrail": self.cloudtrail,
+                "iam": self.iam,
+                "sts": self.sts,
+            },
             credentials=self.credentials,
             region=settings.region,
             account_id=settings.account_id,
-            authorizer=RootOnly(),
+            authorizer=PolicyAuthorizer(
+                self.store, self.iam, region=settings.region, account_id=settings.account_id
+            ),
+            auditor=self.auditor,
         )
         self.http_server: httpserver.HTTPServer | None = None
         self.startup: list[Callable[[], Awaitable[None]]] = [
             self.open_store,
+            self.load_iam,
+            self.load_sts,
             self.connect_docker,
             self.reconcile_networks,
             self.ensure_default_vpc,
@@ -96,6 +130,12 @@ class EmuStudio:
     async def open_store(self) -> None:
         await self.store.tx(lambda session: None)
         self.store.create_all()
+
+    async def load_iam(self) -> None:
+        await self.iam.load()
+
+    async def load_sts(self) -> None:
+        await self.sts.load()
 
     async def connect_docker(self) -> None:
         if not await self.docker.ping():

@@ -15,6 +15,7 @@ class HttpRequest:
 
     ``headers`` keys are lower-cased. ``path`` is the raw path without the query string;
     ``query`` is the parsed query string (every value a list, blank values kept).
+    ``remote_ip`` is the peer's address (CloudTrail's ``sourceIPAddress``).
     """
 
     method: str
@@ -24,10 +25,16 @@ class HttpRequest:
     query: dict[str, list[str]] = field(default_factory=dict)
     raw_query: str = ""
     host: str = "localhost"
+    remote_ip: str = "127.0.0.1"
 
     @classmethod
     def build(
-        cls, method: str, url: str, headers: dict[str, str], body: bytes = b""
+        cls,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes = b"",
+        remote_ip: str = "127.0.0.1",
     ) -> HttpRequest:
         """Make a request from a URL (path and query) and headers in any case."""
         parts = urlsplit(url)
@@ -40,6 +47,7 @@ class HttpRequest:
             query=parse_qs(parts.query, keep_blank_values=True),
             raw_query=parts.query,
             host=lowered.get("host", parts.netloc or "localhost"),
+            remote_ip=remote_ip,
         )
 
     def header(self, name: str, default: str = "") -> str:

@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 # Importing the table modules registers them with SQLModel's metadata.
+from emustudio.store import audit_tables as _audit_tables  # noqa: F401
+from emustudio.store import iam_tables as _iam_tables  # noqa: F401
 from emustudio.store import tables as _tables  # noqa: F401
 
 T = TypeVar("T")

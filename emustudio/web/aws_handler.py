@@ -41,6 +41,7 @@ class AwsHandler(web.RequestHandler):
             self.request.uri or "/",
             dict(self.request.headers.get_all()),
             b"".join(self.chunks),
+            remote_ip=self.request.remote_ip or "127.0.0.1",
         )
         if self.size > self.max_request_bytes:
             response = self.gateway.reject(

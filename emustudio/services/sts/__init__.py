@@ -1,0 +1,45 @@
+"""STS: caller identity, role sessions (``AssumeRole``, ``AssumeRoleWithSAML``) and session
+tokens; temporary credentials persist in the store and are served from memory by
+:class:`StsCredentials`. Call :meth:`StsService.load` once at start-up."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, delete, select
+
+from emustudio.aws.sigv4 import Credential
+from emustudio.context import Principal
+from emustudio.services.sts.assume import AssumeRoleOperations
+from emustudio.services.sts.credentials import (
+    EXPIRED_KEPT_SECONDS,
+    StsCredentials,
+    principal_from_json,
+)
+from emustudio.services.sts.saml import SamlAssertion, SamlOperations, SamlVerifier
+from emustudio.store.iam_tables import StsSession
+
+
+class StsService(AssumeRoleOperations, SamlOperations):
+    """The STS operations emustudio answers; everything else in the model is NotImplemented."""
+
+    async def load(self) -> None:
+        """Start-up: forget sessions expired more than a day ago; cache the others."""
+        cutoff = self.credentials.clock() - EXPIRED_KEPT_SECONDS
+
+        def read(session: Session) -> list[tuple[Credential, Principal]]:
+            session.exec(delete(StsSession).where(col(StsSession.expiration) < cutoff))
+            out = []
+            for row in session.exec(select(StsSession)):
+                principal = principal_from_json(row.access_key_id, row.principal)
+                credential = Credential(
+                    row.access_key_id,
+                    row.secret,
+                    row.session_token,
+                    principal.session_expires,
+                )
+                out.append((credential, principal))
+            return out
+
+        self.credentials.load(await self.store.tx(read))
+
+
+__all__ = ["SamlAssertion", "SamlVerifier", "StsCredentials", "StsService"]

@@ -1,0 +1,267 @@
+"""``AssumeRoleWithSAML``: a verified SAML assertion becomes a role session.
+
+Verifying the assertion (signature, audience, time window, the provider's certificate) belongs to
+sign-in; this module starts from the verified facts (:class:`SamlAssertion`). The wire operation
+uses :attr:`SamlOperations.saml_verifier` when one is set and otherwise answers
+``InvalidIdentityToken``.
+
+From the facts, as AWS documents for SAML federation:
+
+* the role's trust policy must allow ``sts:AssumeRoleWithSAML`` for ``Federated`` = the
+  provider's ARN, under the ``saml:`` condition keys (``saml:aud``, ``saml:sub``,
+  ``saml:sub_type``, ``saml:iss``, ``saml:namequalifier`` and attribute keys such as
+  ``saml:uid``); session tags need ``sts:TagSession``, a source identity
+  ``sts:SetSourceIdentity``;
+* attributes ``https://aws.amazon.com/SAML/Attributes/RoleSessionName`` (required),
+  ``.../PrincipalTag:<Key>`` (session tags), ``.../TransitiveTagKeys``, ``.../SourceIdentity``
+  and ``.../SessionDuration`` (used when ``DurationSeconds`` is not given);
+* ``NameQualifier`` is ``base64(sha1(issuer + account id + "/" + provider name))``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from emustudio.context import Principal, RequestContext
+from emustudio.iam import AuthzRequest, evaluate_trust, tag_context
+from emustudio.services.base import operation
+from emustudio.services.iam.identity import parsed
+from emustudio.services.sts.common import (
+    AccessDenied,
+    InvalidIdentityToken,
+    StsBase,
+    ValidationError,
+    check_tags,
+)
+
+ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/"
+ROLE_SESSION_NAME = ATTRIBUTE + "RoleSessionName"
+PRINCIPAL_TAG = ATTRIBUTE + "PrincipalTag:"
+TRANSITIVE_TAG_KEYS = ATTRIBUTE + "TransitiveTagKeys"
+SOURCE_IDENTITY = ATTRIBUTE + "SourceIdentity"
+SESSION_DURATION = ATTRIBUTE + "SessionDuration"
+
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+
+# Attribute names (friendly or OID) that IAM exposes as saml: condition keys.
+_SAML_KEYS = {
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.1": "edupersonaffiliation",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.2": "edupersonnickname",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.3": "edupersonorgdn",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.4": "edupersonorgunitdn",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.5": "edupersonprimaryaffiliation",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.6": "edupersonprincipalname",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.7": "edupersonentitlement",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.9": "edupersonscopedaffiliation",
+    "urn:oid:1.3.6.1.4.1.5923.1.1.1.10": "edupersontargetedid",
+    "urn:oid:2.5.4.3": "cn",
+    "urn:oid:2.5.4.4": "sn",
+    "urn:oid:2.5.4.42": "givenName",
+    "urn:oid:2.5.4.10": "o",
+    "urn:oid:2.5.4.11": "ou",
+    "urn:oid:2.5.4.12": "title",
+    "urn:oid:0.9.2342.19200300.100.1.1": "uid",
+    "urn:oid:0.9.2342.19200300.100.1.3": "mail",
+    "urn:oid:2.16.840.1.113730.3.1.241": "displayName",
+}
+_FRIENDLY = {name.lower(): name for name in _SAML_KEYS.values()}
+
+
+@dataclass(frozen=True)
+class SamlAssertion:
+    """The facts of a SAML response whose signature and conditions were verified."""
+
+    subject: str
+    audience: str
+    issuer: str
+    attributes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    subject_type: str = "persistent"
+    not_on_or_after: datetime | None = None
+
+
+SamlVerifier = Callable[[str, str, str], Awaitable[SamlAssertion]]
+"""``(base64 SAMLResponse, provider arn, provider metadata XML) -> facts``; raises AwsError."""
+
+
+def name_qualifier(issuer: str, account_id: str, provider_name: str) -> str:
+    digest = hashlib.sha1((issuer + account_id + "/" + provider_name).encode()).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def saml_context(facts: SamlAssertion, qualifier: str, account_id: str) -> dict[str, object]:
+    context: dict[str, object] = {
+        "saml:aud": facts.audience,
+        "saml:sub": facts.subject,
+        "saml:sub_type": facts.subject_type,
+        "saml:iss": facts.issuer,
+        "saml:namequalifier": qualifier,
+        "aws:PrincipalAccount": account_id,
+    }
+    for name, values in facts.attributes.items():
+        key = _SAML_KEYS.get(name) or _FRIENDLY.get(name.lower())
+        if key is not None and values:
+            context[f"saml:{key}"] = list(values) if len(values) > 1 else values[0]
+    return context
+
+
+class SamlOperations(StsBase):
+    saml_verifier: SamlVerifier | None = None
+
+    @operation("AssumeRoleWithSAML")
+    async def assume_role_with_saml(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        provider_arn = params["PrincipalArn"]
+        if self.saml_verifier is None:
+            raise InvalidIdentityToken(
+                "The SAML assertion could not be verified: no SAML verifier is configured in"
+                " this emustudio gateway."
+            )
+        provider = await self.iam.get_saml_provider(provider_arn)
+        if provider is None:
+            raise InvalidIdentityToken(f"SAML provider {provider_arn} does not exist.")
+        facts = await self.saml_verifier(
+            params["SAMLAssertion"], provider_arn, provider.metadata_document
+        )
+        return await self.assume_role_with_saml_assertion(
+            role_arn=params["RoleArn"],
+            provider_arn=provider_arn,
+            attributes=facts.attributes,
+            subject=facts.subject,
+            audience=facts.audience,
+            issuer=facts.issuer,
+            subject_type=facts.subject_type,
+            duration_seconds=params.get("DurationSeconds"),
+            policy=params.get("Policy"),
+            policy_arns=params.get("PolicyArns") or (),
+            not_on_or_after=facts.not_on_or_after,
+        )
+
+    async def assume_role_with_saml_assertion(
+        self,
+        *,
+        role_arn: str,
+        provider_arn: str,
+        attributes: Mapping[str, Sequence[str]],
+        subject: str,
+        audience: str,
+        duration_seconds: int | None,
+        policy: str | None = None,
+        policy_arns: Sequence[Mapping[str, Any]] = (),
+        issuer: str = "",
+        subject_type: str = "persistent",
+        not_on_or_after: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The core of ``AssumeRoleWithSAML`` for an already verified assertion.
+
+        Returns the operation's output shape (``Credentials``, ``AssumedRoleUser``,
+        ``Subject``...). Raises ``AccessDenied`` when the role does not exist or its trust
+        policy does not let the provider's users in, ``ValidationError`` for a bad duration,
+        ``InvalidIdentityToken`` for a missing/invalid ``RoleSessionName`` attribute or an
+        unknown provider.
+        """
+        provider = await self.iam.get_saml_provider(provider_arn)
+        if provider is None:
+            raise InvalidIdentityToken(f"SAML provider {provider_arn} does not exist.")
+        facts = SamlAssertion(subject, audience, issuer, attributes, subject_type, not_on_or_after)
+
+        names = list(attributes.get(ROLE_SESSION_NAME) or [])
+        if not names or not _SESSION_NAME.fullmatch(names[0]):
+            raise InvalidIdentityToken(
+                f"The SAML assertion needs a {ROLE_SESSION_NAME} attribute of 2 to 64"
+                " characters from [\\w+=,.@-]."
+            )
+        session_name = names[0]
+        raw_tags = [
+            {"Key": name[len(PRINCIPAL_TAG) :], "Value": values[0] if values else ""}
+            for name, values in attributes.items()
+            if name.startswith(PRINCIPAL_TAG)
+        ]
+        transitive = list(attributes.get(TRANSITIVE_TAG_KEYS) or [])
+        tags = check_tags(raw_tags, transitive)
+        source_values = list(attributes.get(SOURCE_IDENTITY) or [])
+        source_identity = source_values[0] if source_values else None
+
+        policies = await self.session_policies(policy, policy_arns)
+        packed = self.packed_size(policies, tags)
+
+        role = await self.iam.get_role(role_arn)
+        denied = AccessDenied("Not authorized to perform sts:AssumeRoleWithSAML")
+        if role is None:
+            raise denied
+        qualifier = name_qualifier(issuer, self.account_id, provider.name)
+        context = saml_context(facts, qualifier, self.account_id)
+        if tags:
+            context.update(tag_context(request_tags=tags))
+        if transitive:
+            context["sts:TransitiveTagKeys"] = transitive
+        if source_identity:
+            context["sts:SourceIdentity"] = source_identity
+        trust = parsed(role.trust_policy, "trust").named(f"trust policy of role/{role.name}")
+        actions = ["sts:AssumeRoleWithSAML"]
+        if tags:
+            actions.append("sts:TagSession")
+        if source_identity:
+            actions.append("sts:SetSourceIdentity")
+        for action in actions:
+            request = AuthzRequest(action, role_arn, provider_arn, context)
+            if not evaluate_trust(request, trust, {"Federated": [provider_arn]}).allowed:
+                raise denied
+
+        duration = duration_seconds
+        if duration is None:
+            configured = list(attributes.get(SESSION_DURATION) or [])
+            duration = int(configured[0]) if configured and configured[0].isdigit() else 3600
+            duration = max(900, min(duration, role.max_session_duration))
+        if duration > role.max_session_duration:
+            raise ValidationError(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+            )
+        assumed_arn = self.assumed_role_arn(role, session_name)
+        role_full_arn = self.iam.role_arn(role)
+
+        def make(key_id: str, expires: datetime) -> Principal:
+            return Principal(
+                kind="AssumedRole",
+                arn=assumed_arn,
+                account_id=self.account_id,
+                access_key_id=key_id,
+                name=session_name,
+                user_id=f"{role.id}:{session_name}",
+                session_name=session_name,
+                issuer_arn=role_full_arn,
+                issuer_id=role.id,
+                session_policies=policies.documents,
+                session_tags=tags,
+                transitive_tag_keys=tuple(transitive),
+                source_identity=source_identity,
+                session_expires=expires,
+                federated=True,
+            )
+
+        issued = await self.issue(
+            make,
+            duration,
+            role_id=role.id,
+            not_after=not_on_or_after.timestamp() if not_on_or_after else None,
+        )
+        out: dict[str, Any] = {
+            "Credentials": issued.credentials_shape(),
+            "AssumedRoleUser": {"AssumedRoleId": f"{role.id}:{session_name}", "Arn": assumed_arn},
+            "Subject": subject,
+            "SubjectType": subject_type,
+            "Issuer": issuer,
+            "Audience": audience,
+            "NameQualifier": qualifier,
+        }
+        if packed is not None:
+            out["PackedPolicySize"] = packed
+        if source_identity:
+            out["SourceIdentity"] = source_identity
+        return out
