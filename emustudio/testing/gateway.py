@@ -65,6 +65,9 @@ class GatewayProcess:
             EMUSTUDIO_REGION=self.region,
             EMUSTUDIO_ACCESS_KEY_ID=ROOT_KEY,
             EMUSTUDIO_SECRET_ACCESS_KEY=ROOT_SECRET,
+            # Test sessions share the Docker host with each other and with a running
+            # `emustudio up`: a subnet whose CIDR is taken goes elsewhere instead of failing.
+            EMUSTUDIO_NETWORK_REMAP="true",
         )
         env.update(self.extra_env)
         return env

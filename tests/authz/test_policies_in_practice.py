@@ -19,6 +19,9 @@ from botocore.exceptions import ClientError
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, make_studio_network, studio_args
 
+# Every refusal provoked here must show up in CloudTrail (see conftest.py).
+pytestmark = pytest.mark.usefixtures("denied_calls_are_audited")
+
 POLICIES = Path(__file__).parents[1] / "iam" / "policies"
 ACCOUNT = "000000000000"
 
