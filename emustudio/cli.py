@@ -8,9 +8,12 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from emustudio.config import Settings
+from emustudio.runtime.docker_executor import DockerExecutor
+from emustudio.runtime.images import ImageBuildError, Images
 from emustudio.runtime.networks import CidrConflict
 from emustudio.server import EmuStudio, StartupError
 
@@ -52,6 +55,52 @@ async def _up(settings: Settings) -> int:
     return 0
 
 
+async def _images(settings: Settings, action: str, force: bool) -> int:
+    docker = DockerExecutor(settings.docker_url)
+    images = Images.from_settings(docker, settings)
+    started = time.monotonic()
+    try:
+        if action == "bootstrap":
+            tag = await images.bootstrap(force=force)
+        else:
+            tag = await images.build_workspace(force=force)
+    except ImageBuildError as exc:
+        print(f"emustudio: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        docker.close()
+    print(f"{tag} ready ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def _az(settings: Settings, action: str, zone: str) -> int:
+    """Tell the running gateway, through its operator API, to fail or restore a zone."""
+    import boto3
+    import botocore.session
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from emustudio.aws.spec import DATA_PATH
+
+    session = botocore.session.get_session()
+    session.get_component("data_loader").search_paths.insert(0, str(DATA_PATH))
+    client = boto3.Session(botocore_session=session).client(
+        "emustudio",
+        endpoint_url=settings.endpoint_url,
+        region_name=settings.region,
+        aws_access_key_id=settings.access_key_id,
+        aws_secret_access_key=settings.secret_access_key,
+    )
+    call = client.fail_availability_zone if action == "fail" else client.restore_availability_zone
+    try:
+        result = call(ZoneName=zone)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"emustudio: {exc}", file=sys.stderr)
+        return 1
+    touched = ", ".join(result.get("Workspaces", [])) or "none"
+    print(f"{result['ZoneName']} is {result['State']}; Workspaces affected: {touched}")
+    return 0
+
+
 def _config(settings: Settings) -> int:
     for env, default, help_text in Settings.describe():
         print(f"{env:34} {default:28} {help_text}")
@@ -68,12 +117,30 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--port", type=int)
     up.add_argument("--data-dir", type=Path)
     commands.add_parser("config", help="list every setting with its default")
+    images = commands.add_parser("images", help="make the Workspace image")
+    image_actions = images.add_subparsers(dest="images_command", required=True)
+    image_actions.add_parser(
+        "bootstrap", help="make emustudio/base:bookworm from the Debian mirror (no registry)"
+    )
+    image_actions.add_parser(
+        "build", help="build the Workspace image (bootstraps its base when none is available)"
+    )
+    for action in image_actions.choices.values():
+        action.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    az = commands.add_parser("az", help="rehearse an Availability Zone outage")
+    az_actions = az.add_subparsers(dest="az_command", required=True)
+    for verb, text in (("fail", "mark a zone impaired"), ("restore", "end its outage")):
+        az_actions.add_parser(verb, help=text).add_argument("zone", help="e.g. us-east-1a")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = _settings(args)
+    if args.command == "images":
+        return asyncio.run(_images(settings, args.images_command, args.force))
+    if args.command == "az":
+        return _az(settings, args.az_command, args.zone)
     if args.command == "up":
         return asyncio.run(_up(settings))
     return _config(settings)

@@ -10,6 +10,7 @@ and the resulting frozen object is passed down.
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import types
 from collections.abc import Mapping
@@ -61,6 +62,46 @@ class Settings:
     )
     list_page_size: int = _setting(50, "Items per page of EMR List* operations.")
     max_studios: int = _setting(100, "Studios per account (the AWS service quota).")
+    workspace_idle_timeout: float = _setting(
+        3600.0, "Seconds without use after which a Workspace is stopped (0: never)."
+    )
+    workspace_image: str | None = _setting(
+        None, "Image of Workspace containers; default emustudio/workspace:<version>."
+    )
+    workspace_base_image: str = _setting(
+        "python:3.11-slim-bookworm",
+        "Base of the Workspace image; when absent and not pullable, emustudio/base:bookworm"
+        " is bootstrapped from debian_mirror instead.",
+    )
+    workspace_base_pull: bool = _setting(
+        False,
+        "Try to pull workspace_base_image from its registry when it is not present locally"
+        " (off by default: emustudio assumes no registry; a locally present image is used).",
+    )
+    debian_mirror: str = _setting(
+        "http://deb.debian.org/debian", "Debian mirror for `emustudio images bootstrap`."
+    )
+    workspace_memory: str = _setting("2g", "Memory limit of a Workspace container (Docker units).")
+    workspace_cpus: float = _setting(1.0, "CPUs of a Workspace container (may be fractional).")
+    workspace_start_timeout: float = _setting(
+        120.0, "Seconds a Workspace container may take to become healthy before start fails."
+    )
+    workspace_stop_timeout: int = _setting(
+        5, "Seconds a Workspace server gets to shut down on stop before it is killed."
+    )
+    workspace_health_interval: float | None = _setting(
+        None,
+        "Seconds between health checks of a Workspace (default the image's, 2). A Workspace is"
+        " ready at its first passing check; each check costs about 50 ms of CPU.",
+    )
+    cookie_secret: str | None = _setting(
+        None,
+        "Key that signs the Studio sign-in cookies; default generated once and kept in"
+        " data_dir/cookie-secret, so sessions outlive a gateway restart.",
+    )
+    session_hours: float = _setting(
+        12.0, "Hours a Studio sign-in lasts (AWS console sessions of IAM users last 12)."
+    )
 
     @property
     def sqlite_path(self) -> Path:
@@ -89,6 +130,20 @@ class Settings:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         value = secrets.token_hex(4)
         path.write_text(value + "\n")
+        return value
+
+    def resolved_cookie_secret(self) -> str:
+        """The cookie-signing key: configured, or created once and kept in data_dir (mode 600)."""
+        if self.cookie_secret:
+            return self.cookie_secret
+        path = self.data_dir / "cookie-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
         return value
 
     @classmethod

@@ -138,12 +138,14 @@ class GatewayProcess:
         return env
 
     def purge_docker(self) -> None:
-        """Remove every Docker object labelled with this instance id."""
+        """Remove every Docker container and network labelled with this instance id."""
         client = docker.from_env()
+        label = {"label": [f"emustudio.instance={self.instance_id}"]}
         try:
-            for network in client.networks.list(
-                filters={"label": [f"emustudio.instance={self.instance_id}"]}
-            ):
+            # Containers first: a network with Workspaces attached cannot go.
+            for container in client.containers.list(all=True, filters=label):
+                container.remove(force=True)
+            for network in client.networks.list(filters=label):
                 network.remove()
         finally:
             client.close()

@@ -16,7 +16,7 @@ from emustudio.services.ec2.subnets import SubnetOperations, spec_of
 from emustudio.services.ec2.tags import TagOperations
 from emustudio.services.ec2.vpcs import DEFAULT_VPC_CIDR, VpcOperations
 from emustudio.services.ec2.zones import zones
-from emustudio.store.tables import Meta, Subnet
+from emustudio.store.tables import Meta, Subnet, ZoneState
 
 __all__ = ["Ec2Error", "Ec2Service"]
 
@@ -32,6 +32,11 @@ class Ec2Service(VpcOperations, SubnetOperations, SecurityGroupOperations, TagOp
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
         found = zones(self.region)
+        impaired = await self.store.tx(
+            lambda s: {
+                z.name for z in s.exec(select(ZoneState).where(ZoneState.region == self.region))
+            }
+        )
         for key, attr in (("ZoneNames", "name"), ("ZoneIds", "zone_id")):
             for wanted in params.get(key) or []:
                 if wanted not in {getattr(z, attr) for z in found}:
@@ -50,7 +55,7 @@ class Ec2Service(VpcOperations, SubnetOperations, SecurityGroupOperations, TagOp
                 "zone-name": lambda z: [z.name],
                 "zone-id": lambda z: [z.zone_id],
                 "region-name": lambda z: [z.region],
-                "state": lambda z: ["available"],
+                "state": lambda z: ["impaired" if z.name in impaired else "available"],
                 "zone-type": lambda z: ["availability-zone"],
                 "group-name": lambda z: [z.region],
                 "opt-in-status": lambda z: ["opt-in-not-required"],
@@ -62,9 +67,13 @@ class Ec2Service(VpcOperations, SubnetOperations, SecurityGroupOperations, TagOp
                 {
                     "ZoneName": z.name,
                     "ZoneId": z.zone_id,
-                    "State": "available",
+                    "State": "impaired" if z.name in impaired else "available",
                     "OptInStatus": "opt-in-not-required",
-                    "Messages": [],
+                    "Messages": (
+                        [{"Message": "This Availability Zone is impaired (an emustudio outage)."}]
+                        if z.name in impaired
+                        else []
+                    ),
                     "RegionName": z.region,
                     "GroupName": z.region,
                     "NetworkBorderGroup": z.region,

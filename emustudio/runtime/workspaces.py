@@ -1,0 +1,800 @@
+"""Workspace containers: one JupyterLab server per EMR Studio Workspace.
+
+:class:`WorkspaceRuntime` is the contract the Workspace service codes against (JupyterHub's
+Spawner, reduced: ``start`` returns only once the server answers, ``state`` is ``poll``, ``adopt``
+replaces ``load_state``); :class:`DockerWorkspaces` implements it on Docker.
+
+States of a Workspace container (:class:`Phase`), and what moves it::
+
+                    start()                      health: healthy
+      ABSENT ───────────────▶ CREATED ──▶ STARTING ───────────────▶ HEALTHY
+        ▲                                   │                        │   ▲
+        │     start fails: the server       │ die, health:           │   │ health: healthy
+        │     exits, turns unhealthy or     │ unhealthy, or          ▼   │
+        ├──── misses start_timeout; the ◀───┘ start_timeout       UNHEALTHY
+        │     container is removed and                               │
+        │     WorkspaceStartError says why                           │ die (crash, OOM kill)
+        │                                                            ▼
+        └────────────────────── stop(): from any phase ◀────────── EXITED
+
+* ``start(spec)`` is idempotent: a HEALTHY container started from the same spec is returned as
+  is, a STARTING one is waited for, anything else under the Workspace's name (exited, created,
+  unhealthy, or started from a different spec) is replaced.
+* ``stop(workspace_id)`` gives the server ``stop_timeout`` seconds to shut down (SIGTERM), then
+  removes the container; a missing container, or one already being removed, counts as done.
+  A ``start`` still waiting for that container fails with reason ``stopped``.
+* ``adopt()`` lists this gateway's Workspace containers after a restart, from their labels.
+* ``disconnect(workspace_id)`` / ``reconnect(workspace_id)`` take a running container off its
+  subnet network and put it back (an AZ outage and its end); the phase does not change, the
+  endpoint is None while disconnected.
+
+Readiness comes from the container's own signal, not from polling: the image's Docker health
+check (``GET <base_url>emustudio/ready`` inside the container, see compose/workspace/
+healthcheck.py) turns the container healthy, and dockerd announces it as a ``health_status``
+event.  The runtime keeps one events stream for all its containers (opened through the
+:class:`DockerExecutor`, read by one daemon thread, dispatched to waiters on the event loop),
+and a waiter re-inspects its container on each of its events, so the inspect result, never the
+event text, decides.  If the stream breaks (dockerd restart), waiters re-open it and re-inspect,
+so nothing is missed.
+
+Each container is named ``emustudio-<instance>-<workspace id>``, labelled
+``emustudio.instance``, ``emustudio.kind`` (``workspace``), ``emustudio.workspace-id``,
+``emustudio.studio-id``, ``emustudio.subnet-id``, ``emustudio.network`` and ``emustudio.spec``
+(a hash of its spec),
+attached to its subnet's network only (no default bridge), publishes no port (the gateway, the
+Studio's ENI, reaches it at its address on the subnet network), has the spec's memory and CPU
+limits, runs under Docker's init, with no capabilities and no new privileges, and is never
+restarted by Docker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import hashlib
+import json
+import logging
+import re
+import threading
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+
+from emustudio.runtime.docker_executor import DockerExecutor
+from emustudio.runtime.networks import L_INSTANCE, L_KIND, L_SUBNET_ID, LABEL
+
+if TYPE_CHECKING:
+    from emustudio.config import Settings
+
+__all__ = [
+    "JUPYTER_PORT",
+    "KIND_WORKSPACE",
+    "ContainerState",
+    "DockerWorkspaces",
+    "Phase",
+    "StartProgress",
+    "StartStep",
+    "WorkspaceEndpoint",
+    "WorkspaceRuntime",
+    "WorkspaceSpec",
+    "WorkspaceStartError",
+]
+
+log = logging.getLogger(__name__)
+
+KIND_WORKSPACE = "workspace"
+L_WORKSPACE_ID = f"{LABEL}.workspace-id"
+L_STUDIO_ID = f"{LABEL}.studio-id"
+L_SPEC = f"{LABEL}.spec"
+L_NETWORK = f"{LABEL}.network"
+JUPYTER_PORT = 8888
+
+# Environment the image reads (compose/workspace/jupyter_server_config.py); the spec's own env
+# cannot override these.
+ENV_TOKEN = "EMUSTUDIO_JUPYTER_TOKEN"
+ENV_BASE_URL = "EMUSTUDIO_BASE_URL"
+ENV_ALLOW_ORIGIN = "EMUSTUDIO_ALLOW_ORIGIN"
+ENV_WORKSPACE_ID = "EMUSTUDIO_WORKSPACE_ID"
+ENV_STUDIO_ID = "EMUSTUDIO_STUDIO_ID"
+
+_WORKSPACE_ID = re.compile(r"^e-[A-Z0-9]{25}$")
+# Generous: JVM and Spark threads count as pids too; this only stops runaway forks.
+_PIDS_LIMIT = 8192
+_LOG_TAIL = 20
+_EVENTS = ["start", "die", "destroy", "oom", "health_status"]
+
+
+class Phase(enum.StrEnum):
+    ABSENT = "absent"
+    CREATED = "created"
+    STARTING = "starting"
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"
+    EXITED = "exited"
+
+
+class StartStep(enum.StrEnum):
+    """Start progress, in order (pulling only for an image that is not present)."""
+
+    PULLING = "pulling"
+    CREATING = "creating"
+    STARTING = "starting"
+    WAITING = "waiting"
+    HEALTHY = "healthy"
+
+
+_STEP_PERCENT = {
+    StartStep.PULLING: 10,
+    StartStep.CREATING: 20,
+    StartStep.STARTING: 40,
+    StartStep.WAITING: 60,
+    StartStep.HEALTHY: 100,
+}
+
+
+@dataclass(frozen=True)
+class WorkspaceSpec:
+    """Everything a Workspace container is made from; the caller owns every value.
+
+    ``token`` is the JupyterLab token, random and known only to the gateway; ``network`` is the
+    subnet's Docker network (:attr:`SubnetNetwork.name`).  ``memory`` takes Docker's units
+    ("2g", "512m"); ``cpus`` may be fractional.
+    """
+
+    workspace_id: str
+    studio_id: str
+    subnet_id: str
+    network: str
+    token: str
+    image: str
+    memory: str = "2g"
+    cpus: float = 1.0
+    base_url: str = "/"
+    allow_origin: str = ""
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _WORKSPACE_ID.match(self.workspace_id):
+            raise ValueError(f"not a Workspace id: {self.workspace_id!r}")
+        if len(self.token) < 16:
+            raise ValueError("the Workspace token must have at least 16 characters")
+        if self.cpus <= 0:
+            raise ValueError("cpus must be positive")
+
+    def digest(self) -> str:
+        """A hash of the spec, kept as a label to tell whether a container matches it."""
+        data = {
+            **{k: v for k, v in self.__dict__.items() if k not in ("env", "token")},
+            "env": dict(sorted(self.env.items())),
+            "token": hashlib.sha256(self.token.encode()).hexdigest(),
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class WorkspaceEndpoint:
+    """Where the gateway reaches a Workspace's server: its address on the subnet network."""
+
+    ip: str
+    port: int = JUPYTER_PORT
+
+    def url(self, base_url: str = "/") -> str:
+        return f"http://{self.ip}:{self.port}{base_url}"
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """A Workspace container as Docker sees it now (``phase`` ABSENT: there is none)."""
+
+    workspace_id: str
+    phase: Phase
+    container_id: str | None = None
+    studio_id: str | None = None
+    subnet_id: str | None = None
+    endpoint: WorkspaceEndpoint | None = None
+    exit_code: int | None = None
+    oom_killed: bool = False
+    started_at: str | None = None
+
+
+@dataclass(frozen=True)
+class StartProgress:
+    """One step of a start, for the Workspace's progress stream (JupyterHub's progress events)."""
+
+    workspace_id: str
+    step: StartStep
+    message: str
+
+    @property
+    def progress(self) -> int:
+        return _STEP_PERCENT[self.step]
+
+
+ProgressCallback = Callable[[StartProgress], object]
+
+
+class WorkspaceStartError(RuntimeError):
+    """A Workspace container did not become healthy; its container has been removed.
+
+    ``reason`` is one of ``image`` (missing, not pullable, or without a health check),
+    ``network`` (the subnet network is gone), ``exited``, ``unhealthy``, ``timeout``,
+    ``stopped`` (stop() or someone else removed it meanwhile).  ``logs`` holds the last lines
+    the server wrote, when there was a server.
+    """
+
+    def __init__(self, workspace_id: str, reason: str, message: str, logs: str = "") -> None:
+        self.workspace_id = workspace_id
+        self.reason = reason
+        self.logs = logs
+        detail = f"\n--- last lines of the server's log ---\n{logs}" if logs else ""
+        super().__init__(f"Workspace {workspace_id}: {message}{detail}")
+
+
+class WorkspaceRuntime(ABC):
+    """Runs Workspace servers.  See the module docstring for the states and what moves them."""
+
+    @abstractmethod
+    async def start(
+        self, spec: WorkspaceSpec, progress: ProgressCallback | None = None
+    ) -> WorkspaceEndpoint:
+        """Start (or find running) the Workspace's server; return once it is healthy.
+
+        Raises :class:`WorkspaceStartError` (the container removed) when it cannot be.
+        """
+
+    @abstractmethod
+    async def wait_ready(
+        self, workspace_id: str, timeout: float | None = None
+    ) -> WorkspaceEndpoint:
+        """Wait until an existing (e.g. adopted, STARTING) container is healthy."""
+
+    @abstractmethod
+    async def stop(self, workspace_id: str) -> None:
+        """Stop and remove the Workspace's container; done if there is none."""
+
+    @abstractmethod
+    async def state(self, workspace_id: str) -> ContainerState:
+        """The Workspace container's current state (phase ABSENT if there is none)."""
+
+    @abstractmethod
+    async def adopt(self) -> list[ContainerState]:
+        """All of this gateway's Workspace containers, in any phase, e.g. after a restart."""
+
+    @abstractmethod
+    async def disconnect(self, workspace_id: str) -> None:
+        """Take the container off its subnet network (an AZ outage); it keeps running."""
+
+    @abstractmethod
+    async def reconnect(self, workspace_id: str) -> WorkspaceEndpoint | None:
+        """Put it back on its subnet network; its new endpoint, or None if it is gone."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what the runtime holds (streams, threads); containers keep running."""
+
+
+class DockerWorkspaces(WorkspaceRuntime):
+    """:class:`WorkspaceRuntime` on Docker; every docker call goes through ``docker``."""
+
+    def __init__(
+        self,
+        docker: DockerExecutor,
+        instance_id: str,
+        *,
+        start_timeout: float = 120.0,
+        stop_timeout: int = 5,
+        health_interval: float | None = None,
+    ) -> None:
+        self._docker = docker
+        self._instance_id = instance_id
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.health_interval = health_interval
+        self._events = _EventStream(
+            docker,
+            {
+                "type": "container",
+                "label": [f"{L_INSTANCE}={instance_id}", f"{L_KIND}={KIND_WORKSPACE}"],
+                "event": _EVENTS,
+            },
+        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Workspaces whose stop() is running: a start waiting on one fails as "stopped".
+        self._stopping: set[str] = set()
+
+    @classmethod
+    def from_settings(
+        cls, docker: DockerExecutor, instance_id: str, settings: Settings
+    ) -> DockerWorkspaces:
+        return cls(
+            docker,
+            instance_id,
+            start_timeout=settings.workspace_start_timeout,
+            stop_timeout=settings.workspace_stop_timeout,
+            health_interval=settings.workspace_health_interval,
+        )
+
+    def container_name(self, workspace_id: str) -> str:
+        return f"emustudio-{self._instance_id}-{workspace_id}"
+
+    # -- contract --------------------------------------------------------------------------
+
+    async def start(
+        self, spec: WorkspaceSpec, progress: ProgressCallback | None = None
+    ) -> WorkspaceEndpoint:
+        wid = spec.workspace_id
+        name = self.container_name(wid)
+
+        def report(step: StartStep, message: str) -> None:
+            log.debug("workspace %s: %s", wid, message)
+            if progress is not None:
+                progress(StartProgress(wid, step, message))
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout
+        # Subscribe before anything can happen to the container, so no event is missed.
+        await self._events.open()
+        with self._events.subscription(name) as queue:
+            async with self._lock(wid):
+                await self._ensure_image(spec, report)
+                await self._ensure_started(spec, report)
+            report(StartStep.WAITING, "Waiting for JupyterLab to answer")
+            try:
+                endpoint = await self._wait(wid, queue, deadline, spec.network)
+            except WorkspaceStartError as exc:
+                if exc.reason != "stopped":
+                    await self._remove(name)
+                raise
+        report(StartStep.HEALTHY, f"JupyterLab is up at {endpoint.ip}:{endpoint.port}")
+        return endpoint
+
+    async def wait_ready(
+        self, workspace_id: str, timeout: float | None = None
+    ) -> WorkspaceEndpoint:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.start_timeout if timeout is None else timeout)
+        await self._events.open()
+        with self._events.subscription(self.container_name(workspace_id)) as queue:
+            return await self._wait(workspace_id, queue, deadline, None)
+
+    async def stop(self, workspace_id: str) -> None:
+        name = self.container_name(workspace_id)
+        timeout = self.stop_timeout
+
+        def _stop(client: docker.DockerClient) -> bool:
+            try:
+                container = client.containers.get(name)
+            except NotFound:
+                return False
+            with contextlib.suppress(NotFound):
+                try:
+                    container.stop(timeout=timeout)
+                except APIError as exc:  # e.g. 409: already being removed
+                    if exc.status_code != 409:
+                        raise
+            _remove_sync(container)
+            return True
+
+        self._stopping.add(workspace_id)
+        try:
+            async with self._lock(workspace_id):
+                if await self._docker.run(_stop):
+                    log.info("stopped workspace %s (%s)", workspace_id, name)
+        finally:
+            self._stopping.discard(workspace_id)
+
+    async def state(self, workspace_id: str) -> ContainerState:
+        attrs = await self._inspect(self.container_name(workspace_id))
+        return _state(workspace_id, attrs)
+
+    async def adopt(self) -> list[ContainerState]:
+        filters = {"label": [f"{L_INSTANCE}={self._instance_id}", f"{L_KIND}={KIND_WORKSPACE}"]}
+
+        def _list(client: docker.DockerClient) -> list[dict[str, Any]]:
+            out = []
+            for summary in client.api.containers(all=True, filters=filters):
+                with contextlib.suppress(NotFound):
+                    out.append(client.api.inspect_container(summary["Id"]))
+            return out
+
+        states = [
+            _state(str(attrs["Config"]["Labels"].get(L_WORKSPACE_ID, "")), attrs)
+            for attrs in await self._docker.run(_list)
+        ]
+        return [s for s in states if s.workspace_id]
+
+    async def disconnect(self, workspace_id: str) -> None:
+        name = self.container_name(workspace_id)
+
+        def _disconnect(client: docker.DockerClient) -> None:
+            try:
+                attrs = client.api.inspect_container(name)
+            except NotFound:
+                return
+            for network in (attrs.get("NetworkSettings") or {}).get("Networks") or {}:
+                with contextlib.suppress(NotFound):
+                    client.api.disconnect_container_from_network(name, network, force=True)
+
+        async with self._lock(workspace_id):
+            await self._docker.run(_disconnect)
+        log.info("workspace %s: disconnected from its subnet network", workspace_id)
+
+    async def reconnect(self, workspace_id: str) -> WorkspaceEndpoint | None:
+        name = self.container_name(workspace_id)
+
+        def _reconnect(client: docker.DockerClient) -> dict[str, Any] | None:
+            try:
+                attrs = client.api.inspect_container(name)
+            except NotFound:
+                return None
+            network = attrs["Config"]["Labels"].get(L_NETWORK) or attrs["HostConfig"].get(
+                "NetworkMode"
+            )
+            if network not in ((attrs.get("NetworkSettings") or {}).get("Networks") or {}):
+                try:
+                    client.api.connect_container_to_network(name, network)
+                except NotFound:
+                    return None  # the container, or its network, is gone
+                return dict(client.api.inspect_container(name))
+            return dict(attrs)
+
+        async with self._lock(workspace_id):
+            attrs = await self._docker.run(_reconnect)
+        state = _state(workspace_id, attrs)
+        log.info("workspace %s: reconnected (%s)", workspace_id, state.endpoint)
+        return state.endpoint
+
+    async def close(self) -> None:
+        self._events.close()
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def _lock(self, workspace_id: str) -> asyncio.Lock:
+        lock = self._locks.get(workspace_id)
+        if lock is None:
+            lock = self._locks[workspace_id] = asyncio.Lock()
+        return lock
+
+    async def _ensure_image(
+        self, spec: WorkspaceSpec, report: Callable[[StartStep, str], None]
+    ) -> None:
+        def _health(client: docker.DockerClient) -> bool | None:
+            try:
+                image = client.images.get(spec.image)
+            except ImageNotFound:
+                return None
+            return bool((image.attrs.get("Config") or {}).get("Healthcheck", {}).get("Test"))
+
+        health = await self._docker.run(_health)
+        if health is None:
+            if spec.image.startswith("emustudio/"):
+                raise WorkspaceStartError(
+                    spec.workspace_id,
+                    "image",
+                    f"image {spec.image} is not built; run `emustudio images build`",
+                )
+            report(StartStep.PULLING, f"Pulling {spec.image}")
+            try:
+                await self._docker.run(lambda client: client.images.pull(spec.image))
+            except Exception as exc:  # APIError, or the daemon's connection errors
+                raise WorkspaceStartError(
+                    spec.workspace_id, "image", f"image {spec.image} cannot be pulled: {exc}"
+                ) from exc
+            health = await self._docker.run(_health)
+        if not health:
+            raise WorkspaceStartError(
+                spec.workspace_id,
+                "image",
+                f"image {spec.image} has no HEALTHCHECK; Workspace images need one",
+            )
+
+    async def _ensure_started(
+        self, spec: WorkspaceSpec, report: Callable[[StartStep, str], None]
+    ) -> None:
+        """Leave a container from ``spec`` running (or starting) under the Workspace's name."""
+        name = self.container_name(spec.workspace_id)
+        digest = spec.digest()
+        attrs = await self._inspect(name)
+        if attrs is not None:
+            status = attrs["State"]["Status"]
+            same = attrs["Config"]["Labels"].get(L_SPEC) == digest
+            if same and status == "running":
+                health = (attrs["State"].get("Health") or {}).get("Status")
+                if health != "unhealthy":
+                    log.info("workspace %s: container %s already running", spec.workspace_id, name)
+                    return
+            if not (same and status == "created"):
+                log.info(
+                    "workspace %s: replacing container %s (%s)", spec.workspace_id, name, status
+                )
+                await self._remove(name)
+                attrs = None
+        if attrs is None:
+            report(StartStep.CREATING, "Creating the Workspace container")
+            await self._create(spec, digest)
+        report(StartStep.STARTING, "Starting JupyterLab")
+
+        def _start(client: docker.DockerClient) -> None:
+            client.api.start(name)
+
+        try:
+            await self._docker.run(_start)
+        except NotFound as exc:
+            raise WorkspaceStartError(
+                spec.workspace_id, "stopped", "the container was removed while starting"
+            ) from exc
+
+    async def _create(self, spec: WorkspaceSpec, digest: str) -> None:
+        name = self.container_name(spec.workspace_id)
+        labels = {
+            L_INSTANCE: self._instance_id,
+            L_KIND: KIND_WORKSPACE,
+            L_WORKSPACE_ID: spec.workspace_id,
+            L_STUDIO_ID: spec.studio_id,
+            L_SUBNET_ID: spec.subnet_id,
+            L_SPEC: digest,
+            L_NETWORK: spec.network,
+        }
+        environment = {
+            **spec.env,
+            ENV_TOKEN: spec.token,
+            ENV_BASE_URL: spec.base_url,
+            ENV_ALLOW_ORIGIN: spec.allow_origin,
+            ENV_WORKSPACE_ID: spec.workspace_id,
+            ENV_STUDIO_ID: spec.studio_id,
+        }
+        # Only the interval is overridden; the test and the rest come from the image.
+        healthcheck = (
+            {"interval": round(self.health_interval * 1e9)} if self.health_interval else None
+        )
+
+        def _create_sync(client: docker.DockerClient) -> None:
+            try:
+                client.networks.get(spec.network)
+            except NotFound as exc:
+                raise WorkspaceStartError(
+                    spec.workspace_id,
+                    "network",
+                    f"subnet network {spec.network} ({spec.subnet_id}) does not exist",
+                ) from exc
+            try:
+                client.containers.create(
+                    spec.image,
+                    name=name,
+                    labels=labels,
+                    environment=environment,
+                    network=spec.network,  # the only network: no default bridge
+                    mem_limit=spec.memory,
+                    memswap_limit=spec.memory,  # no swap on top
+                    nano_cpus=round(spec.cpus * 1e9),
+                    pids_limit=_PIDS_LIMIT,
+                    restart_policy={"Name": "no"},
+                    init=True,  # reaps kernels' orphans; JupyterLab is not an init
+                    cap_drop=["ALL"],
+                    security_opt=["no-new-privileges"],
+                    healthcheck=healthcheck,
+                    detach=True,
+                )
+            except APIError as exc:
+                if exc.status_code != 409:  # 409: created meanwhile by another start
+                    raise
+
+        await self._docker.run(_create_sync)
+        log.info("workspace %s: created container %s on %s", spec.workspace_id, name, spec.network)
+
+    async def _wait(
+        self,
+        workspace_id: str,
+        queue: asyncio.Queue[dict[str, Any] | None],
+        deadline: float,
+        network: str | None,
+    ) -> WorkspaceEndpoint:
+        """Until HEALTHY: inspect, then sleep until this container's next event or the deadline."""
+        loop = asyncio.get_running_loop()
+        name = self.container_name(workspace_id)
+        while True:
+            attrs = await self._inspect(name)
+            current = _state(workspace_id, attrs, network)
+            if current.phase is Phase.HEALTHY:
+                if current.endpoint is None:
+                    raise WorkspaceStartError(
+                        workspace_id, "network", "the container has no address on its network"
+                    )
+                return current.endpoint
+            if current.phase is Phase.ABSENT or workspace_id in self._stopping:
+                raise WorkspaceStartError(
+                    workspace_id, "stopped", "the Workspace was stopped while starting"
+                )
+            if current.phase in (Phase.EXITED, Phase.UNHEALTHY):
+                what = (
+                    f"JupyterLab exited with code {current.exit_code}"
+                    + (" (out of memory)" if current.oom_killed else "")
+                    if current.phase is Phase.EXITED
+                    else "JupyterLab did not pass its health check"
+                )
+                reason = "exited" if current.phase is Phase.EXITED else "unhealthy"
+                raise WorkspaceStartError(workspace_id, reason, what, await self._logs(name))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise WorkspaceStartError(
+                    workspace_id,
+                    "timeout",
+                    f"JupyterLab was not healthy within {self.start_timeout:.0f} s",
+                    await self._logs(name),
+                )
+            try:
+                event = await asyncio.wait_for(queue.get(), remaining)
+            except TimeoutError:
+                continue  # the loop re-inspects once more, then reports the timeout
+            if event is None:  # the events stream broke: re-open it, then re-inspect
+                await self._events.open()
+
+    async def _inspect(self, name: str) -> dict[str, Any] | None:
+        def _get(client: docker.DockerClient) -> dict[str, Any] | None:
+            try:
+                return dict(client.api.inspect_container(name))
+            except NotFound:
+                return None
+
+        return await self._docker.run(_get)
+
+    async def _logs(self, name: str) -> str:
+        def _tail(client: docker.DockerClient) -> str:
+            try:
+                raw = client.api.logs(name, tail=_LOG_TAIL)
+            except (NotFound, APIError):
+                return ""
+            return bytes(raw).decode(errors="replace").rstrip()
+
+        return await self._docker.run(_tail)
+
+    async def _remove(self, name: str) -> None:
+        def _rm(client: docker.DockerClient) -> None:
+            try:
+                container = client.containers.get(name)
+            except NotFound:
+                return
+            _remove_sync(container)
+
+        await self._docker.run(_rm)
+
+
+def _remove_sync(container: Any) -> None:
+    try:
+        container.remove(force=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if exc.status_code != 409:  # 409: removal already in progress
+            raise
+
+
+def _state(
+    workspace_id: str, attrs: Mapping[str, Any] | None, network: str | None = None
+) -> ContainerState:
+    if attrs is None:
+        return ContainerState(workspace_id, Phase.ABSENT)
+    st = attrs.get("State") or {}
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    status = st.get("Status")
+    health = (st.get("Health") or {}).get("Status")
+    if status == "created":
+        phase = Phase.CREATED
+    elif status == "running":
+        phase = {"healthy": Phase.HEALTHY, "unhealthy": Phase.UNHEALTHY}.get(
+            health or "", Phase.STARTING
+        )
+    elif status == "paused":
+        phase = Phase.UNHEALTHY
+    else:  # exited, dead, removing, restarting (never: restart policy "no")
+        phase = Phase.EXITED
+    endpoint = None
+    if phase in (Phase.STARTING, Phase.HEALTHY, Phase.UNHEALTHY):
+        ip = _address(attrs, network)
+        endpoint = WorkspaceEndpoint(ip) if ip else None
+    return ContainerState(
+        workspace_id=workspace_id,
+        phase=phase,
+        container_id=attrs.get("Id"),
+        studio_id=labels.get(L_STUDIO_ID),
+        subnet_id=labels.get(L_SUBNET_ID),
+        endpoint=endpoint,
+        exit_code=st.get("ExitCode") if phase is Phase.EXITED else None,
+        oom_killed=bool(st.get("OOMKilled")),
+        started_at=st.get("StartedAt"),
+    )
+
+
+def _address(attrs: Mapping[str, Any], network: str | None) -> str | None:
+    """The container's IPv4 address on its subnet network (the one it was created on)."""
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    wanted = network or labels.get(L_NETWORK) or (attrs.get("HostConfig") or {}).get("NetworkMode")
+    if wanted:
+        return (networks.get(wanted) or {}).get("IPAddress") or None
+    addresses = [n.get("IPAddress") for n in networks.values() if n.get("IPAddress")]
+    return addresses[0] if len(addresses) == 1 else None
+
+
+class _EventStream:
+    """One Docker events stream, shared by every waiter of a runtime.
+
+    Opened through the executor (the request returns once dockerd answers); read by a daemon
+    thread of its own, so a long wait never holds one of the executor's few workers; each event
+    is handed to the loop and put on the queues subscribed to its container's name.  When the
+    stream ends or fails, every queue gets ``None`` and the next :meth:`open` makes a new one.
+    """
+
+    def __init__(self, docker: DockerExecutor, filters: dict[str, Any]) -> None:
+        self._docker = docker
+        self._filters = filters
+        self._stream: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._open_lock = asyncio.Lock()
+        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any] | None]]] = {}
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._open_lock:
+            if self._stream is not None and self._loop is loop:
+                return
+            self.close()  # a stream left from another event loop, if any
+            filters = self._filters
+
+            def _open(client: docker.DockerClient) -> Any:
+                return client.events(filters=filters, decode=True)
+
+            stream = await self._docker.run(_open)
+            self._stream, self._loop = stream, loop
+            threading.Thread(
+                target=self._read,
+                args=(stream, loop),
+                name="emustudio-docker-events",
+                daemon=True,
+            ).start()
+
+    @contextlib.contextmanager
+    def subscription(self, name: str) -> Iterator[asyncio.Queue[dict[str, Any] | None]]:
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._subscribers.setdefault(name, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            subscribers = self._subscribers.get(name)
+            if subscribers is not None:
+                subscribers.discard(queue)
+                if not subscribers:
+                    del self._subscribers[name]
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    def _read(self, stream: Any, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            for event in stream:
+                if isinstance(event, dict):
+                    loop.call_soon_threadsafe(self._dispatch, event)
+        except Exception as exc:  # the socket closed under us, or dockerd went away
+            log.debug("docker events stream ended: %s", exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(self._lost, stream)
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name")
+        for queue in self._subscribers.get(str(name), ()):
+            queue.put_nowait(event)
+
+    def _lost(self, stream: Any) -> None:
+        if stream is self._stream:
+            self._stream = None
+        for queues in self._subscribers.values():
+            for queue in queues:
+                queue.put_nowait(None)

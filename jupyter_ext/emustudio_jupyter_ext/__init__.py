@@ -1,0 +1,44 @@
+"""emustudio's Jupyter server extension, loaded by the server of every Workspace.
+
+It does two things now:
+
+* **TCP_NODELAY on every connection**, WebSockets included (:mod:`.nodelay`).  Stock
+  jupyter_server leaves Nagle's algorithm on for WebSockets, so a small kernel message written
+  right after another waits for the client's delayed ACK: about 40 ms per message
+  (reference/anchors-measured.md §3).
+* **GET <base_url>emustudio/ready** (:mod:`.handlers`): 200 once the server is up; the image's
+  Docker health check and the gateway ask it.
+
+and leaves documented hook points (:mod:`.hooks`) for what the gateway will need from inside a
+Workspace: file saves, renames and deletes (for the S3 backup), the user identity the gateway
+passes, and the attached cluster.
+
+Enabled by ``c.ServerApp.jpserver_extensions = {"emustudio_jupyter_ext": True}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.utils import url_path_join
+
+from emustudio_jupyter_ext import hooks
+from emustudio_jupyter_ext.handlers import ReadyHandler
+from emustudio_jupyter_ext.nodelay import NoDelay, make_sticky
+
+__version__ = "0.1.0"
+__all__ = ["__version__"]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    return [{"module": "emustudio_jupyter_ext"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    web_app = serverapp.web_app
+    make_sticky()
+    web_app.add_transform(NoDelay)
+    base_url = web_app.settings.get("base_url", "/")
+    web_app.add_handlers(".*$", [(url_path_join(base_url, "emustudio/ready"), ReadyHandler)])
+    hooks.install(serverapp)
+    serverapp.log.info("emustudio_jupyter_ext %s loaded (TCP_NODELAY on)", __version__)
