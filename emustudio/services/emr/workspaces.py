@@ -69,6 +69,25 @@ class Containers(ABC):
         """Put it back; its new ``host:port``, or None when the container is gone."""
 
 
+class WorkspaceHooks:
+    """What other rooms do at a Workspace's transitions (the backup engine, for one).
+
+    ``before_ready`` runs once the container is healthy and before the Workspace shows Ready
+    (restore its files); ``before_stop`` runs before its container goes (flush its files);
+    ``after_delete`` once it is gone. A hook that raises fails the start (``before_ready``) or
+    is logged (the others): a stop or delete always completes.
+    """
+
+    async def before_ready(self, editor: Editor, endpoint: str) -> None:
+        """The container answers at ``endpoint``; the Workspace is not Ready yet."""
+
+    async def before_stop(self, editor: Editor) -> None:
+        """The container still runs; it is about to be stopped."""
+
+    async def after_delete(self, editor: Editor) -> None:
+        """The Workspace's row and container are gone."""
+
+
 @dataclass
 class Progress:
     """Start progress of one Workspace, for the Studio page's live stream."""
@@ -94,6 +113,7 @@ class WorkspaceManager:
         self.tasks: set[asyncio.Task[None]] = set()
         self.progress: dict[str, Progress] = {}
         self.last_activity: dict[str, float] = {}
+        self.hooks: list[WorkspaceHooks] = []
 
     # --- transitions --------------------------------------------------------------------------
 
@@ -140,6 +160,10 @@ class WorkspaceManager:
             spec, zone = placed
             self.note(editor_id, f"Placed in {spec.subnet_id} ({zone})")
             endpoint = await self.containers.start(spec, lambda m: self.note(editor_id, m))
+            editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
+            if editor is not None:
+                for hook in self.hooks:
+                    await hook.before_ready(editor, endpoint)
             self.last_activity[editor_id] = time.monotonic()
             await self.set_status(editor_id, "Ready", endpoint=endpoint)
         except NoHealthySubnet as exc:
@@ -190,24 +214,43 @@ class WorkspaceManager:
         )
         return spec, chosen.availability_zone
 
+    async def _before_stop(self, editor_id: str) -> None:
+        editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
+        if editor is None or editor.endpoint is None:
+            return
+        for hook in self.hooks:
+            try:
+                await hook.before_stop(editor)
+            except Exception:
+                log.exception("before-stop hook of %s failed", editor_id)
+
     async def stop(self, editor_id: str, *, reason: str | None = None) -> None:
+        await self._before_stop(editor_id)
         await self.set_status(editor_id, "Stopping", reason)
         await self.containers.stop(editor_id)
         self.last_activity.pop(editor_id, None)
         await self.set_status(editor_id, "Idle", reason, endpoint=None)
 
     async def delete(self, editor_id: str) -> None:
+        await self._before_stop(editor_id)
         await self.set_status(editor_id, "Deleting")
         await self.containers.stop(editor_id)
 
-        def remove(session: Session) -> None:
+        def remove(session: Session) -> Editor | None:
             editor = session.get(Editor, editor_id)
             for tag in session.exec(select(Tag).where(Tag.resource_id == editor_id)):
                 session.delete(tag)
             if editor is not None:
                 session.delete(editor)
+            return editor
 
-        await self.store.tx(remove)
+        removed = await self.store.tx(remove)
+        if removed is not None:
+            for hook in self.hooks:
+                try:
+                    await hook.after_delete(removed)
+                except Exception:
+                    log.exception("after-delete hook of %s failed", editor_id)
         self.progress.pop(editor_id, None)
         self.last_activity.pop(editor_id, None)
 
