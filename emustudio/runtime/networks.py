@@ -46,6 +46,7 @@ import functools
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
@@ -91,7 +92,10 @@ _MAX_PREFIXLEN = 29
 _NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # How often create() re-plans after Docker reports an overlap we did not see
 # (another process created a network between our listing and our create).
-_CREATE_ATTEMPTS = 3
+_CREATE_ATTEMPTS = 6
+# Between re-plans after Docker reports an overlap our listing did not show (a network another
+# gateway is creating or removing right now): 0.1, 0.2, 0.4... seconds, in the executor thread.
+_REPLAN_BACKOFF = 0.1
 
 
 @dataclass(frozen=True)
@@ -599,6 +603,7 @@ class SubnetNetworks:
                 # which raises CidrConflict (naming it) unless remapping finds room.
                 log.info("docker reported an overlap for %s, re-planning: %s", target, exc)
                 last_error = exc
+                time.sleep(_REPLAN_BACKOFF * 2**_attempt)
                 continue
             log.info(
                 "created docker network %s for subnet %s (%s%s)",
