@@ -1,0 +1,495 @@
+"""The Workspace proxy against direct access to the same jupyter_server, on loopback.
+
+    python bench/proxy.py [--rounds 5] [--requests 600] [--ws-rounds 160]
+
+Starts two jupyter_servers (one stock, one with TCP_NODELAY on its WebSocket streams, as the
+Workspace image's jupyter_ext sets it) and the proxy in a process of its own behind a gate that
+admits everything at no cost, then measures:
+
+- HTTP: ``GET /api/status`` over keep-alive connections, sequentially and with 10 concurrent
+  connections: latency p50/p99, requests/s, and the proxy process's CPU per request;
+- WebSocket: kernel ``execute_request("1+1")`` round trips on one channels socket: time to
+  ``execute_reply`` and to iopub ``status: idle`` (a fifth as many against the stock server,
+  whose every round trip waits ~40 ms), and the proxy's CPU per round trip.
+
+Rounds alternate direct and proxied (the order flips every round); every figure is a median of
+per-round figures, and each ratio is proxied / direct from the same run. It also reports how
+much of the machine other processes used meanwhile: the figures are only as good as the machine
+was quiet. Loops are bounded; traffic stays on 127.0.0.1; about 80 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import tornado
+from tornado import httpclient, httpserver, web, websocket
+from tornado.netutil import bind_sockets
+
+from emustudio.proxy import Upstream, WorkspaceProxy
+
+EDITOR = "e-" + "B" * 25
+EDITOR_STOCK = "e-" + "C" * 25
+NODELAY_LAUNCHER = """
+import sys
+from tornado import websocket
+_detach = websocket.WebSocketHandler._detach_stream
+def _detach_nodelay(self):
+    stream = _detach(self)
+    stream.set_nodelay(True)
+    return stream
+websocket.WebSocketHandler._detach_stream = _detach_nodelay
+from jupyter_server.serverapp import main
+sys.exit(main())
+"""
+
+
+# --- the proxy process ------------------------------------------------------------------------
+
+
+class StaticGate:
+    def __init__(self, upstreams: dict[str, Upstream]) -> None:
+        self.upstreams = upstreams
+
+    async def open(
+        self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
+    ) -> Upstream:
+        return self.upstreams[editor_id]
+
+    def touch(self, editor_id: str) -> None:
+        pass
+
+
+def serve_proxy(upstreams_json: str) -> None:
+    upstreams = {k: Upstream(**v) for k, v in json.loads(upstreams_json).items()}
+
+    async def serve() -> None:
+        proxy = WorkspaceProxy(StaticGate(upstreams), studio_domain="emrstudio.localhost")
+        server = httpserver.HTTPServer(web.Application(proxy.rules()))
+        sockets = bind_sockets(0, "127.0.0.1")
+        server.add_sockets(sockets)
+        print(sockets[0].getsockname()[1], flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+# --- processes --------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def process(args: list[str], **kwargs: Any) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(args, text=True, **kwargs)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def jupyter(editor: str, nodelay: bool, workdir: Path) -> Iterator[Upstream]:
+    port, token = free_port(), secrets.token_hex(24)
+    upstream = Upstream("127.0.0.1", port, token, f"/workspaces/{editor}/")
+    root = workdir / editor
+    root.mkdir()
+    env = dict(os.environ)
+    env.update(
+        JUPYTER_CONFIG_DIR=str(root / ".config"),
+        JUPYTER_DATA_DIR=str(root / ".data"),
+        JUPYTER_RUNTIME_DIR=str(root / ".runtime"),
+        JUPYTER_PLATFORM_DIRS="1",
+    )
+    launch = ["-c", NODELAY_LAUNCHER] if nodelay else ["-m", "jupyter_server"]
+    args = [
+        sys.executable,
+        *launch,
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.base_url={upstream.base_url}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.open_browser=False",
+        "--ServerApp.log_level=WARN",
+    ]
+    with process(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        asyncio.run(wait_ready(upstream, proc))
+        yield upstream
+
+
+async def wait_ready(upstream: Upstream, proc: subprocess.Popen[str]) -> None:
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise RuntimeError("jupyter_server exited")
+        try:
+            client = await HttpClient.open(upstream.port)
+            status = await client.get(f"{upstream.base_url}api/status", auth(upstream))
+            client.close()
+            if status == 200:
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError("jupyter_server did not start")
+
+
+def auth(upstream: Upstream) -> dict[str, str]:
+    return {"Authorization": f"token {upstream.token}"}
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+class HttpClient:
+    """A minimal keep-alive HTTP/1.1 client, so that the client costs little."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int):
+        self.reader, self.writer, self.port = reader, writer, port
+
+    @classmethod
+    async def open(cls, port: int) -> HttpClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(reader, writer, port)
+
+    async def get(self, path: str, headers: dict[str, str]) -> int:
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin1")
+        status = int(head.split(" ", 2)[1])
+        length = None
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError("expected a Content-Length")
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class HttpResult:
+    latencies: list[float]
+    seconds: float
+    cpu: float
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.seconds
+
+
+async def http_load(
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    total: int,
+    concurrency: int,
+    cpu_of: psutil.Process,
+) -> HttpResult:
+    clients = [await HttpClient.open(port) for _ in range(concurrency)]
+    for client in clients:  # warm-up: connections, caches, the proxy's upstream pool
+        for _ in range(20):
+            await client.get(path, headers)
+    latencies: list[float] = []
+
+    async def worker(client: HttpClient, count: int) -> None:
+        for _ in range(count):
+            start = time.perf_counter()
+            status = await client.get(path, headers)
+            latencies.append(time.perf_counter() - start)
+            if status != 200:
+                raise RuntimeError(f"status {status}")
+
+    cpu_before = sum(cpu_of.cpu_times()[:2])
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(c, total // concurrency) for c in clients))
+    seconds = time.perf_counter() - start
+    cpu = sum(cpu_of.cpu_times()[:2]) - cpu_before
+    for client in clients:
+        client.close()
+    return HttpResult(latencies, seconds, cpu)
+
+
+# --- WebSocket --------------------------------------------------------------------------------
+
+
+@dataclass
+class WsResult:
+    reply: list[float]
+    idle: list[float]
+
+
+async def start_kernel(upstream: Upstream) -> str:
+    client = httpclient.AsyncHTTPClient()
+    response = await client.fetch(
+        f"http://{upstream.netloc}{upstream.base_url}api/kernels",
+        method="POST",
+        body='{"name": "python3"}',
+        headers=auth(upstream),
+    )
+    kernel_id: str = json.loads(response.body)["id"]
+    return kernel_id
+
+
+async def ws_round_trips(url: str, headers: dict[str, str], count: int) -> WsResult:
+    request = httpclient.HTTPRequest(url, headers=headers, connect_timeout=60, request_timeout=60)
+    ws = await websocket.websocket_connect(request)
+    session = uuid.uuid4().hex
+    result = WsResult([], [])
+    for i in range(20 + count):
+        msg_id = uuid.uuid4().hex
+        message = {
+            "header": {
+                "msg_id": msg_id,
+                "msg_type": "execute_request",
+                "username": "bench",
+                "session": session,
+                "version": "5.3",
+            },
+            "parent_header": {},
+            "metadata": {},
+            "content": {"code": "1+1", "silent": False, "store_history": False},
+            "channel": "shell",
+            "buffers": [],
+        }
+        start = time.perf_counter()
+        await ws.write_message(json.dumps(message))
+        reply = idle = 0.0
+        while not (reply and idle):
+            raw = await ws.read_message()
+            if raw is None:
+                raise RuntimeError("kernel socket closed")
+            got = json.loads(raw)
+            if got["parent_header"].get("msg_id") != msg_id:
+                continue
+            if got["msg_type"] == "execute_reply":
+                reply = time.perf_counter() - start
+            elif got["msg_type"] == "status" and got["content"]["execution_state"] == "idle":
+                idle = time.perf_counter() - start
+        if i >= 20:
+            result.reply.append(reply)
+            result.idle.append(idle)
+    ws.close()
+    return result
+
+
+# --- report -----------------------------------------------------------------------------------
+
+
+class OtherLoad:
+    """How much of the machine's CPU went to processes outside this bench while it ran: the
+    machine may be shared, and the figures are only as good as it was quiet."""
+
+    def __init__(self) -> None:
+        self.me = psutil.Process()
+        self.start = self._sample()
+
+    def _ours(self) -> float:
+        total = 0.0
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
+    def _sample(self) -> tuple[float, float, float]:
+        cpu = psutil.cpu_times()
+        busy = sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0)
+        return time.monotonic(), busy, self._ours()
+
+    def fraction(self) -> float:
+        """Share of all CPUs used by others since the last call."""
+        now = self._sample()
+        (t0, busy0, ours0), (t1, busy1, ours1) = self.start, now
+        self.start = now
+        others = (busy1 - busy0) - (ours1 - ours0)
+        return max(0.0, others) / ((t1 - t0) * (os.cpu_count() or 1))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def pair(proxied: float, direct: float, unit: str = "ms", digits: int = 2) -> str:
+    return (
+        f"{proxied:.{digits}f} / {direct:.{digits}f} {unit}"
+        f" ({proxied / direct:.2f}x, {proxied - direct:+.{digits}f})"
+    )
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    import jupyter_server
+
+    memory = psutil.virtual_memory().total / (1 << 30)
+    return (
+        f"{os.cpu_count()} CPU ({model}), {memory:.1f} GiB, {platform.platform()},"
+        f" Python {platform.python_version()}, tornado {tornado.version},"
+        f" jupyter_server {jupyter_server.__version__}"
+    )
+
+
+async def bench(
+    args: argparse.Namespace,
+    upstreams: dict[str, Upstream],
+    proxy_port: int,
+    proxy_proc: psutil.Process,
+) -> None:
+    lab = upstreams[EDITOR]
+    path = f"{lab.base_url}api/status"
+    print(f"machine: {machine()}")
+    print("gate: admits everything at no cost (the real gate adds its own work)\n")
+    load = OtherLoad()
+
+    print(
+        f"HTTP GET {path.replace(EDITOR, '<e-id>')}, keep-alive, "
+        f"{args.rounds} rounds x {args.requests} requests, medians of rounds"
+    )
+    print(
+        "| concurrency | p50 proxy / direct | p99 proxy / direct | req/s proxy / direct"
+        " | proxy CPU per request |"
+    )
+    print("|---|---|---|---|---|")
+    for concurrency in (1, 10):
+        rows: dict[str, list[HttpResult]] = {"proxy": [], "direct": []}
+        for r in range(args.rounds):
+            order = ("direct", "proxy") if r % 2 == 0 else ("proxy", "direct")
+            for target in order:
+                if target == "direct":
+                    res = await http_load(
+                        lab.port, path, auth(lab), args.requests, concurrency, proxy_proc
+                    )
+                else:
+                    res = await http_load(
+                        proxy_port, path, {}, args.requests, concurrency, proxy_proc
+                    )
+                rows[target].append(res)
+        p, d = rows["proxy"], rows["direct"]
+        p50 = med([pct(x.latencies, 0.5) for x in p]), med([pct(x.latencies, 0.5) for x in d])
+        p99 = med([pct(x.latencies, 0.99) for x in p]), med([pct(x.latencies, 0.99) for x in d])
+        rate = med([x.rate for x in p]), med([x.rate for x in d])
+        cpu = med([x.cpu / len(x.latencies) * 1000 for x in p])
+        print(
+            f"| {concurrency} | {pair(*p50)} | {pair(*p99)} | {rate[0]:.0f} / {rate[1]:.0f}"
+            f" ({rate[0] / rate[1]:.2f}x) | {cpu:.3f} ms |"
+        )
+
+    print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
+    print(
+        f'\nWebSocket execute_request("1+1") on one kernel channels socket, '
+        f"{args.rounds} rounds, medians of per-round percentiles"
+    )
+    print(
+        "| jupyter_server | round trips | reply p50 proxy / direct | reply p99 proxy / direct"
+        " | idle p50 proxy / direct | proxy CPU per round trip |"
+    )
+    print("|---|---|---|---|---|---|")
+    for editor, label, count in (
+        (EDITOR, "TCP_NODELAY on its WebSocket (as jupyter_ext sets it)", args.ws_rounds),
+        (EDITOR_STOCK, "stock (no TCP_NODELAY)", max(20, args.ws_rounds // 5)),
+    ):
+        upstream = upstreams[editor]
+        kernel = await start_kernel(upstream)
+        channels = f"{upstream.base_url}api/kernels/{kernel}/channels"
+        direct_url = f"ws://{upstream.netloc}{channels}"
+        proxy_url = f"ws://127.0.0.1:{proxy_port}{channels}"
+        ws: dict[str, list[WsResult]] = {"proxy": [], "direct": []}
+        ws_cpu: list[float] = []
+        for r in range(args.rounds):
+            order = ("direct", "proxy") if r % 2 == 0 else ("proxy", "direct")
+            for target in order:
+                if target == "direct":
+                    ws[target].append(await ws_round_trips(direct_url, auth(upstream), count))
+                else:
+                    cpu_before = sum(proxy_proc.cpu_times()[:2])
+                    ws[target].append(await ws_round_trips(proxy_url, {}, count))
+                    spent = sum(proxy_proc.cpu_times()[:2]) - cpu_before
+                    ws_cpu.append(spent / (count + 20) * 1000)
+        p_ws, d_ws = ws["proxy"], ws["direct"]
+        reply50 = med([pct(x.reply, 0.5) for x in p_ws]), med([pct(x.reply, 0.5) for x in d_ws])
+        reply99 = med([pct(x.reply, 0.99) for x in p_ws]), med([pct(x.reply, 0.99) for x in d_ws])
+        idle50 = med([pct(x.idle, 0.5) for x in p_ws]), med([pct(x.idle, 0.5) for x in d_ws])
+        print(
+            f"| {label} | {args.rounds} x {count} | {pair(*reply50)} | {pair(*reply99)}"
+            f" | {pair(*idle50)} | {med(ws_cpu):.3f} ms |"
+        )
+    print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--ws-rounds", type=int, default=160)
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve_proxy(args.serve)
+        return
+    started = time.monotonic()
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        upstreams = {
+            EDITOR: stack.enter_context(jupyter(EDITOR, True, workdir)),
+            EDITOR_STOCK: stack.enter_context(jupyter(EDITOR_STOCK, False, workdir)),
+        }
+        spec = json.dumps({k: vars(v) for k, v in upstreams.items()})
+        proc = stack.enter_context(
+            process([sys.executable, __file__, "--serve", spec], stdout=subprocess.PIPE)
+        )
+        assert proc.stdout is not None
+        proxy_port = int(proc.stdout.readline())
+        asyncio.run(bench(args, upstreams, proxy_port, psutil.Process(proc.pid)))
+    print(f"\n(total {time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""The handlers' base: the route forms, the ids cut from the URL, and the error pages."""
+
+from __future__ import annotations
+
+import enum
+import html
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado import web
+
+from emustudio.proxy.contract import ProxyOptions, WorkspaceGate
+from emustudio.proxy.upstream import Pool
+from emustudio.proxy.websocket import Tunnel
+
+_EDITOR_ID = len("e-") + 25
+_WORKSPACE_PREFIX = len("/workspaces/") + _EDITOR_ID
+_STUDIO_PREFIX = len("/studios/es-") + 25
+
+
+class Form(enum.Enum):
+    """How a request names its Studio."""
+
+    HOST = "host"
+    """``<es-id>.<studio domain>`` host, path ``/workspaces/<e-id>/...``."""
+    PATH = "path"
+    """Any host, path ``/studios/<es-id>/workspaces/<e-id>/...``."""
+    BARE = "bare"
+    """Any other host, path ``/workspaces/<e-id>/...``: no Studio named."""
+
+    @property
+    def prefix_length(self) -> int:
+        """Length of the browser prefix up to (not including) the ``/`` after the e-id."""
+        return _STUDIO_PREFIX + _WORKSPACE_PREFIX if self is Form.PATH else _WORKSPACE_PREFIX
+
+
+@dataclass
+class ProxyContext:
+    gate: WorkspaceGate
+    pool: Pool
+    options: ProxyOptions
+    session_cookie: str
+    tunnels: set[Tunnel] = field(default_factory=set)
+    """The open WebSocket tunnels: Tornado forgets a connection once it is detached."""
+
+
+class ProxyHandlerBase(web.RequestHandler):
+    context: ProxyContext
+    form: Form
+    editor_id: str
+    studio_id: str | None
+    rest: str
+
+    def initialize(self, context: ProxyContext, form: Form) -> None:
+        self.context = context
+        self.form = form
+
+    def check_xsrf_cookie(self) -> None:
+        # The upstream guards its own API; the gateway's XSRF cookie means nothing there.
+        return None
+
+    def route(self) -> bool:
+        """Work out the ids and the path below the Workspace prefix from the URL.
+
+        Returns False when it redirected ``/workspaces/<e-id>`` to ``/workspaces/<e-id>/``.
+        """
+        uri = self.request.uri or "/"
+        cut = self.form.prefix_length
+        self.editor_id = uri[cut - _EDITOR_ID : cut]
+        if self.form is Form.PATH:
+            self.studio_id = uri[len("/studios/") : _STUDIO_PREFIX]
+        elif self.form is Form.HOST:
+            # Browsers lower-case host names; ids are "es-" and 25 upper-case characters.
+            self.studio_id = "es-" + self.request.host_name[3:28].upper()
+        else:
+            self.studio_id = None
+        self.rest = uri[cut:]
+        if not self.rest.startswith("/"):
+            self.redirect(f"{uri[:cut]}/{self.rest}")
+            return False
+        return True
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # Only the status and reason leave: a log message may name upstream addresses.
+        reason = self._reason
+        detail = _DETAILS.get(status_code, reason)
+        self.clear_header("Content-Length")
+        if "/api/" in self.request.path or "json" in self.request.headers.get("Accept", ""):
+            # JupyterLab's front end shows {"message": ...} from a failed API call.
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"message": detail, "reason": reason}))
+            return
+        title = f"{status_code} {html.escape(reason)}"
+        self.finish(
+            f"<!DOCTYPE html><html><head><title>{title}</title></head>"
+            f"<body><h1>{title}</h1><p>{html.escape(detail)}</p></body></html>"
+        )
+
+
+_DETAILS = {
+    403: "You are not allowed to open this Workspace from here.",
+    502: "The Workspace's JupyterLab did not answer. It may be starting or stopping.",
+}

@@ -1,0 +1,73 @@
+"""What the proxy needs from the rest of the gateway, and the knobs it takes.
+
+The proxy knows nothing about sessions, policies or containers: a `WorkspaceGate` (implemented
+by the auth and Workspace rooms) decides whether a browser request may reach a Workspace and
+answers with the `Upstream` to send it to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from tornado import web
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One Workspace's JupyterLab: where it listens and the token that lets the gateway in.
+
+    ``base_url`` is JupyterLab's ``ServerApp.base_url``. The proxy maps the browser path
+    ``<prefix>/workspaces/<e-id>/<rest>`` to ``<base_url><rest>``. JupyterLab writes absolute
+    URLs with its base_url into its pages, so for the pages to work in a browser it must be
+    ``/workspaces/<e-id>/`` (see the package docstring).
+    """
+
+    host: str
+    port: int
+    token: str
+    base_url: str
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+class WorkspaceGate(Protocol):
+    async def open(
+        self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
+    ) -> Upstream:
+        """Authenticate and authorize the browser request for this Workspace.
+
+        ``studio_id`` is None when the request came on the bare host without a Studio in its
+        path (the absolute URLs JupyterLab emits in path form); the gate then finds the Studio
+        from the Workspace. Raise ``tornado.web.HTTPError(403)`` (or redirect and raise
+        ``tornado.web.Finish``) to refuse: the proxy then never contacts the upstream.
+        """
+        ...
+
+    def touch(self, editor_id: str) -> None:
+        """Record activity: called per proxied HTTP request, and for a WebSocket at most once
+        per `ProxyOptions.touch_interval` while bytes flow either way. Must be O(1)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProxyOptions:
+    """Tuning knobs; the defaults suit a gateway on the same host as its Workspaces."""
+
+    connect_timeout: float = 10.0
+    """Seconds to open a TCP connection upstream. Nothing else has a timeout: downloads,
+    uploads, long polls and WebSockets run as long as both ends do."""
+    max_body_bytes: int = 1 << 40
+    """Largest request body streamed upstream; it is never held in memory."""
+    touch_interval: float = 1.0
+    """Seconds between two `WorkspaceGate.touch` calls for one WebSocket while traffic flows."""
+    max_idle_connections: int = 16
+    """Idle keep-alive connections kept per upstream."""
+    idle_seconds: float = 30.0
+    """An idle upstream connection older than this is closed rather than reused."""
+    html_scrub_bytes: int = 1 << 20
+    """HTML responses up to this size are scrubbed of the upstream token (JupyterLab writes it
+    into its page config); larger HTML is streamed untouched."""

@@ -1,0 +1,107 @@
+"""The URL rules that send browser traffic into Workspaces.
+
+In order, first match wins (put them ahead of the gateway's generic rules):
+
+1. host form: host ``<es-id>.<studio domain>`` (any case; the id is upper-cased), path
+   ``/workspaces/<e-id>/...``;
+2. path form: any host, path ``/studios/<es-id>/workspaces/<e-id>/...``;
+3. bare form: any host, path ``/workspaces/<e-id>/...``; the gate gets ``studio_id=None``.
+
+Within each form a request with a body goes to `StreamingProxyHandler`, any other to
+`ProxyHandler`: the same code, but Tornado's streaming mode costs two more turns of the event
+loop per request, which most requests (GETs, WebSocket handshakes) need not pay.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tornado import httputil
+from tornado.routing import HostMatches, PathMatches, Rule
+
+from emustudio.proxy.base import Form, ProxyContext
+from emustudio.proxy.contract import ProxyOptions, WorkspaceGate
+from emustudio.proxy.http import ProxyHandler, StreamingProxyHandler
+from emustudio.proxy.upstream import Pool
+
+STUDIO_ID = r"es-[A-Z0-9]{25}"
+EDITOR_ID = r"e-[A-Z0-9]{25}"
+# No groups: the handler cuts the ids from fixed offsets of the raw URI (`base.Form`), and
+# Tornado then has nothing to unescape per request.
+_WORKSPACE = rf"/workspaces/{EDITOR_ID}(?:/.*)?"
+_PATHS = {
+    Form.HOST: _WORKSPACE,
+    Form.PATH: rf"/studios/{STUDIO_ID}{_WORKSPACE}",
+    Form.BARE: _WORKSPACE,
+}
+
+
+class BodyPathMatches(PathMatches):
+    """`PathMatches`, for requests that have a body only."""
+
+    def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        headers = request.headers
+        if headers.get("Content-Length", "0") == "0" and "Transfer-Encoding" not in headers:
+            return None
+        return super().match(request)
+
+
+class WorkspaceProxy:
+    """The proxy's rules, and the upstream connections and tunnels they share; `close` it on
+    shutdown, after the HTTP server has stopped accepting."""
+
+    def __init__(
+        self,
+        gate: WorkspaceGate,
+        *,
+        studio_domain: str,
+        session_cookie: str = "emustudio-session",
+        options: ProxyOptions | None = None,
+    ) -> None:
+        options = options or ProxyOptions()
+        self.studio_domain = studio_domain.lower().strip(".")
+        self.pool = Pool(
+            connect_timeout=options.connect_timeout,
+            max_idle=options.max_idle_connections,
+            idle_seconds=options.idle_seconds,
+        )
+        self.context = ProxyContext(gate, self.pool, options, session_cookie)
+
+    def rules(self) -> list[Rule]:
+        studio_host = rf"es-[a-z0-9]{{25}}\.{re.escape(self.studio_domain)}"
+        return [
+            Rule(HostMatches(studio_host), self._rules(Form.HOST)),
+            *self._rules(Form.PATH),
+            *self._rules(Form.BARE),
+        ]
+
+    def _rules(self, form: Form) -> list[Rule]:
+        kwargs = {"context": self.context, "form": form}
+        return [
+            Rule(BodyPathMatches(_PATHS[form]), StreamingProxyHandler, kwargs),
+            Rule(PathMatches(_PATHS[form]), ProxyHandler, kwargs),
+        ]
+
+    def close(self) -> None:
+        """Close the idle upstream connections and the open WebSocket tunnels."""
+        self.pool.close()
+        for tunnel in list(self.context.tunnels):
+            tunnel.close()
+
+
+def proxy_handlers(
+    gate: WorkspaceGate,
+    *,
+    studio_domain: str,
+    session_cookie: str = "emustudio-session",
+    options: ProxyOptions | None = None,
+) -> list[Rule]:
+    """The rules for the Tornado application, ahead of the generic ones.
+
+    A shortcut for ``WorkspaceProxy(...).rules()``; keep the `WorkspaceProxy` instead to close
+    its idle upstream connections on shutdown.
+    """
+    return WorkspaceProxy(
+        gate, studio_domain=studio_domain, session_cookie=session_cookie, options=options
+    ).rules()
