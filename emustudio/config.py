@@ -57,6 +57,11 @@ class Settings:
         " network_remap_pool instead of failing.",
     )
     network_remap_pool: str = _setting("10.192.0.0/10", "Where remapped subnet networks go.")
+    gateway_container: str | None = _setting(
+        None,
+        "Name or id of the container the gateway runs in (docker compose); that container joins"
+        " every subnet network so it reaches Workspaces. Default: the gateway runs on the host.",
+    )
     max_request_bytes: int = _setting(
         1_048_576, "Largest AWS API request body accepted (AWS rejects larger ones too)."
     )
@@ -101,6 +106,45 @@ class Settings:
     )
     session_hours: float = _setting(
         12.0, "Hours a Studio sign-in lasts (AWS console sessions of IAM users last 12)."
+    )
+    s3_endpoint_url: str | None = _setting(
+        None,
+        "S3 endpoint the Workspace backups go to (MinIO, AWS S3...); default an S3 server"
+        " emustudio runs itself on 127.0.0.1 (rclone serve s3), data in data_dir/s3.",
+    )
+    s3_access_key_id: str | None = _setting(
+        None,
+        "Access key id for s3_endpoint_url; for the embedded server, default generated once"
+        " and kept in data_dir/s3.json (mode 600). Only the gateway holds it.",
+    )
+    s3_secret_access_key: str | None = _setting(None, "Secret access key for S3 (as above).")
+    s3_region: str = _setting("us-east-1", "Region S3 requests are signed for.")
+    s3_port: int | None = _setting(
+        None, "Port of the embedded S3 server; default a free port, kept in data_dir/s3.json."
+    )
+    s3_default_bucket: str = _setting("emustudio", "Bucket created at start.")
+    s3_create_buckets: bool | None = _setting(
+        None,
+        "Create a bucket named by a Studio's or Workspace's S3 location on its first write;"
+        " default: with the embedded server only (on AWS the bucket must exist).",
+    )
+    backup_sweep_seconds: float = _setting(
+        60.0,
+        "Seconds between sweeps that compare each running Workspace's files with their last"
+        " backup (catching changes no save event reported, such as files written by code).",
+    )
+    backup_debounce_seconds: float = _setting(
+        0.5, "A file saved again within this many seconds is uploaded once, latest content."
+    )
+    backup_restore_timeout: float = _setting(
+        120.0,
+        "Seconds a starting Workspace waits for S3 (down) to restore its files before the start"
+        " fails.",
+    )
+    backup_flush_timeout: float = _setting(
+        120.0,
+        "Seconds a stopping Workspace waits for its unsaved changes to be read into the backup"
+        " (uploaded, or kept on disk while S3 is down) before its container goes.",
     )
 
     @property

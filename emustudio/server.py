@@ -5,28 +5,58 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from tornado import httpserver, web
+from tornado import httpserver, ioloop, web
 
 from emustudio.audit import Auditor
+from emustudio.auth import SESSION_COOKIE, IamUserSignIn, SessionStore, StudioGate
 from emustudio.authz import PolicyAuthorizer
+from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.pipeline import Gateway
+from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
-from emustudio.runtime.networks import SubnetNetworks
+from emustudio.runtime.images import Images
+from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
+from emustudio.runtime.workspaces import DockerWorkspaces
+from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
+from emustudio.services.emr.containers import DockerContainers
+from emustudio.services.emr.workspaces import WorkspaceHooks, WorkspaceManager
 from emustudio.services.iam import IamCredentials, IamService
+from emustudio.services.operator import OperatorService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
+from emustudio.store.tables import Editor
 from emustudio.web.aws_handler import AwsHandler, HealthHandler
+from emustudio.web.console import StudioConsole
+from emustudio.web.routes import studio_rules
+from emustudio.web.site import SignInTrail, StudioSite, app_settings
 
 log = logging.getLogger(__name__)
 
 
 class StartupError(RuntimeError):
     """A start-up step failed in a way the user can fix; the message says how."""
+
+
+class BackupHooks(WorkspaceHooks):
+    """The backup engine at the Workspace transitions (``backup/`` does not import ``services/``,
+    so the engine has the hooks' methods and this hands them over)."""
+
+    def __init__(self, engine: BackupEngine) -> None:
+        self.engine = engine
+
+    async def before_ready(self, editor: Editor, endpoint: str) -> None:
+        await self.engine.before_ready(editor, endpoint)
+
+    async def before_stop(self, editor: Editor) -> None:
+        await self.engine.before_stop(editor)
+
+    async def after_delete(self, editor: Editor) -> None:
+        await self.engine.after_delete(editor)
 
 
 class EmuStudio:
@@ -41,6 +71,7 @@ class EmuStudio:
             self.instance_id,
             remap=settings.network_remap,
             remap_pool=settings.network_remap_pool,
+            gateway_container=settings.gateway_container,
         )
         self.ec2 = Ec2Service(
             self.store, self.networks, region=settings.region, account_id=settings.account_id
@@ -53,6 +84,56 @@ class EmuStudio:
             page_size=settings.list_page_size,
             max_studios=settings.max_studios,
         )
+        # Workspaces: JupyterLab containers on the Studio's subnet networks.
+        self.workspace_runtime = DockerWorkspaces.from_settings(
+            self.docker, self.instance_id, settings
+        )
+        self.workspaces = WorkspaceManager(
+            self.store,
+            DockerContainers(
+                self.workspace_runtime,
+                self.networks,
+                Images.from_settings(self.docker, settings),
+                memory=settings.workspace_memory,
+                cpus=settings.workspace_cpus,
+            ),
+            region=settings.region,
+        )
+        self.emr.workspaces = self.workspaces
+        # S3 (the embedded server unless one is configured) and the Workspace backups to it.
+        self.s3_server: EmbeddedS3 | None = None
+        if settings.s3_endpoint_url:
+            s3_endpoint = S3Endpoint(
+                settings.s3_endpoint_url,
+                settings.s3_access_key_id or "",
+                settings.s3_secret_access_key or "",
+                settings.s3_region,
+            )
+        else:
+            self.s3_server = EmbeddedS3(
+                settings.data_dir,
+                port=settings.s3_port,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
+                region=settings.s3_region,
+            )
+            s3_endpoint = S3Endpoint(
+                self.s3_server.url,
+                self.s3_server.access_key_id,
+                self.s3_server.secret_access_key,
+                settings.s3_region,
+            )
+        create_buckets = settings.s3_create_buckets
+        self.backup = BackupEngine.from_settings(
+            self.store,
+            s3_endpoint,
+            settings,
+            base_url=self.workspaces.base_url,
+            create_buckets=self.s3_server is not None if create_buckets is None else create_buckets,
+        )
+        self.workspaces.hooks.append(BackupHooks(self.backup))
+        self.operator = OperatorService(self.workspaces, region=settings.region)
+        self.culler: ioloop.PeriodicCallback | None = None
         self.cloudtrail = CloudTrailService(
             self.store, region=settings.region, account_id=settings.account_id
         )
@@ -78,6 +159,9 @@ class EmuStudio:
                 self.sts_credentials,
             ]
         )
+        self.authorizer = PolicyAuthorizer(
+            self.store, self.iam, region=settings.region, account_id=settings.account_id
+        )
         self.gateway = Gateway(
             services={
                 "emr": self.emr,
@@ -85,14 +169,46 @@ class EmuStudio:
                 "cloudtrail": self.cloudtrail,
                 "iam": self.iam,
                 "sts": self.sts,
+                "emustudio": self.operator,
             },
             credentials=self.credentials,
             region=settings.region,
             account_id=settings.account_id,
-            authorizer=PolicyAuthorizer(
-                self.store, self.iam, region=settings.region, account_id=settings.account_id
-            ),
+            authorizer=self.authorizer,
             auditor=self.auditor,
+        )
+        # The Studio's web side: sign-in, sessions, pages, and the gate in front of Workspaces.
+        self.sessions = SessionStore(self.store, lifetime=settings.session_hours * 3600)
+        self.studio_site = StudioSite(
+            emr=self.emr,
+            sessions=self.sessions,
+            signin=IamUserSignIn(
+                self.iam,
+                self.authorizer,
+                root_access_key_id=settings.access_key_id,
+                events=SignInTrail(self.auditor),
+            ),
+            console=StudioConsole(
+                self.emr,
+                self.authorizer,
+                region=settings.region,
+                account_id=settings.account_id,
+                auditor=self.auditor,
+            ),
+            studio_domain=settings.studio_domain,
+            session_hours=settings.session_hours,
+        )
+        self.gate = StudioGate(
+            self.store,
+            self.sessions,
+            self.authorizer,
+            region=settings.region,
+            account_id=settings.account_id,
+            session_hours=settings.session_hours,
+            touch=self.touch_workspace,
+        )
+        self.proxy = WorkspaceProxy(
+            self.gate, studio_domain=settings.studio_domain, session_cookie=SESSION_COOKIE
         )
         self.http_server: httpserver.HTTPServer | None = None
         self.startup: list[Callable[[], Awaitable[None]]] = [
@@ -102,12 +218,17 @@ class EmuStudio:
             self.connect_docker,
             self.reconcile_networks,
             self.ensure_default_vpc,
+            self.start_s3,
+            self.adopt_workspaces,
+            self.start_backup,
             self.listen,
         ]
 
     def make_app(self) -> web.Application:
         return web.Application(
             [
+                *self.proxy.rules(),
+                *studio_rules(self.studio_site),
                 (r"/_emustudio/health", HealthHandler, {"region": self.settings.region}),
                 (
                     r"/",
@@ -118,7 +239,12 @@ class EmuStudio:
                     },
                 ),
             ],
+            **app_settings(self.settings.resolved_cookie_secret()),
         )
+
+    def touch_workspace(self, editor_id: str) -> None:
+        if self.emr.workspaces is not None:
+            self.emr.workspaces.touch(editor_id)
 
     async def start(self) -> None:
         for step in self.startup:
@@ -144,6 +270,10 @@ class EmuStudio:
                 + (f" at {self.settings.docker_url}" if self.settings.docker_url else "")
                 + ": start dockerd (scripts/setup does) or set EMUSTUDIO_DOCKER_URL."
             )
+        try:
+            await self.networks.check_gateway_container()
+        except GatewayContainerMissing as exc:
+            raise StartupError(str(exc)) from exc
 
     async def reconcile_networks(self) -> None:
         report = await self.ec2.reconcile_networks()
@@ -163,9 +293,56 @@ class EmuStudio:
         )
         self.http_server.listen(self.settings.port, self.settings.host)
 
+    async def adopt_workspaces(self) -> None:
+        """Keep Workspaces whose containers still run; mark the others Idle; stop idle ones."""
+        await self.workspaces.adopt()
+        idle = self.settings.workspace_idle_timeout
+        if idle > 0:
+            self.culler = ioloop.PeriodicCallback(
+                lambda: self.workspaces.background(self.cull(idle), "cull idle Workspaces"),
+                callback_time=min(idle, 60) * 1000,
+            )
+            self.culler.start()
+
+    async def start_s3(self) -> None:
+        """Run the embedded S3 server (unless one is configured); make the default bucket."""
+        if self.s3_server is not None:
+            try:
+                await self.s3_server.start()
+            except S3ServerError as exc:
+                raise StartupError(str(exc)) from exc
+        try:
+            await self.backup.s3.ensure_bucket(self.settings.s3_default_bucket)
+        except S3Failure as exc:
+            if self.s3_server is not None:
+                raise StartupError(f"the embedded S3 server does not answer: {exc}") from exc
+            log.warning(
+                "S3 at %s: cannot make bucket %s (%s); backups wait until S3 answers",
+                self.settings.s3_endpoint_url,
+                self.settings.s3_default_bucket,
+                exc,
+            )
+
+    async def start_backup(self) -> None:
+        """Follow the running Workspaces and replay the changes not yet in S3."""
+        await self.backup.start()
+
+    async def cull(self, idle: float) -> None:
+        await self.workspaces.cull_idle(idle)
+
     async def stop(self) -> None:
+        if self.culler is not None:
+            self.culler.stop()
         if self.http_server is not None:
             self.http_server.stop()
             await self.http_server.close_all_connections()
+        # Workspace containers keep running: the next start adopts them (and the backup
+        # journal keeps what S3 does not have yet).
+        await self.backup.close()
+        await self.workspaces.close()
+        await self.workspace_runtime.close()
+        self.proxy.close()
+        if self.s3_server is not None:
+            await self.s3_server.stop()
         self.docker.close()
         self.store.close()

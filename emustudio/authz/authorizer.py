@@ -9,6 +9,7 @@ checked as ``iam:PassRole`` after the action itself, as AWS does.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -17,7 +18,16 @@ from sqlmodel import Session, col, select
 from emustudio.authz.catalog import Catalog, Denied, Plan
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal, RequestContext
-from emustudio.iam import AuthzRequest, Policy, PolicySet, deny_message, evaluate, parse_policy
+from emustudio.iam import (
+    AuthzRequest,
+    Decision,
+    Effect,
+    Policy,
+    PolicySet,
+    deny_message,
+    evaluate,
+    parse_policy,
+)
 from emustudio.iam.keys import merge_contexts, tag_context
 from emustudio.store import Store
 from emustudio.store.tables import Tag
@@ -101,6 +111,50 @@ class PolicyAuthorizer:
             context = merge_contexts(base, {"iam:PassedToService": plan.passed_to})
             self.check("iam:PassRole", role_arn, principal, context, policies, plan.denied)
 
+    async def allowed(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        extra_context: Mapping[str, object] | None = None,
+        *,
+        source_ip: str = "127.0.0.1",
+    ) -> Decision:
+        """Whether ``principal`` may ``action`` on ``resource`` (an ARN, or ``*``), decided as
+        :meth:`authorize` decides an API call: the same policies, principal and request keys,
+        and the resource's tags (``aws:ResourceTag/*``, ``<service>:ResourceTag/*``).
+
+        For what is no API call of its own: opening a Studio (``CreateStudioPresignedUrl``),
+        a Workspace (``OpenEditorInConsole``), and the Studio pages' checks. Root is allowed.
+        """
+        if principal.is_root:
+            return Decision(Effect.ALLOW, (), "root")
+        identity, boundary = await self.policies.identity_policy_set(principal)
+        session = (
+            [parse_policy(doc, "session") for doc in principal.session_policies]
+            if principal.session_policies
+            else None
+        )
+        now = datetime.now(UTC)
+        rid = None if resource.endswith("*") else resource.rsplit("/", 1)[-1]
+        tags = (await self.resource_tags_of([rid])).get(rid, {}) if rid else {}
+        context = merge_contexts(
+            self.principal_context(principal, await self.policies.principal_tags(principal)),
+            {
+                "aws:CurrentTime": now,
+                "aws:EpochTime": int(now.timestamp()),
+                "aws:SecureTransport": False,
+                "aws:SourceIp": source_ip,
+                "aws:RequestedRegion": self.region,
+            },
+            tag_context(service=action.split(":", 1)[0], resource_tags=tags),
+            dict(extra_context or {}),
+        )
+        return evaluate(
+            AuthzRequest(action, resource, principal.arn, context),
+            PolicySet(identity=identity, session=session, boundary=boundary),
+        )
+
     @staticmethod
     def check(
         action: str,
@@ -138,7 +192,12 @@ class PolicyAuthorizer:
         }
 
     async def resource_tags(self, plan: Plan) -> dict[str, dict[str, str]]:
-        ids = [rid for rid in plan.resource_ids if rid]
+        return await self.resource_tags_of(plan.resource_ids)
+
+    async def resource_tags_of(
+        self, resource_ids: Iterable[str | None]
+    ) -> dict[str, dict[str, str]]:
+        ids = [rid for rid in resource_ids if rid]
         if not ids:
             return {}
 

@@ -36,6 +36,23 @@ Overlaps and remapping
     10.192.0.0/10) and both CIDRs are recorded in the labels.  The caller keeps
     ``SubnetNetwork.docker_cidr`` and passes it back as ``SubnetSpec.docker_cidr``
     after a restart so the same block is reused.
+
+The gateway in a container
+    The gateway is the Studio's ENI: it reaches Workspaces at their addresses on
+    the subnet networks.  On the host that works as it is (the host routes to
+    every bridge).  When the gateway itself runs in a container (docker compose:
+    setting ``gateway_container``, ``EMUSTUDIO_GATEWAY_CONTAINER``, its own
+    container's name or id), it has no route to those bridges, so that container
+    joins every subnet network this instance has: on ``ensure`` (CreateSubnet,
+    the default VPC) and on ``reconcile`` (start-up, so a re-created gateway
+    container joins again).  Joining is idempotent (already a member: nothing
+    happens).  The gateway joins a network as soon as it is created, so Docker
+    gives it the first free address, ``x.x.x.2``, inside the part of the subnet
+    AWS reserves: it takes no address AWS would hand to an instance.  Removing
+    a network whose only member is the gateway container disconnects it first;
+    any other member still makes the removal fail with :class:`NetworkInUse`.
+    A configured container that does not exist is
+    :class:`GatewayContainerMissing`.
 """
 
 from __future__ import annotations
@@ -63,6 +80,7 @@ __all__ = [
     "KIND_SUBNET",
     "LABEL",
     "CidrConflict",
+    "GatewayContainerMissing",
     "NetworkInUse",
     "ReconcileReport",
     "RemapPoolExhausted",
@@ -170,6 +188,18 @@ class NetworkInUse(RuntimeError):
         super().__init__(
             f"Docker {what} still has containers attached and cannot be removed; "
             f"stop or disconnect them first. Docker said: {detail}"
+        )
+
+
+class GatewayContainerMissing(RuntimeError):
+    """The container the gateway is configured to run in (``gateway_container``) is not there."""
+
+    def __init__(self, container: str, detail: str) -> None:
+        self.container = container
+        super().__init__(
+            f"the gateway container {container!r} (EMUSTUDIO_GATEWAY_CONTAINER) does not exist "
+            f"on this Docker host; set it to the name or id of the container the gateway runs "
+            f"in, or unset it when the gateway runs on the host. Docker said: {detail}"
         )
 
 
@@ -320,6 +350,7 @@ class SubnetNetworks:
         *,
         remap: bool = False,
         remap_pool: str = "10.192.0.0/10",
+        gateway_container: str | None = None,
     ) -> None:
         if not _NAME_PART.match(instance_id):
             raise ValueError(f"instance id {instance_id!r} must match {_NAME_PART.pattern}")
@@ -330,6 +361,8 @@ class SubnetNetworks:
         self._instance_id = instance_id
         self._remap = remap
         self._pool = pool
+        # The container the gateway runs in, if any: it joins every subnet network.
+        self._gateway_container = gateway_container or None
         # Serialises our own mutations: two concurrent ensure() calls for one
         # subnet would otherwise both create, and two remaps would pick the same
         # free block.  Other processes are covered by Docker's overlap error.
@@ -346,6 +379,10 @@ class SubnetNetworks:
     @property
     def remap_pool(self) -> str:
         return str(self._pool)
+
+    @property
+    def gateway_container(self) -> str | None:
+        return self._gateway_container
 
     def network_name(self, subnet_id: str) -> str:
         if not _NAME_PART.match(subnet_id):
@@ -364,6 +401,11 @@ class SubnetNetworks:
         """Remove the subnet's network; already gone is fine.  Raises NetworkInUse."""
         async with self._lock:
             await self._docker.run(lambda c: self._remove_subnet_sync(c, subnet_id))
+
+    async def check_gateway_container(self) -> None:
+        """Raise :class:`GatewayContainerMissing` unless the gateway container (if any) exists."""
+        if self._gateway_container is not None:
+            await self._docker.run(self._gateway_container_id_sync)
 
     async def get(self, subnet_id: str) -> SubnetNetwork | None:
         def _get(client: docker.DockerClient) -> SubnetNetwork | None:
@@ -453,17 +495,65 @@ class SubnetNetworks:
         # Docker ANDs several label filters; the list endpoint already includes IPAM.
         return builtins.list(client.networks.list(filters=self._filters(subnet_id)))
 
-    def _remove_network_sync(self, _client: docker.DockerClient, net: Network) -> bool:
-        """True if removed, False if it was already gone."""
+    def _remove_network_sync(self, client: docker.DockerClient, net: Network) -> bool:
+        """True if removed, False if it was already gone.  Raises NetworkInUse."""
         try:
-            net.remove()
+            removed = _remove_once(net)
+        except NetworkInUse:
+            # The gateway's own container is a member of every subnet network: let go of a
+            # network only it holds, then try once more.
+            if not self._leave_if_sole_member_sync(client, net):
+                raise
+            removed = _remove_once(net)
+        if removed:
+            log.info("removed docker network %s", net.name)
+        return removed
+
+    # ---- the gateway's own container (see "The gateway in a container") ---------------
+
+    def _inspect_gateway_container_sync(self, client: docker.DockerClient) -> dict[str, Any]:
+        assert self._gateway_container is not None
+        try:
+            attrs: dict[str, Any] = client.api.inspect_container(self._gateway_container)
+        except NotFound as exc:
+            raise GatewayContainerMissing(self._gateway_container, str(exc)) from exc
+        return attrs
+
+    def _gateway_container_id_sync(self, client: docker.DockerClient) -> str:
+        return str(self._inspect_gateway_container_sync(client)["Id"])
+
+    def _join_sync(self, client: docker.DockerClient, network: SubnetNetwork) -> None:
+        """Connect the gateway's container to ``network`` unless it is a member already."""
+        if self._gateway_container is None:
+            return
+        attrs = self._inspect_gateway_container_sync(client)
+        joined = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        if any(ep.get("NetworkID") == network.network_id for ep in joined.values()):
+            return
+        try:
+            client.api.connect_container_to_network(attrs["Id"], network.network_id)
+        except APIError as exc:
+            if "already exists" not in str(exc):  # joined meanwhile: fine
+                raise
+        log.info("gateway container %s joined %s", self._gateway_container, network.name)
+
+    def _leave_if_sole_member_sync(self, client: docker.DockerClient, net: Network) -> bool:
+        """Disconnect the gateway's container from ``net`` if it is the only member left."""
+        if self._gateway_container is None:
+            return False
+        try:
+            net.reload()
+            container = self._gateway_container_id_sync(client)
+        except (NotFound, GatewayContainerMissing):
+            return False
+        members = set((net.attrs.get("Containers") or {}).keys())
+        if members != {container}:
+            return False
+        try:
+            client.api.disconnect_container_from_network(container, net.id, force=True)
         except NotFound:
             return False
-        except APIError as exc:
-            if _is_in_use(exc):
-                raise NetworkInUse(net.name, _labels(net).get(L_SUBNET_ID), str(exc)) from exc
-            raise
-        log.info("removed docker network %s", net.name)
+        log.info("gateway container %s left %s", self._gateway_container, net.name)
         return True
 
     def _remove_subnet_sync(self, client: docker.DockerClient, subnet_id: str) -> None:
@@ -492,8 +582,11 @@ class SubnetNetworks:
             log.info("re-creating docker network %s for subnet %s", net.name, spec.subnet_id)
             self._remove_network_sync(client, net)
         if keep is not None:
+            self._join_sync(client, keep)
             return keep, False
-        return self._create_sync(client, spec, cidr, wanted), True
+        created = self._create_sync(client, spec, cidr, wanted)
+        self._join_sync(client, created)
+        return created, True
 
     def _occupants_sync(self, client: docker.DockerClient) -> builtins.list[_Occupant]:
         out: builtins.list[_Occupant] = []
@@ -617,6 +710,18 @@ class SubnetNetworks:
                 raise RuntimeError(f"docker network {name} was created without an IPv4 pool")
             return created
         raise self._conflict(spec, None, last_error)
+
+
+def _remove_once(net: Network) -> bool:
+    try:
+        net.remove()
+    except NotFound:
+        return False
+    except APIError as exc:
+        if _is_in_use(exc):
+            raise NetworkInUse(net.name, _labels(net).get(L_SUBNET_ID), str(exc)) from exc
+        raise
+    return True
 
 
 def _matches(current: SubnetNetwork, cidr: IPv4Network, wanted: IPv4Network | None) -> bool:

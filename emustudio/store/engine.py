@@ -19,8 +19,10 @@ from sqlmodel import Session, SQLModel, create_engine
 
 # Importing the table modules registers them with SQLModel's metadata.
 from emustudio.store import audit_tables as _audit_tables  # noqa: F401
+from emustudio.store import backup_tables as _backup_tables  # noqa: F401
 from emustudio.store import iam_tables as _iam_tables  # noqa: F401
 from emustudio.store import tables as _tables  # noqa: F401
+from emustudio.store import web_tables as _web_tables  # noqa: F401
 
 T = TypeVar("T")
 

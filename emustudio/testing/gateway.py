@@ -21,6 +21,8 @@ from typing import Any
 
 import docker
 
+from emustudio.testing.clients import boto3_client
+
 ROOT_KEY = "test"
 ROOT_SECRET = "test"
 
@@ -114,11 +116,11 @@ class GatewayProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        import boto3
-
-        return boto3.client(
+        """A boto3 client of this gateway, signed as root unless keys are given in ``kwargs``;
+        ``"emr-studio"`` (the Workspace operations, emustudio's supplemental model) works too."""
+        return boto3_client(
             service,
-            endpoint_url=self.endpoint_url,
+            self.endpoint_url,
             region_name=kwargs.pop("region_name", self.region),
             aws_access_key_id=kwargs.pop("aws_access_key_id", ROOT_KEY),
             aws_secret_access_key=kwargs.pop("aws_secret_access_key", ROOT_SECRET),

@@ -1,6 +1,6 @@
 """emustudio's Jupyter server extension, loaded by the server of every Workspace.
 
-It does two things now:
+It does three things now:
 
 * **TCP_NODELAY on every connection**, WebSockets included (:mod:`.nodelay`).  Stock
   jupyter_server leaves Nagle's algorithm on for WebSockets, so a small kernel message written
@@ -8,10 +8,11 @@ It does two things now:
   (reference/anchors-measured.md §3).
 * **GET <base_url>emustudio/ready** (:mod:`.handlers`): 200 once the server is up; the image's
   Docker health check and the gateway ask it.
+* **WebSocket <base_url>emustudio/events** (:mod:`.events`): the contents changes (save,
+  rename, delete...) the gateway's S3 backup follows, numbered and replayable after a reconnect.
 
 and leaves documented hook points (:mod:`.hooks`) for what the gateway will need from inside a
-Workspace: file saves, renames and deletes (for the S3 backup), the user identity the gateway
-passes, and the attached cluster.
+Workspace: the user identity the gateway passes, and the attached cluster.
 
 Enabled by ``c.ServerApp.jpserver_extensions = {"emustudio_jupyter_ext": True}``.
 """
@@ -23,6 +24,7 @@ from typing import Any
 from jupyter_server.utils import url_path_join
 
 from emustudio_jupyter_ext import hooks
+from emustudio_jupyter_ext.events import EventsSocket
 from emustudio_jupyter_ext.handlers import ReadyHandler
 from emustudio_jupyter_ext.nodelay import NoDelay, make_sticky
 
@@ -39,6 +41,12 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     make_sticky()
     web_app.add_transform(NoDelay)
     base_url = web_app.settings.get("base_url", "/")
-    web_app.add_handlers(".*$", [(url_path_join(base_url, "emustudio/ready"), ReadyHandler)])
+    web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base_url, "emustudio/ready"), ReadyHandler),
+            (url_path_join(base_url, "emustudio/events"), EventsSocket),
+        ],
+    )
     hooks.install(serverapp)
     serverapp.log.info("emustudio_jupyter_ext %s loaded (TCP_NODELAY on)", __version__)

@@ -1,7 +1,8 @@
 """Hook points: where the Workspace tells the gateway things, and trusts what it says.
 
-Each hook is wired (or ready to be wired) into the server by :func:`install` and does nothing
-observable yet but log; the issue that gives it a job replaces the body, not the wiring.
+Each hook is wired (or ready to be wired) into the server by :func:`install`; the ones without
+a job yet only document what they will do (the issue that gives one a job replaces the body,
+not the wiring).  :func:`on_contents_event` has one: it feeds the S3 backup's change feed.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import logging
 import os
 from typing import Any
 
+from emustudio_jupyter_ext.events import FEED
+
 log = logging.getLogger("emustudio_jupyter_ext")
 
 CONTENTS_SCHEMA = "https://events.jupyter.org/jupyter_server/contents_service/v1"
-# Contents actions that change what the S3 backup must hold.
-BACKUP_ACTIONS = frozenset({"save", "upload", "create", "rename", "copy", "delete"})
 
 
 def install(serverapp: Any) -> None:
@@ -25,18 +26,23 @@ def install(serverapp: Any) -> None:
 
 
 async def on_contents_event(logger: Any, schema_id: str, data: dict[str, Any]) -> None:
-    """Hook (issue 5): report a file saved, created, renamed, copied or deleted.
+    """Report a file saved, created, uploaded, renamed, copied or deleted.
 
     Called by jupyter_server's event bus after each successful contents action (``data`` has
     ``action``, ``path`` and, for rename and copy, ``source_path``; paths are relative to the
-    server's root_dir).  The gateway holds the S3 credentials, so this only has to tell it
-    *that* something changed: a small POST to the gateway (URL and credential passed in the
-    environment at container start), after which the gateway reads the file over the contents
-    API and writes ``<s3 location>/<workspace id>/<path>``, or deletes it for ``delete``.
-    Must never raise or block: a failed report is retried by the gateway's periodic sync.
+    server's root_dir).  The gateway holds the S3 credentials, so this only tells it *that*
+    something changed: the change goes into the feed the gateway subscribes to
+    (:mod:`.events`, ``<base_url>emustudio/events``), after which the gateway reads the file
+    over the contents API and writes ``<s3 location>/<workspace id>/<path>``, or deletes it.
+    Never raises or blocks: a change the gateway misses is found by its periodic sweep.
     """
-    if data.get("action") in BACKUP_ACTIONS:
-        log.debug("contents %s %s", data.get("action"), data.get("path"))
+    try:
+        change = FEED.record(data)
+    except Exception:  # pragma: no cover - a listener must never break the server
+        log.exception("recording contents event %r", data)
+        return
+    if change is not None:
+        log.debug("contents %s %s (#%s)", change["action"], change["path"], change["seq"])
 
 
 def gateway_identity(headers: Any) -> dict[str, str] | None:

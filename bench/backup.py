@@ -1,0 +1,187 @@
+"""Workspace backup: save-to-S3 latency and restore time, each against a baseline measured in
+the same run on this machine.
+
+* **Save to S3.** A notebook saved through the Workspace's contents API (as JupyterLab saves
+  it), until S3 holds exactly those bytes (polled every 5 ms with the ``minio`` SDK), over N
+  saves, p50 and p99; once with the default debounce (0.5 s: a path saved again within it is
+  uploaded once) and once with none, which leaves the pipeline's own cost (change feed,
+  journal, read back, upload). Baseline: a direct ``minio`` put of the same bytes from the
+  host, which is what the upload itself costs.
+* **Restore.** 100 notebooks of about 1 MB (100 MB) put back into a new container before the
+  Workspace is Ready: the restore step as the gateway logs it, and StartEditor until Ready
+  against the same for an empty Workspace. Baseline: a ``minio`` get of the same 100 objects
+  from the host.
+
+    .venv/bin/python bench/backup.py [--saves 50] [--notebooks 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from minio import Minio
+
+from emustudio.testing.gateway import GatewayProcess
+from tests.backup.conftest import (
+    StudioSetup,
+    key_of,
+    keys_under,
+    minio_of,
+    notebook,
+    start_workspace,
+    wait_until,
+)
+from tests.conftest import make_studio_network, studio_args
+from tests.services.test_emr_editors import wait_for
+
+BUCKET = "studio-bucket"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def etag_of(s3: Minio, key: str) -> str | None:
+    try:
+        return str(s3.stat_object(BUCKET, key).etag).strip('"')
+    except Exception:
+        return None
+
+
+def studio(gateway: GatewayProcess) -> StudioSetup:
+    net = make_studio_network(gateway.client("ec2"), subnets=2)
+    location = f"s3://{BUCKET}/workspaces"
+    studio_id = gateway.client("emr").create_studio(**studio_args(net, DefaultS3Location=location))[
+        "StudioId"
+    ]
+    return StudioSetup(studio_id, net.subnet_ids, location)
+
+
+def save_latencies(debounce: float, saves: int) -> tuple[list[float], list[float]]:
+    """(save-to-S3 seconds, direct put seconds) for ``saves`` saves of a ~20 KB notebook."""
+    gateway = GatewayProcess(env={"EMUSTUDIO_BACKUP_DEBOUNCE_SECONDS": str(debounce)}).start()
+    try:
+        _, editor_id, ws = start_workspace(gateway, studio(gateway), "latency")
+        s3 = minio_of(gateway)
+        key = key_of(editor_id, "latency.ipynb")
+        through, direct = [], []
+        for i in range(saves + 2):
+            ws.save_notebook("latency.ipynb", notebook(f"print({i})", size=20_000))
+            started = time.monotonic()
+            data = ws.raw("latency.ipynb")
+            assert data is not None
+            md5 = hashlib.md5(data).hexdigest()
+            wait_until(lambda m=md5: etag_of(s3, key) == m, 10, interval=0.005)  # type: ignore[misc]
+            if i >= 2:  # the first saves warm the connections up
+                through.append(time.monotonic() - started)
+            t = time.monotonic()
+            s3.put_object(BUCKET, f"baseline/{i}.ipynb", BytesIO(data), len(data))
+            if i >= 2:
+                direct.append(time.monotonic() - t)
+            time.sleep(0.2)
+        return through, direct
+    finally:
+        gateway.close()
+
+
+def restore_times(count: int) -> dict[str, float]:
+    gateway = GatewayProcess().start()
+    try:
+        setup = studio(gateway)
+        s3 = minio_of(gateway)
+        editors, empty_id, _ = start_workspace(gateway, setup, "empty")
+        _, editor_id, ws = start_workspace(gateway, setup, "full")
+        for i in range(count):
+            ws.save_notebook(f"nb-{i:03}.ipynb", notebook(f"notebook {i}", size=1_000_000))
+        total = sum(len(ws.raw(f"nb-{i:03}.ipynb") or b"") for i in range(count))
+        wait_until(lambda: len(keys_under(s3, key_of(editor_id, ""))) == count, 120, interval=0.2)
+
+        def cycle(eid: str) -> float:
+            editors.stop_editor(EditorId=eid)
+            wait_for(editors, eid, "Idle")
+            started = time.monotonic()
+            editors.start_editor(EditorId=eid)
+            wait_for(editors, eid, "Ready")
+            return time.monotonic() - started
+
+        empty = statistics.median(cycle(empty_id) for _ in range(3))
+        full = cycle(editor_id)
+        logged = re.findall(
+            rf"restored {count} files \((\d+) bytes\) of {editor_id} from \S+ in ([\d.]+) s",
+            gateway.log(),
+        )
+        restore = float(logged[-1][1])
+        ws.refresh()
+        started = time.monotonic()
+        for i in range(count):
+            response = s3.get_object(BUCKET, key_of(editor_id, f"nb-{i:03}.ipynb"))
+            response.read()
+            response.close()
+            response.release_conn()
+        direct = time.monotonic() - started
+        return {
+            "bytes": total,
+            "restore": restore,
+            "start_full": full,
+            "start_empty": empty,
+            "direct_get": direct,
+        }
+    finally:
+        gateway.close()
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{platform.machine()} {os.cpu_count()} CPUs, {platform.system()} {platform.release()},"
+        f" Python {platform.python_version()}, load average {load}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--saves", type=int, default=50)
+    parser.add_argument("--notebooks", type=int, default=100)
+    args = parser.parse_args()
+    print(machine())
+    rows: list[tuple[str, list[float]]] = []
+    baseline: list[float] = []
+    for debounce in (0.5, 0.0):
+        through, direct = save_latencies(debounce, args.saves)
+        rows.append((f"save -> in S3, debounce {debounce} s", through))
+        baseline += direct
+    rows.append(("direct minio put, same bytes", baseline))
+    print(f"{'':36}{'p50 ms':>9}{'p99 ms':>9}{'n':>5}")
+    for label, values in rows:
+        p50, p99 = percentile(values, 0.5) * 1000, percentile(values, 0.99) * 1000
+        print(f"{label:36}{p50:9.1f}{p99:9.1f}{len(values):5}")
+    undebounced = percentile(rows[1][1], 0.5)
+    print(f"ratio p50 (no debounce) / direct put: {undebounced / percentile(baseline, 0.5):.1f}")
+
+    r: dict[str, Any] = restore_times(args.notebooks)
+    mb = r["bytes"] / 1e6
+    print(f"restore of {args.notebooks} notebooks, {mb:.0f} MB:")
+    print(
+        f"  restore step (gateway log)      {r['restore']:6.2f} s  ({mb / r['restore']:.0f} MB/s)"
+    )
+    print(f"  StartEditor -> Ready, restored  {r['start_full']:6.2f} s")
+    print(f"  StartEditor -> Ready, empty     {r['start_empty']:6.2f} s")
+    print(f"  direct minio get, same objects  {r['direct_get']:6.2f} s")
+    print(f"  ratio restore step / direct get: {r['restore'] / r['direct_get']:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""The gate in front of every Workspace: the proxy asks it before it connects upstream.
+
+:class:`StudioGate` implements the proxy's ``WorkspaceGate``. A browser request for
+``/workspaces/<e-id>/...`` passes only when, in this order:
+
+1. it carries a session of *this* Studio (the host's or the path's; in the bare form, the
+   Workspace's); without one a browser navigation (GET of HTML) is redirected to the Studio's
+   sign-in page, anything else gets 403;
+2. the Workspace exists in this Studio (else 404) and is running (else 409);
+3. the signed-in user is allowed ``elasticmapreduce:OpenEditorInConsole`` on the Workspace's ARN
+   (else 403), evaluated by the policy engine as that user, with the Workspace's tags.
+
+Only then does it answer the `Upstream` (the container's address and JupyterLab token from the
+Workspace's row); a refusal raises before the proxy opens any connection.
+
+JupyterLab loads dozens of files per page, so an admission is remembered for
+``cache_seconds`` (2 s by default) per session and Workspace: a policy change, a stop, or a
+restart in another AZ reaches a page already open within that time; signing out at once.
+
+In the path form (``/studios/<es-id>/workspaces/<e-id>/...``) JupyterLab's own URLs leave the
+Studio's prefix for ``/workspaces/<e-id>/...`` on the gateway host, which the Studio's cookie
+(``Path=/studios/<es-id>/``) does not reach. So an admitted path-form page load is redirected
+to that bare URL with the session cookie set at ``Path=/workspaces/<e-id>/`` (on the redirect:
+the gate never adds headers to a proxied response); bare requests then find the Studio from the
+Workspace, and need a session of that Studio like any other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NoReturn
+from urllib.parse import urlencode
+
+from sqlmodel import Session
+from tornado import web
+
+from emustudio import ids
+from emustudio.auth.permissions import Permissions
+from emustudio.auth.sessions import (
+    SessionStore,
+    StudioSession,
+    session_id_from,
+    set_session_cookie,
+    workspace_cookie_path,
+)
+from emustudio.iam import deny_message
+from emustudio.proxy.contract import Upstream
+from emustudio.services.emr.workspaces import RUNNING
+from emustudio.store import Store
+from emustudio.store.tables import Editor
+
+OPEN_WORKSPACE = "elasticmapreduce:OpenEditorInConsole"
+_CACHE_LIMIT = 4096
+
+
+def default_base_url(editor_id: str) -> str:
+    return f"/workspaces/{editor_id}/"
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) as a pair."""
+    host, _, port = endpoint.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class StudioGate:
+    def __init__(
+        self,
+        store: Store,
+        sessions: SessionStore,
+        permissions: Permissions,
+        *,
+        region: str,
+        account_id: str,
+        session_hours: float,
+        touch: Callable[[str], None] | None = None,
+        base_url: Callable[[str], str] = default_base_url,
+        cache_seconds: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.permissions = permissions
+        self.region = region
+        self.account_id = account_id
+        self.max_age_days = session_hours / 24 + 1
+        self._touch = touch
+        self.base_url = base_url
+        self.cache_seconds = cache_seconds
+        self._admitted: dict[tuple[str, str, str], tuple[Upstream, float, StudioSession]] = {}
+        sessions.on_end(self.forget_session)
+
+    async def open(
+        self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
+    ) -> Upstream:
+        session_id = session_id_from(handler, max_age_days=self.max_age_days)
+        key = (session_id or "", studio_id or "", editor_id)
+        hit = self._admitted.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            upstream, session = hit[0], hit[2]
+        else:
+            upstream, session = await self._admit(handler, session_id, studio_id, editor_id)
+            if len(self._admitted) >= _CACHE_LIMIT:
+                self._admitted.clear()
+            self._admitted[key] = (upstream, time.monotonic() + self.cache_seconds, session)
+        if (
+            studio_id is not None
+            and _navigation(handler)
+            and handler.request.path.startswith("/studios/")
+        ):
+            # Path form: hand the page to the bare form, with the session at the Workspace's path.
+            set_session_cookie(handler, session, workspace_cookie_path(editor_id))
+            handler.redirect((handler.request.uri or "/")[len(f"/studios/{studio_id}") :])
+            raise web.Finish()
+        return upstream
+
+    def touch(self, editor_id: str) -> None:
+        if self._touch is not None:
+            self._touch(editor_id)
+
+    def forget_session(self, session_id: str) -> None:
+        for key in [k for k in self._admitted if k[0] == session_id]:
+            del self._admitted[key]
+
+    async def _admit(
+        self,
+        handler: web.RequestHandler,
+        session_id: str | None,
+        studio_id: str | None,
+        editor_id: str,
+    ) -> tuple[Upstream, StudioSession]:
+        def read(session: Session) -> Editor | None:
+            editor = session.get(Editor, editor_id)
+            return editor if editor is not None and editor.region == self.region else None
+
+        editor = await self.store.tx(read)
+        target = studio_id or (editor.studio_id if editor is not None else None)
+        if target is None:
+            raise web.HTTPError(403, "no Studio for Workspace %s", editor_id)
+        session = await self.sessions.get(session_id, target)
+        if session is None:
+            self._refuse_anonymous(handler, target, bare=studio_id is None)
+        if editor is None or editor.studio_id != target:
+            raise web.HTTPError(404, "Workspace %s is not in %s", editor_id, target)
+        if editor.status not in RUNNING or not editor.endpoint:
+            raise web.HTTPError(
+                409, "Workspace %s is %s", editor_id, editor.status, reason="Workspace Not Running"
+            )
+        arn = ids.arn("elasticmapreduce", self.region, self.account_id, f"editor/{editor_id}")
+        principal = session.principal
+        decision = await self.permissions.allowed(
+            principal, OPEN_WORKSPACE, arn, source_ip=handler.request.remote_ip or "127.0.0.1"
+        )
+        if not decision.allowed:
+            raise web.HTTPError(
+                403, "%s", deny_message(principal.arn, OPEN_WORKSPACE, arn, decision)
+            )
+        host, port = parse_endpoint(editor.endpoint)
+        return Upstream(host, port, editor.token, self.base_url(editor_id)), session
+
+    @staticmethod
+    def _refuse_anonymous(handler: web.RequestHandler, studio_id: str, *, bare: bool) -> NoReturn:
+        request = handler.request
+        uri = request.uri or "/"
+        if not _navigation(handler):
+            raise web.HTTPError(403, "no session of %s", studio_id)
+        if request.path.startswith("/studios/") or bare:
+            prefix = f"/studios/{studio_id}"
+            target = uri if not bare else prefix + uri
+        else:
+            prefix, target = "", uri
+        handler.redirect(f"{prefix}/signin?{urlencode({'next': target})}")
+        raise web.Finish()
+
+
+def _navigation(handler: web.RequestHandler) -> bool:
+    """A browser loading a page (not a script's call, not a WebSocket)."""
+    request = handler.request
+    return (
+        request.method == "GET"
+        and "text/html" in request.headers.get("Accept", "")
+        and not request.headers.get("Upgrade")
+    )

@@ -1,0 +1,177 @@
+"""Studio sign-in sessions: rows in the store, named by a signed cookie.
+
+The cookie (`SESSION_COOKIE`) carries a random session id, signed with the gateway's cookie
+secret (Tornado's signed cookies, version 2). The store keeps the id's SHA-256 only, with the
+signed-in principal, the Studio the session opens, and its expiry; so sessions survive a gateway
+restart, a copy of the store yields no cookie, and signing out ends a session everywhere.
+
+A session opens exactly one Studio: :meth:`SessionStore.get` is asked for a Studio and finds
+nothing for another's. The cookie is host-only (no ``Domain``), HttpOnly and SameSite=Lax, and
+its ``Path`` follows the URL form the user signed in through (`cookie_path`):
+
+* host form ``http://<es-id>.<domain>:<port>/``: ``Path=/`` on that Studio's own host, which
+  no other Studio's pages share;
+* path form ``http://<gateway>/studios/<es-id>/``: ``Path=/studios/<es-id>/``; and, since
+  JupyterLab's pages then call ``/workspaces/<e-id>/...`` on the gateway host, the gate sets
+  the same cookie at ``Path=/workspaces/<e-id>/`` for each Workspace the user opens
+  (`workspace_cookie_path`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import secrets
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, col, delete
+from tornado import web
+
+from emustudio.context import Principal
+from emustudio.store import Store
+from emustudio.store.iam_tables import IamUser
+from emustudio.store.web_tables import WebSession
+
+SESSION_COOKIE = "emustudio-session"
+HOST_FORM = "host"
+PATH_FORM = "path"
+
+
+@dataclasses.dataclass(frozen=True)
+class StudioSession:
+    """A live session: ``id`` is the secret the cookie carries."""
+
+    id: str
+    studio_id: str
+    principal: Principal
+    form: str
+    expires_at: float
+
+    @property
+    def expires(self) -> datetime:
+        return datetime.fromtimestamp(self.expires_at, UTC)
+
+
+def _hash(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def principal_to_json(principal: Principal) -> dict[str, Any]:
+    data = dataclasses.asdict(principal)
+    data["session_tags"] = dict(principal.session_tags)
+    expires = principal.session_expires
+    data["session_expires"] = expires.isoformat() if expires is not None else None
+    return data
+
+
+def principal_from_json(data: dict[str, Any]) -> Principal:
+    values = dict(data)
+    values["session_policies"] = tuple(values.get("session_policies") or ())
+    values["transitive_tag_keys"] = tuple(values.get("transitive_tag_keys") or ())
+    expires = values.get("session_expires")
+    values["session_expires"] = datetime.fromisoformat(expires) if expires else None
+    names = {f.name for f in dataclasses.fields(Principal)}
+    return Principal(**{k: v for k, v in values.items() if k in names})
+
+
+class SessionStore:
+    """Creates, finds and ends sessions. ``lifetime`` is in seconds."""
+
+    def __init__(self, store: Store, *, lifetime: float) -> None:
+        self.store = store
+        self.lifetime = lifetime
+        self._ended: list[Callable[[str], None]] = []
+
+    def on_end(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(session_id)`` when a session ends (caches forget it at once)."""
+        self._ended.append(callback)
+
+    async def create(
+        self, principal: Principal, studio_id: str, *, form: str, source_ip: str
+    ) -> StudioSession:
+        session_id = secrets.token_urlsafe(32)
+        now = time.time()
+        row = WebSession(
+            id_hash=_hash(session_id),
+            studio_id=studio_id,
+            user_id=principal.user_id,
+            principal=principal_to_json(principal),
+            form=form,
+            source_ip=source_ip,
+            created_at=now,
+            expires_at=now + self.lifetime,
+        )
+
+        def write(session: Session) -> None:
+            # Expired rows go whenever someone signs in: no timer needed.
+            session.exec(delete(WebSession).where(col(WebSession.expires_at) < now))
+            session.add(row)
+
+        await self.store.tx(write)
+        return StudioSession(session_id, studio_id, principal, form, row.expires_at)
+
+    async def get(self, session_id: str | None, studio_id: str) -> StudioSession | None:
+        """The session if it is live, opens ``studio_id``, and its user still exists."""
+        if not session_id:
+            return None
+
+        def read(session: Session) -> WebSession | None:
+            row = session.get(WebSession, _hash(session_id))
+            if row is None or row.studio_id != studio_id or row.expires_at <= time.time():
+                return None
+            if row.principal.get("kind") == "IAMUser" and session.get(IamUser, row.user_id) is None:
+                return None  # the user was deleted: so are the user's console sessions
+            return row
+
+        row = await self.store.tx(read)
+        if row is None:
+            return None
+        return StudioSession(
+            session_id, row.studio_id, principal_from_json(row.principal), row.form, row.expires_at
+        )
+
+    async def end(self, session_id: str) -> None:
+        def remove(session: Session) -> None:
+            row = session.get(WebSession, _hash(session_id))
+            if row is not None:
+                session.delete(row)
+
+        await self.store.tx(remove)
+        for callback in self._ended:
+            callback(session_id)
+
+
+# --- the cookie ---------------------------------------------------------------------------------
+
+
+def cookie_path(form: str, studio_id: str) -> str:
+    return "/" if form == HOST_FORM else f"/studios/{studio_id}/"
+
+
+def workspace_cookie_path(editor_id: str) -> str:
+    return f"/workspaces/{editor_id}/"
+
+
+def set_session_cookie(handler: web.RequestHandler, session: StudioSession, path: str) -> None:
+    handler.set_signed_cookie(
+        SESSION_COOKIE,
+        session.id,
+        expires_days=None,
+        expires=session.expires,
+        path=path,
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def clear_session_cookie(handler: web.RequestHandler, path: str) -> None:
+    handler.clear_cookie(SESSION_COOKIE, path=path, httponly=True, samesite="Lax")
+
+
+def session_id_from(handler: web.RequestHandler, *, max_age_days: float) -> str | None:
+    """The session id of the request's signed cookie, or None (absent, forged, too old)."""
+    raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=max_age_days, min_version=2)
+    return raw.decode() if raw else None

@@ -1,0 +1,56 @@
+"""The Studio's URL table, in both forms.
+
+Each page module ends with ``default_handlers``: ``(pattern, handler)`` pairs with patterns
+relative to a Studio. :func:`studio_rules` mounts them twice:
+
+* on the Studio's own host, ``<es-id>.<studio domain>`` (the Studio URL AWS gives): ``/``,
+  ``/signin``...;
+* under ``/studios/<es-id>`` on any host, for clients that cannot resolve the Studio host:
+  ``/studios/<es-id>/``, ``/studios/<es-id>/signin``...
+
+Put the rules after the proxy's (``/workspaces/<e-id>/...`` belongs to the proxy on a Studio
+host) and before the AWS endpoint's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tornado import web
+from tornado.routing import HostMatches, PathMatches, Rule
+
+from emustudio.auth.sessions import HOST_FORM, PATH_FORM
+from emustudio.web import events, signin, workspaces
+from emustudio.web.base import NotFoundHandler
+from emustudio.web.site import StudioSite
+
+STUDIO_ID = r"(?P<studio_id>es-[A-Z0-9]{25})"
+
+default_handlers: list[tuple[str, type[web.RequestHandler]]] = [
+    *workspaces.default_handlers,
+    *signin.default_handlers,
+    *events.default_handlers,
+]
+
+
+def studio_rules(site: StudioSite) -> list[Rule]:
+    domain = re.escape(site.studio_domain.lower().strip("."))
+    host: dict[str, Any] = {"site": site, "form": HOST_FORM}
+    path: dict[str, Any] = {"site": site, "form": PATH_FORM}
+    on_host = [Rule(PathMatches(pattern), handler, host) for pattern, handler in default_handlers]
+    on_host.append(Rule(PathMatches(r"/.*"), NotFoundHandler, host))
+    on_path = [
+        Rule(PathMatches(rf"/studios/{STUDIO_ID}{pattern}"), handler, path)
+        for pattern, handler in default_handlers
+    ]
+    return [
+        Rule(HostMatches(rf"es-[a-z0-9]{{25}}\.{domain}"), on_host),
+        Rule(
+            PathMatches(rf"/studios/{STUDIO_ID}"),
+            web.RedirectHandler,
+            {"url": "/studios/{studio_id}/"},
+        ),
+        *on_path,
+        Rule(PathMatches(rf"/studios/{STUDIO_ID}/.*"), NotFoundHandler, path),
+    ]

@@ -1,0 +1,154 @@
+"""The Studio web side's parts in one place, and the Application settings it needs.
+
+:class:`StudioSite` is what every Studio page handler is given (through the URL table's
+kwargs): the EMR service, sessions, the sign-in, the console that calls operations as the user.
+:func:`app_settings` are the `tornado.web.Application` settings the pages rely on: the cookie
+secret, XSRF on every form (the AWS endpoint and the proxy opt out in ``check_xsrf_cookie``),
+templates and static files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session
+
+from emustudio import ids
+from emustudio.audit import Auditor
+from emustudio.auth.sessions import SessionStore
+from emustudio.auth.signin import Authenticator, SignInAttempt
+from emustudio.aws.errors import AwsError
+from emustudio.context import Principal
+from emustudio.services.emr import EmrService
+from emustudio.web.console import StudioConsole
+
+WEB_DIR = Path(__file__).parent
+TEMPLATES = WEB_DIR / "templates"
+STATIC = WEB_DIR / "static"
+STATIC_PREFIX = "/_emustudio/static/"
+XSRF_COOKIE = "emustudio-xsrf"
+
+
+def app_settings(cookie_secret: str) -> dict[str, Any]:
+    return {
+        "cookie_secret": cookie_secret,
+        "xsrf_cookies": True,
+        # Not Tornado's "_xsrf": JupyterLab's pages on the Studio host have their own.
+        "xsrf_cookie_name": XSRF_COOKIE,
+        "xsrf_cookie_kwargs": {"httponly": True, "samesite": "Lax"},
+        "template_path": str(TEMPLATES),
+        "static_path": str(STATIC),
+        "static_url_prefix": STATIC_PREFIX,
+    }
+
+
+@dataclass(frozen=True)
+class StudioInfo:
+    id: str
+    name: str
+    description: str | None
+    auth_mode: str
+    arn: str
+    url: str
+    idp_auth_url: str | None
+
+
+@dataclass
+class StudioSite:
+    emr: EmrService
+    sessions: SessionStore
+    signin: Authenticator
+    console: StudioConsole
+    studio_domain: str
+    session_hours: float
+
+    @property
+    def region(self) -> str:
+        return self.emr.region
+
+    async def studio(self, studio_id: str) -> StudioInfo | None:
+        emr = self.emr
+
+        def read(session: Session) -> StudioInfo | None:
+            try:
+                studio = emr.get_studio_or_raise(session, studio_id)
+            except AwsError:
+                return None
+            return StudioInfo(
+                id=studio.id,
+                name=studio.name,
+                description=studio.description,
+                auth_mode=studio.auth_mode,
+                arn=emr.studio_arn(studio.id),
+                url=emr.studio_url(studio.id),
+                idp_auth_url=studio.idp_auth_url,
+            )
+
+        return await emr.store.tx(read)
+
+    def editor_arn(self, editor_id: str) -> str:
+        return ids.arn("elasticmapreduce", self.region, self.emr.account_id, f"editor/{editor_id}")
+
+    def last_progress(self, editor_id: str) -> str:
+        """The latest start-progress message of a Workspace, if this gateway started it."""
+        manager = self.emr.workspaces
+        progress = manager.progress.get(editor_id) if manager is not None else None
+        return progress.events[-1][1] if progress is not None and progress.events else ""
+
+    def watch(self, editor_id: str) -> AsyncIterator[str] | None:
+        """Start progress as it happens (`WorkspaceManager.watch`), None without a runtime."""
+        manager = self.emr.workspaces
+        return manager.watch(editor_id) if manager is not None else None
+
+
+class SignInTrail:
+    """Sign-in outcomes in CloudTrail: ``ConsoleLogin`` for the password check, and
+    ``CreateStudioPresignedUrl`` for the opening of the Studio (with its refusal, if any)."""
+
+    def __init__(self, auditor: Auditor) -> None:
+        self.auditor = auditor
+
+    async def console_login(
+        self, attempt: SignInAttempt, user_name: str, principal: Principal | None
+    ) -> None:
+        await self.auditor.record_event(
+            event_name="ConsoleLogin",
+            event_source="signin.amazonaws.com",
+            principal=principal,
+            source_ip=attempt.source_ip,
+            user_agent=attempt.user_agent,
+            request_parameters=None,
+            response_elements={"ConsoleLogin": "Success" if principal else "Failure"},
+            error_code=None,
+            error_message=None,
+            read_only=False,
+            event_type="AwsConsoleSignIn",
+        )
+
+    async def studio_opened(
+        self, attempt: SignInAttempt, principal: Principal, error: str | None
+    ) -> None:
+        await self.auditor.record_event(
+            event_name="CreateStudioPresignedUrl",
+            event_source="elasticmapreduce.amazonaws.com",
+            principal=principal,
+            source_ip=attempt.source_ip,
+            user_agent=attempt.user_agent,
+            request_parameters={"studioId": attempt.studio_id},
+            response_elements=None,
+            error_code="AccessDeniedException" if error else None,
+            error_message=error,
+            read_only=False,
+            resources=[("AWS::EMR::Studio", attempt.studio_arn)],
+        )
+
+
+def when(value: Any) -> str:
+    """A timestamp for a page: ``2024-05-01 12:00 UTC``."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "" if value is None else str(value)
