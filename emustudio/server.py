@@ -9,6 +9,7 @@ from tornado import httpserver, ioloop, web
 
 from emustudio.audit import Auditor
 from emustudio.auth import SESSION_COOKIE, IamUserSignIn, SessionStore, StudioGate
+from emustudio.auth.saml import sts_verifier
 from emustudio.authz import PolicyAuthorizer
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
@@ -150,6 +151,8 @@ class EmuStudio:
             region=settings.region,
             credentials=self.sts_credentials,
         )
+        # AssumeRoleWithSAML: responses verified against the provider's metadata, as AWS does.
+        self.sts.saml_verifier = sts_verifier()
         self.credentials = Credentials(
             [
                 RootCredentials(

@@ -126,10 +126,11 @@ class Idp:
         destination: str = AWS_ACS_URL,
         sign_response: bool = False,
         sign_assertion: bool = True,
+        identity: dict[str, list[str]] | None = None,
     ) -> str:
         """The response XML (not base64)."""
         resp = self.server.create_authn_response(
-            IDENTITY,
+            identity or IDENTITY,
             in_response_to=in_response_to,
             destination=destination,
             sp_entity_id=AWS_AUDIENCE,
@@ -218,7 +219,7 @@ def test_valid_response_yields_the_aws_attributes(
     assert facts.subject == "alice@example.com"
     assert facts.subject_type == "persistent"
     assert facts.issuer == IDP_ID
-    assert facts.audience == AWS_AUDIENCE
+    assert facts.audience == AWS_ACS_URL  # saml:aud is the Recipient, as IAM documents
     assert facts.not_on_or_after is not None
     assert facts.attributes[ROLE] == [f"{ROLE_ARN},{PROVIDER_ARN}"]
     aws = aws_attributes(facts.attributes)

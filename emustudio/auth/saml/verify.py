@@ -442,7 +442,9 @@ def verify_saml_response(
         subject_type = name_format
     return SamlAssertion(
         subject=_text(name_id),
-        audience=sp_entity_id,
+        # IAM's saml:aud (and AssumeRoleWithSAML's Audience) is the Recipient the assertion was
+        # posted to, not its Audience element (which must be urn:amazon:webservices).
+        audience=acs_url,
         issuer=idp,
         attributes=attributes,
         subject_type=subject_type,
