@@ -9,7 +9,8 @@ from tornado import httpserver, ioloop, web
 
 from emustudio.audit import Auditor
 from emustudio.auth import SESSION_COOKIE, IamUserSignIn, SessionStore, StudioGate
-from emustudio.auth.saml import sts_verifier
+from emustudio.auth.federation import Federation
+from emustudio.auth.saml import AWS_ACS_URL, InMemoryReplayCache, sts_verifier
 from emustudio.authz import PolicyAuthorizer
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
@@ -27,6 +28,7 @@ from emustudio.services.emr import EmrService
 from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.workspaces import WorkspaceHooks, WorkspaceManager
 from emustudio.services.iam import IamCredentials, IamService
+from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
 from emustudio.services.operator import OperatorService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
@@ -34,6 +36,7 @@ from emustudio.store.tables import Editor
 from emustudio.web.aws_handler import AwsHandler, HealthHandler
 from emustudio.web.console import StudioConsole
 from emustudio.web.routes import studio_rules
+from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +104,11 @@ class EmuStudio:
             region=settings.region,
         )
         self.emr.workspaces = self.workspaces
+        # Identity Center users and groups: the Identity Store, and session mappings' directory.
+        self.identitystore = IdentityStoreService(
+            self.store, region=settings.region, account_id=settings.account_id
+        )
+        self.emr.directory = IdentityStoreDirectory(self.identitystore.store_id)
         # S3 (the embedded server unless one is configured) and the Workspace backups to it.
         self.s3_server: EmbeddedS3 | None = None
         if settings.s3_endpoint_url:
@@ -152,7 +160,9 @@ class EmuStudio:
             credentials=self.sts_credentials,
         )
         # AssumeRoleWithSAML: responses verified against the provider's metadata, as AWS does.
-        self.sts.saml_verifier = sts_verifier()
+        # One replay cache for the API and the sign-in endpoint: an assertion is accepted once.
+        self.saml_replay_cache = InMemoryReplayCache()
+        self.sts.saml_verifier = sts_verifier(replay_cache=self.saml_replay_cache)
         self.credentials = Credentials(
             [
                 RootCredentials(
@@ -170,6 +180,7 @@ class EmuStudio:
                 "emr": self.emr,
                 "ec2": self.ec2,
                 "cloudtrail": self.cloudtrail,
+                "identitystore": self.identitystore,
                 "iam": self.iam,
                 "sts": self.sts,
                 "emustudio": self.operator,
@@ -201,6 +212,19 @@ class EmuStudio:
             studio_domain=settings.studio_domain,
             session_hours=settings.session_hours,
         )
+        # IAM federation: the gateway's signin.aws.amazon.com/saml (auth/federation.py).
+        self.federation = Federation(
+            store=self.store,
+            iam=self.iam,
+            sts=self.sts,
+            sts_credentials=self.sts_credentials,
+            permissions=self.authorizer,
+            auditor=self.auditor,
+            replay_cache=self.saml_replay_cache,
+            region=settings.region,
+            account_id=settings.account_id,
+            acs_urls=(AWS_ACS_URL, f"http://localhost:{settings.url_port}/saml"),
+        )
         self.gate = StudioGate(
             self.store,
             self.sessions,
@@ -231,6 +255,7 @@ class EmuStudio:
         return web.Application(
             [
                 *self.proxy.rules(),
+                *federation_rules(self.studio_site, self.federation),
                 *studio_rules(self.studio_site),
                 (r"/_emustudio/health", HealthHandler, {"region": self.settings.region}),
                 (

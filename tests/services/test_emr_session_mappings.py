@@ -8,11 +8,32 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from emustudio.services.identitystore import identity_store_id
+from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, studio_args
 
 POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Basic"
 OTHER_POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Advanced"
-USER_ID = "9067729b3b-07e9b8f2-1b2c-4d5e-8f90-1234567890ab"
+STORE = identity_store_id("000000000000")
+UNKNOWN_ID = "9067729b3b-07e9b8f2-1b2c-4d5e-8f90-1234567890ab"
+
+
+@pytest.fixture(scope="module")
+def directory(gateway: GatewayProcess) -> dict[str, str]:
+    """The Identity Center users and groups the mappings name, made with the Identity Store API."""
+    ids = gateway.client("identitystore")
+    made = {}
+    for user in ("alice", "bob", "carol"):
+        made[user] = ids.create_user(
+            IdentityStoreId=STORE,
+            UserName=user,
+            DisplayName=user.title(),
+            Name={"GivenName": user.title(), "FamilyName": "Tester"},
+        )["UserId"]
+    made["data-engineers"] = ids.create_group(IdentityStoreId=STORE, DisplayName="data-engineers")[
+        "GroupId"
+    ]
+    return made
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
@@ -30,9 +51,10 @@ def sso_studio(emr: Any, network: StudioNetwork) -> Any:
         emr.delete_studio(StudioId=studio_id)
 
 
-def test_mapping_life(emr: Any, sso_studio: str) -> None:
+def test_mapping_life(emr: Any, sso_studio: str, directory: dict[str, str]) -> None:
+    user_id = directory["carol"]
     emr.create_studio_session_mapping(
-        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER", SessionPolicyArn=POLICY
+        StudioId=sso_studio, IdentityId=user_id, IdentityType="USER", SessionPolicyArn=POLICY
     )
     emr.create_studio_session_mapping(
         StudioId=sso_studio,
@@ -41,27 +63,30 @@ def test_mapping_life(emr: Any, sso_studio: str) -> None:
         SessionPolicyArn=POLICY,
     )
     got = emr.get_studio_session_mapping(
-        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER"
+        StudioId=sso_studio, IdentityId=user_id, IdentityType="USER"
     )
     mapping = got["SessionMapping"]
     assert (mapping["StudioId"], mapping["IdentityId"], mapping["IdentityType"]) == (
         sso_studio,
-        USER_ID,
+        user_id,
         "USER",
     )
     assert mapping["SessionPolicyArn"] == POLICY
     assert mapping["CreationTime"] == mapping["LastModifiedTime"]
 
+    assert mapping["IdentityName"] == "carol"
+
     group = emr.get_studio_session_mapping(
         StudioId=sso_studio, IdentityName="data-engineers", IdentityType="GROUP"
     )["SessionMapping"]
     assert group["IdentityName"] == "data-engineers"
+    assert group["IdentityId"] == directory["data-engineers"]
 
     emr.update_studio_session_mapping(
-        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER", SessionPolicyArn=OTHER_POLICY
+        StudioId=sso_studio, IdentityId=user_id, IdentityType="USER", SessionPolicyArn=OTHER_POLICY
     )
     mapping = emr.get_studio_session_mapping(
-        StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER"
+        StudioId=sso_studio, IdentityId=user_id, IdentityType="USER"
     )["SessionMapping"]
     assert mapping["SessionPolicyArn"] == OTHER_POLICY
     assert mapping["LastModifiedTime"] >= mapping["CreationTime"]
@@ -71,21 +96,23 @@ def test_mapping_life(emr: Any, sso_studio: str) -> None:
     users = emr.list_studio_session_mappings(StudioId=sso_studio, IdentityType="USER")[
         "SessionMappings"
     ]
-    assert [m["IdentityId"] for m in users] == [USER_ID]
+    assert [m["IdentityId"] for m in users] == [user_id]
 
-    emr.delete_studio_session_mapping(StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER")
+    emr.delete_studio_session_mapping(StudioId=sso_studio, IdentityId=user_id, IdentityType="USER")
     with pytest.raises(ClientError) as exc:
         emr.delete_studio_session_mapping(
-            StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER"
+            StudioId=sso_studio, IdentityId=user_id, IdentityType="USER"
         )
     assert error_of(exc) == ("InvalidRequestException", "Studio session mapping does not exist.")
     with pytest.raises(ClientError) as exc:
-        emr.get_studio_session_mapping(StudioId=sso_studio, IdentityId=USER_ID, IdentityType="USER")
+        emr.get_studio_session_mapping(StudioId=sso_studio, IdentityId=user_id, IdentityType="USER")
     assert error_of(exc) == ("InvalidRequestException", "Studio session mapping does not exist.")
 
 
-def test_exactly_one_of_identity_id_and_name(emr: Any, sso_studio: str) -> None:
-    for identity in ({}, {"IdentityId": USER_ID, "IdentityName": "alice"}):
+def test_exactly_one_of_identity_id_and_name(
+    emr: Any, sso_studio: str, directory: dict[str, str]
+) -> None:
+    for identity in ({}, {"IdentityId": directory["alice"], "IdentityName": "alice"}):
         with pytest.raises(ClientError) as exc:
             emr.create_studio_session_mapping(
                 StudioId=sso_studio, IdentityType="USER", SessionPolicyArn=POLICY, **identity
@@ -97,7 +124,7 @@ def test_exactly_one_of_identity_id_and_name(emr: Any, sso_studio: str) -> None:
     assert emr.list_studio_session_mappings(StudioId=sso_studio)["SessionMappings"] == []
 
 
-def test_duplicate_and_bad_arguments(emr: Any, sso_studio: str) -> None:
+def test_duplicate_and_bad_arguments(emr: Any, sso_studio: str, directory: dict[str, str]) -> None:
     emr.create_studio_session_mapping(
         StudioId=sso_studio, IdentityName="alice", IdentityType="USER", SessionPolicyArn=POLICY
     )
@@ -129,7 +156,9 @@ def test_duplicate_and_bad_arguments(emr: Any, sso_studio: str) -> None:
     assert error_of(exc) == ("InvalidRequestException", "Studio does not exist")
 
 
-def test_iam_mode_studios_take_no_mappings(emr: Any, network: StudioNetwork) -> None:
+def test_iam_mode_studios_take_no_mappings(
+    emr: Any, network: StudioNetwork, directory: dict[str, str]
+) -> None:
     studio_id = emr.create_studio(**studio_args(network))["StudioId"]
     with pytest.raises(ClientError) as exc:
         emr.create_studio_session_mapping(
@@ -139,7 +168,9 @@ def test_iam_mode_studios_take_no_mappings(emr: Any, network: StudioNetwork) -> 
     emr.delete_studio(StudioId=studio_id)
 
 
-def test_deleting_a_studio_deletes_its_mappings(emr: Any, network: StudioNetwork) -> None:
+def test_deleting_a_studio_deletes_its_mappings(
+    emr: Any, network: StudioNetwork, directory: dict[str, str]
+) -> None:
     studio_id = emr.create_studio(
         **studio_args(network, AuthMode="SSO", UserRole="arn:aws:iam::000000000000:role/User")
     )["StudioId"]
@@ -149,3 +180,44 @@ def test_deleting_a_studio_deletes_its_mappings(emr: Any, network: StudioNetwork
     emr.delete_studio(StudioId=studio_id)
     remaining = emr.list_studio_session_mappings()["SessionMappings"]
     assert studio_id not in {m["StudioId"] for m in remaining}
+
+
+def test_unknown_identities_are_refused(
+    emr: Any, sso_studio: str, directory: dict[str, str]
+) -> None:
+    refused = [
+        ({"IdentityId": UNKNOWN_ID}, "USER", f"User with IdentityId '{UNKNOWN_ID}'"),
+        ({"IdentityName": "mallory"}, "USER", "User with IdentityName 'mallory'"),
+        ({"IdentityName": "no-such-group"}, "GROUP", "Group with IdentityName 'no-such-group'"),
+        # A user's id is not a group's.
+        (
+            {"IdentityId": directory["alice"]},
+            "GROUP",
+            f"Group with IdentityId '{directory['alice']}'",
+        ),
+    ]
+    for identity, identity_type, named in refused:
+        with pytest.raises(ClientError) as exc:
+            emr.create_studio_session_mapping(
+                StudioId=sso_studio,
+                IdentityType=identity_type,
+                SessionPolicyArn=POLICY,
+                **identity,
+            )
+        assert error_of(exc) == (
+            "InvalidRequestException",
+            f"{named} does not exist in identity store {STORE}.",
+        )
+    assert emr.list_studio_session_mappings(StudioId=sso_studio)["SessionMappings"] == []
+
+
+def test_a_mapping_by_name_resolves_the_id(
+    emr: Any, sso_studio: str, directory: dict[str, str]
+) -> None:
+    emr.create_studio_session_mapping(
+        StudioId=sso_studio, IdentityName="bob", IdentityType="USER", SessionPolicyArn=POLICY
+    )
+    mapping = emr.get_studio_session_mapping(
+        StudioId=sso_studio, IdentityId=directory["bob"], IdentityType="USER"
+    )["SessionMapping"]
+    assert (mapping["IdentityId"], mapping["IdentityName"]) == (directory["bob"], "bob")

@@ -2,8 +2,9 @@
 with which session policy.
 
 A mapping is named by ``IdentityId`` or ``IdentityName`` (exactly one), resolved through an
-:class:`IdentityDirectory`. Until the Identity Store service exists, :class:`UnlinkedDirectory`
-accepts any name or id and derives the missing half; see docs/decisions.md.
+:class:`IdentityDirectory`: the gateway sets the Identity Store's
+(``services/identitystore.py``); :class:`UnlinkedDirectory`, which accepts any identity, serves
+the EMR service on its own (unit tests, embedding without Identity Store).
 """
 
 from __future__ import annotations

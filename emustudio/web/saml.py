@@ -1,0 +1,266 @@
+"""The gateway's ``signin.aws.amazon.com/saml``: IAM federation's pages (see `auth.federation`).
+
+* ``POST /saml`` on the gateway's bare host: the IdP's HTTP-POST binding. It carries no XSRF
+  token and comes from another site *by design* (the IdP's page auto-submits it); that is safe
+  because the form itself is the proof: a signed, unexpired, audience-bound SAML response,
+  accepted once (the replay cache), names who signs in, and a forged or replayed one creates no
+  session. It is the only form here without an XSRF token.
+* ``POST /saml/role``: our own role picker (several Role values), XSRF-protected; the verified
+  assertion waits server-side under a random id for five minutes.
+* ``GET <Studio>/signin`` of an IAM-mode Studio created with ``IdpAuthUrl``: service-provider
+  initiated sign-in, as AWS does: a redirect to ``IdpAuthUrl?<IdpRelayStateParameterName>=
+  <url-encoded Studio URL>`` (``RelayState`` when no name was given); the IdP posts back to
+  ``/saml`` with that RelayState. Its POST (IAM user name and password) is unchanged.
+* ``GET <Studio>/federation/handoff?token=...``: on the Studio's host (or under its path), trades
+  a one-time handoff token for the Studio's session cookie (cookies are host-only).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from sqlmodel import Session
+from tornado import web
+from tornado.routing import HostMatches, PathMatches, Rule
+
+from emustudio.auth.federation import (
+    LIST_HANDOFF_SECONDS,
+    Federation,
+    FederationRefused,
+    Verified,
+    parse_relay_state,
+)
+from emustudio.auth.sessions import HOST_FORM, PATH_FORM, cookie_path, set_session_cookie
+from emustudio.services.emr import EmrService
+from emustudio.store.tables import Studio
+from emustudio.web.base import StudioHandler
+from emustudio.web.signin import SignInHandler
+from emustudio.web.site import StudioSite
+
+HANDOFF_PATH = "/federation/handoff"
+_HEADERS = {
+    # No form-action: the picker's POST is answered by a redirect to the Studio's own host.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+class FederationHandler(web.RequestHandler):
+    """Shared by ``/saml`` and ``/saml/role``: assume the chosen role, then land."""
+
+    site: StudioSite
+    federation: Federation
+
+    def initialize(self, site: StudioSite, federation: Federation) -> None:
+        self.site = site
+        self.federation = federation
+
+    def set_default_headers(self) -> None:
+        for name, value in _HEADERS.items():
+            self.set_header(name, value)
+
+    @property
+    def source_ip(self) -> str:
+        return self.request.remote_ip or "127.0.0.1"
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.headers.get("User-Agent", "")
+
+    def page(self, template: str, status: int = 200, **args: Any) -> None:
+        self.set_status(status)
+        values: dict[str, Any] = {"studio": None, "prefix": "", "user": None, "error": None}
+        values.update(args)
+        self.render(template, **values)
+
+    def refuse(self, refused: FederationRefused) -> None:
+        self.page(
+            "federation_error.html",
+            refused.status,
+            error=refused.message,
+            status_code=refused.status,
+        )
+
+    async def proceed(self, verified: Verified, role_arn: str) -> None:
+        try:
+            principal = await self.federation.assume(
+                verified, role_arn, source_ip=self.source_ip, user_agent=self.user_agent
+            )
+            target = parse_relay_state(
+                verified.relay_state, region=self.site.region, studio_domain=self.site.studio_domain
+            )
+            if target is not None:
+                await self.federation.may_open(
+                    principal, target.studio_id, source_ip=self.source_ip
+                )
+        except FederationRefused as refused:
+            self.refuse(refused)
+            return
+        if target is None:
+            studios = await self.federation.openable(principal, source_ip=self.source_ip)
+            links = [
+                (
+                    studio_id,
+                    name,
+                    self.handoff_url(
+                        studio_id,
+                        self.federation.handoff(
+                            principal, studio_id, lifetime=LIST_HANDOFF_SECONDS
+                        ),
+                        path_form=False,
+                    ),
+                )
+                for studio_id, name in studios
+            ]
+            self.page("federation_studios.html", principal=principal, studios=links)
+            return
+        token = self.federation.handoff(principal, target.studio_id)
+        self.redirect(
+            self.handoff_url(target.studio_id, token, path_form=target.path_form), status=303
+        )
+
+    def handoff_url(self, studio_id: str, token: str, *, path_form: bool) -> str:
+        query = urlencode({"token": token})
+        if path_form:
+            return f"/studios/{studio_id}{HANDOFF_PATH}?{query}"
+        return f"{self.site.emr.studio_url(studio_id)}{HANDOFF_PATH}?{query}"
+
+
+class SamlHandler(FederationHandler):
+    def check_xsrf_cookie(self) -> None:
+        """The IdP's cross-site POST carries no token; the signed SAML response is the proof."""
+
+    async def get(self) -> None:
+        self.refuse(
+            FederationRefused("Sign in through your identity provider: it posts here.", 405)
+        )
+
+    async def post(self) -> None:
+        try:
+            verified = await self.federation.verify(
+                self.get_body_argument("SAMLResponse", ""),
+                self.get_body_argument("RelayState", ""),
+                source_ip=self.source_ip,
+                user_agent=self.user_agent,
+            )
+        except FederationRefused as refused:
+            self.refuse(refused)
+            return
+        roles = verified.aws.roles
+        if len(roles) == 1:
+            await self.proceed(verified, roles[0][0])
+            return
+        self.page(
+            "federation_roles.html",
+            pick_id=self.federation.keep(verified),
+            roles=[role for role, _ in roles],
+        )
+
+
+class RoleChoiceHandler(FederationHandler):
+    """The picker's POST: Tornado checks its XSRF token (our own form)."""
+
+    async def post(self) -> None:
+        verified = self.federation.take(self.get_body_argument("pick", ""))
+        if verified is None:
+            self.refuse(
+                FederationRefused(
+                    "This sign-in has expired. Sign in through your identity provider again."
+                )
+            )
+            return
+        await self.proceed(verified, self.get_body_argument("role", ""))
+
+
+async def idp_redirect(emr: EmrService, studio_id: str) -> tuple[str, str] | None:
+    """The Studio's ``(IdpAuthUrl, IdpRelayStateParameterName)``, None without an IdP."""
+
+    def read(session: Session) -> tuple[str, str] | None:
+        studio = session.get(Studio, studio_id)
+        if studio is None or studio.auth_mode != "IAM" or not studio.idp_auth_url:
+            return None
+        return studio.idp_auth_url, studio.idp_relay_state_parameter_name or "RelayState"
+
+    return await emr.store.tx(read)
+
+
+class FederatedSignInHandler(SignInHandler):
+    """The Studio's sign-in page; with an ``IdpAuthUrl``, a redirect to the IdP instead."""
+
+    async def get(self, **kwargs: str) -> None:
+        assert self.studio is not None
+        idp = None if self.user is not None else await idp_redirect(self.site.emr, self.studio.id)
+        if idp is None:
+            await super().get(**kwargs)
+            return
+        auth_url, parameter = idp
+        if self.form == HOST_FORM:
+            studio_url = f"{self.studio.url}/"
+        else:
+            studio_url = f"{self.request.protocol}://{self.request.host}{self.prefix}/"
+        separator = "&" if urlsplit(auth_url).query else "?"
+        self.redirect(f"{auth_url}{separator}{urlencode({parameter: studio_url})}")
+
+
+class HandoffHandler(StudioHandler):
+    """Trades a one-time handoff token for this Studio's session cookie."""
+
+    federation: Federation
+
+    def initialize(  # type: ignore[override]
+        self, site: StudioSite, form: str, federation: Federation
+    ) -> None:
+        super().initialize(site, form)
+        self.federation = federation
+
+    async def get(self, **_: str) -> None:
+        assert self.studio is not None
+        principal = self.federation.redeem(self.get_argument("token", ""), self.studio.id)
+        if principal is None:
+            self.error_message = (
+                "This sign-in link was used already or has expired."
+                " Sign in through your identity provider again."
+            )
+            raise web.HTTPError(403)
+        if self.user_session is not None:
+            await self.site.sessions.end(self.user_session.id)
+        session = await self.site.sessions.create(
+            principal, self.studio.id, form=self.form, source_ip=self.source_ip
+        )
+        set_session_cookie(self, session, cookie_path(self.form, self.studio.id))
+        self.redirect(f"{self.prefix}/", status=303)
+
+
+def federation_rules(site: StudioSite, federation: Federation) -> list[Rule]:
+    """Put these before :func:`emustudio.web.routes.studio_rules`."""
+    from emustudio.web.routes import STUDIO_ID  # routes imports the page modules
+
+    domain = re.escape(site.studio_domain.lower().strip("."))
+    shared = {"site": site, "federation": federation}
+    host: dict[str, Any] = {"site": site, "form": HOST_FORM}
+    path: dict[str, Any] = {"site": site, "form": PATH_FORM}
+    return [
+        Rule(
+            HostMatches(rf"es-[a-z0-9]{{25}}\.{domain}"),
+            [
+                Rule(PathMatches(HANDOFF_PATH), HandoffHandler, {**shared, "form": HOST_FORM}),
+                Rule(PathMatches("/signin"), FederatedSignInHandler, host),
+            ],
+        ),
+        Rule(PathMatches(rf"/studios/{STUDIO_ID}/signin"), FederatedSignInHandler, path),
+        Rule(
+            PathMatches(rf"/studios/{STUDIO_ID}{HANDOFF_PATH}"),
+            HandoffHandler,
+            {**shared, "form": PATH_FORM},
+        ),
+        Rule(PathMatches(r"/saml"), SamlHandler, shared),
+        Rule(PathMatches(r"/saml/role"), RoleChoiceHandler, shared),
+    ]
