@@ -104,6 +104,13 @@ class Settings:
         "Key that signs the Studio sign-in cookies; default generated once and kept in"
         " data_dir/cookie-secret, so sessions outlive a gateway restart.",
     )
+    idp_users_file: Path | None = _setting(
+        None,
+        "YAML users file of the built-in SAML IdP (users, passwords, groups, AWS roles and"
+        " attributes; see examples/idp-users.yaml). Set, the gateway serves /idp/ (metadata,"
+        " login, portal, sso); its signing key and certificate are made once in data_dir"
+        " (idp-key.pem, mode 600; idp-cert.pem).",
+    )
     session_hours: float = _setting(
         12.0, "Hours a Studio sign-in lasts (AWS console sessions of IAM users last 12)."
     )

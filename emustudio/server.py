@@ -6,10 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from tornado import httpserver, ioloop, web
+from tornado.routing import Rule
 
 from emustudio.audit import Auditor
 from emustudio.auth import SESSION_COOKIE, IamUserSignIn, SessionStore, StudioGate
 from emustudio.auth.federation import Federation
+from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.auth.saml import AWS_ACS_URL, InMemoryReplayCache, sts_verifier
 from emustudio.authz import PolicyAuthorizer
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
@@ -35,6 +37,7 @@ from emustudio.store import Store
 from emustudio.store.tables import Editor
 from emustudio.web.aws_handler import AwsHandler, HealthHandler
 from emustudio.web.console import StudioConsole
+from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
@@ -225,6 +228,14 @@ class EmuStudio:
             account_id=settings.account_id,
             acs_urls=(AWS_ACS_URL, f"http://localhost:{settings.url_port}/saml"),
         )
+        # The built-in SAML IdP (auth/idp.py), when a users file is configured.
+        self.idp: BuiltinIdp | None = None
+        if settings.idp_users_file is not None:
+            self.idp = BuiltinIdp(
+                UsersFile(settings.idp_users_file),
+                settings.data_dir,
+                base_url=f"http://localhost:{settings.url_port}",
+            )
         self.gate = StudioGate(
             self.store,
             self.sessions,
@@ -255,6 +266,7 @@ class EmuStudio:
         return web.Application(
             [
                 *self.proxy.rules(),
+                *self.idp_rules(),
                 *federation_rules(self.studio_site, self.federation),
                 *studio_rules(self.studio_site),
                 (r"/_emustudio/health", HealthHandler, {"region": self.settings.region}),
@@ -268,6 +280,16 @@ class EmuStudio:
                 ),
             ],
             **app_settings(self.settings.resolved_cookie_secret()),
+        )
+
+    def idp_rules(self) -> list[Rule]:
+        if self.idp is None:
+            return []
+        return idp_rules(
+            self.idp,
+            saml_url=f"http://localhost:{self.settings.url_port}/saml",
+            studio_url=f"http://{{studio_id}}.{self.settings.studio_domain}:{self.settings.url_port}",
+            studio_domain=self.settings.studio_domain,
         )
 
     def touch_workspace(self, editor_id: str) -> None:

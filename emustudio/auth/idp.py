@@ -1,0 +1,297 @@
+"""A built-in SAML 2.0 identity provider (pysaml2 as IdP), so IAM federation works out of the box.
+
+Users come from a YAML file (``idp_users_file``), re-read when it changes::
+
+    groups:
+      analysts:
+        roles:
+          - role: arn:aws:iam::000000000000:role/StudioUser
+            provider: arn:aws:iam::000000000000:saml-provider/EmuStudioIdp
+            studios: [es-...]          # optional: offered on the portal
+    users:
+      alice:
+        password: alice-password
+        groups: [analysts]
+        roles: []                     # the user's own, added to its groups'
+        session_duration: 3600        # SessionDuration (optional)
+        tags: {team: data}            # PrincipalTag:<key>
+        attributes: {SourceIdentity: alice}   # any other AWS SAML attribute
+
+The signing key and certificate are generated once in ``data_dir`` (``idp-key.pem``, mode 600,
+and ``idp-cert.pem``). Responses are addressed as to AWS: Destination and Recipient
+``https://signin.aws.amazon.com/saml``, Audience ``urn:amazon:webservices``, a persistent NameID
+(the user name); the assertion is signed with RSA-SHA256 and SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import os
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import xmldsig as ds
+from saml2.config import IdPConfig
+from saml2.metadata import create_metadata_string
+from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
+from saml2.server import Server
+
+from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE
+
+ATTR = "https://aws.amazon.com/SAML/Attributes/"
+KEY_FILE = "idp-key.pem"
+CERT_FILE = "idp-cert.pem"
+_AWS_SP_METADATA = f"""<?xml version="1.0"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{AWS_AUDIENCE}">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:AssertionConsumerService index="1" Binding="{BINDING_HTTP_POST}" Location="{AWS_ACS_URL}"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>"""
+
+
+class UsersFileError(ValueError):
+    """The users file cannot be read."""
+
+
+@dataclass(frozen=True)
+class IdpRole:
+    role_arn: str
+    provider_arn: str
+    studios: tuple[str, ...] = ()
+
+    @property
+    def pair(self) -> str:
+        return f"{self.role_arn},{self.provider_arn}"
+
+
+@dataclass(frozen=True)
+class IdpUser:
+    name: str
+    password: str
+    groups: tuple[str, ...] = ()
+    roles: tuple[IdpRole, ...] = ()
+    session_duration: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+
+    def check_password(self, password: str) -> bool:
+        return hmac.compare_digest(self.password.encode(), password.encode())
+
+
+def _roles(entries: Any, where: str) -> list[IdpRole]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise UsersFileError(f"{where}: roles must be a list")
+    roles = []
+    for entry in entries:
+        if not isinstance(entry, dict) or "role" not in entry or "provider" not in entry:
+            raise UsersFileError(f"{where}: each role needs role and provider ARNs")
+        studios = entry.get("studios") or []
+        roles.append(
+            IdpRole(str(entry["role"]), str(entry["provider"]), tuple(str(s) for s in studios))
+        )
+    return roles
+
+
+def parse_users(text: str) -> dict[str, IdpUser]:
+    """The users of a users file (see the module's docstring)."""
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise UsersFileError("expected a mapping with users (and groups)")
+    groups_raw = data.get("groups") or {}
+    users_raw = data.get("users") or {}
+    if not isinstance(groups_raw, dict) or not isinstance(users_raw, dict):
+        raise UsersFileError("users and groups must be mappings by name")
+    group_roles = {
+        str(name): _roles((spec or {}).get("roles"), f"group {name}")
+        for name, spec in groups_raw.items()
+    }
+    users: dict[str, IdpUser] = {}
+    for name, spec in users_raw.items():
+        if not isinstance(spec, dict) or "password" not in spec:
+            raise UsersFileError(f"user {name}: a password is required")
+        groups = tuple(str(g) for g in spec.get("groups") or [])
+        roles: list[IdpRole] = []
+        for group in groups:
+            if group not in group_roles:
+                raise UsersFileError(f"user {name}: unknown group {group}")
+            roles.extend(group_roles[group])
+        roles.extend(_roles(spec.get("roles"), f"user {name}"))
+        unique = list({role.pair: role for role in roles}.values())
+        duration = spec.get("session_duration")
+        attributes = {
+            str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
+            for k, v in (spec.get("attributes") or {}).items()
+        }
+        users[str(name)] = IdpUser(
+            name=str(name),
+            password=str(spec["password"]),
+            groups=groups,
+            roles=tuple(unique),
+            session_duration=int(duration) if duration is not None else None,
+            tags={str(k): str(v) for k, v in (spec.get("tags") or {}).items()},
+            attributes=attributes,
+        )
+    return users
+
+
+class UsersFile:
+    """The users file, re-read when its modification time changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp: float | None = None
+        self._users: dict[str, IdpUser] = {}
+        self._lock = threading.Lock()
+
+    def users(self) -> dict[str, IdpUser]:
+        with self._lock:
+            try:
+                stamp = self.path.stat().st_mtime
+                if stamp != self._stamp:
+                    self._users = parse_users(self.path.read_text())
+                    self._stamp = stamp
+            except (OSError, yaml.YAMLError, TypeError, ValueError) as exc:
+                raise UsersFileError(f"{self.path}: {exc}") from exc
+            return self._users
+
+    def get(self, name: str) -> IdpUser | None:
+        return self.users().get(name)
+
+    def authenticate(self, name: str, password: str) -> IdpUser | None:
+        user = self.get(name)
+        if user is None or not password or not user.check_password(password):
+            return None
+        return user
+
+
+def ensure_keypair(data_dir: Path, common_name: str = "emustudio-idp") -> tuple[Path, Path]:
+    """The IdP's key (mode 600) and self-signed certificate in ``data_dir``, made once."""
+    key_path, cert_path = data_dir / KEY_FILE, data_dir / CERT_FILE
+    if key_path.exists() and cert_path.exists():
+        return key_path, cert_path
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=3650))
+        .sign(key, hashes.SHA256())
+    )
+    key_path.unlink(missing_ok=True)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+class BuiltinIdp:
+    """The gateway's own IdP: metadata, and signed SAML responses for AWS sign-in."""
+
+    def __init__(
+        self,
+        users: UsersFile,
+        data_dir: Path,
+        *,
+        base_url: str,
+        xmlsec_binary: str | None = None,
+        lifetime_minutes: int = 5,
+    ) -> None:
+        self.users = users
+        self.base_url = base_url.rstrip("/")
+        self.entity_id = f"{self.base_url}/idp"
+        key_file, cert_file = ensure_keypair(data_dir)
+        config = IdPConfig()
+        spec: dict[str, Any] = {
+            "entityid": self.entity_id,
+            "service": {
+                "idp": {
+                    "name": "emustudio",
+                    "endpoints": {
+                        "single_sign_on_service": [
+                            (f"{self.entity_id}/sso", BINDING_HTTP_REDIRECT),
+                            (f"{self.entity_id}/sso", BINDING_HTTP_POST),
+                        ]
+                    },
+                    "policy": {
+                        "default": {
+                            "lifetime": {"minutes": lifetime_minutes},
+                            "attribute_restrictions": None,
+                            "name_form": NAME_FORMAT_URI,
+                        }
+                    },
+                    "name_id_format": [NAMEID_FORMAT_PERSISTENT],
+                    "signing_algorithm": ds.SIG_RSA_SHA256,
+                    "digest_algorithm": ds.DIGEST_SHA256,
+                    "want_authn_requests_signed": False,
+                }
+            },
+            "key_file": str(key_file),
+            "cert_file": str(cert_file),
+            "metadata": {"inline": [_AWS_SP_METADATA]},
+        }
+        if xmlsec_binary:
+            spec["xmlsec_binary"] = xmlsec_binary
+        config.load(spec)
+        self.config = config
+        self.server = Server(config=config)
+        self._lock = threading.Lock()
+
+    def metadata(self) -> str:
+        return str(create_metadata_string(None, config=self.config, valid=24 * 365).decode())
+
+    def identity(self, user: IdpUser, roles: list[IdpRole] | None = None) -> dict[str, list[str]]:
+        chosen = user.roles if roles is None else roles
+        identity: dict[str, list[str]] = {
+            ATTR + "Role": [role.pair for role in chosen],
+            ATTR + "RoleSessionName": [user.name],
+        }
+        if user.session_duration is not None:
+            identity[ATTR + "SessionDuration"] = [str(user.session_duration)]
+        for key, value in user.tags.items():
+            identity[ATTR + f"PrincipalTag:{key}"] = [value]
+        for name, values in user.attributes.items():
+            identity[name if "://" in name or name.startswith("urn:") else ATTR + name] = values
+        return identity
+
+    def response(self, user: IdpUser, roles: list[IdpRole] | None = None) -> str:
+        """A signed SAMLResponse (base64) for ``user`` with ``roles`` (default: all of them)."""
+        with self._lock:
+            xml = self.server.create_authn_response(
+                self.identity(user, roles),
+                in_response_to=None,
+                destination=AWS_ACS_URL,
+                sp_entity_id=AWS_AUDIENCE,
+                name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=user.name),
+                userid=user.name,
+                authn={
+                    "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+                },
+                sign_response=False,
+                sign_assertion=True,
+            )
+        return base64.b64encode(str(xml).encode()).decode()
