@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import playwright.sync_api as playwright_api
 import pytest
 
 from emustudio.runtime.docker_executor import DockerExecutor
@@ -26,8 +27,6 @@ from emustudio.runtime.images import Images
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, make_studio_network, studio_args
 from tests.web.conftest import PASSWORD, Users, allow, studio_arn
-
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -42,9 +41,12 @@ CHROMIUM_ARGS = [
 ]
 START_TIMEOUT_MS = 150_000
 
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is missing: run scripts/setup"
-)
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium_is_installed() -> None:
+    """scripts/setup installs Debian's chromium; without it this test fails, never skips."""
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup")
 
 
 @pytest.fixture(scope="module")
