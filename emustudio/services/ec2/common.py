@@ -12,7 +12,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -115,6 +115,26 @@ def drop_tags(session: Session, resource_id: str) -> None:
 
 
 # --- filters and pages --------------------------------------------------------------------------
+
+
+class HasId(Protocol):
+    id: str
+
+
+Identified = TypeVar("Identified", bound=HasId)
+
+
+def only_ids(
+    items: Sequence[Identified], wanted: Sequence[str] | None, code: str, noun: str
+) -> list[Identified]:
+    """``items`` limited to the ids a Describe call named; EC2 refuses the first unknown one."""
+    if not wanted:
+        return list(items)
+    found = {item.id for item in items}
+    for item_id in wanted:
+        if item_id not in found:
+            raise Ec2Error(code, f"The {noun} '{item_id}' does not exist")
+    return [item for item in items if item.id in wanted]
 
 
 @cache

@@ -21,6 +21,7 @@ from emustudio.services.ec2.common import (
     Ec2Error,
     apply_filters,
     drop_tags,
+    only_ids,
     paginate,
     parse_cidr,
     put_tags,
@@ -326,15 +327,9 @@ class SecurityGroupOperations(Ec2Base):
                     .order_by(col(SecurityGroup.created_at))
                 )
             )
-            if wanted := params.get("GroupIds"):
-                found = {g.id for g in groups}
-                for group_id in wanted:
-                    if group_id not in found:
-                        raise Ec2Error(
-                            "InvalidGroup.NotFound",
-                            f"The security group '{group_id}' does not exist",
-                        )
-                groups = [g for g in groups if g.id in wanted]
+            groups = only_ids(
+                groups, params.get("GroupIds"), "InvalidGroup.NotFound", "security group"
+            )
             if names := params.get("GroupNames"):
                 default = self.default_vpc(session)
                 in_default = [g for g in groups if default and g.vpc_id == default.id]

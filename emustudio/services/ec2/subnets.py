@@ -22,6 +22,7 @@ from emustudio.services.ec2.common import (
     Ec2Error,
     apply_filters,
     drop_tags,
+    only_ids,
     paginate,
     parse_cidr,
     put_tags,
@@ -194,16 +195,9 @@ class SubnetOperations(Ec2Base):
                     .order_by(col(Subnet.created_at))
                 )
             )
-            wanted = params.get("SubnetIds") or []
-            if wanted:
-                found = {s.id for s in subnets}
-                missing = [w for w in wanted if w not in found]
-                if missing:
-                    raise Ec2Error(
-                        "InvalidSubnetID.NotFound",
-                        f"The subnet ID '{missing[0]}' does not exist",
-                    )
-                subnets = [s for s in subnets if s.id in wanted]
+            subnets = only_ids(
+                subnets, params.get("SubnetIds"), "InvalidSubnetID.NotFound", "subnet ID"
+            )
             tags = tags_of(session, [s.id for s in subnets])
             zone_ids = {z.name: z.zone_id for z in zones(self.region)}
             subnets = apply_filters(

@@ -18,6 +18,7 @@ from emustudio.services.ec2.common import (
     Ec2Error,
     apply_filters,
     drop_tags,
+    only_ids,
     paginate,
     parse_cidr,
     put_tags,
@@ -105,20 +106,12 @@ class VpcOperations(Ec2Base):
     @operation("DescribeVpcs")
     async def describe_vpcs(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         def describe(session: Session) -> dict[str, Any]:
-            wanted = params.get("VpcIds") or []
             vpcs = list(
                 session.exec(
                     select(Vpc).where(Vpc.region == self.region).order_by(col(Vpc.created_at))
                 )
             )
-            if wanted:
-                found = {v.id for v in vpcs}
-                missing = [w for w in wanted if w not in found]
-                if missing:
-                    raise Ec2Error(
-                        "InvalidVpcID.NotFound", f"The vpc ID '{missing[0]}' does not exist"
-                    )
-                vpcs = [v for v in vpcs if v.id in wanted]
+            vpcs = only_ids(vpcs, params.get("VpcIds"), "InvalidVpcID.NotFound", "vpc ID")
             tags = tags_of(session, [v.id for v in vpcs])
             vpcs = apply_filters(
                 vpcs,
