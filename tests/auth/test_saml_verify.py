@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import base64
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
-from saml2 import BINDING_HTTP_POST
+from defusedxml import ElementTree as SafeET
 from saml2 import xmldsig as ds
-from saml2.config import IdPConfig
-from saml2.metadata import create_metadata_string
-from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
-from saml2.server import Server
-from saml2.sigver import pre_signature_part
 
 from emustudio.auth.saml import (
     AWS_ACS_URL,
-    AWS_AUDIENCE,
     ROLE,
     InMemoryReplayCache,
     SamlRejected,
@@ -32,158 +22,32 @@ from emustudio.auth.saml import (
     verify_saml_response,
 )
 from emustudio.services.sts.common import InvalidIdentityToken
+from tests.auth.forge import (
+    ATTR,
+    IDP_ID,
+    PROVIDER_ARN,
+    RESPONSE_SIGNED,
+    ROLE_ARN,
+    XSW,
+    Goal,
+    Idp,
+    assertion_span,
+    b64,
+    billion_laughs,
+    evil_assertion,
+    inject_comment,
+    shift_times,
+    strip_signatures,
+    xxe,
+)
 
-IDP_ID = "http://127.0.0.1:9/idp.xml"
-ROLE_ARN = "arn:aws:iam::123456789012:role/Studio"
-PROVIDER_ARN = "arn:aws:iam::123456789012:saml-provider/Test"
-ATTR = "https://aws.amazon.com/SAML/Attributes/"
-SP_METADATA = f"""<?xml version="1.0"?>
-<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{AWS_AUDIENCE}">
-  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:AssertionConsumerService index="1" Binding="{BINDING_HTTP_POST}" Location="{AWS_ACS_URL}"/>
-  </md:SPSSODescriptor>
-</md:EntityDescriptor>"""
-IDENTITY = {
-    ATTR + "Role": [f"{PROVIDER_ARN},{ROLE_ARN}"],
-    ATTR + "RoleSessionName": ["alice@example.com"],
-    ATTR + "SessionDuration": ["3600"],
-    ATTR + "PrincipalTag:team": ["data"],
-    ATTR + "TransitiveTagKeys": ["team"],
-    ATTR + "SourceIdentity": ["alice"],
-}
-ASSERTION_TAG = re.compile(r"<(\w+):Assertion[ >]")
-
-
-def keypair(directory: Path, name: str) -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_file, cert_file = directory / f"{name}.key", directory / f"{name}.crt"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return str(key_file), str(cert_file)
-
-
-class Idp:
-    def __init__(self, directory: Path, name: str) -> None:
-        self.key_file, self.cert_file = keypair(directory, name)
-        config = IdPConfig()
-        config.load(
-            {
-                "entityid": IDP_ID,
-                "service": {
-                    "idp": {
-                        "endpoints": {
-                            "single_sign_on_service": [
-                                ("http://127.0.0.1:9/sso", BINDING_HTTP_POST)
-                            ]
-                        },
-                        "policy": {
-                            "default": {
-                                "lifetime": {"minutes": 5},
-                                "attribute_restrictions": None,
-                                "name_form": NAME_FORMAT_URI,
-                            }
-                        },
-                        "name_id_format": [NAMEID_FORMAT_PERSISTENT],
-                        "signing_algorithm": ds.SIG_RSA_SHA256,
-                        "digest_algorithm": ds.DIGEST_SHA256,
-                    }
-                },
-                "key_file": self.key_file,
-                "cert_file": self.cert_file,
-                "xmlsec_binary": "/usr/bin/xmlsec1",
-                "metadata": {"inline": [SP_METADATA]},
-            }
-        )
-        self.config = config
-        self.server = Server(config=config)
-
-    def metadata(self) -> str:
-        return str(create_metadata_string(None, config=self.config, valid=24).decode())
-
-    def response(
-        self,
-        *,
-        name_id: str = "alice@example.com",
-        in_response_to: str | None = None,
-        destination: str = AWS_ACS_URL,
-        sign_response: bool = False,
-        sign_assertion: bool = True,
-        identity: dict[str, list[str]] | None = None,
-    ) -> str:
-        """The response XML (not base64)."""
-        resp = self.server.create_authn_response(
-            identity or IDENTITY,
-            in_response_to=in_response_to,
-            destination=destination,
-            sp_entity_id=AWS_AUDIENCE,
-            name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=name_id),
-            userid=name_id,
-            authn={
-                "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
-            },
-            sign_response=sign_response,
-            sign_assertion=sign_assertion,
-        )
-        return str(resp)
-
-    def sign_assertion(self, xml: str) -> str:
-        """(Re)sign the assertion of ``xml`` after a test edited it."""
-        xml = strip_signatures(xml)
-        match = ASSERTION_TAG.search(xml)
-        assert match
-        prefix = match.group(1)
-        start = match.start()
-        assertion_id = re.search(r'ID="([^"]+)"', xml[start:])
-        assert assertion_id
-        aid = assertion_id.group(1)
-        template = str(
-            pre_signature_part(
-                ident=aid,
-                public_key="".join(Path(self.cert_file).read_text().splitlines()[1:-1]),
-                sign_alg=ds.SIG_RSA_SHA256,
-                digest_alg=ds.DIGEST_SHA256,
-            )
-        )
-        issuer_end = xml.index(f"</{prefix}:Issuer>", start) + len(f"</{prefix}:Issuer>")
-        xml = xml[:issuer_end] + template + xml[issuer_end:]
-        return str(
-            self.server.sec.sign_statement(
-                xml, node_name="urn:oasis:names:tc:SAML:2.0:assertion:Assertion", node_id=aid
-            )
-        )
-
-
-def strip_signatures(xml: str) -> str:
-    return re.sub(r"<(\w+):Signature[ >].*?</\1:Signature>", "", xml, flags=re.S)
-
-
-def b64(xml: str) -> str:
-    return base64.b64encode(xml.encode()).decode()
-
-
-def assertion_span(xml: str) -> tuple[int, int]:
-    match = ASSERTION_TAG.search(xml)
-    assert match
-    end_tag = f"</{match.group(1)}:Assertion>"
-    return match.start(), xml.index(end_tag) + len(end_tag)
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+ADMIN = Goal(
+    role=f"{PROVIDER_ARN},arn:aws:iam::123456789012:role/Admin",
+    session_name="admin",
+    name_id="admin@example.com",
+)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +84,7 @@ def test_valid_response_yields_the_aws_attributes(
     assert facts.subject_type == "persistent"
     assert facts.issuer == IDP_ID
     assert facts.audience == AWS_ACS_URL  # saml:aud is the Recipient, as IAM documents
-    assert facts.not_on_or_after is not None
+    assert facts.not_on_or_after is None  # no SessionNotOnOrAfter: SessionDuration decides
     assert facts.attributes[ROLE] == [f"{ROLE_ARN},{PROVIDER_ARN}"]
     aws = aws_attributes(facts.attributes)
     assert aws.roles == ((ROLE_ARN, PROVIDER_ARN),)
@@ -252,48 +116,64 @@ def test_tampered_attribute(idp: Idp, metadata: str) -> None:
     refused(xml, metadata, "signature cannot be verified")
 
 
-def evil_assertion(xml: str) -> str:
-    start, end = assertion_span(xml)
-    evil = strip_signatures(xml[start:end]).replace("alice@example.com", "admin@example.com")
-    return re.sub(r'ID="([^"]+)"', r'ID="evil\1"', evil, count=1)
+def signed_for(idp: Idp, variant: str) -> str:
+    """A response signed where ``variant`` attacks it (the Response or the Assertion)."""
+    on_response = variant in RESPONSE_SIGNED
+    return idp.response(sign_response=on_response, sign_assertion=not on_response)
 
 
-def test_xsw_evil_assertion_before_the_signed_one(idp: Idp, metadata: str) -> None:
-    xml = idp.response()
-    start, _ = assertion_span(xml)
-    refused(xml[:start] + evil_assertion(xml) + xml[start:], metadata, "exactly one Assertion")
+@pytest.mark.parametrize("variant", sorted(XSW))
+def test_xsw_forgery_puts_the_goal_where_an_sp_reads_and_keeps_the_signed_element(
+    idp: Idp, variant: str
+) -> None:
+    original = signed_for(idp, variant)
+    forged = XSW[variant](original, ADMIN)
+    # What an SP reading Response/Assertion sees: the attacker's role, session name and NameID.
+    assertion = SafeET.fromstring(forged).find(f"{{{SAML}}}Assertion")
+    assert assertion is not None
+    attributes = {
+        str(a.get("Name")): ["".join(v.itertext()) for v in a.findall(f"{{{SAML}}}AttributeValue")]
+        for a in assertion.findall(f"{{{SAML}}}AttributeStatement/{{{SAML}}}Attribute")
+    }
+    assert attributes[ATTR + "Role"] == [ADMIN.role]
+    assert attributes[ATTR + "RoleSessionName"] == [ADMIN.session_name]
+    assert assertion.findtext(f"{{{SAML}}}Subject/{{{SAML}}}NameID") == ADMIN.name_id
+    # The element the signature names is still in the document, as signed.
+    if variant in RESPONSE_SIGNED:
+        signed = re.sub(r"^<\?xml[^>]*\?>\s*", "", original)
+    else:
+        start, end = assertion_span(original)
+        signed = original[start:end]
+    signed_id = re.search(r'ID="([^"]+)"', signed)
+    assert signed_id
+    assert f'URI="#{signed_id.group(1)}"' in forged
+    assert signed in forged or strip_signatures(signed) in forged
+
+
+@pytest.mark.parametrize("variant", ["XSW2", "XSW3", "XSW4", "XSW5", "XSW7"])
+def test_xsw_forgery_passes_a_signature_only_check(idp: Idp, variant: str, tmp_path: Path) -> None:
+    """xmlsec1 alone (the Reference resolved by ID) accepts these: only the structure checks
+    stop them. In XSW1 and XSW6 xmlsec1 itself refuses the foreign element inside ds:Signature;
+    in XSW8 the enveloped-signature transform drops the copy inside the Signature's Object."""
+    forged = tmp_path / f"{variant}.xml"
+    forged.write_text(XSW[variant](signed_for(idp, variant), ADMIN))
+    ids = ["--id-attr:ID", f"{SAML}:Assertion", "--id-attr:ID", f"{SAMLP}:Response"]
+    check = ["xmlsec1", "--verify", "--pubkey-cert-pem", idp.cert_file, *ids, str(forged)]
+    result = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("variant", sorted(XSW))
+def test_xsw_refused(idp: Idp, metadata: str, variant: str) -> None:
+    forged = XSW[variant](signed_for(idp, variant), ADMIN)
+    refused(forged, metadata, r"exactly one Assertion, it holds 2 \(signature wrapping\?\)")
 
 
 def test_xsw_evil_assertion_after_the_signed_one(idp: Idp, metadata: str) -> None:
     xml = idp.response()
-    _, end = assertion_span(xml)
-    refused(xml[:end] + evil_assertion(xml) + xml[end:], metadata, "exactly one Assertion")
-
-
-def test_xsw_evil_assertion_wrapping_the_signed_one(idp: Idp, metadata: str) -> None:
-    xml = idp.response()
     start, end = assertion_span(xml)
-    evil = evil_assertion(xml)
-    closing = evil.rindex("</")
-    wrapped = evil[:closing] + xml[start:end] + evil[closing:]
-    refused(xml[:start] + wrapped + xml[end:], metadata, "exactly one Assertion")
-
-
-def test_xsw_signed_copy_inside_the_signature_object(idp: Idp, metadata: str) -> None:
-    # XSW1/XSW8 style: the signed original moves into ds:Signature/ds:Object, an evil copy stays.
-    xml = idp.response()
-    start, end = assertion_span(xml)
-    original = xml[start:end]
-    signature = re.search(r"<(\w+):Signature[ >].*?</\1:Signature>", original, re.S)
-    assert signature
-    ds_prefix, sig = signature.group(1), signature.group(0)
-    closing = sig.rindex("</")
-    sig = sig[:closing] + f"<{ds_prefix}:Object>{original}</{ds_prefix}:Object>" + sig[closing:]
-    evil = evil_assertion(xml)
-    issuer = re.search(r"</\w+:Issuer>", evil)
-    assert issuer
-    evil = evil[: issuer.end()] + sig + evil[issuer.end() :]
-    refused(xml[:start] + evil + xml[end:], metadata, "exactly one Assertion")
+    evil = evil_assertion(xml[start:end], ADMIN)
+    refused(xml[:end] + evil + xml[end:], metadata, "exactly one Assertion")
 
 
 def test_xsw_evil_id_rewrite_of_signed_assertion(idp: Idp, metadata: str) -> None:
@@ -361,28 +241,36 @@ def test_unsolicited_when_not_allowed(idp: Idp, metadata: str) -> None:
 
 
 def test_comment_in_name_id_keeps_the_full_value(idp: Idp, metadata: str) -> None:
-    xml = idp.response(name_id="admin@example.com.evil.org", sign_assertion=False)
-    xml = xml.replace("admin@example.com.evil.org<", "admin@example.com<!---->.evil.org<")
-    assert "<!---->" in xml
-    facts = verify(idp.sign_assertion(xml), metadata)
-    assert facts.subject == "admin@example.com.evil.org"
+    full = "admin@example.com.evil.org"
+    signed = idp.response(
+        name_id=full,
+        identity={ATTR + "Role": [f"{PROVIDER_ARN},{ROLE_ARN}"], ATTR + "RoleSessionName": [full]},
+    )
+    # Inserted after signing: exclusive C14N drops comments, the signature still holds.
+    xml = inject_comment(signed, full, len("admin@example.com"))
+    assert xml.count("admin@example.com<!---->.evil.org<") == 2
+    facts = verify(xml, metadata)
+    assert facts.subject == full
+    assert aws_attributes(facts.attributes).role_session_name == full
 
 
 def test_xxe_payload_refused(idp: Idp, metadata: str, tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOPSECRET")
-    xml = idp.response(sign_assertion=False)
-    xml = re.sub(r"^<\?xml[^>]*\?>", "", xml).lstrip()
-    dtd = f'<!DOCTYPE r [<!ENTITY xxe SYSTEM "file://{secret}">]>'
-    xml = dtd + xml.replace(">alice@example.com<", ">&xxe;<", 1)
-    reason = refused(xml, metadata, "DTD or entities")
+    reason = refused(xxe(idp.response(sign_assertion=False), secret), metadata, "DTD or entities")
     assert "TOPSECRET" not in reason
 
 
 def test_entity_expansion_refused(idp: Idp, metadata: str) -> None:
-    xml = re.sub(r"^<\?xml[^>]*\?>", "", idp.response()).lstrip()
-    bomb = '<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-    refused(bomb + xml.replace(">alice@example.com<", ">&b;<", 1), metadata, "DTD or entities")
+    refused(billion_laughs(idp.response()), metadata, "DTD or entities")
+
+
+def test_times_moved_by_the_forger(idp: Idp, metadata: str) -> None:
+    # The gateway cannot be given another clock: the attacks there move the times and re-sign.
+    unsigned = idp.response(sign_assertion=False)
+    refused(idp.sign_assertion(shift_times(unsigned, -timedelta(hours=1))), metadata, "expired")
+    late = idp.sign_assertion(shift_times(unsigned, timedelta(hours=1)))
+    refused(late, metadata, "not yet valid")
 
 
 def test_sha1_signature_refused(idp: Idp, metadata: str) -> None:
@@ -409,23 +297,6 @@ def test_replay_cache_expiry() -> None:
     assert not cache.claim("a", 1010.0)
     clock[0] = 1011.0
     assert cache.claim("a", 1020.0)
-
-
-def test_xsw_response_signed_clone_inside_signature(idp: Idp, metadata: str) -> None:
-    # XSW1 style on a signed Response: the signed original goes inside its Signature,
-    # the outer Response carries an evil unsigned assertion.
-    xml = re.sub(r"^<\?xml[^>]*\?>", "", idp.response(sign_response=True, sign_assertion=False))
-    signature = re.search(r"<(\w+):Signature[ >].*?</\1:Signature>", xml, re.S)
-    assert signature
-    start, end = assertion_span(xml)
-    evil = xml[:start] + evil_assertion(xml) + xml[end:]
-    sig = signature.group(0)
-    wrapped = (
-        sig[: sig.rindex("</")]
-        + f"<{signature.group(1)}:Object>{xml}</{signature.group(1)}:Object>"
-        + sig[sig.rindex("</") :]
-    )
-    refused(evil.replace(sig, wrapped), metadata, "exactly one Assertion")
 
 
 async def test_sts_verifier_adapter(idp: Idp, metadata: str) -> None:

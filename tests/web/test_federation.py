@@ -15,7 +15,7 @@ import pytest
 
 from emustudio.auth.federation import Target, parse_relay_state
 from emustudio.testing.gateway import GatewayProcess
-from tests.auth.test_saml_verify import ATTR, Idp
+from tests.auth.forge import ATTR, Idp
 from tests.conftest import StudioNetwork, studio_args
 from tests.web.conftest import ACCOUNT, Browser, allow, studio_arn
 
