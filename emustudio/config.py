@@ -111,6 +111,12 @@ class Settings:
         " login, portal, sso); its signing key and certificate are made once in data_dir"
         " (idp-key.pem, mode 600; idp-cert.pem).",
     )
+    idc_idp_metadata_file: Path | None = _setting(
+        None,
+        "SAML metadata (XML file) of the external IdP that IAM Identity Center trusts, for"
+        " SSO-mode Studios; default the built-in IdP when idp_users_file is set. Identity Center"
+        " matches the IdP's NameID to an Identity Store UserName.",
+    )
     session_hours: float = _setting(
         12.0, "Hours a Studio sign-in lasts (AWS console sessions of IAM users last 12)."
     )

@@ -11,6 +11,7 @@ from tornado.routing import Rule
 from emustudio.audit import Auditor
 from emustudio.auth import SESSION_COOKIE, IamUserSignIn, SessionStore, StudioGate
 from emustudio.auth.federation import Federation
+from emustudio.auth.idc import IdentityCenter, acs_url_for, entity_id_for
 from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.auth.saml import AWS_ACS_URL, InMemoryReplayCache, sts_verifier
 from emustudio.authz import PolicyAuthorizer
@@ -41,6 +42,7 @@ from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
+from emustudio.web.sso import sso_rules
 
 log = logging.getLogger(__name__)
 
@@ -228,13 +230,30 @@ class EmuStudio:
             account_id=settings.account_id,
             acs_urls=(AWS_ACS_URL, f"http://localhost:{settings.url_port}/saml"),
         )
+        # IAM Identity Center for SSO-mode Studios (auth/idc.py): a SAML SP trusting the
+        # external IdP of idc_idp_metadata_file, else the built-in IdP.
+        base_url = f"http://localhost:{settings.url_port}"
+        self.identity_center = IdentityCenter(
+            store=self.store,
+            sts=self.sts,
+            auditor=self.auditor,
+            replay_cache=self.saml_replay_cache,
+            identity_store_id=self.identitystore.store_id,
+            acs_url=acs_url_for(base_url),
+            entity_id=entity_id_for(settings.region, self.identitystore.store_id),
+            idp_metadata=self.idc_idp_metadata,
+            session_seconds=int(settings.session_hours * 3600),
+        )
+        self.studio_site.identity_center = self.identity_center
+        self.studio_site.credentials = self.sts_credentials
         # The built-in SAML IdP (auth/idp.py), when a users file is configured.
         self.idp: BuiltinIdp | None = None
         if settings.idp_users_file is not None:
             self.idp = BuiltinIdp(
                 UsersFile(settings.idp_users_file),
                 settings.data_dir,
-                base_url=f"http://localhost:{settings.url_port}",
+                base_url=base_url,
+                service_providers=(self.identity_center.sp_metadata(),),
             )
         self.gate = StudioGate(
             self.store,
@@ -267,6 +286,7 @@ class EmuStudio:
             [
                 *self.proxy.rules(),
                 *self.idp_rules(),
+                *sso_rules(self.studio_site, self.federation, self.identity_center),
                 *federation_rules(self.studio_site, self.federation),
                 *studio_rules(self.studio_site),
                 (r"/_emustudio/health", HealthHandler, {"region": self.settings.region}),
@@ -281,6 +301,12 @@ class EmuStudio:
             ],
             **app_settings(self.settings.resolved_cookie_secret()),
         )
+
+    def idc_idp_metadata(self) -> str | None:
+        """Identity Center's identity source: the configured external IdP, else the built-in."""
+        if self.settings.idc_idp_metadata_file is not None:
+            return self.settings.idc_idp_metadata_file.read_text()
+        return self.idp.metadata() if self.idp is not None else None
 
     def idp_rules(self) -> list[Rule]:
         if self.idp is None:

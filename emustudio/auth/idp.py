@@ -21,6 +21,11 @@ The signing key and certificate are generated once in ``data_dir`` (``idp-key.pe
 and ``idp-cert.pem``). Responses are addressed as to AWS: Destination and Recipient
 ``https://signin.aws.amazon.com/saml``, Audience ``urn:amazon:webservices``, a persistent NameID
 (the user name); the assertion is signed with RSA-SHA256 and SHA-256 digests.
+
+It also answers AuthnRequests (HTTP-Redirect binding) of the service providers it is given
+(``service_providers``: their metadata), IAM Identity Center's: the response goes to the ACS
+the SP's metadata registers, ``InResponseTo`` the request, NameID the user name, no AWS
+attributes (Identity Center maps the user to its Identity Store by that name).
 """
 
 from __future__ import annotations
@@ -61,6 +66,19 @@ _AWS_SP_METADATA = f"""<?xml version="1.0"?>
 
 class UsersFileError(ValueError):
     """The users file cannot be read."""
+
+
+class BadAuthnRequest(ValueError):
+    """A ``SAMLRequest`` this IdP does not answer (malformed, or from an unknown SP)."""
+
+
+@dataclass(frozen=True)
+class AuthnAsk:
+    """A verified-enough ``AuthnRequest``: the response goes to the SP's registered ACS."""
+
+    request_id: str
+    sp_entity_id: str
+    acs_url: str
 
 
 @dataclass(frozen=True)
@@ -220,6 +238,7 @@ class BuiltinIdp:
         base_url: str,
         xmlsec_binary: str | None = None,
         lifetime_minutes: int = 5,
+        service_providers: tuple[str, ...] = (),
     ) -> None:
         self.users = users
         self.base_url = base_url.rstrip("/")
@@ -252,7 +271,9 @@ class BuiltinIdp:
             },
             "key_file": str(key_file),
             "cert_file": str(cert_file),
-            "metadata": {"inline": [_AWS_SP_METADATA]},
+            # AWS sign-in (IdP-initiated, no AuthnRequest) and the service providers whose
+            # AuthnRequests it answers (IAM Identity Center).
+            "metadata": {"inline": [_AWS_SP_METADATA, *service_providers]},
         }
         if xmlsec_binary:
             spec["xmlsec_binary"] = xmlsec_binary
@@ -277,6 +298,40 @@ class BuiltinIdp:
         for name, values in user.attributes.items():
             identity[name if "://" in name or name.startswith("urn:") else ATTR + name] = values
         return identity
+
+    def parse_request(self, saml_request: str, binding: str = BINDING_HTTP_REDIRECT) -> AuthnAsk:
+        """An ``AuthnRequest`` of a known service provider, or `BadAuthnRequest`."""
+        with self._lock:
+            try:
+                request = self.server.parse_authn_request(saml_request, binding)
+                args = self.server.response_args(request.message)
+            except Exception as exc:  # pysaml2 raises many kinds; all mean "not for us"
+                raise BadAuthnRequest(f"{type(exc).__name__}: {exc}") from None
+        if not args.get("destination") or not args.get("sp_entity_id"):
+            raise BadAuthnRequest("the request names no known service provider")
+        return AuthnAsk(
+            request_id=str(args["in_response_to"]),
+            sp_entity_id=str(args["sp_entity_id"]),
+            acs_url=str(args["destination"]),
+        )
+
+    def response_to(self, ask: AuthnAsk, user: IdpUser) -> str:
+        """A signed SAMLResponse (base64) answering ``ask`` for ``user``: NameID the user name."""
+        with self._lock:
+            xml = self.server.create_authn_response(
+                {},
+                in_response_to=ask.request_id,
+                destination=ask.acs_url,
+                sp_entity_id=ask.sp_entity_id,
+                name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=user.name),
+                userid=user.name,
+                authn={
+                    "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+                },
+                sign_response=False,
+                sign_assertion=True,
+            )
+        return base64.b64encode(str(xml).encode()).decode()
 
     def response(self, user: IdpUser, roles: list[IdpRole] | None = None) -> str:
         """A signed SAMLResponse (base64) for ``user`` with ``roles`` (default: all of them)."""

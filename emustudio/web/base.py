@@ -80,10 +80,6 @@ class StudioHandler(web.RequestHandler):
         if self.studio is None:
             self.error_message = f"There is no EMR Studio {self.studio_id} in {self.site.region}."
             raise web.HTTPError(404)
-        if self.studio.auth_mode == "SSO":
-            self.set_status(200)
-            self.render("sso.html", **self.page_args())
-            raise web.Finish()
         session_id = session_id_from(self, max_age_days=self.site.session_hours / 24 + 1)
         self.user_session = await self.site.sessions.get(session_id, self.studio.id)
 

@@ -8,6 +8,8 @@
   SAMLResponse to the gateway's ``/saml`` with the chosen Studio's URL as RelayState.
 * ``GET /idp/sso?RelayState=...``: service-provider initiated (a Studio's ``IdpAuthUrl``): sign in
   if needed, then the auto-post with every role of the user and that RelayState.
+  ``GET /idp/sso?SAMLRequest=...``: an AuthnRequest of a known SP (IAM Identity Center), answered
+  with an auto-post to that SP's registered ACS.
 * ``POST /idp/logout``: ends the IdP session.
 """
 
@@ -23,7 +25,7 @@ from urllib.parse import urlencode
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
-from emustudio.auth.idp import BuiltinIdp, IdpRole, IdpUser, UsersFileError
+from emustudio.auth.idp import BadAuthnRequest, BuiltinIdp, IdpRole, IdpUser, UsersFileError
 
 log = logging.getLogger(__name__)
 
@@ -181,12 +183,34 @@ class PortalHandler(IdpHandler):
 
 
 class SsoHandler(IdpHandler):
+    """Without ``SAMLRequest``: AWS sign-in's flow (a Studio's ``IdpAuthUrl``). With one: an
+    ``AuthnRequest`` of a known SP (IAM Identity Center), answered at the SP's own ACS."""
+
     async def get(self) -> None:
+        saml_request = self.get_argument("SAMLRequest", None)
+        ask = None
+        if saml_request is not None:
+            try:
+                ask = await asyncio.to_thread(self.idp.parse_request, saml_request)
+            except BadAuthnRequest as exc:
+                self.page(
+                    "idp_error.html",
+                    400,
+                    error=f"This sign-in request cannot be answered: {exc}",
+                )
+                return
         user = self.signed_in()
         if user is None:
             self.redirect("/idp/login?" + urlencode({"next": self.request.uri or "/idp/sso"}))
             return
-        await self.autopost(user, None, self.get_argument("RelayState", ""))
+        relay = self.get_argument("RelayState", "")
+        if ask is None:
+            await self.autopost(user, None, relay)
+            return
+        saml_response = await asyncio.to_thread(self.idp.response_to, ask, user)
+        self.page(
+            "idp_post.html", action=ask.acs_url, saml_response=saml_response, relay_state=relay
+        )
 
 
 def idp_rules(idp: BuiltinIdp, *, saml_url: str, studio_url: str, studio_domain: str) -> list[Rule]:

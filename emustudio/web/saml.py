@@ -7,6 +7,7 @@
   session. It is the only form here without an XSRF token.
 * ``POST /saml/role``: our own role picker (several Role values), XSRF-protected; the verified
   assertion waits server-side under a random id for five minutes.
+* ``GET <Studio>/signin`` of an SSO-mode Studio: IAM Identity Center (`web.sso`).
 * ``GET <Studio>/signin`` of an IAM-mode Studio created with ``IdpAuthUrl``: service-provider
   initiated sign-in, as AWS does: a redirect to ``IdpAuthUrl?<IdpRelayStateParameterName>=
   <url-encoded Studio URL>`` (``RelayState`` when no name was given); the IdP posts back to
@@ -197,6 +198,11 @@ class FederatedSignInHandler(SignInHandler):
 
     async def get(self, **kwargs: str) -> None:
         assert self.studio is not None
+        if self.studio.auth_mode == "SSO" and self.user is None:
+            from emustudio.web.sso import begin  # sso builds on this module's handlers
+
+            await begin(self, self.site.identity_center)
+            return
         idp = None if self.user is not None else await idp_redirect(self.site.emr, self.studio.id)
         if idp is None:
             await super().get(**kwargs)
@@ -208,6 +214,16 @@ class FederatedSignInHandler(SignInHandler):
             studio_url = f"{self.request.protocol}://{self.request.host}{self.prefix}/"
         separator = "&" if urlsplit(auth_url).query else "?"
         self.redirect(f"{auth_url}{separator}{urlencode({parameter: studio_url})}")
+
+    async def post(self, **kwargs: str) -> None:
+        assert self.studio is not None
+        if self.studio.auth_mode == "SSO":
+            self.error_message = (
+                f"{self.studio.name} uses IAM Identity Center: sign in through your identity"
+                " provider, from the Studio's URL, not with an IAM user name and password."
+            )
+            raise web.HTTPError(400)
+        await super().post(**kwargs)
 
 
 class HandoffHandler(StudioHandler):

@@ -19,11 +19,13 @@ from sqlmodel import Session
 
 from emustudio import ids
 from emustudio.audit import Auditor
+from emustudio.auth.idc import IdentityCenter
 from emustudio.auth.sessions import SessionStore
 from emustudio.auth.signin import Authenticator, SignInAttempt
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
 from emustudio.services.emr import EmrService
+from emustudio.services.sts import StsCredentials
 from emustudio.web.console import StudioConsole
 
 WEB_DIR = Path(__file__).parent
@@ -65,6 +67,10 @@ class StudioSite:
     console: StudioConsole
     studio_domain: str
     session_hours: float
+    # SSO-mode Studios' sign-in (auth/idc.py); None: no Identity Center on this gateway.
+    identity_center: IdentityCenter | None = None
+    # The temporary credentials of role sessions, for the session's credentials page.
+    credentials: StsCredentials | None = None
 
     @property
     def region(self) -> str:

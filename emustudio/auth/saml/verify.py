@@ -332,8 +332,12 @@ def verify_saml_response(
     expected_request_ids: Container[str] | None = None,
     allow_unsolicited: bool = True,
     skew: timedelta = DEFAULT_SKEW,
+    aws_sign_in: bool = True,
 ) -> SamlAssertion:
     """Verify a base64 HTTP-POST ``SAMLResponse``; return the facts of its signed assertion.
+
+    ``aws_sign_in``: the AWS attributes (``Role``...) are required and checked, as AWS sign-in
+    does; IAM Identity Center (False) reads only the NameID.
 
     Raises :class:`SamlRejected` with a readable reason. Blocking (runs ``xmlsec1``): call it
     from a thread in async code (see :func:`emustudio.auth.saml.sts_verifier`).
@@ -426,8 +430,9 @@ def verify_saml_response(
         for attribute in statement.findall(f"{{{SAML}}}Attribute"):
             values = [_text(v) for v in attribute.findall(f"{{{SAML}}}AttributeValue")]
             attributes.setdefault(str(attribute.get("Name")), []).extend(values)
-    aws = aws_attributes(attributes)
-    attributes[ROLE] = [f"{role},{provider}" for role, provider in aws.roles]
+    if aws_sign_in:
+        aws = aws_attributes(attributes)
+        attributes[ROLE] = [f"{role},{provider}" for role, provider in aws.roles]
 
     # One-time use, last so that a refused response does not burn its IDs.
     expires = min(ends).timestamp() + skew.total_seconds()

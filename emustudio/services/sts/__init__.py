@@ -1,6 +1,7 @@
-"""STS: caller identity, role sessions (``AssumeRole``, ``AssumeRoleWithSAML``) and session
-tokens; temporary credentials persist in the store and are served from memory by
-:class:`StsCredentials`. Call :meth:`StsService.load` once at start-up."""
+"""STS: caller identity, role sessions (``AssumeRole``, ``AssumeRoleWithSAML``), session tokens,
+and EMR Studio's sessions of a Studio user role (`studio.py`). Temporary credentials persist in
+the store and are served from memory by :class:`StsCredentials`. Call :meth:`StsService.load`
+once at start-up."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from emustudio.services.sts.credentials import (
     principal_from_json,
 )
 from emustudio.services.sts.saml import SamlAssertion, SamlOperations, SamlVerifier
+from emustudio.services.sts.studio import StudioSessionOperations
 from emustudio.store.iam_tables import StsSession
 
 
-class StsService(AssumeRoleOperations, SamlOperations):
+class StsService(AssumeRoleOperations, SamlOperations, StudioSessionOperations):
     """The STS operations emustudio answers; everything else in the model is NotImplemented."""
 
     async def load(self) -> None:

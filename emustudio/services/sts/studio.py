@@ -1,0 +1,71 @@
+"""EMR Studio assuming a Studio's user role on an Identity Center user's behalf.
+
+No STS operation of its own: in IAM Identity Center mode, EMR Studio (the service principal
+``elasticmapreduce.amazonaws.com``) assumes the Studio's ``UserRole`` for the signed-in user with
+the session policies of the user's session mappings, so the session may do what the role allows
+*and* what one of those policies allows. The role's trust policy must let the service in
+(``sts:AssumeRole`` for ``elasticmapreduce.amazonaws.com``), as the EMR Studio guide's user role
+shows; otherwise it is refused as AWS refuses a service whose role does not trust it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from emustudio.context import Principal
+from emustudio.iam import AuthzRequest, evaluate_trust
+from emustudio.services.iam.identity import parsed
+from emustudio.services.sts.common import AccessDenied, Issued, StsBase
+
+EMR_SERVICE = "elasticmapreduce.amazonaws.com"
+
+
+class StudioSessionOperations(StsBase):
+    async def assume_user_role(
+        self,
+        role_arn: str,
+        session_name: str,
+        policies: tuple[str, ...],
+        *,
+        duration: int,
+        source_identity: str | None = None,
+    ) -> Issued:
+        """A role session of ``role_arn`` limited by ``policies`` (JSON documents, at least one).
+
+        ``duration`` is capped at the role's ``MaxSessionDuration``. Raises ``AccessDenied`` when
+        the role does not exist or does not trust EMR.
+        """
+        role = await self.iam.get_role(role_arn)
+        denied = AccessDenied(
+            f"EMR Studio could not assume {role_arn}: the role does not exist or its trust policy"
+            f" does not allow {EMR_SERVICE} to call sts:AssumeRole."
+        )
+        if role is None:
+            raise denied
+        trust = parsed(role.trust_policy, "trust").named(f"trust policy of role/{role.name}")
+        request = AuthzRequest("sts:AssumeRole", role_arn, EMR_SERVICE, {})
+        if not evaluate_trust(request, trust, {"Service": [EMR_SERVICE]}).allowed:
+            raise denied
+        assumed_arn = self.assumed_role_arn(role, session_name)
+        role_full_arn = self.iam.role_arn(role)
+
+        def make(key_id: str, expires: datetime) -> Principal:
+            return Principal(
+                kind="AssumedRole",
+                arn=assumed_arn,
+                account_id=self.account_id,
+                access_key_id=key_id,
+                name=session_name,
+                user_id=f"{role.id}:{session_name}",
+                session_name=session_name,
+                issuer_arn=role_full_arn,
+                issuer_id=role.id,
+                session_policies=policies,
+                source_identity=source_identity,
+                session_expires=expires,
+                federated=True,
+            )
+
+        return await self.issue(
+            make, max(900, min(duration, role.max_session_duration)), role_id=role.id
+        )
