@@ -14,6 +14,7 @@ from emustudio.auth.federation import Federation
 from emustudio.auth.idc import IdentityCenter, acs_url_for, entity_id_for
 from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.auth.saml import AWS_ACS_URL, InMemoryReplayCache, sts_verifier
+from emustudio.auth.signin import ConsoleSignIn
 from emustudio.authz import PolicyAuthorizer
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
@@ -38,6 +39,7 @@ from emustudio.store import Store
 from emustudio.store.tables import Editor
 from emustudio.web.aws_handler import AwsHandler, HealthHandler
 from emustudio.web.console import StudioConsole
+from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
@@ -217,6 +219,13 @@ class EmuStudio:
             studio_domain=settings.studio_domain,
             session_hours=settings.session_hours,
         )
+        # The console's IAM user sign-in (web/console_pages.py): the Studio's password check.
+        self.console_signin = ConsoleSignIn(
+            self.iam,
+            account_id=settings.account_id,
+            root_access_key_id=settings.access_key_id,
+            events=SignInTrail(self.auditor),
+        )
         # IAM federation: the gateway's signin.aws.amazon.com/saml (auth/federation.py).
         self.federation = Federation(
             store=self.store,
@@ -288,6 +297,7 @@ class EmuStudio:
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),
                 *federation_rules(self.studio_site, self.federation),
+                *console_rules(self.studio_site, self.federation, self.console_signin),
                 *studio_rules(self.studio_site),
                 (r"/_emustudio/health", HealthHandler, {"region": self.settings.region}),
                 (

@@ -15,6 +15,16 @@ its ``Path`` follows the URL form the user signed in through (`cookie_path`):
   JupyterLab's pages then call ``/workspaces/<e-id>/...`` on the gateway host, the gate sets
   the same cookie at ``Path=/workspaces/<e-id>/`` for each Workspace the user opens
   (`workspace_cookie_path`).
+
+The console (`emustudio.web.console_pages`, on the gateway's bare host) keeps its sessions in the
+same table under the reserved Studio id `CONSOLE`, which no Studio has (Studio ids are
+``es-...``), so a console session opens no Studio and a Studio session never opens the console.
+Its cookie is another (`CONSOLE_COOKIE`, ``Path=/console``), so that neither overwrites the
+other on the gateway host.
+
+A session ends at the gateway's session lifetime, or earlier when the principal's own session
+does (`Principal.session_expires`: a federated role session ends at its SAML
+``SessionDuration`` / ``SessionNotOnOrAfter``): the row and the cookie both end then.
 """
 
 from __future__ import annotations
@@ -38,6 +48,10 @@ from emustudio.store.web_tables import WebSession
 SESSION_COOKIE = "emustudio-session"
 HOST_FORM = "host"
 PATH_FORM = "path"
+CONSOLE = "console"
+"""The reserved Studio id (and URL form) of console sessions."""
+CONSOLE_COOKIE = "emustudio-console"
+CONSOLE_PATH = "/console"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +108,11 @@ class SessionStore:
     ) -> StudioSession:
         session_id = secrets.token_urlsafe(32)
         now = time.time()
+        expires_at = now + self.lifetime
+        if principal.session_expires is not None:
+            # A session may not outlive the credentials it stands for (AWS ends a federated
+            # console session at SessionDuration).
+            expires_at = min(expires_at, principal.session_expires.timestamp())
         row = WebSession(
             id_hash=_hash(session_id),
             studio_id=studio_id,
@@ -102,7 +121,7 @@ class SessionStore:
             form=form,
             source_ip=source_ip,
             created_at=now,
-            expires_at=now + self.lifetime,
+            expires_at=expires_at,
         )
 
         def write(session: Session) -> None:
@@ -155,9 +174,11 @@ def workspace_cookie_path(editor_id: str) -> str:
     return f"/workspaces/{editor_id}/"
 
 
-def set_session_cookie(handler: web.RequestHandler, session: StudioSession, path: str) -> None:
+def set_session_cookie(
+    handler: web.RequestHandler, session: StudioSession, path: str, *, name: str = SESSION_COOKIE
+) -> None:
     handler.set_signed_cookie(
-        SESSION_COOKIE,
+        name,
         session.id,
         expires_days=None,
         expires=session.expires,
@@ -167,11 +188,27 @@ def set_session_cookie(handler: web.RequestHandler, session: StudioSession, path
     )
 
 
-def clear_session_cookie(handler: web.RequestHandler, path: str) -> None:
-    handler.clear_cookie(SESSION_COOKIE, path=path, httponly=True, samesite="Lax")
+def clear_session_cookie(
+    handler: web.RequestHandler, path: str, *, name: str = SESSION_COOKIE
+) -> None:
+    handler.clear_cookie(name, path=path, httponly=True, samesite="Lax")
 
 
-def session_id_from(handler: web.RequestHandler, *, max_age_days: float) -> str | None:
+def session_id_from(
+    handler: web.RequestHandler, *, max_age_days: float, name: str = SESSION_COOKIE
+) -> str | None:
     """The session id of the request's signed cookie, or None (absent, forged, too old)."""
-    raw = handler.get_signed_cookie(SESSION_COOKIE, max_age_days=max_age_days, min_version=2)
+    raw = handler.get_signed_cookie(name, max_age_days=max_age_days, min_version=2)
     return raw.decode() if raw else None
+
+
+def set_console_cookie(handler: web.RequestHandler, session: StudioSession) -> None:
+    set_session_cookie(handler, session, CONSOLE_PATH, name=CONSOLE_COOKIE)
+
+
+def clear_console_cookie(handler: web.RequestHandler) -> None:
+    clear_session_cookie(handler, CONSOLE_PATH, name=CONSOLE_COOKIE)
+
+
+def console_session_id_from(handler: web.RequestHandler, *, max_age_days: float) -> str | None:
+    return session_id_from(handler, max_age_days=max_age_days, name=CONSOLE_COOKIE)

@@ -12,17 +12,18 @@ and runs, in order::
 * ``allowed`` decides whether it may open *this* Studio, and says what permission is missing;
 * ``post_auth`` runs once all passed (records, hooks).
 
-:class:`IamUserSignIn` is the IAM-mode Studio's: an IAM user's console password, then
-``elasticmapreduce:CreateStudioPresignedUrl`` on the Studio's ARN, evaluated as that user by the
-policy engine, as AWS does when the console opens a Studio. SAML federation and IAM Identity
-Center plug into the same stages.
+:class:`ConsoleSignIn` is the console's (`emustudio.web.console_pages`): an IAM user's console
+password, which opens no Studio. :class:`IamUserSignIn` is the IAM-mode Studio's: the same
+password check, then ``elasticmapreduce:CreateStudioPresignedUrl`` on the Studio's ARN, evaluated
+as that user by the policy engine, as AWS does when the console opens a Studio. SAML federation
+and IAM Identity Center plug into the same stages.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from emustudio.auth.permissions import Permissions
@@ -33,6 +34,10 @@ OPEN_STUDIO = "elasticmapreduce:CreateStudioPresignedUrl"
 ROOT_REFUSED = (
     "The AWS account root user signs in to the AWS Management Console, not to an EMR Studio."
     " Sign in as an IAM user whose policies allow " + OPEN_STUDIO + " on this Studio."
+)
+CONSOLE_ROOT_REFUSED = (
+    "This console signs in IAM users only: the account root user has access keys here, not a"
+    " console password. Sign in as an IAM user."
 )
 WRONG_CREDENTIALS = "Your authentication information is incorrect. Please try again."
 
@@ -49,9 +54,11 @@ class SignInRefused(Exception):
 
 @dataclass(frozen=True)
 class SignInAttempt:
-    studio_id: str
-    studio_arn: str
-    form: Mapping[str, str]
+    """A submitted sign-in form; the Studio it opens (none, empty, for the console's)."""
+
+    studio_id: str = ""
+    studio_arn: str = ""
+    form: Mapping[str, str] = field(default_factory=dict)
     source_ip: str = "127.0.0.1"
     user_agent: str = ""
 
@@ -110,20 +117,27 @@ class SignInEvents(Protocol):
     ) -> None: ...
 
 
-class IamUserSignIn(Authenticator):
-    """IAM user name and console password; the form fields are ``username``, ``password``
-    and ``account_type`` (``iam``, or ``root``, which is refused)."""
+class ConsoleSignIn(Authenticator):
+    """An IAM user's console password (the console's sign-in, and the first half of a Studio's).
+
+    The form fields are ``username``, ``password``, ``account_type`` (``iam``, or ``root``,
+    which is refused) and, on the console's form, ``account``: the account id, which must be
+    this gateway's (a wrong one is wrong credentials, as AWS says for any of the three).
+    Each password check is recorded (CloudTrail's ``ConsoleLogin``).
+    """
+
+    root_refused = CONSOLE_ROOT_REFUSED
 
     def __init__(
         self,
         passwords: PasswordChecker,
-        permissions: Permissions,
         *,
+        account_id: str | None = None,
         root_access_key_id: str | None = None,
         events: SignInEvents | None = None,
     ) -> None:
         self.passwords = passwords
-        self.permissions = permissions
+        self.account_id = account_id
         self.root_access_key_id = root_access_key_id
         self.events = events
 
@@ -133,14 +147,43 @@ class IamUserSignIn(Authenticator):
         if form.get("account_type") == "root" or (
             self.root_access_key_id and user_name == self.root_access_key_id
         ):
-            raise SignInRefused(ROOT_REFUSED)
+            raise SignInRefused(self.root_refused)
         password = form.get("password", "")
+        account = form.get("account")
+        if account is not None and not account.strip():
+            raise SignInRefused("Enter your account ID, IAM user name and password.", status=400)
         if not user_name or not password:
             raise SignInRefused("Enter your IAM user name and password.", status=400)
+        if account is not None and self.account_id and account.strip() != self.account_id:
+            return None  # another account's user: nothing of this account to record
         principal = await self.passwords.check_password(user_name, password)
         if self.events is not None:
             await self.events.console_login(attempt, user_name, principal)
         return principal
+
+    async def blocked(self, attempt: SignInAttempt, principal: Principal) -> str | None:
+        return self.root_refused if principal.is_root else None
+
+    async def allowed(self, attempt: SignInAttempt, principal: Principal) -> None:
+        """Signing in to the console needs no permission; opening a Studio from it does."""
+
+
+class IamUserSignIn(ConsoleSignIn):
+    """The IAM-mode Studio's: the console's password check, then
+    ``elasticmapreduce:CreateStudioPresignedUrl`` on the Studio (``attempt.studio_arn``)."""
+
+    root_refused = ROOT_REFUSED
+
+    def __init__(
+        self,
+        passwords: PasswordChecker,
+        permissions: Permissions,
+        *,
+        root_access_key_id: str | None = None,
+        events: SignInEvents | None = None,
+    ) -> None:
+        super().__init__(passwords, root_access_key_id=root_access_key_id, events=events)
+        self.permissions = permissions
 
     async def allowed(self, attempt: SignInAttempt, principal: Principal) -> None:
         decision = await self.permissions.allowed(

@@ -4,7 +4,8 @@
   token and comes from another site *by design* (the IdP's page auto-submits it); that is safe
   because the form itself is the proof: a signed, unexpired, audience-bound SAML response,
   accepted once (the replay cache), names who signs in, and a forged or replayed one creates no
-  session. It is the only form here without an XSRF token.
+  session. It is the only form here without an XSRF token. A RelayState naming no Studio
+  lands in the console's Studio list (`web.console_pages`), in a console session.
 * ``POST /saml/role``: our own role picker (several Role values), XSRF-protected; the verified
   assertion waits server-side under a random id for five minutes.
 * ``GET <Studio>/signin`` of an SSO-mode Studio: IAM Identity Center (`web.sso`).
@@ -27,13 +28,21 @@ from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio.auth.federation import (
-    LIST_HANDOFF_SECONDS,
     Federation,
     FederationRefused,
     Verified,
     parse_relay_state,
 )
-from emustudio.auth.sessions import HOST_FORM, PATH_FORM, cookie_path, set_session_cookie
+from emustudio.auth.sessions import (
+    CONSOLE,
+    CONSOLE_PATH,
+    HOST_FORM,
+    PATH_FORM,
+    console_session_id_from,
+    cookie_path,
+    set_console_cookie,
+    set_session_cookie,
+)
 from emustudio.services.emr import EmrService
 from emustudio.store.tables import Studio
 from emustudio.web.base import StudioHandler
@@ -106,22 +115,16 @@ class FederationHandler(web.RequestHandler):
             self.refuse(refused)
             return
         if target is None:
-            studios = await self.federation.openable(principal, source_ip=self.source_ip)
-            links = [
-                (
-                    studio_id,
-                    name,
-                    self.handoff_url(
-                        studio_id,
-                        self.federation.handoff(
-                            principal, studio_id, lifetime=LIST_HANDOFF_SECONDS
-                        ),
-                        path_form=False,
-                    ),
-                )
-                for studio_id, name in studios
-            ]
-            self.page("federation_studios.html", principal=principal, studios=links)
+            # No Studio named: the console's Studio list, in a console session, so that the
+            # list survives a reload and has sign-out (web/console_pages.py).
+            old = console_session_id_from(self, max_age_days=self.site.session_hours / 24 + 1)
+            if old is not None:
+                await self.site.sessions.end(old)
+            session = await self.site.sessions.create(
+                principal, CONSOLE, form=CONSOLE, source_ip=self.source_ip
+            )
+            set_console_cookie(self, session)
+            self.redirect(CONSOLE_PATH, status=303)
             return
         token = self.federation.handoff(principal, target.studio_id)
         self.redirect(

@@ -237,7 +237,10 @@ def test_several_roles_offer_a_picker(
 def test_no_relay_state_lists_the_studios_the_role_may_open(
     browser: Browser, idp: Idp, provider: str, role_a: str, studios: dict[str, str]
 ) -> None:
-    page = browser.post("localhost", "/saml", {"SAMLResponse": response(idp, provider, role_a)})
+    posted = browser.post("localhost", "/saml", {"SAMLResponse": response(idp, provider, role_a)})
+    # The console's list (web/console_pages.py), in a console session.
+    assert posted.status == 303 and posted.location == "/console", posted.body
+    page = browser.get("localhost", "/console")
     assert page.status == 200, page.body
     assert f"arn:aws:sts::{ACCOUNT}:assumed-role/FedStudioA/alice@example.com" in page.body
     assert studios["A"] in page.body and studios["B"] not in page.body

@@ -453,5 +453,7 @@ def verify_saml_response(
         issuer=idp,
         attributes=attributes,
         subject_type=subject_type,
-        not_on_or_after=min(ends),
+        # The role session ends at SessionNotOnOrAfter (and SessionDuration), as AWS documents;
+        # NotOnOrAfter of the Conditions and the confirmation only bound when it may be posted.
+        not_on_or_after=min((t for t in session_ends if t is not None), default=None),
     )

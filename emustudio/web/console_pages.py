@@ -1,0 +1,220 @@
+"""The console: sign in as an IAM user, list the Studios you may open, open one, sign out.
+
+The part of the AWS Management Console an EMR Studio user meets, on the gateway's bare host
+(``http://localhost:<port>/console``; never on a Studio's host, whose pages are the Studio's):
+
+* ``GET /console``: the EMR Studios the signed-in principal may open (IAM-mode Studios it is
+  allowed ``elasticmapreduce:CreateStudioPresignedUrl`` on, `Federation.openable`), each linked
+  to its own host through a one-time handoff token (`Federation.handoff`), since the console's
+  cookie cannot reach another host; signed out, a redirect to the sign-in page.
+* ``GET|POST /console/signin``: account id, IAM user name and password, as AWS's IAM user
+  sign-in page (`ConsoleSignIn`: root refused, wrong credentials in AWS's words, CloudTrail's
+  ``ConsoleLogin``).
+* ``POST /console/signout``: ends the console session (POST only: a link or a prefetch must not
+  sign anyone out).
+
+A federated sign-in whose RelayState names no Studio lands here too (`emustudio.web.saml`).
+Sessions are the Studio sessions' store under the reserved id `CONSOLE`, named by their own
+cookie (`CONSOLE_COOKIE`: signed, host-only, ``Path=/console``, HttpOnly, SameSite=Lax). Every
+POST carries Tornado's XSRF token and must come from this origin.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from tornado import web
+from tornado.routing import HostMatches, PathMatches, Rule
+
+from emustudio.auth.federation import LIST_HANDOFF_SECONDS, Federation
+from emustudio.auth.sessions import (
+    CONSOLE,
+    CONSOLE_PATH,
+    StudioSession,
+    clear_console_cookie,
+    console_session_id_from,
+    set_console_cookie,
+)
+from emustudio.auth.signin import Authenticator, SignInAttempt, SignInRefused
+from emustudio.context import Principal
+from emustudio.proxy.headers import cross_origin_error
+from emustudio.web.saml import HANDOFF_PATH
+from emustudio.web.site import StudioSite, when
+
+SIGNIN_PATH = f"{CONSOLE_PATH}/signin"
+SIGNOUT_PATH = f"{CONSOLE_PATH}/signout"
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # The list's links carry handoff tokens: no page they lead to learns this one's URL.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_XSRF_MESSAGE = "This form has expired or did not come from this page. Reload it and try again."
+
+
+class ConsoleHandler(web.RequestHandler):
+    site: StudioSite
+    federation: Federation
+    signin: Authenticator
+    console_session: StudioSession | None = None
+    error_message: str | None = None
+
+    def initialize(self, site: StudioSite, federation: Federation, signin: Authenticator) -> None:
+        self.site = site
+        self.federation = federation
+        self.signin = signin
+
+    def set_default_headers(self) -> None:
+        for name, value in _HEADERS.items():
+            self.set_header(name, value)
+
+    @property
+    def source_ip(self) -> str:
+        return self.request.remote_ip or "127.0.0.1"
+
+    @property
+    def user(self) -> Principal | None:
+        return self.console_session.principal if self.console_session is not None else None
+
+    async def prepare(self) -> None:
+        if self.request.method == "POST":
+            if not self.settings.get("xsrf_cookies"):
+                self.check_xsrf_cookie()
+            if error := cross_origin_error(self.request):
+                raise web.HTTPError(403, "refused cross-origin form: %s", error)
+        session_id = console_session_id_from(self, max_age_days=self.site.session_hours / 24 + 1)
+        self.console_session = await self.site.sessions.get(session_id, CONSOLE)
+
+    def page(self, template: str, status: int = 200, **args: Any) -> None:
+        self.set_status(status)
+        # base.html's header: the brand links to the console, sign-out posts to /console/signout.
+        values: dict[str, Any] = {
+            "studio": None,
+            "prefix": CONSOLE_PATH,
+            "user": self.user,
+            "error": None,
+            "when": when,
+        }
+        values.update(args)
+        self.render(template, **values)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self.error_message
+        text = exc.log_message if isinstance(exc, web.HTTPError) else None
+        if message is None and text and ("_xsrf" in text or "cross-origin" in text):
+            message = _XSRF_MESSAGE
+        if message is None:
+            message = self._reason if status_code < 500 else "Something went wrong on our side."
+        self.clear_header("Content-Length")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.page(
+            "error.html", status_code, error=message, status_code=status_code, reason=self._reason
+        )
+
+
+class ConsoleHomeHandler(ConsoleHandler):
+    """The EMR Studios the principal may open."""
+
+    async def get(self) -> None:
+        session = self.console_session
+        if session is None:
+            self.redirect(SIGNIN_PATH)
+            return
+        principal = session.principal
+        # A link outlives neither the list's handoff window nor the console session.
+        lifetime = max(0.0, min(LIST_HANDOFF_SECONDS, session.expires_at - time.time()))
+        studios = [
+            (
+                studio_id,
+                name,
+                self.handoff_url(
+                    studio_id, self.federation.handoff(principal, studio_id, lifetime=lifetime)
+                ),
+            )
+            for studio_id, name in await self.federation.openable(
+                principal, source_ip=self.source_ip
+            )
+        ]
+        self.page("console_studios.html", principal=principal, studios=studios)
+
+    def handoff_url(self, studio_id: str, token: str) -> str:
+        """The Studio's own host (the Studio URL AWS gives), where the token buys its cookie."""
+        return f"{self.site.emr.studio_url(studio_id)}{HANDOFF_PATH}?{urlencode({'token': token})}"
+
+
+class ConsoleSignInHandler(ConsoleHandler):
+    async def get(self) -> None:
+        if self.console_session is not None:
+            self.redirect(CONSOLE_PATH)
+            return
+        self.signin_page(signed_out=self.get_argument("signed_out", None) is not None)
+
+    async def post(self) -> None:
+        form = {
+            name: self.get_body_argument(name, "")
+            for name in ("account", "username", "password", "account_type")
+        }
+        attempt = SignInAttempt(
+            form=form,
+            source_ip=self.source_ip,
+            user_agent=self.request.headers.get("User-Agent", ""),
+        )
+        try:
+            principal = await self.signin.sign_in(attempt)
+        except SignInRefused as refused:
+            self.signin_page(
+                refused.status,
+                account=form["account"],
+                username=form["username"],
+                error=refused.message,
+            )
+            return
+        if self.console_session is not None:
+            await self.site.sessions.end(self.console_session.id)
+        session = await self.site.sessions.create(
+            principal, CONSOLE, form=CONSOLE, source_ip=self.source_ip
+        )
+        set_console_cookie(self, session)
+        self.redirect(CONSOLE_PATH, status=303)
+
+    def signin_page(self, status: int = 200, **args: Any) -> None:
+        values: dict[str, Any] = {
+            "account": self.site.emr.account_id,
+            "username": "",
+            "signed_out": False,
+        }
+        values.update(args)
+        self.page("console_signin.html", status, user=None, **values)
+
+
+class ConsoleSignOutHandler(ConsoleHandler):
+    async def post(self) -> None:
+        if self.console_session is not None:
+            await self.site.sessions.end(self.console_session.id)
+        clear_console_cookie(self)
+        self.redirect(f"{SIGNIN_PATH}?signed_out=1", status=303)
+
+
+def console_rules(site: StudioSite, federation: Federation, signin: Authenticator) -> list[Rule]:
+    """The console's pages, on any host but a Studio's (those belong to the Studio's pages)."""
+    domain = re.escape(site.studio_domain.lower().strip("."))
+    kwargs: dict[str, Any] = {"site": site, "federation": federation, "signin": signin}
+    return [
+        Rule(
+            HostMatches(rf"(?!es-[a-z0-9]{{25}}\.{domain}$).*"),
+            [
+                Rule(PathMatches(rf"{CONSOLE_PATH}/?"), ConsoleHomeHandler, kwargs),
+                Rule(PathMatches(SIGNIN_PATH), ConsoleSignInHandler, kwargs),
+                Rule(PathMatches(SIGNOUT_PATH), ConsoleSignOutHandler, kwargs),
+            ],
+        )
+    ]
