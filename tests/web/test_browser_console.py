@@ -19,7 +19,18 @@ import pytest
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import make_studio_network, studio_args
 from tests.web.conftest import ACCOUNT, PASSWORD, Users, allow, studio_arn
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
