@@ -147,7 +147,10 @@ def parse_relay_state(relay_state: str, *, region: str, studio_domain: str) -> T
     """The Studio a RelayState opens, or None (none, or not a Studio of this gateway)."""
     if not relay_state:
         return None
-    url = urlsplit(relay_state)
+    try:
+        url = urlsplit(relay_state)
+    except ValueError:  # e.g. "http://[::1": it is not signed, anything may come
+        return None
     if url.hostname == "console.aws.amazon.com":
         match = _DEEP_LINK.fullmatch(url.fragment)
         wanted = parse_qs(url.query).get("region", [region])[0]

@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from emustudio.auth.federation import parse_relay_state
 from emustudio.testing.gateway import GatewayProcess
 from tests.auth.forge import (
     ATTR,
@@ -46,7 +47,7 @@ from tests.auth.forge import (
     xxe,
 )
 from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import ACCOUNT, Browser, Response, allow, studio_arn
+from tests.web.conftest import ACCOUNT, DOMAIN, Browser, Response, allow, studio_arn
 
 ACS = "https://signin.aws.amazon.com/saml"
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
@@ -443,3 +444,17 @@ def test_a_comment_in_the_name_id_keeps_the_full_identity(setup: Setup) -> None:
     arn = assumed(setup, setup.roles["attacker-only"], "mallory")
     assert arn in home
     the_success(setup, arn)
+
+
+def test_a_malformed_relay_state_lands_as_none_would(setup: Setup) -> None:
+    # RelayState is not signed: anything may come. One urlsplit cannot parse is treated as no
+    # RelayState at all (the console's landing), not answered with a server error.
+    assert parse_relay_state("http://[::1", region="us-east-1", studio_domain=DOMAIN) is None
+    answers = []
+    for relay in ("http://[::1", ""):
+        browser = Browser(setup.gateway.port)
+        form = {"SAMLResponse": b64(setup.response()), "RelayState": relay}
+        answers.append(browser.post("localhost", "/saml", form))
+    malformed, none = answers
+    assert malformed.status == none.status and malformed.status < 400, malformed.body
+    assert malformed.location == none.location
