@@ -23,8 +23,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
         "data_dir": getattr(args, "data_dir", None),
+        "demo": getattr(args, "demo", None),
     }
-    return Settings.load(os.environ, config_file=args.config, overrides=overrides)
+    # `emustudio up` sets the demo up unless told not to (--no-demo, EMUSTUDIO_DEMO=false or
+    # demo: false in the config file); the setting's own default stays off for other callers.
+    defaults = {"demo": True} if args.command == "up" else None
+    return Settings.load(
+        os.environ, config_file=args.config, overrides=overrides, defaults=defaults
+    )
 
 
 async def _up(settings: Settings) -> int:
@@ -46,6 +52,13 @@ async def _up(settings: Settings) -> int:
         f"  try: aws emr list-studios --endpoint-url {settings.endpoint_url}"
         f" --region {settings.region}"
     )
+    demo = app.demo.facts
+    if demo is not None:
+        if demo.studio_url:
+            who = f" — sign in as {demo.user} / {demo.password}" if demo.user else ""
+            print(f"  Demo Studio:       {demo.studio_url}{who}")
+        print(f"  IdP portal:        {demo.portal_url} (users in {demo.users_file})")
+        print("  (--no-demo or EMUSTUDIO_DEMO=false to go without the demo)")
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -118,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--host")
     up.add_argument("--port", type=int)
     up.add_argument("--data-dir", type=Path)
+    up.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="set up the demo (the built-in IdP, IAM federation and the Demo Studio); on by"
+        " default, --no-demo turns it off",
+    )
     commands.add_parser("config", help="list every setting with its default")
     images = commands.add_parser("images", help="make the Workspace image")
     image_actions = images.add_subparsers(dest="images_command", required=True)

@@ -21,6 +21,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 _HOME_DATA = Path("~/.emustudio")
+# The demo's users of the built-in IdP, in data_dir, when idp_users_file is not set.
+DEMO_USERS_FILE = "idp-users.yaml"
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -110,6 +112,14 @@ class Settings:
         " attributes; see examples/idp-users.yaml). Set, the gateway serves /idp/ (metadata,"
         " login, portal, sso); its signing key and certificate are made once in data_dir"
         " (idp-key.pem, mode 600; idp-cert.pem).",
+    )
+    demo: bool = _setting(
+        False,
+        "Set up the demo at start (on by default with `emustudio up`; --no-demo turns it off):"
+        " the built-in IdP (data_dir/idp-users.yaml, a copy of examples/idp-users.yaml, unless"
+        " idp_users_file is set), the SAML provider EmuStudioIdp, roles StudioAnalyst and"
+        " StudioAdmin, and an IAM-mode Studio named Demo that signs in through the IdP. Only what"
+        " is missing is made, so restarts keep changes.",
     )
     idc_idp_metadata_file: Path | None = _setting(
         None,
@@ -210,8 +220,11 @@ class Settings:
         *,
         config_file: Path | None = None,
         overrides: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
     ) -> Settings:
-        values: dict[str, Any] = {}
+        # ``defaults`` replace the fields' defaults (a command's own, such as `up`'s demo=True);
+        # the file, the environment and the overrides still win over them.
+        values: dict[str, Any] = dict(defaults or {})
         path = config_file or (
             Path(environ["EMUSTUDIO_CONFIG"]) if environ.get("EMUSTUDIO_CONFIG") else None
         )
@@ -232,7 +245,14 @@ class Settings:
         settings = cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
         home = environ.get("HOME")
         data_dir = Path(str(settings.data_dir).replace("~", home, 1) if home else settings.data_dir)
-        return dataclasses.replace(settings, data_dir=data_dir.expanduser().absolute())
+        settings = dataclasses.replace(settings, data_dir=data_dir.expanduser().absolute())
+        if settings.demo and settings.idp_users_file is None:
+            # The demo turns the built-in IdP on with its own users file (emustudio/demo.py
+            # writes it at start, before the IdP is first asked for a user).
+            settings = dataclasses.replace(
+                settings, idp_users_file=settings.data_dir / DEMO_USERS_FILE
+            )
+        return settings
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

@@ -19,6 +19,7 @@ from emustudio.authz import PolicyAuthorizer
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
+from emustudio.demo import Demo
 from emustudio.pipeline import Gateway
 from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
@@ -277,6 +278,8 @@ class EmuStudio:
             self.gate, studio_domain=settings.studio_domain, session_cookie=SESSION_COOKIE
         )
         self.http_server: httpserver.HTTPServer | None = None
+        # `emustudio up`'s demo (setting demo): the IdP's users, IAM federation, a Studio.
+        self.demo = Demo(self)
         self.startup: list[Callable[[], Awaitable[None]]] = [
             self.open_store,
             self.load_iam,
@@ -284,6 +287,7 @@ class EmuStudio:
             self.connect_docker,
             self.reconcile_networks,
             self.ensure_default_vpc,
+            self.demo.start_demo,
             self.start_s3,
             self.adopt_workspaces,
             self.start_backup,

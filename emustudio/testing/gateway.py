@@ -70,6 +70,9 @@ class GatewayProcess:
             # Test sessions share the Docker host with each other and with a running
             # `emustudio up`: a subnet whose CIDR is taken goes elsewhere instead of failing.
             EMUSTUDIO_NETWORK_REMAP="true",
+            # `emustudio up` sets the demo up by default; a test gateway starts empty, as a
+            # new account does (env={"EMUSTUDIO_DEMO": "true"} gives it the demo).
+            EMUSTUDIO_DEMO="false",
         )
         env.update(self.extra_env)
         return env
