@@ -35,6 +35,10 @@ fixtures, from the bottom up:
     (``editor_id``, ``studio_id``, ``description``: the ``DescribeEditor`` answer, ``status``,
     ``url``). The first one on a Docker host builds the Workspace image (minutes, once).
     Deleted after the test.
+``emu_chromium``
+    A Playwright browser context of Debian's Chromium (``/usr/bin/chromium``; Playwright
+    downloads no browser) with a fresh profile, for driving a Studio's pages: ``page =
+    emu_chromium.new_page(); page.goto(emu_studio.url)``. Fails when Chromium is missing.
 
 Settings (``pytest.ini`` / ``[tool.pytest.ini_options]``):
 
@@ -187,6 +191,18 @@ def emu_workspace(
     )
     yield workspace
     delete_workspace(editors, workspace.editor_id)
+
+
+@pytest.fixture
+def emu_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Chromium browser context with a fresh profile; closed after the test."""
+    from emustudio.testing.browser import ChromiumMissing, chromium_context
+
+    try:
+        with chromium_context(tmp_path_factory.mktemp("chromium-profile")) as context:
+            yield context
+    except ChromiumMissing as exc:
+        pytest.fail(str(exc))
 
 
 # -- the gateway's log in failure reports -----------------------------------------------------

@@ -350,3 +350,9 @@ def rows(gateway: GatewayProcess) -> Iterator[Rows]:
     made = Rows(gateway)
     yield made
     made.close()
+
+
+@pytest.fixture
+def chromium(emu_chromium: Any) -> Any:
+    """Debian's Chromium through Playwright, a fresh profile per test (the plugin's)."""
+    return emu_chromium

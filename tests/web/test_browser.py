@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,25 +27,7 @@ from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, make_studio_network, studio_args
 from tests.web.conftest import PASSWORD, Users, allow, studio_arn
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 START_TIMEOUT_MS = 150_000
-
-
-@pytest.fixture(scope="module", autouse=True)
-def chromium_is_installed() -> None:
-    """scripts/setup installs Debian's chromium; without it this test fails, never skips."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup")
 
 
 @pytest.fixture(scope="module")
@@ -90,23 +71,6 @@ def two_zones(ec2: Any) -> StudioNetwork:
     }
     assert len(zones) == 2
     return net
-
-
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Any]:
-    """A fresh Chromium profile (an empty user data directory) per test."""
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-        )
-        context.set_default_timeout(30_000)
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def row_of(page: Any, editor_id: str) -> Any:

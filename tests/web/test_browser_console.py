@@ -8,53 +8,13 @@ Workspace image. Playwright drives that browser; it never downloads one of its o
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import playwright.sync_api as playwright_api
-import pytest
 
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import make_studio_network, studio_args
 from tests.web.conftest import ACCOUNT, PASSWORD, Users, allow, studio_arn
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def chromium_is_installed() -> None:
-    """scripts/setup installs Debian's chromium; without it this test fails, never skips."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup")
-
-
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Any]:
-    """A fresh Chromium profile (an empty user data directory) per test."""
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-        )
-        context.set_default_timeout(30_000)
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def test_console_sign_in_then_open_a_studio(

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import playwright.sync_api as playwright_api
@@ -28,26 +26,8 @@ from emustudio.testing.gateway import GatewayProcess
 from tests.web.conftest import ACCOUNT, studio_arn
 
 expect = playwright_api.expect
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",  # CI runs as root, where Chromium's sandbox refuses to start
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/EmuStudioIdp"
 VIEWER = "StudioViewer"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def chromium_is_installed() -> None:
-    """scripts/setup installs Debian's chromium; without it these tests fail, never skip."""
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/setup")
 
 
 @pytest.fixture(scope="module")
@@ -114,23 +94,6 @@ def demo(gateway: GatewayProcess) -> dict[str, str]:
 
 def deep_link(studio_id: str) -> str:
     return f"https://console.aws.amazon.com/emr/home?region=us-east-1#studio/{studio_id}/start"
-
-
-@pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[Any]:
-    """A fresh Chromium profile (no IdP session, no Studio cookie) per test."""
-    with playwright_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-        )
-        context.set_default_timeout(30_000)
-        try:
-            yield context
-        finally:
-            context.close()
 
 
 def sign_in_at_idp(page: Any, gateway: GatewayProcess, user: str, password: str) -> None:

@@ -467,3 +467,38 @@ def test_an_aws_sign_in_response_is_not_for_identity_center(
     user = forger.users.get("dana")
     assert user is not None
     refused_at_acs(gateway, forger.response(user), "is not this ACS")
+
+
+# --- in a real browser -------------------------------------------------------------------------
+
+
+def test_in_chromium_a_group_member_signs_in_and_an_outsider_is_refused(
+    gateway: GatewayProcess, directory: dict[str, str], chromium: Any
+) -> None:
+    studio_url = f"http://{directory['studio'].lower()}.emrstudio.localhost:{gateway.port}/"
+
+    def through_the_idp(user: str) -> Any:
+        page = chromium.new_page()
+        page.goto(studio_url)
+        page.wait_for_url(re.compile(r"/idp/login\?"))
+        page.fill('input[name="username"]', user)
+        page.fill('input[name="password"]', PASSWORD)
+        page.click('button[type="submit"]')
+        return page
+
+    page = through_the_idp("dana")  # in analysts and viewers
+    page.wait_for_url(studio_url)
+    assert page.locator(".who").inner_text() == "dana"
+    assert page.locator("h1, h2").filter(has_text="Workspaces").count() >= 1
+    page.goto(studio_url + "credentials")
+    assert "assumed-role/IdcStudioUser/dana" in page.locator("#credentials").inner_text()
+    page.close()
+
+    chromium.clear_cookies()  # another person at the same browser
+    refused = through_the_idp("frank")  # in no mapped group
+    refused.wait_for_url(f"http://localhost:{gateway.port}/sso/saml")
+    assert "frank is not assigned to the EMR Studio idc-studio" in refused.inner_text("#error")
+    # The IdP remembers frank, the Studio does not: back at the Studio URL, refused again.
+    refused.goto(studio_url)
+    refused.wait_for_url(f"http://localhost:{gateway.port}/sso/saml")
+    assert "is not assigned" in refused.inner_text("#error")
