@@ -13,7 +13,7 @@ from emustudio.auth import SESSION_COOKIE, IamUserSignIn, SessionStore, StudioGa
 from emustudio.auth.federation import Federation
 from emustudio.auth.idc import IdentityCenter, acs_url_for, entity_id_for
 from emustudio.auth.idp import BuiltinIdp, UsersFile
-from emustudio.auth.saml import AWS_ACS_URL, InMemoryReplayCache, sts_verifier
+from emustudio.auth.saml import AWS_ACS_URL, StoreReplayCache, sts_verifier
 from emustudio.auth.signin import ConsoleSignIn
 from emustudio.authz import PolicyAuthorizer
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
@@ -169,7 +169,7 @@ class EmuStudio:
         )
         # AssumeRoleWithSAML: responses verified against the provider's metadata, as AWS does.
         # One replay cache for the API and the sign-in endpoint: an assertion is accepted once.
-        self.saml_replay_cache = InMemoryReplayCache()
+        self.saml_replay_cache = StoreReplayCache(self.store)
         self.sts.saml_verifier = sts_verifier(replay_cache=self.saml_replay_cache)
         self.credentials = Credentials(
             [

@@ -49,6 +49,11 @@ class Store:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, fn)
 
+    def run(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn(session)`` in one transaction in the calling thread: only for code already
+        off the event loop (pysaml2's verification runs in a worker thread)."""
+        return self._run(fn)
+
     def _run(self, fn: Callable[[Session], T]) -> T:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             return fn(session)

@@ -1,4 +1,4 @@
-"""Tables of the Studio web side: browser sign-in sessions.
+"""Tables of the Studio web side: browser sign-in sessions, and the SAML IDs already used.
 
 A session row is keyed by the SHA-256 of the session id the browser's signed cookie carries, so
 the store alone never yields a usable cookie. ``principal`` is the signed-in identity as the
@@ -23,4 +23,11 @@ class WebSession(SQLModel, table=True):
     form: str
     source_ip: str
     created_at: float
+    expires_at: float = Field(index=True)
+
+
+class SamlReplay(SQLModel, table=True):
+    """A SAML assertion or request ID accepted once, held until the assertion expires."""
+
+    key: str = Field(primary_key=True)
     expires_at: float = Field(index=True)

@@ -490,7 +490,8 @@ def test_in_chromium_a_group_member_signs_in_and_an_outsider_is_refused(
     page.wait_for_url(studio_url)
     assert page.locator(".who").inner_text() == "dana"
     assert page.locator("h1, h2").filter(has_text="Workspaces").count() >= 1
-    page.goto(studio_url + "credentials")
+    page.click("a.credentials")  # the header's link, for role sessions
+    page.wait_for_url(studio_url + "credentials")
     assert "assumed-role/IdcStudioUser/dana" in page.locator("#credentials").inner_text()
     page.close()
 

@@ -458,3 +458,16 @@ def test_a_malformed_relay_state_lands_as_none_would(setup: Setup) -> None:
     malformed, none = answers
     assert malformed.status == none.status and malformed.status < 400, malformed.body
     assert malformed.location == none.location
+
+
+def test_a_replay_after_a_gateway_restart_is_still_refused(setup: Setup) -> None:
+    """The used assertion IDs are in the store: restarting within the assertion's lifetime
+    does not make it usable again."""
+    xml = setup.response()
+    _, first = setup.post(xml)
+    assert first.status == 303, first.body
+    setup.gateway.restart()
+    _, again = setup.post(xml)
+    assert again.status == 403
+    assert "was already used (replay)" in visible_text(again.body)
+    assert not again.set_cookies and not again.location

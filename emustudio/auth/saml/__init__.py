@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from emustudio.auth.saml.replay import InMemoryReplayCache, ReplayCache
+from emustudio.auth.saml.replay import InMemoryReplayCache, ReplayCache, StoreReplayCache
 from emustudio.auth.saml.verify import (
     AWS_ACS_URL,
     AWS_AUDIENCE,
@@ -27,6 +27,7 @@ __all__ = [
     "InMemoryReplayCache",
     "ReplayCache",
     "SamlRejected",
+    "StoreReplayCache",
     "aws_attributes",
     "idp_entity_id",
     "sts_verifier",

@@ -3,6 +3,8 @@
 A verified assertion can be posted again by whoever saw it (browser history, a proxy log); the
 SP must accept each ``Assertion/@ID`` once, until the assertion expires. pysaml2 keeps no such
 cache, so :func:`~emustudio.auth.saml.verify.verify_saml_response` asks a :class:`ReplayCache`.
+The gateway's is :class:`StoreReplayCache`: the IDs are in the store, so a restart within an
+assertion's lifetime does not make it usable again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,12 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, delete
+
+from emustudio.store import Store
+from emustudio.store.web_tables import SamlReplay
 
 
 class ReplayCache(Protocol):
@@ -44,3 +52,27 @@ class InMemoryReplayCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class StoreReplayCache:
+    """A :class:`ReplayCache` in the store. ``claim`` runs a transaction in the calling thread
+    (verification already runs off the event loop); expired IDs go as claims come in."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self._clock = clock
+
+    def claim(self, key: str, expires_at: float) -> bool:
+        now = self._clock()
+
+        def claim(session: Session) -> bool:
+            session.exec(delete(SamlReplay).where(col(SamlReplay.expires_at) <= now))
+            if session.get(SamlReplay, key) is not None:
+                return False
+            session.add(SamlReplay(key=key, expires_at=expires_at))
+            return True
+
+        try:
+            return self.store.run(claim)
+        except IntegrityError:  # claimed by another thread between the read and the write
+            return False
