@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import botocore.exceptions
 import pytest
@@ -26,7 +26,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from emustudio.auth.idp import AuthnAsk, BuiltinIdp, UsersFile
 from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
+from tests.conftest import StudioNetwork, make_studio_network, studio_args
 from tests.web.conftest import Browser, allow
 
 PASSWORD = "Idc-Password-4"
@@ -503,3 +503,96 @@ def test_in_chromium_a_group_member_signs_in_and_an_outsider_is_refused(
     refused.goto(studio_url)
     refused.wait_for_url(f"http://localhost:{gateway.port}/sso/saml")
     assert "is not assigned" in refused.inner_text("#error")
+
+
+# --- an external IdP as Identity Center's identity source ---------------------------------------
+
+
+def test_an_external_idp_is_identity_centers_source(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """``EMUSTUDIO_IDC_IDP_METADATA_FILE`` names another IdP (its own key, entity id and sign-on
+    URL): the Studio sends the browser there, and its signed answer opens the Studio."""
+    where = tmp_path_factory.mktemp("external-idp")
+    metadata_file = where / "idp-metadata.xml"
+    users = where / "users.yaml"
+    users.write_text(yaml.safe_dump({"users": {"kim": {"password": PASSWORD}}}))
+    gw = GatewayProcess(env={"EMUSTUDIO_IDC_IDP_METADATA_FILE": str(metadata_file)})
+    try:
+        gw.start()
+        browser = Browser(gw.port)
+        sp = browser.get("localhost", "/sso/saml/metadata")
+        assert sp.status == 200
+        # Another IdP, elsewhere; it is never contacted over the network by the gateway.
+        external = BuiltinIdp(
+            UsersFile(users),
+            where,
+            base_url="https://idp.corp.example",
+            service_providers=(sp.body,),
+        )
+        metadata_file.write_text(external.metadata())
+
+        iam = gw.client("iam")
+        iam.create_role(
+            RoleName="ExtStudioUser",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "elasticmapreduce.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )
+        iam.put_role_policy(
+            RoleName="ExtStudioUser",
+            PolicyName="list",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [allow("elasticmapreduce:ListEditors")]}
+            ),
+        )
+        policy = managed_policy(iam, "ExtSession", ["elasticmapreduce:ListEditors"])
+        emr = gw.client("emr")
+        net = make_studio_network(gw.client("ec2"), subnets=1)
+        studio_id = emr.create_studio(
+            **studio_args(
+                net,
+                Name="ext-studio",
+                AuthMode="SSO",
+                UserRole="arn:aws:iam::000000000000:role/ExtStudioUser",
+            )
+        )["StudioId"]
+        user_id = gw.client("identitystore").create_user(
+            IdentityStoreId=STORE,
+            UserName="kim",
+            DisplayName="Kim",
+            Name={"GivenName": "Kim", "FamilyName": "Example"},
+        )["UserId"]
+        emr.create_studio_session_mapping(
+            StudioId=studio_id, IdentityId=user_id, IdentityType="USER", SessionPolicyArn=policy
+        )
+
+        redirect = browser.get(browser.host(studio_id), "/signin")
+        url = urlsplit(redirect.location)
+        assert (url.scheme, url.hostname, url.path) == ("https", "idp.corp.example", "/idp/sso")
+        saml_request = parse_qs(url.query)["SAMLRequest"][0]
+        ask = external.parse_request(saml_request)
+        assert ask.acs_url == f"http://localhost:{gw.port}/sso/saml"
+        kim = external.users.get("kim")
+        assert kim is not None
+        posted = browser.post(
+            "localhost", "/sso/saml", {"SAMLResponse": external.response_to(ask, kim)}
+        )
+        assert posted.status == 303, posted.body
+        handoff = urlsplit(posted.location)
+        assert browser.get(handoff.hostname or "", f"{handoff.path}?{handoff.query}").status == 303
+        home = browser.get(browser.host(studio_id), "/")
+        assert home.status == 200 and "kim" in home.body
+        # The built-in IdP's key is not the trusted one: nothing else signs in.
+        assert browser.get("localhost", "/idp/metadata").status == 404
+    finally:
+        gw.close()
