@@ -32,18 +32,12 @@ from __future__ import annotations
 
 import base64
 import hmac
-import os
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2 import xmldsig as ds
 from saml2.config import IdPConfig
@@ -51,6 +45,7 @@ from saml2.metadata import create_metadata_string
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.server import Server
 
+from emustudio.auth.keys import write_keypair
 from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE
 
 ATTR = "https://aws.amazon.com/SAML/Attributes/"
@@ -199,31 +194,7 @@ def ensure_keypair(data_dir: Path, common_name: str = "emustudio-idp") -> tuple[
     key_path, cert_path = data_dir / KEY_FILE, data_dir / CERT_FILE
     if key_path.exists() and cert_path.exists():
         return key_path, cert_path
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=3650))
-        .sign(key, hashes.SHA256())
-    )
-    key_path.unlink(missing_ok=True)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-        )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_keypair(key_path, cert_path, common_name)
     return key_path, cert_path
 
 
@@ -317,30 +288,26 @@ class BuiltinIdp:
 
     def response_to(self, ask: AuthnAsk, user: IdpUser) -> str:
         """A signed SAMLResponse (base64) answering ``ask`` for ``user``: NameID the user name."""
-        with self._lock:
-            xml = self.server.create_authn_response(
-                {},
-                in_response_to=ask.request_id,
-                destination=ask.acs_url,
-                sp_entity_id=ask.sp_entity_id,
-                name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=user.name),
-                userid=user.name,
-                authn={
-                    "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
-                },
-                sign_response=False,
-                sign_assertion=True,
-            )
-        return base64.b64encode(str(xml).encode()).decode()
+        return self._signed(user, {}, ask.request_id, ask.acs_url, ask.sp_entity_id)
 
     def response(self, user: IdpUser, roles: list[IdpRole] | None = None) -> str:
         """A signed SAMLResponse (base64) for ``user`` with ``roles`` (default: all of them)."""
-        with self._lock:
+        return self._signed(user, self.identity(user, roles), None, AWS_ACS_URL, AWS_AUDIENCE)
+
+    def _signed(
+        self,
+        user: IdpUser,
+        identity: dict[str, list[str]],
+        in_response_to: str | None,
+        destination: str,
+        sp_entity_id: str,
+    ) -> str:
+        with self._lock:  # pysaml2's Server keeps per-call state
             xml = self.server.create_authn_response(
-                self.identity(user, roles),
-                in_response_to=None,
-                destination=AWS_ACS_URL,
-                sp_entity_id=AWS_AUDIENCE,
+                identity,
+                in_response_to=in_response_to,
+                destination=destination,
+                sp_entity_id=sp_entity_id,
                 name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=user.name),
                 userid=user.name,
                 authn={

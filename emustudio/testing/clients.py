@@ -25,9 +25,13 @@ def _boto3_session() -> Any:
     from emustudio.aws.spec import DATA_PATH
 
     session = boto3._get_default_session()
-    paths = session._session.get_component("data_loader").search_paths
+    loader = session._session.get_component("data_loader")
+    paths = loader.search_paths
     if str(DATA_PATH) not in paths:
         paths.insert(0, str(DATA_PATH))
+        # The loader caches its list of services: a client made before the path was added
+        # (plain boto3.client) would otherwise leave "emr-studio" unknown to this session.
+        getattr(loader, "_cache", {}).clear()
     return session
 
 

@@ -19,7 +19,6 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -27,11 +26,8 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 from botocore.exceptions import ClientError
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from emustudio.auth.keys import write_keypair
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, studio_args
 from tests.web.conftest import ACCOUNT, Browser, allow, studio_arn
@@ -49,28 +45,8 @@ SESSION = f"arn:aws:sts::{ACCOUNT}:assumed-role/SamlifyStudio/{USER}"
 
 def keypair(directory: Path) -> tuple[str, str]:
     """A fresh RSA key and self-signed certificate for the IdP (no private key is committed)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "samlify test IdP")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=7))
-        .sign(key, hashes.SHA256())
-    )
     key_file, cert_file = directory / "idp.key", directory / "idp.crt"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_keypair(key_file, cert_file, "samlify test IdP", days=7, pkcs8=True)
     return str(key_file), str(cert_file)
 
 

@@ -148,25 +148,18 @@ class AssumeRoleOperations(StsBase):
         tags = {**inherited, **requested_tags}
         transitive = tuple(dict.fromkeys([*inherited, *(params.get("TransitiveTagKeys") or [])]))
         assumed_arn = self.assumed_role_arn(role, session_name)
-        role_full_arn = self.iam.role_arn(role)
         final_source = caller.source_identity or source_identity
 
         def make(key_id: str, expires: datetime) -> Principal:
-            return Principal(
-                kind="AssumedRole",
-                arn=assumed_arn,
-                account_id=self.account_id,
-                access_key_id=key_id,
-                name=session_name,
-                user_id=f"{role.id}:{session_name}",
-                session_name=session_name,
-                issuer_arn=role_full_arn,
-                issuer_id=role.id,
-                session_policies=policies.documents,
-                session_tags=tags,
-                transitive_tag_keys=transitive,
+            return self.role_session(
+                role,
+                session_name,
+                key_id,
+                expires,
+                policies=policies.documents,
+                tags=tags,
+                transitive=transitive,
                 source_identity=final_source,
-                session_expires=expires,
             )
 
         issued = await self.issue(make, duration, role_id=role.id)

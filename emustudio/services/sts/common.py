@@ -219,6 +219,39 @@ class StsBase(Service):
     def assumed_role_arn(self, role: IamRole, session_name: str) -> str:
         return f"arn:aws:sts::{self.account_id}:assumed-role/{role.name}/{session_name}"
 
+    def role_session(
+        self,
+        role: IamRole,
+        session_name: str,
+        key_id: str,
+        expires: datetime,
+        *,
+        policies: tuple[str, ...] = (),
+        tags: Mapping[str, str] | None = None,
+        transitive: Sequence[str] = (),
+        source_identity: str | None = None,
+        federated: bool = False,
+    ) -> Principal:
+        """The principal of a session of ``role`` (``AssumedRole``), as every way of assuming
+        a role makes it."""
+        return Principal(
+            kind="AssumedRole",
+            arn=self.assumed_role_arn(role, session_name),
+            account_id=self.account_id,
+            access_key_id=key_id,
+            name=session_name,
+            user_id=f"{role.id}:{session_name}",
+            session_name=session_name,
+            issuer_arn=self.iam.role_arn(role),
+            issuer_id=role.id,
+            session_policies=policies,
+            session_tags=dict(tags or {}),
+            transitive_tag_keys=tuple(transitive),
+            source_identity=source_identity,
+            session_expires=expires,
+            federated=federated,
+        )
+
     async def issue(
         self,
         make_principal: Any,

@@ -224,24 +224,17 @@ class SamlOperations(StsBase):
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
             )
         assumed_arn = self.assumed_role_arn(role, session_name)
-        role_full_arn = self.iam.role_arn(role)
 
         def make(key_id: str, expires: datetime) -> Principal:
-            return Principal(
-                kind="AssumedRole",
-                arn=assumed_arn,
-                account_id=self.account_id,
-                access_key_id=key_id,
-                name=session_name,
-                user_id=f"{role.id}:{session_name}",
-                session_name=session_name,
-                issuer_arn=role_full_arn,
-                issuer_id=role.id,
-                session_policies=policies.documents,
-                session_tags=tags,
-                transitive_tag_keys=tuple(transitive),
+            return self.role_session(
+                role,
+                session_name,
+                key_id,
+                expires,
+                policies=policies.documents,
+                tags=tags,
+                transitive=transitive,
                 source_identity=source_identity,
-                session_expires=expires,
                 federated=True,
             )
 
