@@ -11,6 +11,7 @@ others and a sibling could otherwise toss a cookie and post.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -38,7 +39,34 @@ _XSRF_MESSAGE = (
 )
 
 
-class StudioHandler(web.RequestHandler):
+class PageHandler(web.RequestHandler):
+    """Any HTML page of the gateway: its security headers, and who is asking."""
+
+    security_headers: Mapping[str, str] = _SECURITY_HEADERS
+
+    def set_default_headers(self) -> None:
+        for name, value in self.security_headers.items():
+            self.set_header(name, value)
+
+    @property
+    def source_ip(self) -> str:
+        return self.request.remote_ip or "127.0.0.1"
+
+    @property
+    def user_agent(self) -> str:
+        return self.request.headers.get("User-Agent", "")
+
+    def check_form_origin(self) -> None:
+        """A POST is a form of this very origin, with its XSRF token (Tornado checks the token
+        when the ``xsrf_cookies`` setting is on; it is checked here should it be off)."""
+        if self.request.method == "POST":
+            if not self.settings.get("xsrf_cookies"):
+                self.check_xsrf_cookie()
+            if error := cross_origin_error(self.request):
+                raise web.HTTPError(403, "refused cross-origin form: %s", error)
+
+
+class StudioHandler(PageHandler):
     site: StudioSite
     form: str
     studio: StudioInfo | None = None
@@ -48,10 +76,6 @@ class StudioHandler(web.RequestHandler):
     def initialize(self, site: StudioSite, form: str) -> None:
         self.site = site
         self.form = form
-
-    def set_default_headers(self) -> None:
-        for name, value in _SECURITY_HEADERS.items():
-            self.set_header(name, value)
 
     # --- which Studio, who --------------------------------------------------------------------
 
@@ -66,16 +90,8 @@ class StudioHandler(web.RequestHandler):
     def prefix(self) -> str:
         return "" if self.form == HOST_FORM else f"/studios/{self.studio_id}"
 
-    @property
-    def source_ip(self) -> str:
-        return self.request.remote_ip or "127.0.0.1"
-
     async def prepare(self) -> None:
-        if self.request.method == "POST":
-            if not self.settings.get("xsrf_cookies"):
-                self.check_xsrf_cookie()
-            if error := cross_origin_error(self.request):
-                raise web.HTTPError(403, "refused cross-origin form: %s", error)
+        self.check_form_origin()
         self.studio = await self.site.studio(self.studio_id)
         if self.studio is None:
             self.error_message = f"There is no EMR Studio {self.studio_id} in {self.site.region}."
@@ -119,7 +135,7 @@ class StudioHandler(web.RequestHandler):
             operation,
             params,
             source_ip=self.source_ip,
-            user_agent=self.request.headers.get("User-Agent", ""),
+            user_agent=self.user_agent,
             record=record,
         )
 

@@ -40,7 +40,7 @@ from emustudio.auth.sessions import (
 )
 from emustudio.auth.signin import Authenticator, SignInAttempt, SignInRefused
 from emustudio.context import Principal
-from emustudio.proxy.headers import cross_origin_error
+from emustudio.web.base import PageHandler
 from emustudio.web.saml import HANDOFF_PATH
 from emustudio.web.site import StudioSite, when
 
@@ -60,10 +60,11 @@ _HEADERS = {
 _XSRF_MESSAGE = "This form has expired or did not come from this page. Reload it and try again."
 
 
-class ConsoleHandler(web.RequestHandler):
+class ConsoleHandler(PageHandler):
     site: StudioSite
     federation: Federation
     signin: Authenticator
+    security_headers = _HEADERS
     console_session: StudioSession | None = None
     error_message: str | None = None
 
@@ -72,24 +73,12 @@ class ConsoleHandler(web.RequestHandler):
         self.federation = federation
         self.signin = signin
 
-    def set_default_headers(self) -> None:
-        for name, value in _HEADERS.items():
-            self.set_header(name, value)
-
-    @property
-    def source_ip(self) -> str:
-        return self.request.remote_ip or "127.0.0.1"
-
     @property
     def user(self) -> Principal | None:
         return self.console_session.principal if self.console_session is not None else None
 
     async def prepare(self) -> None:
-        if self.request.method == "POST":
-            if not self.settings.get("xsrf_cookies"):
-                self.check_xsrf_cookie()
-            if error := cross_origin_error(self.request):
-                raise web.HTTPError(403, "refused cross-origin form: %s", error)
+        self.check_form_origin()
         session_id = console_session_id_from(self, max_age_days=self.site.session_hours / 24 + 1)
         self.console_session = await self.site.sessions.get(session_id, CONSOLE)
 
@@ -166,7 +155,7 @@ class ConsoleSignInHandler(ConsoleHandler):
         attempt = SignInAttempt(
             form=form,
             source_ip=self.source_ip,
-            user_agent=self.request.headers.get("User-Agent", ""),
+            user_agent=self.user_agent,
         )
         try:
             principal = await self.signin.sign_in(attempt)

@@ -45,7 +45,7 @@ from emustudio.auth.sessions import (
 )
 from emustudio.services.emr import EmrService
 from emustudio.store.tables import Studio
-from emustudio.web.base import StudioHandler
+from emustudio.web.base import PageHandler, StudioHandler
 from emustudio.web.signin import SignInHandler
 from emustudio.web.site import StudioSite
 
@@ -63,27 +63,16 @@ _HEADERS = {
 }
 
 
-class FederationHandler(web.RequestHandler):
+class FederationHandler(PageHandler):
     """Shared by ``/saml`` and ``/saml/role``: assume the chosen role, then land."""
 
     site: StudioSite
     federation: Federation
+    security_headers = _HEADERS
 
     def initialize(self, site: StudioSite, federation: Federation) -> None:
         self.site = site
         self.federation = federation
-
-    def set_default_headers(self) -> None:
-        for name, value in _HEADERS.items():
-            self.set_header(name, value)
-
-    @property
-    def source_ip(self) -> str:
-        return self.request.remote_ip or "127.0.0.1"
-
-    @property
-    def user_agent(self) -> str:
-        return self.request.headers.get("User-Agent", "")
 
     def page(self, template: str, status: int = 200, **args: Any) -> None:
         self.set_status(status)

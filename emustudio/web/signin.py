@@ -31,7 +31,7 @@ class SignInHandler(StudioHandler):
             studio_arn=self.studio.arn,
             form=form,
             source_ip=self.source_ip,
-            user_agent=self.request.headers.get("User-Agent", ""),
+            user_agent=self.user_agent,
         )
         try:
             principal = await self.site.signin.sign_in(attempt)
