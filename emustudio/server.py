@@ -254,6 +254,7 @@ class EmuStudio:
             idp_metadata=self.idc_idp_metadata,
             session_seconds=int(settings.session_hours * 3600),
         )
+        self.emr.sign_ins = self.federation  # CreateStudioPresignedUrl's one-time URLs
         self.studio_site.identity_center = self.identity_center
         self.studio_site.credentials = self.sts_credentials
         # The built-in SAML IdP (auth/idp.py), when a users file is configured.

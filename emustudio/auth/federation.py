@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.etree.ElementTree import ParseError
 
 import defusedxml
@@ -67,6 +67,7 @@ SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 PICK_SECONDS = 300.0
 HANDOFF_SECONDS = 60.0
 LIST_HANDOFF_SECONDS = 300.0
+HANDOFF_PATH = "/federation/handoff"  # on a Studio's host, or under /studios/<id>
 _DEEP_LINK = re.compile(r"studio/(es-[A-Za-z0-9]{25})/start")
 _STUDIO_PATH = re.compile(r"/studios/(es-[A-Za-z0-9]{25})(/|$)")
 _STUDIO_HOST = re.compile(r"(es-[a-z0-9]{25})\.(.+)")
@@ -375,6 +376,13 @@ class Federation:
         token = secrets.token_urlsafe(32)
         self._handoffs[token] = Handoff(principal, studio_id, now + lifetime)
         return token
+
+    def sign_in_url(
+        self, principal: Principal, studio_id: str, studio_url: str, *, lifetime: float
+    ) -> str:
+        """A one-time URL of the Studio's host that signs ``principal`` in to it (its handoff)."""
+        token = self.handoff(principal, studio_id, lifetime=lifetime)
+        return f"{studio_url}{HANDOFF_PATH}?{urlencode({'token': token})}"
 
     def redeem(self, token: str, studio_id: str) -> Principal | None:
         """The principal of a live token for ``studio_id``; the token is used up either way."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
@@ -41,7 +40,6 @@ from emustudio.auth.sessions import (
 from emustudio.auth.signin import Authenticator, SignInAttempt, SignInRefused
 from emustudio.context import Principal
 from emustudio.web.base import PageHandler
-from emustudio.web.saml import HANDOFF_PATH
 from emustudio.web.site import StudioSite, when
 
 SIGNIN_PATH = f"{CONSOLE_PATH}/signin"
@@ -125,8 +123,9 @@ class ConsoleHomeHandler(ConsoleHandler):
             (
                 studio_id,
                 name,
-                self.handoff_url(
-                    studio_id, self.federation.handoff(principal, studio_id, lifetime=lifetime)
+                # The Studio's own host (the Studio URL AWS gives): the token buys its cookie.
+                self.federation.sign_in_url(
+                    principal, studio_id, self.site.emr.studio_url(studio_id), lifetime=lifetime
                 ),
             )
             for studio_id, name in await self.federation.openable(
@@ -134,10 +133,6 @@ class ConsoleHomeHandler(ConsoleHandler):
             )
         ]
         self.page("console_studios.html", principal=principal, studios=studios)
-
-    def handoff_url(self, studio_id: str, token: str) -> str:
-        """The Studio's own host (the Studio URL AWS gives), where the token buys its cookie."""
-        return f"{self.site.emr.studio_url(studio_id)}{HANDOFF_PATH}?{urlencode({'token': token})}"
 
 
 class ConsoleSignInHandler(ConsoleHandler):

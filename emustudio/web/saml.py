@@ -28,6 +28,7 @@ from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio.auth.federation import (
+    HANDOFF_PATH,
     Federation,
     FederationRefused,
     Verified,
@@ -49,7 +50,6 @@ from emustudio.web.base import PageHandler, StudioHandler
 from emustudio.web.signin import SignInHandler
 from emustudio.web.site import StudioSite
 
-HANDOFF_PATH = "/federation/handoff"
 _HEADERS = {
     # No form-action: the picker's POST is answered by a redirect to the Studio's own host.
     "Content-Security-Policy": (

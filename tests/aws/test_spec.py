@@ -15,6 +15,7 @@ EDITOR_OPERATIONS = {
     "StopEditor",
     "DeleteEditor",
     "OpenEditorInConsole",
+    "CreateStudioPresignedUrl",
 }
 
 

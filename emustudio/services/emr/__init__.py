@@ -1,11 +1,14 @@
-"""EMR: Studios, their session mappings and tags."""
+"""EMR: Studios, their session mappings and tags, Workspaces, and Studio sign-in URLs."""
 
 from emustudio.services.emr.editors import EditorOperations
+from emustudio.services.emr.presigned import PresignedUrlOperations
 from emustudio.services.emr.session_mappings import SessionMappingOperations
 from emustudio.services.emr.studios import StudioOperations
 
 
-class EmrService(StudioOperations, SessionMappingOperations, EditorOperations):
+class EmrService(
+    StudioOperations, SessionMappingOperations, EditorOperations, PresignedUrlOperations
+):
     """The EMR operations emustudio answers; everything else in the model is NotImplemented."""
 
 

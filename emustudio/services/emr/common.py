@@ -61,6 +61,9 @@ class EmrBase(Service):
     def now() -> float:
         return time.time()
 
+    def studio_url(self, studio_id: str) -> str:
+        return self.studio_url_template.format(studio_id=studio_id)
+
     def get_studio_or_raise(self, session: Session, studio_id: str) -> Studio:
         studio = session.get(Studio, studio_id)
         if studio is None or studio.region != self.region:

@@ -39,8 +39,7 @@ class EditorOperations(EmrBase):
         return ids.arn("elasticmapreduce", self.region, self.account_id, f"editor/{editor_id}")
 
     def editor_url(self, editor: Editor) -> str:
-        studio_url = self.studio_url_template.format(studio_id=editor.studio_id)
-        return f"{studio_url}/workspaces/{editor.id}/lab"
+        return f"{self.studio_url(editor.studio_id)}/workspaces/{editor.id}/lab"
 
     def get_editor_or_raise(self, session: Session, editor_id: str) -> Editor:
         editor = session.get(Editor, editor_id)

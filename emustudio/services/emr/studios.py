@@ -56,9 +56,6 @@ class StudioOperations(EmrBase):
     def studio_arn(self, studio_id: str) -> str:
         return ids.arn("elasticmapreduce", self.region, self.account_id, f"studio/{studio_id}")
 
-    def studio_url(self, studio_id: str) -> str:
-        return self.studio_url_template.format(studio_id=studio_id)
-
     def studio_tags(self, session: Session, studio_id: str) -> list[dict[str, str]]:
         rows = session.exec(select(Tag).where(Tag.resource_id == studio_id).order_by(Tag.key))
         return [{"Key": t.key, "Value": t.value} for t in rows]
