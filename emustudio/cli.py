@@ -57,6 +57,8 @@ async def _up(settings: Settings) -> int:
         if demo.studio_url:
             who = f" — sign in as {demo.user} / {demo.password}" if demo.user else ""
             print(f"  Demo Studio:       {demo.studio_url}{who}")
+        if demo.sso_studio_url:
+            print(f"  Identity Center:   {demo.sso_studio_url} — alice is assigned, bob is not")
         print(f"  IdP portal:        {demo.portal_url} (users in {demo.users_file})")
         print("  (--no-demo or EMUSTUDIO_DEMO=false to go without the demo)")
     sys.stdout.flush()

@@ -16,7 +16,9 @@ user changed and never makes a second copy:
   ``elasticmapreduce:CreateStudioPresignedUrl`` on the demo Studio; the Studio's service role
   ``EMRStudio_Service_Role``;
 * an IAM-mode Studio ``Demo`` in the default VPC's subnets whose ``IdpAuthUrl`` is the built-in
-  IdP's ``/idp/sso``: opening its URL goes to the IdP's login and comes back signed in.
+  IdP's ``/idp/sso``: opening its URL goes to the IdP's login and comes back signed in;
+* an SSO-mode Studio ``Demo (Identity Center)`` whose users sign in through IAM Identity Center
+  (:mod:`emustudio.demo_identity_center`).
 
 Everything is made through the services' own operation code (:meth:`Demo.call`: the model's
 input validation, the operation, the CloudTrail record, as root), never over HTTP. The demo
@@ -46,6 +48,7 @@ from emustudio.aws.http import HttpRequest
 from emustudio.aws.protocol import validate
 from emustudio.config import DEMO_USERS_FILE
 from emustudio.context import Principal, RequestContext
+from emustudio.demo_identity_center import IdentityCenterDemo
 from emustudio.store.tables import Meta, Studio
 
 if TYPE_CHECKING:
@@ -108,6 +111,7 @@ class DemoFacts:
     studio_url: str | None
     users_file: Path
     portal_url: str
+    sso_studio_url: str | None
     user: str | None
     password: str | None
 
@@ -205,11 +209,16 @@ class Demo:
         if users_file == self.settings.data_dir / DEMO_USERS_FILE:
             # The demo's own copy; a users file the user named is theirs, never written.
             self.ensure_users_file(users_file, studio_id, studio.replaced)
+        # Identity Center's users are the IdP's: read once the demo's copy is written.
+        sso_studio_id = await IdentityCenterDemo(self).ensure(
+            self.idp_users(users_file), await self.default_network()
+        )
         self.facts = DemoFacts(
             studio_id=studio_id,
             studio_url=f"{self.app.emr.studio_url(studio_id)}/" if studio_id else None,
             users_file=users_file,
             portal_url=f"{self.base_url}/idp/portal",
+            sso_studio_url=f"{self.app.emr.studio_url(sso_studio_id)}/" if sso_studio_id else None,
             **self.sign_in_hint(users_file),
         )
 
@@ -281,6 +290,12 @@ class Demo:
             return _document(open_studio, everything, self.pass_service_role())
         basic = {"Effect": "Allow", "Action": BASIC_USER_ACTIONS, "Resource": "*"}
         return _document(open_studio, basic, self.pass_service_role())
+
+    @staticmethod
+    def basic_user_policy() -> str:
+        """The basic user's Workspace actions alone (the Identity Center Studio's user role and
+        session policy: Identity Center's mapping, not a permission, opens that Studio)."""
+        return _document({"Effect": "Allow", "Action": BASIC_USER_ACTIONS, "Resource": "*"})
 
     def pass_service_role(self) -> dict[str, Any]:
         return {
@@ -404,6 +419,14 @@ class Demo:
             text = path.read_text()
             if old_id in text:
                 _write_private(path, text.replace(old_id, studio_id))
+
+    @staticmethod
+    def idp_users(path: Path) -> dict[str, IdpUser]:
+        """The users file's users; none when it cannot be read (the IdP's pages say why)."""
+        try:
+            return parse_users(path.read_text())
+        except (OSError, UsersFileError, ValueError):
+            return {}
 
     def sign_in_hint(self, path: Path) -> dict[str, str | None]:
         """The first user whose role is a demo role, to print with its password."""

@@ -21,6 +21,7 @@ from emustudio.config import Settings
 from emustudio.demo import PACKAGED_USERS
 from emustudio.testing.gateway import GatewayProcess
 from tests.web.conftest import Browser
+from tests.web.test_identity_center import sign_in, to_identity_provider
 
 ROOT = Path(__file__).parents[1]
 ACCOUNT = "000000000000"
@@ -196,6 +197,27 @@ def test_the_users_file_is_a_private_copy_naming_the_studio(gateway: GatewayProc
     )
 
 
+def sso_studios(gw: GatewayProcess) -> list[str]:
+    studios = gw.client("emr").list_studios()["Studios"]
+    return [s["StudioId"] for s in studios if s["Name"] == "Demo (Identity Center)"]
+
+
+def test_the_identity_center_studio_lets_alice_in_and_not_bob(gateway: GatewayProcess) -> None:
+    [studio_id] = sso_studios(gateway)
+    emr = gateway.client("emr")
+    assert emr.describe_studio(StudioId=studio_id)["Studio"]["AuthMode"] == "SSO"
+    [mapping] = emr.list_studio_session_mappings(StudioId=studio_id)["SessionMappings"]
+    assert (mapping["IdentityType"], mapping["IdentityName"]) == ("GROUP", "analysts")
+    home = sign_in(Browser(gateway.port), studio_id, "alice", "change-me-alice")
+    assert "alice" in home.body and "Workspaces" in home.body
+    browser = Browser(gateway.port)
+    refused = browser.post(
+        "localhost", "/sso/saml", to_identity_provider(browser, studio_id, "bob", "change-me-bob")
+    )
+    assert refused.status == 403 and "bob is not assigned" in refused.body
+    assert f"Identity Center:   http://{studio_id}.emrstudio.localhost" in gateway.log()
+
+
 def test_a_restart_keeps_changes_and_makes_no_duplicates(gateway: GatewayProcess) -> None:
     before = counts(gateway)
     assert before == (1, 1, sorted(DEMO_ROLES))
@@ -211,8 +233,15 @@ def test_a_restart_keeps_changes_and_makes_no_duplicates(gateway: GatewayProcess
         }
     )
     iam.put_role_policy(RoleName="StudioAnalyst", PolicyName="EmuStudioDemo", PolicyDocument=mine)
+    sso_before = sso_studios(gateway)
     gateway.restart()
     assert counts(gateway) == before
+    assert sso_studios(gateway) == sso_before
+    [sso_id] = sso_before
+    assert (
+        len(gateway.client("emr").list_studio_session_mappings(StudioId=sso_id)["SessionMappings"])
+        == 1
+    )
     assert demo_studio_id(gateway) == studio_id
     assert path.read_text() == edited
     assert opens(demo_policy(gateway, "StudioAnalyst")) == []  # the user's version, kept

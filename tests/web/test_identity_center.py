@@ -156,7 +156,9 @@ def auto_post(page: Any) -> tuple[str, dict[str, str]]:
     return html.unescape(action.group(1)), fields
 
 
-def to_identity_provider(browser: Browser, studio_id: str, user: str) -> dict[str, str]:
+def to_identity_provider(
+    browser: Browser, studio_id: str, user: str, password: str = PASSWORD
+) -> dict[str, str]:
     """From the Studio's URL through the IdP's login to its auto-post: the form's fields."""
     redirect = browser.get(browser.host(studio_id), "/signin")
     assert redirect.status == 302, redirect.body
@@ -170,7 +172,7 @@ def to_identity_provider(browser: Browser, studio_id: str, user: str) -> dict[st
         signed = browser.post(
             "localhost",
             "/idp/login",
-            {"_xsrf": login.xsrf(), "username": user, "password": PASSWORD, "next": sso},
+            {"_xsrf": login.xsrf(), "username": user, "password": password, "next": sso},
         )
         assert signed.status == 303, signed.body
         to_login = browser.get("localhost", sso)
@@ -179,9 +181,9 @@ def to_identity_provider(browser: Browser, studio_id: str, user: str) -> dict[st
     return fields
 
 
-def sign_in(browser: Browser, studio_id: str, user: str) -> Any:
+def sign_in(browser: Browser, studio_id: str, user: str, password: str = PASSWORD) -> Any:
     """Sign in to the Studio as ``user``; the Studio's home page."""
-    fields = to_identity_provider(browser, studio_id, user)
+    fields = to_identity_provider(browser, studio_id, user, password)
     posted = browser.post("localhost", "/sso/saml", fields)
     assert posted.status == 303, posted.body
     url = urlsplit(posted.location)
