@@ -252,9 +252,15 @@ class BuiltinIdp:
         self.config = config
         self.server = Server(config=config)
         self._lock = threading.Lock()
+        self._metadata: str | None = None
 
     def metadata(self) -> str:
-        return str(create_metadata_string(None, config=self.config, valid=24 * 365).decode())
+        # Made once: it takes pysaml2 about 50 ms, and Identity Center reads it at each sign-in.
+        if self._metadata is None:
+            self._metadata = str(
+                create_metadata_string(None, config=self.config, valid=24 * 365).decode()
+            )
+        return self._metadata
 
     def identity(self, user: IdpUser, roles: list[IdpRole] | None = None) -> dict[str, list[str]]:
         chosen = user.roles if roles is None else roles
