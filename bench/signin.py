@@ -41,24 +41,10 @@ from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import make_studio_network, studio_args
-from tests.web.conftest import Browser, Users, allow, studio_arn
+from tests.web.conftest import EMR_SERVICE, Browser, Users, allow, create_role, studio_arn
 
 PASSWORD = "Bench-Password-1"
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
-
-
-def role(iam: Any, name: str, principal: dict[str, str], actions: list[str], policy: str) -> str:
-    arn = iam.create_role(
-        RoleName=name,
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": principal, "Action": actions}],
-            }
-        ),
-    )["Role"]["Arn"]
-    iam.put_role_policy(RoleName=name, PolicyName="bench", PolicyDocument=policy)
-    return str(arn)
 
 
 def setup(gw: GatewayProcess, users_file: Path) -> dict[str, Any]:
@@ -73,23 +59,20 @@ def setup(gw: GatewayProcess, users_file: Path) -> dict[str, Any]:
             UserRole="arn:aws:iam::000000000000:role/BenchUserRole",
         )
     )["StudioId"]
-    studio_policy = json.dumps(
-        {"Version": "2012-10-17", "Statement": [allow(OPEN, studio_arn(iam_studio))]}
-    )
     password_user = Users(gw).create(allow(OPEN, studio_arn(iam_studio)), password=PASSWORD)
     metadata = Browser(gw.port).get("localhost", "/idp/metadata").body
     provider = iam.create_saml_provider(Name="BenchIdp", SAMLMetadataDocument=metadata)[
         "SAMLProviderArn"
     ]
-    federated = role(
-        iam, "BenchFederated", {"Federated": provider}, ["sts:AssumeRoleWithSAML"], studio_policy
-    )
-    role(
+    federated = create_role(
         iam,
-        "BenchUserRole",
-        {"Service": "elasticmapreduce.amazonaws.com"},
-        ["sts:AssumeRole"],
-        json.dumps({"Version": "2012-10-17", "Statement": [allow("elasticmapreduce:ListEditors")]}),
+        "BenchFederated",
+        {"Federated": provider},
+        "sts:AssumeRoleWithSAML",
+        allow(OPEN, studio_arn(iam_studio)),
+    )
+    create_role(
+        iam, "BenchUserRole", EMR_SERVICE, "sts:AssumeRole", allow("elasticmapreduce:ListEditors")
     )
     session_policy = iam.create_policy(
         PolicyName="BenchSession",
@@ -174,8 +157,8 @@ def identity_center_sign_in(gw: GatewayProcess, s: dict[str, Any]) -> float:
 
 
 def summary(samples: list[float]) -> tuple[float, float]:
-    ordered = sorted(samples)
-    return statistics.median(ordered), ordered[int(0.9 * (len(ordered) - 1))]
+    p90 = statistics.quantiles(samples, n=10)[-1] if len(samples) > 1 else samples[0]
+    return statistics.median(samples), p90
 
 
 def main() -> int:

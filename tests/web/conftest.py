@@ -221,6 +221,35 @@ def allow(
     return {"Effect": "Allow", "Action": actions, "Resource": resource, **extra}
 
 
+def create_role(
+    iam: Any,
+    name: str,
+    principal: dict[str, str],
+    actions: str | list[str],
+    *statements: dict[str, Any],
+    condition: dict[str, Any] | None = None,
+) -> str:
+    """A role ``principal`` may assume with ``actions``, with ``statements`` as its inline
+    policy; its ARN."""
+    trust: dict[str, Any] = {"Effect": "Allow", "Principal": principal, "Action": actions}
+    if condition is not None:
+        trust["Condition"] = condition
+    arn = iam.create_role(
+        RoleName=name,
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [trust]}),
+    )["Role"]["Arn"]
+    if statements:
+        iam.put_role_policy(
+            RoleName=name,
+            PolicyName="permissions",
+            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": list(statements)}),
+        )
+    return str(arn)
+
+
+EMR_SERVICE = {"Service": "elasticmapreduce.amazonaws.com"}
+
+
 def deny(actions: str | list[str], resource: str = "*") -> dict[str, Any]:
     return {"Effect": "Deny", "Action": actions, "Resource": resource}
 

@@ -27,7 +27,7 @@ from emustudio.auth.idp import AuthnAsk, BuiltinIdp, UsersFile
 from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, make_studio_network, studio_args
-from tests.web.conftest import Browser, allow
+from tests.web.conftest import EMR_SERVICE, Browser, allow, create_role
 
 PASSWORD = "Idc-Password-4"
 STORE = identity_store_id("000000000000")
@@ -66,38 +66,18 @@ def directory(gateway: GatewayProcess, emr: Any, net: StudioNetwork) -> dict[str
     viewers' allows DescribeStudio. Dana is in both groups, Erin only in viewers, Frank in none.
     """
     iam = gateway.client("iam")
-    role = iam.create_role(
-        RoleName="IdcStudioUser",
-        AssumeRolePolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "elasticmapreduce.amazonaws.com"},
-                        "Action": ["sts:AssumeRole", "sts:SetContext"],
-                    }
-                ],
-            }
-        ),
-    )["Role"]["Arn"]
-    iam.put_role_policy(
-        RoleName="IdcStudioUser",
-        PolicyName="studio-user",
-        PolicyDocument=json.dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    allow(
-                        [
-                            "elasticmapreduce:ListEditors",
-                            "elasticmapreduce:DescribeStudio",
-                            "elasticmapreduce:ListStudios",
-                            "ec2:DescribeVpcs",
-                        ]
-                    )
-                ],
-            }
+    role = create_role(
+        iam,
+        "IdcStudioUser",
+        EMR_SERVICE,
+        ["sts:AssumeRole", "sts:SetContext"],
+        allow(
+            [
+                "elasticmapreduce:ListEditors",
+                "elasticmapreduce:DescribeStudio",
+                "elasticmapreduce:ListStudios",
+                "ec2:DescribeVpcs",
+            ]
         ),
     )
     analysts_policy = managed_policy(
@@ -535,27 +515,12 @@ def test_an_external_idp_is_identity_centers_source(
         metadata_file.write_text(external.metadata())
 
         iam = gw.client("iam")
-        iam.create_role(
-            RoleName="ExtStudioUser",
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "elasticmapreduce.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )
-        iam.put_role_policy(
-            RoleName="ExtStudioUser",
-            PolicyName="list",
-            PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [allow("elasticmapreduce:ListEditors")]}
-            ),
+        create_role(
+            iam,
+            "ExtStudioUser",
+            EMR_SERVICE,
+            "sts:AssumeRole",
+            allow("elasticmapreduce:ListEditors"),
         )
         policy = managed_policy(iam, "ExtSession", ["elasticmapreduce:ListEditors"])
         emr = gw.client("emr")
