@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 from sqlmodel import Session, col, select
@@ -33,6 +34,17 @@ from emustudio.store import Store
 from emustudio.store.tables import Tag
 
 _PRINCIPAL_TYPES = {"Root": "Account", "IAMUser": "User", "AssumedRole": "AssumedRole"}
+
+
+@lru_cache(maxsize=512)
+def _parsed_session_policies(documents: tuple[str, ...]) -> tuple[Policy, ...]:
+    return tuple(parse_policy(doc, "session") for doc in documents)
+
+
+def session_policies(documents: tuple[str, ...]) -> list[Policy] | None:
+    """A session's policies, parsed (once per set: a session makes many calls); None when the
+    session has none, which the engine reads as "no session policy in effect"."""
+    return list(_parsed_session_policies(documents)) if documents else None
 
 
 class PolicySource(Protocol):
@@ -85,11 +97,7 @@ class PolicyAuthorizer:
         if plan.exempt:
             return
         identity, boundary = await self.policies.identity_policy_set(principal)
-        session = (
-            [parse_policy(doc, "session") for doc in principal.session_policies]
-            if principal.session_policies
-            else None
-        )
+        session = session_policies(principal.session_policies)
         policies = PolicySet(identity=identity, session=session, boundary=boundary)
         base = merge_contexts(
             self.principal_context(principal, await self.policies.principal_tags(principal)),
@@ -130,11 +138,7 @@ class PolicyAuthorizer:
         if principal.is_root:
             return Decision(Effect.ALLOW, (), "root")
         identity, boundary = await self.policies.identity_policy_set(principal)
-        session = (
-            [parse_policy(doc, "session") for doc in principal.session_policies]
-            if principal.session_policies
-            else None
-        )
+        session = session_policies(principal.session_policies)
         now = datetime.now(UTC)
         rid = None if resource.endswith("*") else resource.rsplit("/", 1)[-1]
         tags = (await self.resource_tags_of([rid])).get(rid, {}) if rid else {}
