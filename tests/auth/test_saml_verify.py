@@ -306,3 +306,28 @@ async def test_sts_verifier_adapter(idp: Idp, metadata: str) -> None:
     assert facts.subject == "alice@example.com"
     with pytest.raises(InvalidIdentityToken, match="already used"):
         await verifier(b64(xml), PROVIDER_ARN, metadata)
+
+
+def test_session_not_on_or_after_bounds_the_session(idp: Idp, metadata: str) -> None:
+    """An IdP that ends its session earlier than SessionDuration ends the role session then."""
+    ends = (datetime.now(UTC) + timedelta(minutes=20)).replace(microsecond=0)
+    stamp = ends.strftime("%Y-%m-%dT%H:%M:%SZ")
+    xml = idp.response()
+    with_end = re.sub(
+        r"<(\w+):AuthnStatement ",
+        rf'<\1:AuthnStatement SessionNotOnOrAfter="{stamp}" ',
+        xml,
+        count=1,
+    )
+    assert with_end != xml
+    facts = verify(idp.sign_assertion(with_end), metadata)
+    assert facts.not_on_or_after == ends
+    # Already over: refused, however long the assertion itself may still be posted.
+    past = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ended = re.sub(
+        r"<(\w+):AuthnStatement ",
+        rf'<\1:AuthnStatement SessionNotOnOrAfter="{past}" ',
+        xml,
+        count=1,
+    )
+    refused(idp.sign_assertion(ended), metadata, "has expired")
