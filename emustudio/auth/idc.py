@@ -155,6 +155,7 @@ class IdentityCenter:
         self._pending: dict[str, Pending] = {}
         self._clients: dict[str, Saml2Client] = {}
         self._lock = threading.Lock()
+        self._pending_lock = threading.Lock()
 
     # --- the service provider's configuration -------------------------------------------------
 
@@ -218,9 +219,12 @@ class IdentityCenter:
             request_id, info = client.prepare_for_authenticate(
                 entityid=idp, binding=BINDING_HTTP_REDIRECT, relay_state=""
             )
-        now = self.clock()
-        self._pending = {k: v for k, v in self._pending.items() if v.expires_at > now}
-        self._pending[str(request_id)] = Pending(studio_id, path_form, now + PENDING_SECONDS)
+        # begin runs in worker threads, finish on the event loop: the table has its own lock,
+        # held for a dict update only.
+        with self._pending_lock:
+            now = self.clock()
+            self._pending = {k: v for k, v in self._pending.items() if v.expires_at > now}
+            self._pending[str(request_id)] = Pending(studio_id, path_form, now + PENDING_SECONDS)
         return str(dict(info["headers"])["Location"])
 
     # --- 2. finish ----------------------------------------------------------------------------
@@ -228,7 +232,8 @@ class IdentityCenter:
     async def finish(self, saml_response: str, *, source_ip: str, user_agent: str) -> IdcSignIn:
         request_id = _in_response_to(saml_response)
         # Popped before verifying: a request id answers one response, good or bad.
-        pending = self._pending.pop(request_id, None) if request_id else None
+        with self._pending_lock:
+            pending = self._pending.pop(request_id, None) if request_id else None
         if pending is not None and pending.expires_at <= self.clock():
             pending = None
         try:
