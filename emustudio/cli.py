@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import signal
@@ -55,7 +56,8 @@ async def _up(settings: Settings) -> int:
     demo = app.demo.facts
     if demo is not None:
         if demo.studio_url:
-            who = f" — sign in as {demo.user} / {demo.password}" if demo.user else ""
+            secret = f" / {demo.password}" if demo.password else ""  # none when hashed
+            who = f" — sign in as {demo.user}{secret}" if demo.user else ""
             print(f"  Demo Studio:       {demo.studio_url}{who}")
         if demo.sso_studio_url:
             print(f"  Identity Center:   {demo.sso_studio_url} — alice is assigned, bob is not")
@@ -124,6 +126,20 @@ def _config(settings: Settings) -> int:
     return 0
 
 
+def _hash_password() -> int:
+    from emustudio.auth.idp import password_hash
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("emustudio: no password given", file=sys.stderr)
+        return 2
+    print(password_hash(password))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emustudio", description=__doc__)
     parser.add_argument("--config", type=Path, help="YAML file of settings")
@@ -151,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for action in image_actions.choices.values():
         action.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    idp = commands.add_parser("idp", help="the built-in SAML IdP's users file")
+    idp_actions = idp.add_subparsers(dest="idp_command", required=True)
+    idp_actions.add_parser(
+        "hash-password",
+        help="print a password_hash for the users file (the password is read from the terminal,"
+        " or from standard input)",
+    )
     az = commands.add_parser("az", help="rehearse an Availability Zone outage")
     az_actions = az.add_subparsers(dest="az_command", required=True)
     for verb, text in (("fail", "mark a zone impaired"), ("restore", "end its outage")):
@@ -160,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "idp":
+        return _hash_password()
     settings = _settings(args)
     if args.command == "images":
         return asyncio.run(_images(settings, args.images_command, args.force))

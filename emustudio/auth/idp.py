@@ -10,7 +10,7 @@ Users come from a YAML file (``idp_users_file``), re-read when it changes::
             studios: [es-...]          # optional: offered on the portal
     users:
       alice:
-        password: alice-password
+        password: alice-password      # or password_hash: scrypt$... (emustudio idp hash-password)
         groups: [analysts]
         roles: []                     # the user's own, added to its groups'
         session_duration: 3600        # SessionDuration (optional)
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +48,10 @@ from saml2.server import Server
 
 from emustudio.auth.keys import write_keypair
 from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE
+from emustudio.services.iam.login_profiles import hash_password
 
 ATTR = "https://aws.amazon.com/SAML/Attributes/"
+HASH_SCHEME = "scrypt"
 KEY_FILE = "idp-key.pem"
 CERT_FILE = "idp-cert.pem"
 _AWS_SP_METADATA = f"""<?xml version="1.0"?>
@@ -90,15 +93,20 @@ class IdpRole:
 @dataclass(frozen=True)
 class IdpUser:
     name: str
-    password: str
+    password: str | None
     groups: tuple[str, ...] = ()
     roles: tuple[IdpRole, ...] = ()
     session_duration: int | None = None
     tags: dict[str, str] = field(default_factory=dict)
     attributes: dict[str, list[str]] = field(default_factory=dict)
+    password_hash: str | None = None
 
     def check_password(self, password: str) -> bool:
-        return hmac.compare_digest(self.password.encode(), password.encode())
+        """Against ``password_hash`` (scrypt) when the file gives one, else the plain text."""
+        if self.password_hash is not None:
+            salt, digest = _split_hash(self.password_hash)
+            return hmac.compare_digest(hash_password(password, salt), digest)
+        return hmac.compare_digest((self.password or "").encode(), password.encode())
 
 
 def _roles(entries: Any, where: str) -> list[IdpRole]:
@@ -117,6 +125,20 @@ def _roles(entries: Any, where: str) -> list[IdpRole]:
     return roles
 
 
+def password_hash(password: str) -> str:
+    """A users file's ``password_hash`` for ``password``: ``scrypt$<salt hex>$<hash hex>``,
+    scrypt with the parameters IAM login profiles use."""
+    salt = secrets.token_bytes(16)
+    return f"{HASH_SCHEME}${salt.hex()}${hash_password(password, salt).hex()}"
+
+
+def _split_hash(value: str) -> tuple[bytes, bytes]:
+    scheme, salt, digest = value.split("$")
+    if scheme != HASH_SCHEME:
+        raise ValueError(value)
+    return bytes.fromhex(salt), bytes.fromhex(digest)
+
+
 def parse_users(text: str) -> dict[str, IdpUser]:
     """The users of a users file (see the module's docstring)."""
     data = yaml.safe_load(text) or {}
@@ -132,8 +154,16 @@ def parse_users(text: str) -> dict[str, IdpUser]:
     }
     users: dict[str, IdpUser] = {}
     for name, spec in users_raw.items():
-        if not isinstance(spec, dict) or "password" not in spec:
-            raise UsersFileError(f"user {name}: a password is required")
+        if not isinstance(spec, dict) or ("password" in spec) == ("password_hash" in spec):
+            raise UsersFileError(f"user {name}: a password (or a password_hash) is required")
+        if "password_hash" in spec:
+            try:
+                _split_hash(str(spec["password_hash"]))
+            except ValueError:
+                raise UsersFileError(
+                    f"user {name}: password_hash is not scrypt$<salt>$<hash>"
+                    " (make one with `emustudio idp hash-password`)"
+                ) from None
         groups = tuple(str(g) for g in spec.get("groups") or [])
         roles: list[IdpRole] = []
         for group in groups:
@@ -149,7 +179,8 @@ def parse_users(text: str) -> dict[str, IdpUser]:
         }
         users[str(name)] = IdpUser(
             name=str(name),
-            password=str(spec["password"]),
+            password=str(spec["password"]) if "password" in spec else None,
+            password_hash=str(spec["password_hash"]) if "password_hash" in spec else None,
             groups=groups,
             roles=tuple(unique),
             session_duration=int(duration) if duration is not None else None,

@@ -120,11 +120,12 @@ class LoginHandler(IdpHandler):
     def get(self) -> None:
         self.page("idp_login.html", next_url=_safe_next(self.get_argument("next", "")), username="")
 
-    def post(self) -> None:
+    async def post(self) -> None:
         username = self.get_body_argument("username", "").strip()
         password = self.get_body_argument("password", "")
         next_url = _safe_next(self.get_body_argument("next", ""))
-        user = self.idp.users.authenticate(username, password)
+        # Off the event loop: a hashed password costs scrypt's tens of milliseconds.
+        user = await asyncio.to_thread(self.idp.users.authenticate, username, password)
         if user is None:
             self.clear_cookie(IDP_COOKIE, path=COOKIE_PATH)
             self.page(

@@ -9,6 +9,8 @@ import html
 import json
 import re
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,3 +206,40 @@ def test_a_broken_users_file_is_a_clear_error(tmp_path: Path) -> None:
         parse_users("users: {dave: {password: x, groups: [nope]}}")
     with pytest.raises(UsersFileError, match=r"missing\.yaml"):
         UsersFile(tmp_path / "missing.yaml").users()
+
+
+def test_a_hashed_password_signs_in_and_the_plain_text_is_nowhere(
+    gateway: GatewayProcess, users_file: Path, setup: dict[str, str]
+) -> None:
+    """``password_hash`` (made by ``emustudio idp hash-password``) in place of ``password``."""
+    made = subprocess.run(
+        [sys.executable, "-m", "emustudio.cli", "idp", "hash-password"],
+        input="Hashed-Pass-42\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    hashed = made.stdout.strip()
+    assert hashed.startswith("scrypt$") and "Hashed-Pass-42" not in hashed
+    users = yaml.safe_load(users_file.read_text())
+    users["users"]["dora"] = {"password_hash": hashed, "groups": ["analysts"]}
+    users_file.write_text(yaml.safe_dump(users))
+    browser = Browser(gateway.port)
+    page = browser.get("localhost", "/idp/login")
+    form = {"_xsrf": page.xsrf(), "username": "dora", "password": "Hashed-Pass-42"}
+    assert browser.post("localhost", "/idp/login", form).status == 303
+    wrong = Browser(gateway.port)
+    page = wrong.get("localhost", "/idp/login")
+    form = {"_xsrf": page.xsrf(), "username": "dora", "password": "hashed-pass-42"}
+    assert wrong.post("localhost", "/idp/login", form).status == 401
+
+
+def test_a_users_file_names_one_password_kind() -> None:
+    from emustudio.auth.idp import UsersFileError, parse_users, password_hash
+
+    with pytest.raises(UsersFileError, match="password"):
+        parse_users("users: {eve: {password: x, password_hash: y}}")
+    with pytest.raises(UsersFileError, match="hash-password"):
+        parse_users("users: {eve: {password_hash: md5$abc}}")
+    [eve] = parse_users(f"users: {{eve: {{password_hash: '{password_hash('pw')}'}}}}").values()
+    assert eve.check_password("pw") and not eve.check_password("pw ")
