@@ -74,16 +74,13 @@ class IdcSignIn:
     principal: Principal
     studio_id: str
     path_form: bool
-    user_name: str
 
 
 @dataclass(frozen=True)
 class Assignment:
     """What the Studio's session mappings give one user."""
 
-    user_id: str
-    user_name: str
-    mappings: tuple[tuple[str, str], ...]  # (identity type, identity name)
+    user_name: str  # as the Identity Store spells it
     policies: tuple[str, ...]  # the mapped session policies' documents
 
 
@@ -156,6 +153,7 @@ class IdentityCenter:
         self._clients: dict[str, Saml2Client] = {}
         self._lock = threading.Lock()
         self._pending_lock = threading.Lock()
+        self._sp_metadata: str | None = None
 
     # --- the service provider's configuration -------------------------------------------------
 
@@ -181,8 +179,13 @@ class IdentityCenter:
         return config
 
     def sp_metadata(self) -> str:
-        """Identity Center's SP metadata, to configure an external IdP with."""
-        return str(create_metadata_string(None, config=self._config(None), valid=24 * 365).decode())
+        """Identity Center's SP metadata, to configure an external IdP with. Made once: it
+        does not change, and pysaml2 takes tens of milliseconds to write it."""
+        if self._sp_metadata is None:
+            self._sp_metadata = str(
+                create_metadata_string(None, config=self._config(None), valid=24 * 365).decode()
+            )
+        return self._sp_metadata
 
     def _source(self) -> str:
         metadata = self.idp_metadata()
@@ -288,7 +291,7 @@ class IdentityCenter:
             await self.record(studio.id, user_name, exc.code, exc.message, source_ip, user_agent)
             raise FederationRefused(exc.message) from None
         await self.record(studio.id, user_name, None, None, source_ip, user_agent)
-        return IdcSignIn(issued.principal, studio.id, pending.path_form, assignment.user_name)
+        return IdcSignIn(issued.principal, studio.id, pending.path_form)
 
     def _assignment(
         self, session: Session, studio_id: str, user_name: str
@@ -323,12 +326,7 @@ class IdentityCenter:
             found = managed_document(session, row.session_policy_arn)
             # A mapping whose policy was deleted allows nothing; it must not widen the others.
             policies.append(found[1] if found is not None else _NOTHING)
-        return studio, Assignment(
-            user.id,
-            user.user_name,
-            tuple((row.identity_type, row.identity_name) for row in chosen),
-            tuple(policies),
-        )
+        return studio, Assignment(user.user_name, tuple(policies))
 
     async def record(
         self,
