@@ -170,7 +170,7 @@ class StudioHandler(PageHandler):
             message = f"{exc.code}: {exc.message}"
             status_code = page_status(exc)
             self.set_status(status_code)
-        elif message is None and _is_forgery_refusal(exc):
+        elif message is None and is_forgery_refusal(exc):
             message = _XSRF_MESSAGE
         if message is None:
             message = self._reason if status_code < 500 else "Something went wrong on our side."
@@ -192,7 +192,8 @@ def page_status(exc: AwsError) -> int:
     return exc.status if 400 <= exc.status < 600 else 500
 
 
-def _is_forgery_refusal(exc: BaseException | None) -> bool:
+def is_forgery_refusal(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is the refusal of a form without its XSRF token or from another origin."""
     text = exc.log_message if isinstance(exc, web.HTTPError) else None
     return bool(text) and ("_xsrf" in str(text) or "cross-origin" in str(text))
 

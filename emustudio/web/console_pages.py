@@ -25,7 +25,6 @@ import re
 import time
 from typing import Any
 
-from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio.auth.federation import LIST_HANDOFF_SECONDS, Federation
@@ -39,7 +38,7 @@ from emustudio.auth.sessions import (
 )
 from emustudio.auth.signin import Authenticator, SignInAttempt, SignInRefused
 from emustudio.context import Principal
-from emustudio.web.base import PageHandler
+from emustudio.web.base import PageHandler, is_forgery_refusal
 from emustudio.web.site import StudioSite, when
 
 SIGNIN_PATH = f"{CONSOLE_PATH}/signin"
@@ -96,8 +95,7 @@ class ConsoleHandler(PageHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = self.error_message
-        text = exc.log_message if isinstance(exc, web.HTTPError) else None
-        if message is None and text and ("_xsrf" in text or "cross-origin" in text):
+        if message is None and is_forgery_refusal(exc):
             message = _XSRF_MESSAGE
         if message is None:
             message = self._reason if status_code < 500 else "Something went wrong on our side."
