@@ -20,6 +20,7 @@ from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.demo import Demo
+from emustudio.engines.docker import DockerClusterEngine
 from emustudio.pipeline import Gateway
 from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
@@ -30,6 +31,7 @@ from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
+from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.workspaces import WorkspaceHooks, WorkspaceManager
 from emustudio.services.iam import IamCredentials, IamService
@@ -112,6 +114,23 @@ class EmuStudio:
             region=settings.region,
         )
         self.emr.workspaces = self.workspaces
+        # EMR clusters: Spark in one container per EC2 instance (engines/docker.py).
+        self.clusters = ClusterLife(
+            self.store,
+            DockerClusterEngine(
+                self.docker,
+                DockerExecutor(settings.docker_url, max_workers=2),
+                self.networks,
+                Images.from_settings(self.docker, settings),
+                self.instance_id,
+                max_node_memory_mib=settings.cluster_node_memory_mib,
+                max_node_cpus=settings.cluster_node_cpus,
+                start_timeout=settings.cluster_start_timeout,
+            ),
+            region=settings.region,
+        )
+        self.emr.clusters = self.clusters
+        self.emr.max_cluster_nodes = settings.cluster_max_nodes
         # Identity Center users and groups: the Identity Store, and session mappings' directory.
         self.identitystore = IdentityStoreService(
             self.store, region=settings.region, account_id=settings.account_id
@@ -291,6 +310,7 @@ class EmuStudio:
             self.demo.start_demo,
             self.start_s3,
             self.adopt_workspaces,
+            self.adopt_clusters,
             self.start_backup,
             self.listen,
         ]
@@ -395,6 +415,9 @@ class EmuStudio:
             )
             self.culler.start()
 
+    async def adopt_clusters(self) -> None:
+        await self.clusters.adopt()
+
     async def start_s3(self) -> None:
         """Run the embedded S3 server (unless one is configured); make the default bucket."""
         if self.s3_server is not None:
@@ -431,6 +454,7 @@ class EmuStudio:
         # journal keeps what S3 does not have yet).
         await self.backup.close()
         await self.workspaces.close()
+        await self.clusters.close()
         await self.workspace_runtime.close()
         self.proxy.close()
         if self.s3_server is not None:

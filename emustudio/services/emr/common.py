@@ -87,3 +87,13 @@ def with_marker(result: dict[str, Any], marker: str | None) -> dict[str, Any]:
     if marker:
         result["Marker"] = marker
     return result
+
+
+class ValidationException(AwsError):
+    """What EMR answers a ``RunJobFlow`` it cannot accept (a bad role, subnet, application)."""
+
+    code = "ValidationException"
+
+
+def cluster_not_valid(cluster_id: str) -> InvalidRequest:
+    return InvalidRequest(f"Cluster id '{cluster_id}' is not valid.")
