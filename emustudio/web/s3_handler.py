@@ -60,6 +60,17 @@ class S3Addressing:
         return f"/{bucket}{uri if uri.startswith('/') else '/' + uri}"
 
 
+class _S3Headers(httputil.HTTPHeaders):
+    """Response headers with S3's user-metadata names kept in lower case: Tornado would send
+    ``X-Amz-Meta-Owner``, and the SDKs hand the name's case on to the user."""
+
+    def __setitem__(self, name: str, value: str) -> None:
+        if name.lower().startswith("x-amz-meta-"):
+            self._as_list[name.lower()] = [value]  # what get_all() writes out
+        else:
+            super().__setitem__(name, value)
+
+
 class S3Matcher(Matcher):
     def __init__(self, addressing: S3Addressing) -> None:
         self.addressing = addressing
@@ -80,6 +91,10 @@ class S3Handler(web.RequestHandler):
 
     def check_xsrf_cookie(self) -> None:
         return None  # signed API calls, not browser forms
+
+    def clear(self) -> None:
+        super().clear()
+        self._headers = _S3Headers(self._headers)
 
     def compute_etag(self) -> str | None:
         return None  # S3's ETag is the object's, never one of Tornado's

@@ -93,7 +93,15 @@ class Forwarder:
         if stream_result:
             parsed: dict[str, Any] = self.parser.parse({**raw, "body": b""}, op.output_shape)
             parsed["Body"] = response.body()
-            return parsed
+            return _lowered_metadata(parsed)
         data = await response.read()
         result: dict[str, Any] = self.parser.parse({**raw, "body": data}, op.output_shape)
-        return result
+        return _lowered_metadata(result)
+
+
+def _lowered_metadata(result: dict[str, Any]) -> dict[str, Any]:
+    """S3 keeps user metadata names in lower case; stores that canonicalise header names
+    (Go's ``X-Amz-Meta-Owner``) do not."""
+    if "Metadata" in result:
+        result["Metadata"] = {k.lower(): v for k, v in result["Metadata"].items()}
+    return result
