@@ -41,6 +41,7 @@ from emustudio.aws.protocol.base import (
     parse_timestamp_text,
     to_datetime,
 )
+from emustudio.aws.protocol.validate import validate
 from emustudio.aws.protocol.xmlout import XmlWriter, escape
 
 S3_NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -97,9 +98,14 @@ class Route:
     literals: tuple[tuple[str, str | None], ...]  # query keys (and values) of the requestUri
     required_query: tuple[str, ...]
     required_headers: tuple[str, ...]
+    query_members: frozenset[str] = frozenset()
+    deprecated: bool = False
 
-    def score(self, query: dict[str, list[str]], headers: dict[str, str]) -> int | None:
-        """How well the request fits (higher is more specific), None if it does not."""
+    def score(
+        self, query: dict[str, list[str]], headers: dict[str, str]
+    ) -> tuple[int, int, int] | None:
+        """How well the request fits (higher is more specific), None if it does not: what it
+        requires, then how many of the request's query keys it knows, then not deprecated."""
         for key, value in self.literals:
             if key not in query or (value is not None and query[key][:1] != [value]):
                 return None
@@ -107,7 +113,9 @@ class Route:
             return None
         if any(name not in headers for name in self.required_headers):
             return None
-        return len(self.literals) + len(self.required_query) + len(self.required_headers)
+        required = len(self.literals) + len(self.required_query) + len(self.required_headers)
+        known = sum(1 for key in query if key in self.query_members)
+        return required, known, 0 if self.deprecated else 1
 
 
 def _route(op: OperationModel) -> Route:
@@ -121,8 +129,12 @@ def _route(op: OperationModel) -> Route:
             literals.append((key, value if eq else None))
     required_query: list[str] = []
     required_headers: list[str] = []
+    query_members: set[str] = set()
     shape = op.input_shape
     if shape is not None:
+        for member in shape.members.values():
+            if member.serialization.get("location") == "querystring":
+                query_members.add(member.serialization.get("name", member.name))
         for name in shape.required_members:
             member = shape.members[name]
             location = member.serialization.get("location")
@@ -133,7 +145,7 @@ def _route(op: OperationModel) -> Route:
                 required_headers.append(wire.lower())
     return Route(
         op.name, op.http["method"], form, tuple(literals), tuple(required_query),
-        tuple(required_headers),
+        tuple(required_headers), frozenset(query_members), bool(op.deprecated),
     )  # fmt: skip
 
 
@@ -158,7 +170,7 @@ class RestXmlParser(ProtocolParser):
     def route(self, req: HttpRequest) -> Route | None:
         bucket, key = split_path(req.path)
         form = "object" if key is not None else "bucket" if bucket is not None else "service"
-        best: tuple[int, Route] | None = None
+        best: tuple[tuple[int, int, int], Route] | None = None
         x_id = req.query.get("x-id", [None])[0]
         for route in self.routes.get((req.method.upper(), form), ()):
             if x_id is not None and x_id != route.operation:
@@ -187,6 +199,17 @@ class RestXmlParser(ProtocolParser):
         if payload is None:
             return False
         return bool(shape.members[payload].type_name == "blob")
+
+    def parse(self, req: HttpRequest) -> tuple[OperationModel, dict[str, Any]]:
+        op_model, params = self.decode(req)
+        shape = op_model.input_shape
+        payload = shape.serialization.get("payload") if shape is not None else None
+        if payload is not None and self.streams_payload(op_model):
+            # The streamed body is the service's to read; it is there, if empty.
+            validate(op_model, {**params, payload: b""})
+        else:
+            validate(op_model, params)
+        return op_model, params
 
     def decode(self, req: HttpRequest) -> tuple[OperationModel, dict[str, Any]]:
         route = self.route(req)
@@ -228,7 +251,17 @@ class RestXmlParser(ProtocolParser):
                 value = self.payload(member, req.body)
                 if value is not None:
                     params[name] = value
+        if payload is None and req.body.strip() and self.has_body_members(shape):
+            # No payload member: the body members make one document (SelectObjectContent).
+            whole = self.payload(shape, req.body)
+            for name, value in (whole or {}).items():
+                if shape.members[name].serialization.get("location") is None:
+                    params[name] = value
         return op_model, params
+
+    @staticmethod
+    def has_body_members(shape: Shape) -> bool:
+        return any(m.serialization.get("location") is None for m in shape.members.values())
 
     # --- readers --------------------------------------------------------------------------
 
@@ -252,8 +285,14 @@ class RestXmlParser(ProtocolParser):
         children: dict[str, list[ET.Element]] = {}
         for child in element:
             children.setdefault(_local(child.tag), []).append(child)
+        attributes = {_local(k.replace("}", "}", 1)): v for k, v in element.attrib.items()}
         out: dict[str, Any] = {}
         for name, member in shape.members.items():
+            if member.serialization.get("xmlAttribute"):
+                wire = member.serialization.get("name", name).rsplit(":", 1)[-1]
+                if wire in attributes:
+                    out[name] = self.text(member, attributes[wire], wire, malformed=True)
+                continue
             if member.type_name == "list" and member.serialization.get("flattened"):
                 tag = member.member.serialization.get(
                     "name", member.serialization.get("name", name)
