@@ -38,6 +38,7 @@ from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
 from emustudio.services.operator import OperatorService
 from emustudio.services.s3 import Forwarder, S3Service
+from emustudio.services.sso_admin import SsoAdminService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
 from emustudio.store.tables import Editor
@@ -121,6 +122,14 @@ class EmuStudio:
             self.store, region=settings.region, account_id=settings.account_id
         )
         self.emr.directory = IdentityStoreDirectory(self.identitystore.store_id)
+        # Identity Center's admin API: the instance that names the Identity Store.
+        self.sso_admin = SsoAdminService(
+            self.store,
+            region=settings.region,
+            account_id=settings.account_id,
+            identity_store_id=self.identitystore.store_id,
+        )
+        self.emr.idc_instance_arn = self.sso_admin.instance_arn
         # S3 (the embedded server unless one is configured) and the Workspace backups to it.
         self.s3_server: EmbeddedS3 | None = None
         if settings.s3_endpoint_url:
@@ -220,6 +229,7 @@ class EmuStudio:
                 "sts": self.sts,
                 "emustudio": self.operator,
                 "s3": self.s3,
+                "sso-admin": self.sso_admin,
             },
             credentials=self.credentials,
             region=settings.region,
