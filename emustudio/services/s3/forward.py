@@ -63,6 +63,12 @@ class Forwarder:
     ) -> dict[str, Any]:
         op = self.model.operation_model(operation)
         sent = {k: v for k, v in params.items() if k not in _NOT_FORWARDED and k != "Body"}
+        if "ContentEncoding" in sent:
+            # aws-chunked is how the body came, not how it is stored (S3 drops it too).
+            kept = [e for e in sent["ContentEncoding"].split(",") if e.strip() != "aws-chunked"]
+            sent["ContentEncoding"] = ",".join(kept)
+            if not kept:
+                del sent["ContentEncoding"]
         request = self.serializer.serialize_to_request(sent, op)
         # The operation's literal query (``?uploads``, ``?list-type=2``) rides on the path.
         path, _, literal = request["url_path"].partition("?")
