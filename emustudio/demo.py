@@ -20,10 +20,10 @@ user changed and never makes a second copy:
 * an SSO-mode Studio ``Demo (Identity Center)`` whose users sign in through IAM Identity Center
   (:mod:`emustudio.demo_identity_center`).
 
-Everything is made through the services' own operation code (:meth:`Demo.call`: the model's
-input validation, the operation, the CloudTrail record, as root), never over HTTP. The demo
-Studio is known by its id, kept in the store (``Meta``), not by its name: renaming it keeps it
-the demo's. When it is gone (deleted), the next start makes a new one and moves the demo's
+Everything is made through the pipeline's in-process entry (:meth:`Demo.call`, `Gateway.call`:
+the model's input validation, the operation, the CloudTrail record, as root), never over HTTP.
+The demo Studio is known by its id, kept in the store (``Meta``), not by its name: renaming it
+keeps it the demo's. When it is gone (deleted), the next start makes a new one and moves the demo's
 policies and users file over to the new id.
 """
 
@@ -42,12 +42,9 @@ from sqlmodel import Session
 
 from emustudio.auth.idp import IdpUser, UsersFileError, parse_users
 from emustudio.auth.saml import AWS_ACS_URL, SamlRejected, idp_entity_id
-from emustudio.aws import spec
 from emustudio.aws.errors import AwsError
-from emustudio.aws.http import HttpRequest
-from emustudio.aws.protocol import validate
 from emustudio.config import DEMO_USERS_FILE
-from emustudio.context import Principal, RequestContext
+from emustudio.context import Principal
 from emustudio.demo_identity_center import IdentityCenterDemo
 from emustudio.store.tables import Meta, Studio
 
@@ -449,30 +446,8 @@ class Demo:
     async def call(
         self, service: str, operation: str, params: dict[str, Any], *, audit: bool = True
     ) -> dict[str, Any]:
-        """Run an operation as the API runs it after SigV4: validate the input against the
-        model, dispatch to the service, record it in CloudTrail (as root, user agent
-        ``emustudio/demo``; reads are not recorded, every start makes them)."""
-        model = spec.load_service(service)
-        op_model = model.operation_model(operation)
-        ctx = RequestContext(
-            http=HttpRequest.build(
-                "POST", "/", {"Host": "localhost", "User-Agent": USER_AGENT}, remote_ip="127.0.0.1"
-            ),
-            request_id=str(uuid.uuid4()),
-            region=self.region,
-            account_id=self.account,
-            service=model,
-            operation=op_model,
-            principal=self.root,
-            params=params,
+        """Run an operation through the pipeline's in-process entry, as root, user agent
+        ``emustudio/demo`` (reads are not recorded in CloudTrail: every start makes them)."""
+        return await self.app.gateway.call(
+            self.root, service, operation, params, user_agent=USER_AGENT, record=audit
         )
-        try:
-            validate(op_model, params)
-            ctx.result = await self.app.gateway.services[service].dispatch(ctx)
-        except AwsError as exc:
-            ctx.error = exc
-        if audit:
-            await self.app.auditor.record(ctx)
-        if ctx.error is not None:
-            raise ctx.error
-        return ctx.result or {}

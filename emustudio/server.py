@@ -210,13 +210,7 @@ class EmuStudio:
                 root_access_key_id=settings.access_key_id,
                 events=SignInTrail(self.auditor),
             ),
-            console=StudioConsole(
-                self.emr,
-                self.authorizer,
-                region=settings.region,
-                account_id=settings.account_id,
-                auditor=self.auditor,
-            ),
+            console=StudioConsole(self.gateway, self.authorizer),
             studio_domain=settings.studio_domain,
             session_hours=settings.session_hours,
         )
