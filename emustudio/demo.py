@@ -34,22 +34,23 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session
 
-from emustudio.auth.idp import IdpUser, UsersFileError, parse_users
+from emustudio.auth.idp import BuiltinIdp, IdpUser, UsersFileError, parse_users
 from emustudio.auth.saml import AWS_ACS_URL, SamlRejected, idp_entity_id
 from emustudio.aws.errors import AwsError
-from emustudio.config import DEMO_USERS_FILE
+from emustudio.config import DEMO_USERS_FILE, Settings
 from emustudio.context import Principal
 from emustudio.demo_identity_center import IdentityCenterDemo
+from emustudio.pipeline import Gateway
+from emustudio.services.iam import IamService
+from emustudio.store import Store
 from emustudio.store.tables import Meta, Studio
-
-if TYPE_CHECKING:
-    from emustudio.server import EmuStudio
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +146,34 @@ def _write_private(path: Path, text: str) -> None:
 
 
 class Demo:
-    """The demo of one gateway; :meth:`start_demo` is its start-up step."""
+    """The demo of one gateway; :meth:`start_demo` is its start-up step.
 
-    def __init__(self, app: EmuStudio) -> None:
-        self.app = app
-        self.settings = app.settings
-        self.account = app.settings.account_id
-        self.region = app.settings.region
+    It is given the parts it uses: the pipeline's in-process entry and the root principal it
+    calls as, the store (the demo Studios' ids), IAM (the SAML provider's metadata), the
+    built-in IdP, the Identity Store's id and the Studio URL template."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        gateway: Gateway,
+        root: Principal,
+        store: Store,
+        iam: IamService,
+        idp: BuiltinIdp | None,
+        identity_store_id: str,
+        studio_url: Callable[[str], str],
+    ) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.root = root
+        self.store = store
+        self.iam = iam
+        self.idp = idp
+        self.identity_store_id = identity_store_id
+        self.studio_url = studio_url
+        self.account = settings.account_id
+        self.region = settings.region
         self.facts: DemoFacts | None = None
 
     # --- names ----------------------------------------------------------------------------------
@@ -170,18 +192,12 @@ class Demo:
     def base_url(self) -> str:
         return f"http://localhost:{self.settings.url_port}"
 
-    @property
-    def root(self) -> Principal:
-        found = self.app.credentials.lookup(self.settings.access_key_id)
-        assert found is not None and found[1].is_root
-        return found[1]
-
     # --- the step -------------------------------------------------------------------------------
 
     async def start_demo(self) -> None:
         if not self.settings.demo:
             return
-        idp = self.app.idp
+        idp = self.idp
         users_file = self.settings.idp_users_file
         if idp is None or users_file is None:
             raise DemoError(
@@ -212,17 +228,17 @@ class Demo:
         )
         self.facts = DemoFacts(
             studio_id=studio_id,
-            studio_url=f"{self.app.emr.studio_url(studio_id)}/" if studio_id else None,
+            studio_url=f"{self.studio_url(studio_id)}/" if studio_id else None,
             users_file=users_file,
             portal_url=f"{self.base_url}/idp/portal",
-            sso_studio_url=f"{self.app.emr.studio_url(sso_studio_id)}/" if sso_studio_id else None,
+            sso_studio_url=f"{self.studio_url(sso_studio_id)}/" if sso_studio_id else None,
             **self.sign_in_hint(users_file),
         )
 
     # --- IAM ------------------------------------------------------------------------------------
 
     async def ensure_provider(self, metadata: str, entity_id: str) -> None:
-        provider = await self.app.iam.get_saml_provider(self.provider_arn)
+        provider = await self.iam.get_saml_provider(self.provider_arn)
         if provider is None:
             await self.call(
                 "iam",
@@ -338,7 +354,7 @@ class Demo:
                 return None, False
             return meta.value, session.get(Studio, meta.value) is not None
 
-        known, exists = await self.app.store.tx(read)
+        known, exists = await self.store.tx(read)
         if known is not None and exists:
             return DemoStudio(known)
         network = await self.default_network()
@@ -369,7 +385,7 @@ class Demo:
         def remember(session: Session) -> None:
             session.merge(Meta(key=key, value=studio_id))
 
-        await self.app.store.tx(remember)
+        await self.store.tx(remember)
         log.info("demo: made Studio %s (%s)", STUDIO_NAME, studio_id)
         return DemoStudio(studio_id, made=True, replaced=known)
 
@@ -448,6 +464,6 @@ class Demo:
     ) -> dict[str, Any]:
         """Run an operation through the pipeline's in-process entry, as root, user agent
         ``emustudio/demo`` (reads are not recorded in CloudTrail: every start makes them)."""
-        return await self.app.gateway.call(
+        return await self.gateway.call(
             self.root, service, operation, params, user_agent=USER_AGENT, record=audit
         )

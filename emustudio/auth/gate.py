@@ -74,7 +74,6 @@ class StudioGate:
         region: str,
         account_id: str,
         session_hours: float,
-        touch: Callable[[str], None] | None = None,
         base_url: Callable[[str], str] = default_base_url,
         cache_seconds: float = 2.0,
     ) -> None:
@@ -84,7 +83,6 @@ class StudioGate:
         self.region = region
         self.account_id = account_id
         self.max_age_days = session_hours / 24 + 1
-        self._touch = touch
         self.base_url = base_url
         self.cache_seconds = cache_seconds
         self._admitted: dict[tuple[str, str, str], tuple[Upstream, float, StudioSession]] = {}
@@ -113,10 +111,6 @@ class StudioGate:
             handler.redirect((handler.request.uri or "/")[len(f"/studios/{studio_id}") :])
             raise web.Finish()
         return upstream
-
-    def touch(self, editor_id: str) -> None:
-        if self._touch is not None:
-            self._touch(editor_id)
 
     def forget_session(self, session_id: str) -> None:
         for key in [k for k in self._admitted if k[0] == session_id]:

@@ -79,7 +79,7 @@ class ProxyHandler(ProxyHandlerBase):
 
         context = self.context
         self.upstream = upstream = await context.gate.open(self, self.studio_id, self.editor_id)
-        context.gate.touch(self.editor_id)
+        context.touch(self.editor_id)
         if chunked:
             framing: str | None = "Transfer-Encoding: chunked"
         elif length is not None or method in _BODY_METHODS:
@@ -214,7 +214,7 @@ class ProxyHandler(ProxyHandlerBase):
         now = time.monotonic()
         if now - self._touched >= self.context.options.touch_interval:
             self._touched = now
-            self.context.gate.touch(self.editor_id)
+            self.context.touch(self.editor_id)
 
     def _unreachable(self, error: object) -> NoReturn:
         assert self.upstream is not None

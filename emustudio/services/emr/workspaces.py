@@ -20,9 +20,9 @@ import logging
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
@@ -34,6 +34,11 @@ from emustudio.store.tables import Editor, Studio, Subnet, Tag, ZoneState
 log = logging.getLogger(__name__)
 
 RUNNING = ("Ready", "Attaching", "Attached", "Detaching")
+
+
+def workspace_base_url(editor_id: str) -> str:
+    """JupyterLab's ``base_url`` in a Workspace: the path the proxy serves it under."""
+    return f"/workspaces/{editor_id}/"
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,9 @@ class Containers(ABC):
         """Put it back; its new ``host:port``, or None when the container is gone."""
 
 
-class WorkspaceHooks:
-    """What other rooms do at a Workspace's transitions (the backup engine, for one).
+class WorkspaceHooks(Protocol):
+    """What other rooms do at a Workspace's transitions (the backup engine, for one: it has
+    these methods, and is handed to the manager as it is).
 
     ``before_ready`` runs once the container is healthy and before the Workspace shows Ready
     (restore its files); ``before_stop`` runs before its container goes (flush its files);
@@ -80,12 +86,15 @@ class WorkspaceHooks:
 
     async def before_ready(self, editor: Editor, endpoint: str) -> None:
         """The container answers at ``endpoint``; the Workspace is not Ready yet."""
+        ...
 
     async def before_stop(self, editor: Editor) -> None:
         """The container still runs; it is about to be stopped."""
+        ...
 
     async def after_delete(self, editor: Editor) -> None:
         """The Workspace's row and container are gone."""
+        ...
 
 
 @dataclass
@@ -104,7 +113,8 @@ class WorkspaceManager:
         containers: Containers,
         *,
         region: str,
-        base_url: Callable[[str], str] = lambda editor_id: f"/workspaces/{editor_id}/",
+        base_url: Callable[[str], str] = workspace_base_url,
+        hooks: Sequence[WorkspaceHooks] = (),
     ) -> None:
         self.store = store
         self.containers = containers
@@ -113,7 +123,7 @@ class WorkspaceManager:
         self.tasks: set[asyncio.Task[None]] = set()
         self.progress: dict[str, Progress] = {}
         self.last_activity: dict[str, float] = {}
-        self.hooks: list[WorkspaceHooks] = []
+        self.hooks: list[WorkspaceHooks] = list(hooks)
 
     # --- transitions --------------------------------------------------------------------------
 
