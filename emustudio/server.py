@@ -16,6 +16,7 @@ from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.auth.saml import AWS_ACS_URL, StoreReplayCache, sts_verifier
 from emustudio.auth.signin import ConsoleSignIn
 from emustudio.authz import PolicyAuthorizer
+from emustudio.aws_handler import AwsHandler, HealthHandler
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
@@ -38,7 +39,6 @@ from emustudio.services.identitystore import IdentityStoreDirectory, IdentitySto
 from emustudio.services.operator import OperatorService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
-from emustudio.web.aws_handler import AwsHandler, HealthHandler
 from emustudio.web.console import StudioConsole
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules

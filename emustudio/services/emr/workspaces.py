@@ -29,11 +29,11 @@ from sqlmodel import Session, col, select
 from emustudio.services.emr.common import InvalidRequest
 from emustudio.services.emr.placement import Candidate, NoHealthySubnet, choose_subnet
 from emustudio.store import Store
-from emustudio.store.tables import Editor, Studio, Subnet, Tag, ZoneState
+from emustudio.store.tables import EDITOR_RUNNING, Editor, Endpoint, Studio, Subnet, Tag, ZoneState
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("Ready", "Attaching", "Attached", "Detaching")
+RUNNING = EDITOR_RUNNING
 
 
 def workspace_base_url(editor_id: str) -> str:
@@ -54,24 +54,24 @@ class Containers(ABC):
     """What the Workspace manager needs of a container runtime."""
 
     @abstractmethod
-    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> str:
-        """Run the Workspace's JupyterLab on its subnet; ``host:port`` once it is healthy."""
+    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
+        """Run the Workspace's JupyterLab on its subnet; its endpoint once it is healthy."""
 
     @abstractmethod
     async def stop(self, editor_id: str) -> None:
         """Stop and remove the container; nothing to do when there is none."""
 
     @abstractmethod
-    async def running(self) -> dict[str, str]:
-        """``editor_id -> host:port`` of this gateway's running Workspace containers."""
+    async def running(self) -> dict[str, Endpoint]:
+        """``editor_id -> endpoint`` of this gateway's running Workspace containers."""
 
     @abstractmethod
     async def disconnect(self, editor_id: str, subnet_id: str) -> None:
         """Take the container off its subnet network (an AZ outage)."""
 
     @abstractmethod
-    async def reconnect(self, editor_id: str, subnet_id: str) -> str | None:
-        """Put it back; its new ``host:port``, or None when the container is gone."""
+    async def reconnect(self, editor_id: str, subnet_id: str) -> Endpoint | None:
+        """Put it back; its new endpoint, or None when the container is gone."""
 
 
 class WorkspaceHooks(Protocol):
@@ -84,7 +84,7 @@ class WorkspaceHooks(Protocol):
     is logged (the others): a stop or delete always completes.
     """
 
-    async def before_ready(self, editor: Editor, endpoint: str) -> None:
+    async def before_ready(self, editor: Editor, endpoint: Endpoint) -> None:
         """The container answers at ``endpoint``; the Workspace is not Ready yet."""
         ...
 
@@ -175,7 +175,7 @@ class WorkspaceManager:
                 for hook in self.hooks:
                     await hook.before_ready(editor, endpoint)
             self.last_activity[editor_id] = time.monotonic()
-            await self.set_status(editor_id, "Ready", endpoint=endpoint)
+            await self.set_status(editor_id, "Ready", endpoint=endpoint.netloc)
         except NoHealthySubnet as exc:
             await self.set_status(editor_id, "Idle", str(exc))
         except Exception as exc:
@@ -280,7 +280,10 @@ class WorkspaceManager:
         for editor in editors:
             if editor.status in RUNNING and editor.id in running:
                 await self.set_status(
-                    editor.id, editor.status, editor.status_reason, endpoint=running[editor.id]
+                    editor.id,
+                    editor.status,
+                    editor.status_reason,
+                    endpoint=running[editor.id].netloc,
                 )
                 self.last_activity[editor.id] = time.monotonic()
             elif editor.status == "Deleting":
@@ -337,7 +340,7 @@ class WorkspaceManager:
             if endpoint is None:
                 await self.set_status(editor.id, "Idle", "The Workspace's container is gone.")
             else:
-                await self.set_status(editor.id, editor.status, None, endpoint=endpoint)
+                await self.set_status(editor.id, editor.status, None, endpoint=endpoint.netloc)
                 restored.append(editor.id)
         return restored
 
