@@ -11,6 +11,7 @@ from botocore.model import OperationModel, ServiceModel
 
 from emustudio.aws.errors import AwsError
 from emustudio.aws.http import HttpRequest, HttpResponse
+from emustudio.aws.payload import Payload
 from emustudio.aws.protocol import operation_from_request
 from emustudio.aws.sigv4 import Authorization, Scope, read_authorization
 
@@ -67,6 +68,8 @@ class RequestContext:
     result: dict[str, Any] | None = None
     error: AwsError | None = None
     response: HttpResponse | None = None
+    # A streamed body (S3 uploads), checked as the service reads it.
+    payload: Payload | None = None
 
     # Read from the request once, when first asked (see the properties below).
     _authorization: Authorization | None = field(default=None, init=False, repr=False)

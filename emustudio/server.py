@@ -15,7 +15,8 @@ from emustudio.auth.idc import IdentityCenter, acs_url_for, entity_id_for
 from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.auth.saml import AWS_ACS_URL, StoreReplayCache, sts_verifier
 from emustudio.auth.signin import ConsoleSignIn
-from emustudio.authz import PolicyAuthorizer
+from emustudio.authz import BucketPolicies, PolicyAuthorizer
+from emustudio.aws import spec
 from emustudio.aws_handler import AwsHandler, HealthHandler
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
@@ -28,6 +29,7 @@ from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
+from emustudio.s3.store import StoreClient
 from emustudio.services.base import Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
@@ -37,12 +39,15 @@ from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_u
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
 from emustudio.services.operator import OperatorService
+from emustudio.services.s3 import Forwarder, S3Service
+from emustudio.services.sso_admin import SsoAdminService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
 from emustudio.web.console import StudioConsole
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
+from emustudio.web.s3_handler import S3Addressing, s3_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
 from emustudio.web.sso import sso_rules
@@ -85,15 +90,14 @@ class EmuStudio:
         self.culler: ioloop.PeriodicCallback | None = None
         # IAM, STS and the credentials SigV4 checks; then the pipeline with every service.
         self.iam, self.sts, self.credentials = make_identity(settings, self.store)
-        self.authorizer = PolicyAuthorizer(self.store, self.iam, region=region, account_id=account)
+        self.authorizer = make_authorizer(settings, self.store, self.iam)
         self.auditor = Auditor(self.store, region=region, account_id=account)
-        self.identitystore = IdentityStoreService(self.store, region=region, account_id=account)
+        self.identitystore, self.sso_admin = make_directory(settings, self.store)
+        self.s3 = make_s3(settings, self.store, self.s3_server, self.authorizer)
         self.federation = make_federation(
             settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
-        self.emr = make_emr(
-            settings, self.store, self.workspaces, self.identitystore, sign_ins=self.federation
-        )
+        self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.gateway = Gateway(
             self.services(), self.credentials, region, account, self.authorizer, self.auditor
         )
@@ -141,11 +145,19 @@ class EmuStudio:
             "iam": self.iam,
             "sts": self.sts,
             "emustudio": OperatorService(self.workspaces, region=self.settings.region),
+            "s3": self.s3,
+            "sso-admin": self.sso_admin,
         }
 
     def make_app(self) -> web.Application:
         return web.Application(
             [
+                *s3_rules(
+                    self.gateway,
+                    S3Addressing(
+                        (self.settings.s3_virtual_host_domain,), self.settings.studio_domain
+                    ),
+                ),
                 *self.proxy.rules(),
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),
@@ -299,29 +311,77 @@ def make_s3_server(settings: Settings) -> EmbeddedS3 | None:
     )
 
 
-def make_backup(settings: Settings, store: Store, s3_server: EmbeddedS3 | None) -> BackupEngine:
-    """The Workspace backups, to the configured S3 or else the embedded server."""
+def s3_endpoint(settings: Settings, s3_server: EmbeddedS3 | None) -> S3Endpoint:
+    """The S3 behind the gateway: the configured one, else the embedded server."""
     if s3_server is None:
-        endpoint = S3Endpoint(
+        return S3Endpoint(
             settings.s3_endpoint_url or "",
             settings.s3_access_key_id or "",
             settings.s3_secret_access_key or "",
             settings.s3_region,
         )
-    else:
-        endpoint = S3Endpoint(
-            s3_server.url,
-            s3_server.access_key_id,
-            s3_server.secret_access_key,
-            settings.s3_region,
-        )
+    return S3Endpoint(
+        s3_server.url, s3_server.access_key_id, s3_server.secret_access_key, settings.s3_region
+    )
+
+
+def make_backup(settings: Settings, store: Store, s3_server: EmbeddedS3 | None) -> BackupEngine:
+    """The Workspace backups, to the S3 behind the gateway."""
     create_buckets = settings.s3_create_buckets
     return BackupEngine.from_settings(
         store,
-        endpoint,
+        s3_endpoint(settings, s3_server),
         settings,
         base_url=workspace_base_url,
         create_buckets=s3_server is not None if create_buckets is None else create_buckets,
+    )
+
+
+def make_authorizer(settings: Settings, store: Store, iam: IamService) -> PolicyAuthorizer:
+    """The policy engine's authorizer; S3's bucket policies are its resource policies."""
+    return PolicyAuthorizer(
+        store,
+        iam,
+        region=settings.region,
+        account_id=settings.account_id,
+        resource_policies=BucketPolicies(store),
+    )
+
+
+def make_directory(
+    settings: Settings, store: Store
+) -> tuple[IdentityStoreService, SsoAdminService]:
+    """Identity Center's users and groups (the Identity Store), and its admin API: the
+    instance that names the Identity Store."""
+    identitystore = IdentityStoreService(
+        store, region=settings.region, account_id=settings.account_id
+    )
+    sso_admin = SsoAdminService(
+        store,
+        region=settings.region,
+        account_id=settings.account_id,
+        identity_store_id=identitystore.store_id,
+    )
+    return identitystore, sso_admin
+
+
+def make_s3(
+    settings: Settings, store: Store, s3_server: EmbeddedS3 | None, authorizer: PolicyAuthorizer
+) -> S3Service:
+    """S3 on this endpoint: the store behind is the backups' S3; bucket policies are resource
+    policies of the authorizer."""
+    endpoint = s3_endpoint(settings, s3_server)
+    markers = settings.s3_directory_markers
+    store_client = StoreClient(
+        endpoint.url, endpoint.access_key_id, endpoint.secret_access_key, endpoint.region
+    )
+    return S3Service(
+        store,
+        Forwarder(store_client, spec.load_service("s3")),
+        region=settings.region,
+        account_id=settings.account_id,
+        markers=s3_server is not None if markers is None else markers,
+        access=authorizer,
     )
 
 
@@ -390,8 +450,7 @@ def make_emr(
     settings: Settings,
     store: Store,
     workspaces: WorkspaceManager,
-    identitystore: IdentityStoreService,
-    *,
+    sso_admin: SsoAdminService,
     sign_ins: Federation,
 ) -> EmrService:
     return EmrService(
@@ -403,8 +462,9 @@ def make_emr(
         max_studios=settings.max_studios,
         workspaces=workspaces,
         # Session mappings name Identity Center users and groups of the Identity Store.
-        directory=IdentityStoreDirectory(identitystore.store_id),
+        directory=IdentityStoreDirectory(sso_admin.identity_store_id),
         sign_ins=sign_ins,  # CreateStudioPresignedUrl's one-time URLs
+        idc_instance_arn=sso_admin.instance_arn,  # the one CreateStudio accepts
     )
 
 

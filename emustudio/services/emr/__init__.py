@@ -21,7 +21,8 @@ class EmrService(
 
     Its collaborators are optional (a unit test needs none): ``workspaces`` runs the Editor
     operations' containers, ``directory`` resolves session mappings' identities, ``sign_ins``
-    makes ``CreateStudioPresignedUrl``'s one-time URLs.
+    makes ``CreateStudioPresignedUrl``'s one-time URLs, ``idc_instance_arn`` is the Identity
+    Center instance ``CreateStudio`` accepts.
     """
 
     def __init__(
@@ -36,6 +37,7 @@ class EmrService(
         workspaces: WorkspaceManager | None = None,
         directory: IdentityDirectory | None = None,
         sign_ins: StudioSignIns | None = None,
+        idc_instance_arn: str | None = None,
     ) -> None:
         super().__init__(
             store,
@@ -48,6 +50,7 @@ class EmrService(
         self.workspaces = workspaces
         self.directory = directory or UnlinkedDirectory()
         self.sign_ins = sign_ins
+        self.idc_instance_arn = idc_instance_arn
 
 
 __all__ = ["EmrService"]
