@@ -523,3 +523,62 @@ def test_a_wrong_content_sha256_writes_nothing(gateway: GatewayProcess, s3: Any)
     assert answer.status == 400
     assert b"<Code>XAmzContentSHA256Mismatch</Code>" in answer.read()
     assert keys(s3, bucket) == []
+
+
+def test_s3_condition_keys_reach_the_policy_engine(gateway: GatewayProcess, s3: Any) -> None:
+    """``s3:prefix``: a user may list only under their own prefix (the IAM guide's example)."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="home/ana/notes.txt", Body=b"mine")
+    s3.put_object(Bucket=bucket, Key="home/bo/notes.txt", Body=b"theirs")
+    user = _user_client(
+        gateway,
+        "ana-" + secrets.token_hex(3),
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": f"arn:aws:s3:::{bucket}",
+                    "Condition": {"StringLike": {"s3:prefix": ["home/ana/*"]}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": f"arn:aws:s3:::{bucket}/home/ana/*",
+                },
+            ],
+        },
+    )
+    assert keys(user, bucket, Prefix="home/ana/") == ["home/ana/notes.txt"]
+    for call in (
+        lambda: user.list_objects_v2(Bucket=bucket),
+        lambda: user.list_objects_v2(Bucket=bucket, Prefix="home/bo/"),
+        lambda: user.get_object(Bucket=bucket, Key="home/bo/notes.txt"),
+    ):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert code_of(info) == "AccessDenied"
+
+
+def test_bucket_calls_are_in_cloudtrail_and_object_calls_are_not(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Bucket-level calls are management events; object-level ones are data events, which the
+    event history (LookupEvents) does not hold, as on AWS."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    trail = gateway.client("cloudtrail")
+
+    def events(name: str) -> list[dict[str, Any]]:
+        found = trail.lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": name}]
+        )["Events"]
+        return [json.loads(e["CloudTrailEvent"]) for e in found]
+
+    created = [e for e in events("CreateBucket") if e["requestParameters"]["bucket"] == bucket]
+    assert len(created) == 1
+    assert created[0]["eventSource"] == "s3.amazonaws.com"
+    assert events("PutObject") == []
