@@ -190,6 +190,29 @@ def test_presigned_get(s3: Any) -> None:
     assert b"<Code>SignatureDoesNotMatch</Code>" in info.value.read()
 
 
+def test_presigned_get_in_the_form_boto3_and_the_cli_make_by_default(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Without ``signature_version='s3v4'`` they sign S3 URLs with ``AWSAccessKeyId``,
+    ``Expires`` and an HMAC-SHA1 ``Signature``."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="dir/a b.txt", Body=b"shared")
+    plain = gateway.client("s3")
+    url = plain.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "dir/a b.txt"}, ExpiresIn=60
+    )
+    assert "AWSAccessKeyId=" in url
+    with urllib.request.urlopen(url) as answer:
+        assert answer.read() == b"shared"
+    cli_url = aws_cli(gateway, "s3", "presign", f"s3://{bucket}/dir/a b.txt").stdout.strip()
+    with urllib.request.urlopen(cli_url) as answer:
+        assert answer.read() == b"shared"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url.replace("Signature=", "Signature=X"))
+    assert info.value.code == 403
+
+
 def _rss(gateway: GatewayProcess) -> int:
     assert gateway.proc is not None
     return int(psutil.Process(gateway.proc.pid).memory_info().rss)
