@@ -44,7 +44,7 @@ from tests.backup.conftest import (
     wait_until,
 )
 from tests.conftest import make_studio_network, studio_args
-from tests.services.test_emr_editors import wait_for
+from tests.services.emr.test_editors import wait_for
 
 BUCKET = "studio-bucket"
 

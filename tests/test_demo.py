@@ -21,7 +21,7 @@ from emustudio.config import Settings
 from emustudio.demo import PACKAGED_USERS
 from emustudio.testing.gateway import GatewayProcess
 from tests.web.conftest import Browser
-from tests.web.test_identity_center import sign_in, to_identity_provider
+from tests.web.test_sso import sign_in, to_identity_provider
 
 ROOT = Path(__file__).parents[1]
 ACCOUNT = "000000000000"

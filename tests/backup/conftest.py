@@ -30,7 +30,7 @@ from sqlmodel import Session, create_engine
 from emustudio.store.tables import Editor
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import make_studio_network, studio_args
-from tests.services.test_emr_editors import studio_client, wait_for
+from tests.services.emr.test_editors import studio_client, wait_for
 
 BUCKET = "studio-bucket"
 PREFIX = "workspaces"

@@ -25,7 +25,7 @@ from tests.backup.conftest import (
     start_workspace,
     wait_until,
 )
-from tests.services.test_emr_editors import studio_client
+from tests.services.emr.test_editors import studio_client
 
 
 def test_a_saved_notebook_reaches_s3_within_a_second_and_comes_back_after_a_restart(

@@ -24,7 +24,7 @@ from tests.backup.conftest import (
     start_workspace,
     wait_until,
 )
-from tests.services.test_emr_editors import az_cli, studio_client
+from tests.services.emr.test_editors import az_cli, studio_client
 
 # How long S3 stays unreachable; EMUSTUDIO_TEST_S3_OUTAGE=60 for a longer rehearsal.
 OUTAGE_SECONDS = float(os.environ.get("EMUSTUDIO_TEST_S3_OUTAGE", "20"))

@@ -31,7 +31,7 @@ from emustudio.auth.keys import write_keypair
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, studio_args
 from tests.web.conftest import ACCOUNT, Browser, allow, studio_arn
-from tests.web.test_federation import LIST, OPEN, deep_link, follow_handoff
+from tests.web.test_saml import LIST, OPEN, deep_link, follow_handoff
 
 SAMLIFY_DIR = Path(__file__).resolve().parents[1] / "interop" / "samlify"
 ATTR = "https://aws.amazon.com/SAML/Attributes/"

@@ -255,7 +255,7 @@ def test_an_identity_center_studio_without_an_identity_source_says_so(
     browser: Browser, emr: Any, net: StudioNetwork
 ) -> None:
     """This gateway has no IdP for Identity Center: the sign-in page says what to configure,
-    and the IAM user name and password form is not offered (tests/web/test_identity_center.py
+    and the IAM user name and password form is not offered (tests/web/test_sso.py
     signs in through one)."""
     studio_id = emr.create_studio(
         **studio_args(

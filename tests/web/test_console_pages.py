@@ -22,7 +22,7 @@ from sqlmodel import create_engine
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import StudioNetwork, studio_args
 from tests.web.conftest import ACCOUNT, PASSWORD, Browser, Response, Users, allow, studio_arn
-from tests.web.test_federation import ATTR, Idp, make_role  # the federation tests' IdP
+from tests.web.test_saml import ATTR, Idp, make_role  # the federation tests' IdP
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 LIST = ["elasticmapreduce:ListEditors", "elasticmapreduce:DescribeEditor"]

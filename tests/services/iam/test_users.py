@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import aws_cli
-from tests.services.test_iam_support import (
+from tests.services.iam.support import (
     ACCOUNT,
     InProcessGateway,
     allow,

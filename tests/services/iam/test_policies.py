@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import ROOT_KEY, ROOT_SECRET, GatewayProcess
 from tests.conftest import aws_cli
-from tests.services.test_iam_support import ACCOUNT, allow, doc, error_of, status_of
+from tests.services.iam.support import ACCOUNT, allow, doc, error_of, status_of
 
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
 from tests.conftest import aws_cli
-from tests.services.test_iam_support import ACCOUNT, allow, doc, error_of, status_of, trust
+from tests.services.iam.support import ACCOUNT, allow, doc, error_of, status_of, trust
 
 EC2_TRUST = trust({"Service": "ec2.amazonaws.com"})
 
