@@ -20,7 +20,7 @@ from emustudio.cli import main
 from emustudio.config import Settings
 from emustudio.demo import PACKAGED_USERS
 from emustudio.testing.gateway import GatewayProcess
-from tests.web.conftest import Browser
+from emustudio.testing.pages import Browser
 from tests.web.test_sso import sign_in, to_identity_provider
 
 ROOT = Path(__file__).parents[1]

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, aws_cli, studio_args
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 ACCOUNT = "000000000000"
 

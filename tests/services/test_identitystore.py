@@ -10,8 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.services.identitystore import identity_store_id
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli
+from emustudio.testing.gateway import GatewayProcess, aws_cli
 
 ACCOUNT = "000000000000"
 STORE = identity_store_id(ACCOUNT)

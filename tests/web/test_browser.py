@@ -24,8 +24,8 @@ import pytest
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, make_studio_network, studio_args
-from tests.web.conftest import PASSWORD, Users, allow, studio_arn
+from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 
 START_TIMEOUT_MS = 150_000
 

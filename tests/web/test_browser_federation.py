@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.web.conftest import ACCOUNT, studio_arn
+from emustudio.testing.iam import ACCOUNT, studio_arn
 
 expect = playwright_api.expect
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/EmuStudioIdp"

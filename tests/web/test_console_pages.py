@@ -20,8 +20,9 @@ from sqlalchemy import text
 from sqlmodel import create_engine
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import ACCOUNT, PASSWORD, Browser, Response, Users, allow, studio_arn
+from emustudio.testing.iam import ACCOUNT, PASSWORD, Users, allow, studio_arn
+from emustudio.testing.pages import Browser, Response
+from emustudio.testing.vpc import StudioNetwork, studio_args
 from tests.web.test_saml import ATTR, Idp, make_role  # the federation tests' IdP
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"

@@ -20,8 +20,9 @@ import pytest
 import yaml
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import Browser, allow, studio_arn
+from emustudio.testing.iam import allow, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 LIST = ["elasticmapreduce:ListEditors", "elasticmapreduce:DescribeEditor"]

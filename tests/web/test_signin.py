@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import PASSWORD, Browser, Users, allow, deny, studio_arn
+from emustudio.testing.iam import PASSWORD, Users, allow, deny, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 LIST = ["elasticmapreduce:ListEditors", "elasticmapreduce:DescribeEditor"]

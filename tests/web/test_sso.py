@@ -26,8 +26,9 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from emustudio.auth.idp import AuthnAsk, BuiltinIdp, UsersFile
 from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, make_studio_network, studio_args
-from tests.web.conftest import EMR_SERVICE, Browser, allow, create_role
+from emustudio.testing.iam import EMR_SERVICE, allow, create_role
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 
 PASSWORD = "Idc-Password-4"
 STORE = identity_store_id("000000000000")

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Basic"
 OTHER_POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Advanced"

@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli
+from emustudio.testing.gateway import GatewayProcess, aws_cli
 from tests.services.iam.support import (
     ACCOUNT,
     InProcessGateway,
