@@ -1,4 +1,10 @@
-"""Shared fixtures: a fresh gateway per test module, and the VPC pieces a Studio needs."""
+"""Shared fixtures: the gateway a module talks to, and the VPC pieces a Studio needs.
+
+Modules share the session's gateway (the plugin's ``emu_gateway``): starting one costs seconds,
+and most modules only add resources of their own. A module whose tests need a gateway of their
+own (other settings, a restart that must not touch other modules' state, or assertions about
+everything an account holds) overrides ``gateway_env`` with that gateway's environment.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,20 @@ from emustudio.testing.vpc import StudioNetwork, make_studio_network
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayProcess]:
-    gw = GatewayProcess()
+def gateway_env() -> dict[str, str] | None:
+    """None: the module shares the session's gateway; a dict: the module gets a gateway of its
+    own with this environment (``{}`` for the defaults)."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    gateway_env: dict[str, str] | None, request: pytest.FixtureRequest
+) -> Iterator[GatewayProcess]:
+    if gateway_env is None:
+        yield request.getfixturevalue("emu_gateway")
+        return
+    gw = GatewayProcess(env=gateway_env)
     try:
         yield gw.start()
     finally:

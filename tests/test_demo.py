@@ -8,7 +8,6 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -30,12 +29,8 @@ DEMO_ROLES = ("StudioAnalyst", "StudioAdmin", "EMRStudio_Service_Role")
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_DEMO": "true"})
-    try:
-        yield gw.start()
-    finally:
-        gw.close()
+def gateway_env() -> dict[str, str]:
+    return {"EMUSTUDIO_DEMO": "true"}
 
 
 def demo_studios(gw: GatewayProcess) -> list[dict[str, Any]]:

@@ -30,13 +30,16 @@ def backup_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def gateway(request: pytest.FixtureRequest) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env=backup_env())
-    try:
-        yield gw.start()
-    finally:
-        keep_log(gw, request.module.__name__)
-        gw.close()
+def gateway_env() -> dict[str, str]:
+    """Each module gets a gateway of its own that sweeps every few seconds."""
+    return backup_env()
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway: GatewayProcess, request: pytest.FixtureRequest) -> Iterator[GatewayProcess]:
+    """The module's gateway (tests/conftest.py), whose log is kept when it goes."""
+    yield gateway
+    keep_log(gateway, request.module.__name__)
 
 
 def keep_log(gateway: GatewayProcess, name: str) -> None:

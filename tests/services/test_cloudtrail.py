@@ -35,6 +35,12 @@ class History:
 
 
 @pytest.fixture(scope="module")
+def gateway_env() -> dict[str, str]:
+    """A gateway of its own: the lookups read the account's whole event history."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 def cloudtrail(gateway: GatewayProcess) -> Any:
     return gateway.client("cloudtrail")
 

@@ -24,6 +24,12 @@ def ids(gateway: GatewayProcess) -> Any:
     return gateway.client("identitystore")
 
 
+@pytest.fixture(scope="module")
+def gateway_env() -> dict[str, str]:
+    """A gateway of its own: its users' names (alice, bob, carol) are the session mappings'."""
+    return {}
+
+
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> dict[str, Any]:
     return dict(exc.value.response["Error"]) | {
         k: v for k, v in exc.value.response.items() if k in ("ResourceType", "ResourceId")

@@ -336,7 +336,7 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Idp:
 def provider(gateway: GatewayProcess, idp: Idp) -> str:
     iam = gateway.client("iam")
     return str(
-        iam.create_saml_provider(Name="FedIdp", SAMLMetadataDocument=idp.metadata())[
+        iam.create_saml_provider(Name="ConsoleIdp", SAMLMetadataDocument=idp.metadata())[
             "SAMLProviderArn"
         ]
     )

@@ -11,7 +11,6 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -35,12 +34,8 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(users_file: Path) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_IDP_USERS_FILE": str(users_file)})
-    try:
-        yield gw.start()
-    finally:
-        gw.close()
+def gateway_env(users_file: Path) -> dict[str, str]:
+    return {"EMUSTUDIO_IDP_USERS_FILE": str(users_file)}
 
 
 @pytest.fixture(scope="module")

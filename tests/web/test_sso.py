@@ -13,7 +13,6 @@ import base64
 import html
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,12 +42,8 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(users_file: Path) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_IDP_USERS_FILE": str(users_file)})
-    try:
-        yield gw.start()
-    finally:
-        gw.close()
+def gateway_env(users_file: Path) -> dict[str, str]:
+    return {"EMUSTUDIO_IDP_USERS_FILE": str(users_file)}
 
 
 def managed_policy(iam: Any, name: str, actions: list[str]) -> str:
