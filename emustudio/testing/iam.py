@@ -18,6 +18,7 @@ __all__ = [
     "create_role",
     "deny",
     "editor_arn",
+    "identity_store_of",
     "studio_arn",
 ]
 
@@ -87,3 +88,10 @@ def create_role(
 
 def deny(actions: str | list[str], resource: str = "*") -> dict[str, Any]:
     return {"Effect": "Deny", "Action": actions, "Resource": resource}
+
+
+def identity_store_of(gateway: GatewayProcess) -> str:
+    """The Identity Store of the gateway's IAM Identity Center instance, found as AWS's guide
+    finds it: ``aws sso-admin list-instances``."""
+    instances = gateway.client("sso-admin").list_instances()["Instances"]
+    return str(instances[0]["IdentityStoreId"])
