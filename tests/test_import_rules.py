@@ -52,7 +52,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "auth": frozenset({"aws", "context", "iam", "store", "audit", "services", "proxy"}),
     "proxy": frozenset({"context"}),
     "web": frozenset({"aws", "context", "iam", "store", "audit", "services", "auth", "pipeline"}),
-    "testing": frozenset({"aws"}),
+    "testing": frozenset({"aws", "store"}),
     "composition": frozenset(
         {
             "aws",
