@@ -22,8 +22,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli
+from emustudio.testing.gateway import GatewayProcess, aws_cli
 
 MB = 1024 * 1024
 
