@@ -21,9 +21,7 @@ against these tables.
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import re
 import time
 import uuid
@@ -35,6 +33,7 @@ from sqlmodel import Session, col, select
 
 from emustudio.aws.errors import AwsError
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import Service, operation
 from emustudio.services.emr.common import InvalidRequest
 from emustudio.services.emr.session_mappings import IdentityDirectory
@@ -156,34 +155,10 @@ def _check_name(kind: str, value: Any) -> str:
     return value
 
 
-def _fingerprint(*parts: Any) -> str:
-    raw = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
 def _page(items: list[T], params: dict[str, Any], fingerprint: str) -> tuple[list[T], str | None]:
-    max_results = params.get("MaxResults") or DEFAULT_MAX_RESULTS
-    start = 0
-    if token := params.get("NextToken"):
-        try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-            start, bound_to = json.loads(raw)
-            if bound_to != fingerprint or not isinstance(start, int) or start < 0:
-                raise ValueError(token)
-        except (ValueError, TypeError) as exc:
-            raise Validation("The NextToken is invalid.") from exc
-    page = items[start : start + max_results]
-    end = start + max_results
-    if end >= len(items):
-        return page, None
-    raw_next = json.dumps([end, fingerprint], separators=(",", ":")).encode()
-    return page, base64.urlsafe_b64encode(raw_next).decode().rstrip("=")
-
-
-def _with_token(result: dict[str, Any], token: str | None) -> dict[str, Any]:
-    if token is not None:
-        result["NextToken"] = token
-    return result
+    size = params.get("MaxResults") or DEFAULT_MAX_RESULTS
+    invalid = Validation("The NextToken is invalid.")
+    return pages.page(items, params.get("NextToken"), size, invalid, fingerprint)
 
 
 class IdentityStoreService(Service):
@@ -325,8 +300,8 @@ class IdentityStoreService(Service):
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
         stores = [{"IdentityStoreId": self.store_id, "IdentityStoreArn": self.store_arn}]
-        page, token = _page(stores, params, _fingerprint("ListIdentityStores"))
-        return _with_token({"IdentityStores": page}, token)
+        page, token = _page(stores, params, pages.fingerprint("ListIdentityStores"))
+        return pages.with_token({"IdentityStores": page}, token)
 
     @operation("DescribeIdentityStore")
     async def describe_identity_store(
@@ -380,8 +355,8 @@ class IdentityStoreService(Service):
             users = list(
                 session.exec(query.order_by(col(IdentityUser.created_at), col(IdentityUser.id)))
             )
-            page, token = _page(users, params, _fingerprint("ListUsers", name))
-            return _with_token({"Users": [self._user_shape(u) for u in page]}, token)
+            page, token = _page(users, params, pages.fingerprint("ListUsers", name))
+            return pages.with_token({"Users": [self._user_shape(u) for u in page]}, token)
 
         return await self._tx(params, list_)
 
@@ -544,8 +519,8 @@ class IdentityStoreService(Service):
             groups = list(
                 session.exec(query.order_by(col(IdentityGroup.created_at), col(IdentityGroup.id)))
             )
-            page, token = _page(groups, params, _fingerprint("ListGroups", name))
-            return _with_token({"Groups": [self._group_shape(g) for g in page]}, token)
+            page, token = _page(groups, params, pages.fingerprint("ListGroups", name))
+            return pages.with_token({"Groups": [self._group_shape(g) for g in page]}, token)
 
         return await self._tx(params, list_)
 
@@ -701,7 +676,9 @@ class IdentityStoreService(Service):
             )
         )
         page, token = _page(rows, params, bound)
-        return _with_token({"GroupMemberships": [self._membership_shape(m) for m in page]}, token)
+        return pages.with_token(
+            {"GroupMemberships": [self._membership_shape(m) for m in page]}, token
+        )
 
     @operation("ListGroupMemberships")
     async def list_group_memberships(
@@ -711,7 +688,7 @@ class IdentityStoreService(Service):
             group = self._group(session, params["GroupId"])
             clause = col(IdentityMembership.group_id) == group.id
             return self._list_memberships(
-                session, params, clause, _fingerprint("ListGroupMemberships", group.id)
+                session, params, clause, pages.fingerprint("ListGroupMemberships", group.id)
             )
 
         return await self._tx(params, list_)
@@ -724,7 +701,7 @@ class IdentityStoreService(Service):
             user = self._member_user(session, params["MemberId"])
             clause = col(IdentityMembership.user_id) == user.id
             return self._list_memberships(
-                session, params, clause, _fingerprint("ListGroupMembershipsForMember", user.id)
+                session, params, clause, pages.fingerprint("ListGroupMembershipsForMember", user.id)
             )
 
         return await self._tx(params, list_)

@@ -15,13 +15,13 @@ from sqlmodel import Session, col, func, select
 
 from emustudio import ids
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
 from emustudio.services.emr.common import (
     STUDIO_NOT_FOUND,
     EmrBase,
     InternalServerException,
     InvalidRequest,
-    with_marker,
 )
 from emustudio.store.tables import SecurityGroup, Studio, StudioSessionMapping, Subnet, Tag, Vpc
 
@@ -228,7 +228,7 @@ class StudioOperations(EmrBase):
                 for s in page
             ]
             summaries = [{k: v for k, v in s.items() if v is not None} for s in summaries]
-            return with_marker({"Studios": summaries}, marker)
+            return pages.with_token({"Studios": summaries}, marker, "Marker")
 
         return await self.store.tx(list_)
 
