@@ -39,6 +39,7 @@ import defusedxml
 from defusedxml import ElementTree as SafeET
 from sqlmodel import Session, col, select
 
+from emustudio import ids
 from emustudio.audit import Auditor
 from emustudio.auth.permissions import Permissions
 from emustudio.auth.saml import (
@@ -68,9 +69,8 @@ PICK_SECONDS = 300.0
 HANDOFF_SECONDS = 60.0
 LIST_HANDOFF_SECONDS = 300.0
 HANDOFF_PATH = "/federation/handoff"  # on a Studio's host, or under /studios/<id>
-_DEEP_LINK = re.compile(r"studio/(es-[A-Za-z0-9]{25})/start")
-_STUDIO_PATH = re.compile(r"/studios/(es-[A-Za-z0-9]{25})(/|$)")
-_STUDIO_HOST = re.compile(r"(es-[a-z0-9]{25})\.(.+)")
+_DEEP_LINK = re.compile(r"studio/([^/]*)/start")
+_STUDIO_PATH = re.compile(r"/studios/([^/]*)(/|$)")
 
 
 class FederationRefused(Exception):
@@ -140,10 +140,6 @@ def _unverified(saml_response: str) -> tuple[str, str, list[str]]:
     )
 
 
-def _studio_id(value: str) -> str:
-    return "es-" + value[3:].upper()
-
-
 def parse_relay_state(relay_state: str, *, region: str, studio_domain: str) -> Target | None:
     """The Studio a RelayState opens, or None (none, or not a Studio of this gateway)."""
     if not relay_state:
@@ -155,18 +151,20 @@ def parse_relay_state(relay_state: str, *, region: str, studio_domain: str) -> T
     if url.hostname == "console.aws.amazon.com":
         match = _DEEP_LINK.fullmatch(url.fragment)
         wanted = parse_qs(url.query).get("region", [region])[0]
-        if match and wanted == region:
-            return Target(_studio_id(match.group(1)))
+        found = ids.studio_id_in(match.group(1)) if match else None
+        if found is not None and wanted == region:
+            return Target(found)
         return None
     host = (url.hostname or "").lower()
     if url.scheme not in ("http", "https"):
         return None
-    on_host = _STUDIO_HOST.fullmatch(host)
-    if on_host and on_host.group(2) == studio_domain.lower().strip("."):
-        return Target("es-" + on_host.group(1)[3:].upper())
+    on_host = ids.studio_host(host, studio_domain)
+    if on_host is not None:
+        return Target(on_host)
     on_path = _STUDIO_PATH.match(url.path)
-    if on_path and host in ("localhost", "127.0.0.1"):
-        return Target(_studio_id(on_path.group(1)), path_form=True)
+    found = ids.studio_id_in(on_path.group(1)) if on_path else None
+    if found is not None and host in ("localhost", "127.0.0.1"):
+        return Target(found, path_form=True)
     return None
 
 
@@ -326,7 +324,7 @@ class Federation:
     # --- 4. which Studios ---------------------------------------------------------------------
 
     def studio_arn(self, studio_id: str) -> str:
-        return f"arn:aws:elasticmapreduce:{self.region}:{self.account_id}:studio/{studio_id}"
+        return ids.studio_arn(self.region, self.account_id, studio_id)
 
     async def may_open(self, principal: Principal, studio_id: str, *, source_ip: str) -> None:
         """Raise `FederationRefused` unless the Studio exists (IAM mode) and may be opened."""

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -27,6 +26,7 @@ from sqlmodel import Session
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
+from emustudio import ids
 from emustudio.auth.federation import (
     HANDOFF_PATH,
     Federation,
@@ -249,23 +249,20 @@ class HandoffHandler(StudioHandler):
 
 def federation_rules(site: StudioSite, federation: Federation) -> list[Rule]:
     """Put these before :func:`emustudio.web.routes.studio_rules`."""
-    from emustudio.web.routes import STUDIO_ID  # routes imports the page modules
-
-    domain = re.escape(site.studio_domain.lower().strip("."))
     shared = {"site": site, "federation": federation}
     host: dict[str, Any] = {"site": site, "form": HOST_FORM}
     path: dict[str, Any] = {"site": site, "form": PATH_FORM}
     return [
         Rule(
-            HostMatches(rf"es-[a-z0-9]{{25}}\.{domain}"),
+            HostMatches(ids.studio_host_pattern(site.studio_domain)),
             [
                 Rule(PathMatches(HANDOFF_PATH), HandoffHandler, {**shared, "form": HOST_FORM}),
                 Rule(PathMatches("/signin"), FederatedSignInHandler, host),
             ],
         ),
-        Rule(PathMatches(rf"/studios/{STUDIO_ID}/signin"), FederatedSignInHandler, path),
+        Rule(PathMatches(rf"{ids.STUDIO_PATH}/signin"), FederatedSignInHandler, path),
         Rule(
-            PathMatches(rf"/studios/{STUDIO_ID}{HANDOFF_PATH}"),
+            PathMatches(rf"{ids.STUDIO_PATH}{HANDOFF_PATH}"),
             HandoffHandler,
             {**shared, "form": PATH_FORM},
         ),

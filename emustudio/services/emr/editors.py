@@ -37,7 +37,7 @@ class EditorOperations(EmrBase):
         return self.workspaces
 
     def editor_arn(self, editor_id: str) -> str:
-        return ids.arn("elasticmapreduce", self.region, self.account_id, f"editor/{editor_id}")
+        return ids.editor_arn(self.region, self.account_id, editor_id)
 
     def editor_url(self, editor: Editor) -> str:
         return f"{self.studio_url(editor.studio_id)}/workspaces/{editor.id}/lab"

@@ -54,7 +54,7 @@ def check_s3_location(location: str) -> None:
 
 class StudioOperations(EmrBase):
     def studio_arn(self, studio_id: str) -> str:
-        return ids.arn("elasticmapreduce", self.region, self.account_id, f"studio/{studio_id}")
+        return ids.studio_arn(self.region, self.account_id, studio_id)
 
     def studio_tags(self, session: Session, studio_id: str) -> list[dict[str, str]]:
         rows = session.exec(select(Tag).where(Tag.resource_id == studio_id).order_by(Tag.key))
