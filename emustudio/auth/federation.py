@@ -30,7 +30,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from xml.etree.ElementTree import ParseError
@@ -239,15 +239,7 @@ class Federation:
         roles = tuple(pair for pair in aws.roles if pair[1] == chosen.arn)
         if not roles:
             raise SamlRejected("The Role attribute names no role of the verifying provider.")
-        aws = AwsSamlAttributes(
-            roles=roles,
-            role_session_name=aws.role_session_name,
-            session_duration=aws.session_duration,
-            principal_tags=aws.principal_tags,
-            transitive_tag_keys=aws.transitive_tag_keys,
-            source_identity=aws.source_identity,
-        )
-        return Verified(facts, aws, chosen.arn, relay_state)
+        return Verified(facts, replace(aws, roles=roles), chosen.arn, relay_state)
 
     # --- 2. the role picker's wait ------------------------------------------------------------
 
@@ -271,18 +263,9 @@ class Federation:
     ) -> Principal:
         if role_arn not in {role for role, _ in verified.aws.roles}:
             raise FederationRefused("That role is not one the SAML assertion offers.", 400)
-        facts = verified.facts
         try:
             out = await self.sts.assume_role_with_saml_assertion(
-                role_arn=role_arn,
-                provider_arn=verified.provider_arn,
-                attributes=facts.attributes,
-                subject=facts.subject,
-                audience=facts.audience,
-                issuer=facts.issuer,
-                subject_type=facts.subject_type,
-                duration_seconds=None,
-                not_on_or_after=facts.not_on_or_after,
+                role_arn=role_arn, provider_arn=verified.provider_arn, facts=verified.facts
             )
         except AwsError as exc:
             await self.record(None, exc.code, exc.message, source_ip, user_agent, role_arn)
