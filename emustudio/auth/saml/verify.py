@@ -103,23 +103,27 @@ def _text(element: Element | None) -> str:
     return "".join(element.itertext()).strip() if element is not None else ""
 
 
-def _decode(saml_response_b64: str) -> bytes:
+def parse_response(saml_response_b64: str) -> tuple[bytes, Element]:
+    """The XML of a base64 ``SAMLResponse`` and its root element, parsed safely (a DTD, entity
+    or external reference is refused); :class:`SamlRejected` when too large, not base64 or not
+    well-formed. Nothing is verified yet."""
     if len(saml_response_b64) > MAX_RESPONSE_BYTES * 4 // 3 + 4:
         raise SamlRejected("The SAMLResponse is too large.")
     try:
-        return base64.b64decode("".join(saml_response_b64.split()), validate=True)
+        xml = base64.b64decode("".join(saml_response_b64.split()), validate=True)
     except (binascii.Error, ValueError):
         raise SamlRejected("The SAMLResponse is not valid base64.") from None
-
-
-def _structure(xml: bytes, acs_url: str) -> tuple[Element, Element]:
-    """Parse safely and check the shape pysaml2 is lax about; return (response, assertion)."""
     try:
         root = SafeET.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except defusedxml.DefusedXmlException as exc:
         raise SamlRejected(f"The SAMLResponse has a DTD or entities, refused: {exc!r}") from None
     except ParseError as exc:
         raise SamlRejected(f"The SAMLResponse is not well-formed XML: {exc}") from None
+    return xml, root
+
+
+def _structure(root: Element, acs_url: str) -> Element:
+    """Check the shape pysaml2 is lax about; return the assertion."""
     if root.tag != f"{{{SAMLP}}}Response":
         raise SamlRejected("The SAMLResponse is not a samlp:Response.")
     if root.get("Destination") is None:
@@ -164,7 +168,7 @@ def _structure(xml: bytes, acs_url: str) -> tuple[Element, Element]:
         len([s for s in signatures if parents[s] is assertion]) > 1
     ):
         raise SamlRejected("More than one Signature on one element.")
-    return root, assertion
+    return assertion
 
 
 def _pysaml2_verify(
@@ -262,8 +266,8 @@ def verify_saml_response(
     from a thread in async code (see :func:`emustudio.auth.saml.sts_verifier`).
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    xml = _decode(saml_response_b64)
-    root, element = _structure(xml, acs_url)
+    xml, root = parse_response(saml_response_b64)
+    element = _structure(root, acs_url)
     idp = idp_entity_id(idp_metadata_xml)
 
     in_response_to = root.get("InResponseTo")

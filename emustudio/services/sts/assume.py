@@ -23,7 +23,6 @@ from emustudio.services.sts.common import (
     AccessDenied,
     StsBase,
     ValidationError,
-    check_max_duration,
     check_tags,
     not_authorized,
     trust_policy,
@@ -140,7 +139,6 @@ class AssumeRoleOperations(StsBase):
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles"
                 " assumed by role chaining."
             )
-        check_max_duration(duration, role)
         issued = await self.issue_role_session(
             role,
             session_name,

@@ -139,13 +139,6 @@ def trust_policy(role: IamRole) -> Policy:
     return parsed(role.trust_policy, "trust").named(f"trust policy of role/{role.name}")
 
 
-def check_max_duration(duration: int, role: IamRole) -> None:
-    if duration > role.max_session_duration:
-        raise ValidationError(
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-        )
-
-
 def packed_percent(text: str) -> int:
     return math.ceil(100 * len(zlib.compress(text.encode("utf-8"), 9)) / PACKED_BUDGET)
 
@@ -256,7 +249,12 @@ class StsBase(Service):
         not_after: datetime | None = None,
     ) -> Issued:
         """A session of ``role`` (``AssumedRole``) for ``duration`` seconds and not after
-        ``not_after``, as every way of assuming a role issues it; the role's last use noted."""
+        ``not_after``, as every way of assuming a role issues it; the role's last use noted.
+        A ``duration`` over the role's ``MaxSessionDuration`` is a ``ValidationError``."""
+        if duration > role.max_session_duration:
+            raise ValidationError(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+            )
 
         def make(key_id: str, expires: datetime) -> Principal:
             return Principal(

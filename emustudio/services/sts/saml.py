@@ -36,7 +36,6 @@ from emustudio.services.sts.common import (
     AccessDenied,
     InvalidIdentityToken,
     StsBase,
-    check_max_duration,
     check_tags,
     trust_policy,
 )
@@ -209,7 +208,6 @@ class SamlOperations(StsBase):
         duration = duration_seconds
         if duration is None:
             duration = max(900, min(asked.session_duration or 3600, role.max_session_duration))
-        check_max_duration(duration, role)
         issued = await self.issue_role_session(
             role,
             session_name,
