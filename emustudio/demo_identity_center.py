@@ -45,7 +45,7 @@ def _meta_key(region: str) -> str:
 class IdentityCenterDemo:
     def __init__(self, demo: Demo) -> None:
         self.demo = demo
-        self.store_id = demo.app.identitystore.store_id
+        self.store_id = demo.identity_store_id
 
     async def ensure(
         self, users: dict[str, IdpUser], network: tuple[str, list[str], str] | None
@@ -170,7 +170,7 @@ class IdentityCenterDemo:
                 return None
             return meta.value
 
-        known = await self.demo.app.store.tx(read)
+        known = await self.demo.store.tx(read)
         if known is not None:
             return known, False
         if network is None:
@@ -195,6 +195,6 @@ class IdentityCenterDemo:
         def remember(session: Session) -> None:
             session.merge(Meta(key=key, value=studio_id))
 
-        await self.demo.app.store.tx(remember)
+        await self.demo.store.tx(remember)
         log.info("demo: made Studio %s (%s)", STUDIO_NAME, studio_id)
         return studio_id, True

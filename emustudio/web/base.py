@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 from tornado import web
 
 from emustudio import ids
+from emustudio.auth.origin import cross_origin_error
 from emustudio.auth.sessions import HOST_FORM, StudioSession, session_id_from
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
-from emustudio.proxy.headers import cross_origin_error
 from emustudio.web.site import StudioInfo, StudioSite, when
 
 _SECURITY_HEADERS = {

@@ -13,10 +13,11 @@ from typing import Any
 
 from emustudio import ids
 from emustudio.aws.errors import AwsError
+from emustudio.store.tables import EDITOR_RUNNING
 from emustudio.web.base import StudioHandler, page_status
 
 EDITOR_ID = rf"(?P<editor_id>{ids.EDITOR_ID})"
-OPENABLE = ("Ready", "Attaching", "Attached", "Detaching")
+OPENABLE = EDITOR_RUNNING
 CHANGING = ("Starting", "Stopping", "Deleting", "Attaching", "Detaching")
 ACTIONS = {"start": "StartEditor", "stop": "StopEditor", "delete": "DeleteEditor"}
 

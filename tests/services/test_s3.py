@@ -451,6 +451,7 @@ def test_signed_chunks_are_checked_as_they_stream(gateway: GatewayProcess, s3: A
     status, _ = _chunked_put(gateway, bucket, "good", chunks)
     assert status == 200
     assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == b"".join(chunks)
+    assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key="good")
     status, body = _chunked_put(gateway, bucket, "tampered", chunks, tamper=2)
     assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body
     status, body = _chunked_put(gateway, bucket, "last-tampered", chunks, tamper=len(chunks))
