@@ -33,6 +33,7 @@ from emustudio.aws.errors import AwsError, InternalFailure
 from emustudio.aws.http import HttpRequest, HttpResponse
 from emustudio.aws.payload import Payload
 from emustudio.aws.protocol import create_parser, create_serializer, validate
+from emustudio.aws.sigv2 import is_presigned_v2, verify_presigned_v2
 from emustudio.aws.sigv4 import AuthFailure, Credential, read_scope, verify
 from emustudio.context import Principal, RequestContext
 from emustudio.credentials import Credentials
@@ -217,7 +218,11 @@ class Gateway:
             found[access_key_id] = hit[1]
             return hit[0]
 
-        signed = verify(ctx.http, lookup, authorization=ctx.authorization)
+        if ctx.service.service_name == "s3" and is_presigned_v2(ctx.http):
+            # S3 alone still takes the older presigned form boto3 and the CLI make by default.
+            signed = verify_presigned_v2(ctx.http, lookup, region=self.region)
+        else:
+            signed = verify(ctx.http, lookup, authorization=ctx.authorization)
         assert ctx.service is not None
         if ctx.service.service_name not in GLOBAL_SERVICES and signed.region != self.region:
             raise WrongRegion(

@@ -35,19 +35,19 @@ import hmac
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2 import xmldsig as ds
-from saml2.config import IdPConfig
-from saml2.metadata import create_metadata_string
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
-from saml2.server import Server
 
 from emustudio.auth.keys import write_keypair
 from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE, AWS_SP_METADATA, identity_attributes
 from emustudio.services.iam.passwords import hash_password, salted_hash
+
+if TYPE_CHECKING:
+    from saml2.config import IdPConfig
 
 HASH_SCHEME = "scrypt"
 KEY_FILE = "idp-key.pem"
@@ -266,6 +266,10 @@ def idp_config(
     }
     if xmlsec_binary:
         spec["xmlsec_binary"] = xmlsec_binary
+    # pysaml2's config module loads its XML schemas (over a second): imported where first used,
+    # so a gateway without a built-in IdP starts without it.
+    from saml2.config import IdPConfig
+
     config = IdPConfig()
     config.load(spec)
     return config
@@ -287,6 +291,9 @@ class BuiltinIdp:
         self.users = users
         self.base_url = base_url.rstrip("/")
         self.entity_id = f"{self.base_url}/idp"
+        # As for the config (idp_config): imported here, not at the module's top.
+        from saml2.server import Server
+
         key_file, cert_file = ensure_keypair(data_dir)
         self.config = idp_config(
             self.entity_id,
@@ -304,6 +311,8 @@ class BuiltinIdp:
     def metadata(self) -> str:
         # Made once: it takes pysaml2 about 50 ms, and Identity Center reads it at each sign-in.
         if self._metadata is None:
+            from saml2.metadata import create_metadata_string
+
             self._metadata = str(
                 create_metadata_string(None, config=self.config, valid=24 * 365).decode()
             )

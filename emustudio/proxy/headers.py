@@ -14,7 +14,7 @@ it answers the same whatever name the browser used. The browser's host goes in
 Why the proxy checks origins itself: a request carrying the injected token is "token
 authenticated" to jupyter_server, which then skips both its XSRF and its Origin checks. So every
 state-changing request and every WebSocket handshake must be same-origin before the gateway
-vouches for it with the token (`emustudio.auth.origin.cross_origin_error`).
+vouches for it with the token (`emustudio.origin.cross_origin_error`).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from tornado import web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
-from emustudio.auth.origin import cross_origin_error
+from emustudio.origin import cross_origin_error
 from emustudio.proxy.base import ProxyHandlerBase
 from emustudio.proxy.contract import Upstream
 from emustudio.proxy.headers import (

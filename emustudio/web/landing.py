@@ -6,7 +6,6 @@ IAM Identity Center's ACS (`web.sso`): its pages' headers, its refusals, and the
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 from emustudio.auth.federation import (
@@ -48,12 +47,6 @@ class FederationHandler(PageHandler):
     def initialize(self, site: StudioSite, federation: Federation) -> None:
         self.site = site
         self.federation = federation
-
-    def page(self, template: str, status: int = 200, **args: Any) -> None:
-        self.set_status(status)
-        values: dict[str, Any] = {"studio": None, "prefix": "", "user": None, "error": None}
-        values.update(args)
-        self.render(template, **values)
 
     def refuse(self, refused: FederationRefused) -> None:
         self.page(
