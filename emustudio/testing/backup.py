@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -18,9 +19,7 @@ from urllib.parse import quote
 
 import docker
 from minio import Minio
-from sqlmodel import Session, create_engine
 
-from emustudio.store.tables import Editor
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.resources import wait_for_status
 
@@ -122,14 +121,16 @@ class Workspace:
         self.refresh()
 
     def refresh(self) -> None:
-        engine = create_engine(f"sqlite:///{self.gateway.data_dir / 'emustudio.db'}")
+        # The store's own file, read as plain SQLite: `testing` stays out of the store's room.
+        db = sqlite3.connect(self.gateway.data_dir / "emustudio.db")
         try:
-            with Session(engine) as session:
-                editor = session.get(Editor, self.editor_id)
-                assert editor is not None and editor.endpoint, editor
-                self.token, self.endpoint = editor.token, editor.endpoint
+            row = db.execute(
+                "SELECT token, endpoint FROM editor WHERE id = ?", (self.editor_id,)
+            ).fetchone()
         finally:
-            engine.dispose()
+            db.close()
+        assert row is not None and row[1], (self.editor_id, row)
+        self.token, self.endpoint = str(row[0]), str(row[1])
 
     def url(self, path: str) -> str:
         return f"http://{self.endpoint}/workspaces/{self.editor_id}/{path}"
