@@ -21,6 +21,7 @@ from tornado import httputil, web
 from tornado.iostream import StreamClosedError
 from tornado.routing import Matcher, Rule
 
+from emustudio import ids
 from emustudio.aws.http import BodyStream, HttpRequest, HttpResponse
 from emustudio.pipeline import Gateway
 
@@ -33,7 +34,7 @@ class S3Addressing:
 
     def __init__(self, domains: tuple[str, ...], studio_domain: str) -> None:
         self.domains = tuple(d.lower().strip(".") for d in domains)
-        self.studio_domain = studio_domain.lower().strip(".")
+        self.studio_domain = ids.studio_domain(studio_domain)
 
     def bucket_of_host(self, host: str) -> str | None:
         name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else ""
