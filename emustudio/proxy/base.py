@@ -10,7 +10,8 @@ from typing import Any
 
 from tornado import web
 
-from emustudio.proxy.contract import ProxyOptions, WorkspaceGate
+from emustudio import ids
+from emustudio.proxy.contract import Activity, ProxyOptions, WorkspaceGate, no_activity
 from emustudio.proxy.upstream import Pool
 from emustudio.proxy.websocket import Tunnel
 
@@ -41,6 +42,7 @@ class ProxyContext:
     pool: Pool
     options: ProxyOptions
     session_cookie: str
+    touch: Activity = no_activity
     tunnels: set[Tunnel] = field(default_factory=set)
     """The open WebSocket tunnels: Tornado forgets a connection once it is detached."""
 
@@ -71,8 +73,7 @@ class ProxyHandlerBase(web.RequestHandler):
         if self.form is Form.PATH:
             self.studio_id = uri[len("/studios/") : _STUDIO_PREFIX]
         elif self.form is Form.HOST:
-            # Browsers lower-case host names; ids are "es-" and 25 upper-case characters.
-            self.studio_id = "es-" + self.request.host_name[3:28].upper()
+            self.studio_id = ids.studio_of_host(self.request.host_name)
         else:
             self.studio_id = None
         self.rest = uri[cut:]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 from typing import Any
 from urllib.parse import urlencode
@@ -25,7 +24,9 @@ from urllib.parse import urlencode
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
+from emustudio import ids
 from emustudio.auth.idp import BadAuthnRequest, BuiltinIdp, IdpRole, IdpUser, UsersFileError
+from emustudio.web.base import PageHandler
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,17 @@ COOKIE_PATH = "/idp/"
 SESSION_DAYS = 0.5
 
 
-class IdpHandler(web.RequestHandler):
+class IdpHandler(PageHandler):
     idp: BuiltinIdp
     saml_url: str
     studio_url: str
+    # Its Content-Security-Policy is per page: scripts run by this response's nonce only.
+    security_headers = {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
 
     def initialize(self, idp: BuiltinIdp, saml_url: str, studio_url: str) -> None:
         self.idp = idp
@@ -45,11 +53,10 @@ class IdpHandler(web.RequestHandler):
         self.studio_url = studio_url
         self.nonce = secrets.token_urlsafe(16)
 
-    def set_default_headers(self) -> None:
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Cache-Control", "no-store")
+    def page_values(self) -> dict[str, Any]:
+        values = super().page_values()
+        values.update(prefix="/idp", nonce=self.nonce, idp_user_name=None)
+        return values
 
     def page(self, template: str, status: int = 200, **args: Any) -> None:
         self.set_header(
@@ -57,17 +64,7 @@ class IdpHandler(web.RequestHandler):
             f"default-src 'self'; script-src 'nonce-{self.nonce}'; style-src 'self';"
             " frame-ancestors 'none'; base-uri 'none'",
         )
-        self.set_status(status)
-        values: dict[str, Any] = {
-            "studio": None,
-            "prefix": "/idp",
-            "user": None,
-            "error": None,
-            "nonce": self.nonce,
-            "idp_user_name": None,
-        }
-        values.update(args)
-        self.render(template, **values)
+        super().page(template, status, **args)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]
@@ -216,11 +213,10 @@ class SsoHandler(IdpHandler):
 
 def idp_rules(idp: BuiltinIdp, *, saml_url: str, studio_url: str, studio_domain: str) -> list[Rule]:
     """The IdP's routes, on every host but the Studios' own."""
-    domain = re.escape(studio_domain.lower().strip("."))
     args = {"idp": idp, "saml_url": saml_url, "studio_url": studio_url}
     return [
         Rule(
-            HostMatches(rf"(?!es-[a-z0-9]{{25}}\.{domain}$).*"),
+            HostMatches(ids.other_host_pattern(studio_domain)),
             [
                 Rule(PathMatches(r"/idp/metadata"), MetadataHandler, args),
                 Rule(PathMatches(r"/idp/login"), LoginHandler, args),

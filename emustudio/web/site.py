@@ -57,6 +57,7 @@ class StudioInfo:
     arn: str
     url: str
     idp_auth_url: str | None
+    idp_relay_state_parameter_name: str | None = None
 
 
 @dataclass
@@ -92,12 +93,13 @@ class StudioSite:
                 arn=emr.studio_arn(studio.id),
                 url=emr.studio_url(studio.id),
                 idp_auth_url=studio.idp_auth_url,
+                idp_relay_state_parameter_name=studio.idp_relay_state_parameter_name,
             )
 
         return await emr.store.tx(read)
 
     def editor_arn(self, editor_id: str) -> str:
-        return ids.arn("elasticmapreduce", self.region, self.emr.account_id, f"editor/{editor_id}")
+        return ids.editor_arn(self.region, self.emr.account_id, editor_id)
 
     def last_progress(self, editor_id: str) -> str:
         """The latest start-progress message of a Workspace, if this gateway started it."""

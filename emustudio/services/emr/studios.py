@@ -15,13 +15,13 @@ from sqlmodel import Session, col, func, select
 
 from emustudio import ids
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
 from emustudio.services.emr.common import (
     STUDIO_NOT_FOUND,
     EmrBase,
     InternalServerException,
     InvalidRequest,
-    with_marker,
 )
 from emustudio.store.cluster_tables import Cluster
 from emustudio.store.tables import SecurityGroup, Studio, StudioSessionMapping, Subnet, Tag, Vpc
@@ -55,7 +55,7 @@ def check_s3_location(location: str) -> None:
 
 class StudioOperations(EmrBase):
     def studio_arn(self, studio_id: str) -> str:
-        return ids.arn("elasticmapreduce", self.region, self.account_id, f"studio/{studio_id}")
+        return ids.studio_arn(self.region, self.account_id, studio_id)
 
     def studio_tags(self, session: Session, studio_id: str) -> list[dict[str, str]]:
         rows = session.exec(select(Tag).where(Tag.resource_id == studio_id).order_by(Tag.key))
@@ -141,9 +141,22 @@ class StudioOperations(EmrBase):
 
     # --- operations -----------------------------------------------------------------------------
 
+    # The account's IAM Identity Center instance (``sso-admin``), which an SSO-mode Studio's
+    # IdcInstanceArn must name; None: not checked.
+    idc_instance_arn: str | None = None
+
+    def check_idc_instance(self, params: dict[str, Any]) -> None:
+        given = params.get("IdcInstanceArn")
+        if given and self.idc_instance_arn is not None and given != self.idc_instance_arn:
+            raise InvalidRequest(
+                f"The IAM Identity Center instance {given} does not exist in this account"
+                f" (aws sso-admin list-instances names {self.idc_instance_arn})."
+            )
+
     @operation("CreateStudio")
     async def create_studio(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         self.check_auth_mode(params)
+        self.check_idc_instance(params)
         check_s3_location(params["DefaultS3Location"])
         tags = list(params.get("Tags") or [])
         check_tags(tags)
@@ -229,7 +242,7 @@ class StudioOperations(EmrBase):
                 for s in page
             ]
             summaries = [{k: v for k, v in s.items() if v is not None} for s in summaries]
-            return with_marker({"Studios": summaries}, marker)
+            return pages.with_token({"Studios": summaries}, marker, "Marker")
 
         return await self.store.tx(list_)
 
