@@ -3,8 +3,8 @@ with their steps."""
 
 from __future__ import annotations
 
+from emustudio.services.emr.attach import AttachOperations
 from emustudio.services.emr.cluster_life import ClusterLife
-from emustudio.services.emr.editors import EditorOperations
 from emustudio.services.emr.presigned import PresignedUrlOperations, StudioSignIns
 from emustudio.services.emr.session_mappings import (
     IdentityDirectory,
@@ -20,8 +20,8 @@ from emustudio.store import Store
 class EmrService(
     StudioOperations,
     SessionMappingOperations,
-    EditorOperations,
     PresignedUrlOperations,
+    AttachOperations,  # and EditorOperations
     StepOperations,
 ):
     """The EMR operations emustudio answers; everything else in the model is NotImplemented.

@@ -14,6 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
+from emustudio.testing.resources import wait_for_status
+from emustudio.testing.vpc import StudioNetwork, studio_args
+from tests.services.emr.test_editors import studio_client
 
 TRUST = json.dumps(
     {
@@ -153,9 +156,13 @@ def test_release_labels_come_from_data(emr: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(emr: Any, roles: None, gateway: GatewayProcess) -> Iterator[str]:
+def cluster(
+    emr: Any, roles: None, gateway: GatewayProcess, network: StudioNetwork
+) -> Iterator[str]:
+    instances = job_flow()["Instances"] | {"Ec2SubnetId": network.subnet_ids[0]}
     created = emr.run_job_flow(
         **job_flow(
+            Instances=instances,
             Tags=[{"Key": "team", "Value": "data"}],
             Steps=[bash_step("hello", "echo hello from $(hostname)")],
             Configurations=[
@@ -269,6 +276,68 @@ def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
     assert [s["Id"] for s in listed] == [failing]
 
 
+@pytest.fixture(scope="module")
+def workspace(gateway: GatewayProcess, network: StudioNetwork) -> tuple[str, Any]:
+    studio_id = gateway.client("emr").create_studio(**studio_args(network))["StudioId"]
+    editors = studio_client(gateway)
+    editor_id = editors.create_editor(StudioId=studio_id, Name="spark work")["EditorId"]
+    return editor_id, editors
+
+
+def test_attach_checks_the_security_groups_then_attaches(
+    gateway: GatewayProcess, cluster: str, network: StudioNetwork, workspace: tuple[str, Any]
+) -> None:
+    editor_id, editors = workspace
+    ec2 = gateway.client("ec2")
+    wait_for_status(editors, editor_id, "Ready")
+    engine = {"Id": cluster, "Type": "EMR"}
+    # The Workspace group keeps only what AWS asks of it: no egress to anywhere.
+    ec2.revoke_security_group_egress(
+        GroupId=network.workspace_sg,
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    with pytest.raises(ClientError) as exc:
+        editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
+    assert error_of(exc) == (
+        "InvalidRequestException",
+        f"The Workspace security group {network.workspace_sg} must allow outbound TCP traffic"
+        f" on port 18888 to the engine security group {network.engine_sg}.",
+    )
+    ec2.authorize_security_group_egress(
+        GroupId=network.workspace_sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
+                        "UserIdGroupPairs": [{"GroupId": network.engine_sg}]}],
+    )  # fmt: skip
+    with pytest.raises(ClientError) as exc:
+        editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
+    assert "must allow inbound TCP traffic on port 18888" in error_of(exc)[1]
+    described = editors.describe_editor(EditorId=editor_id)["Editor"]
+    assert described["Status"] == "Ready"
+    assert "AttachedClusterId" not in described and "ExecutionEngine" not in described
+
+    ec2.authorize_security_group_ingress(
+        GroupId=network.engine_sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
+                        "UserIdGroupPairs": [{"GroupId": network.workspace_sg}]}],
+    )  # fmt: skip
+    emr = gateway.client("emr")
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    answer = editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
+    assert answer == {"EditorId": editor_id, "Status": "Attaching", **_meta(answer)}
+    attached = wait_for_status(editors, editor_id, "Attached")
+    assert attached["AttachedClusterId"] == cluster
+    assert attached["ExecutionEngine"] == {"Id": cluster, "Type": "EMR"}
+
+    assert editors.detach_editor(EditorId=editor_id)["Status"] == "Ready"
+    detached = editors.describe_editor(EditorId=editor_id)["Editor"]
+    assert detached["Status"] == "Ready"
+    assert "AttachedClusterId" not in detached and "ExecutionEngine" not in detached
+
+
+def _meta(answer: dict[str, Any]) -> dict[str, Any]:
+    return {"ResponseMetadata": answer["ResponseMetadata"]}
+
+
 def test_terminate_removes_the_nodes(
     emr: Any, cluster: str, docker_client: docker.DockerClient
 ) -> None:
@@ -288,3 +357,15 @@ def test_terminate_removes_the_nodes(
     assert [c["Id"] for c in emr.list_clusters(ClusterStates=["TERMINATED"])["Clusters"]] == [
         cluster
     ]
+
+
+def test_a_terminated_cluster_is_not_attached(cluster: str, workspace: tuple[str, Any]) -> None:
+    editor_id, editors = workspace
+    with pytest.raises(ClientError) as exc:
+        editors.attach_editor(EditorId=editor_id, ExecutionEngine={"Id": cluster})
+    assert error_of(exc) == (
+        "InvalidRequestException",
+        f"Cluster {cluster} is TERMINATED. A Workspace can be attached only to a cluster that is"
+        " RUNNING or WAITING.",
+    )
+    assert editors.describe_editor(EditorId=editor_id)["Editor"]["Status"] == "Ready"
