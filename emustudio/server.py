@@ -275,6 +275,7 @@ class EmuStudio:
             session_hours=settings.session_hours,
             touch=self.touch_workspace,
         )
+        self.workspaces.status_listeners.append(self.gate.forget_workspace)
         self.proxy = WorkspaceProxy(
             self.gate, studio_domain=settings.studio_domain, session_cookie=SESSION_COOKIE
         )
