@@ -495,6 +495,7 @@ async def bench(
     else:
         print("gate: admits everything at no cost (the real gate adds its own work)\n")
     load = OtherLoad()
+    rss_before = proxy_proc.memory_info().rss / 2**20
 
     print(
         f"HTTP GET {path.replace(EDITOR, '<e-id>')}, keep-alive, "
@@ -574,7 +575,8 @@ async def bench(
             f" | {pair(*idle50)} | {med(ws_cpu):.3f} ms |"
         )
     print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
-    print(f"proxy process RSS at the end: {proxy_proc.memory_info().rss / 2**20:.0f} MB")
+    rss_after = proxy_proc.memory_info().rss / 2**20
+    print(f"proxy process RSS: {rss_before:.0f} MB before the load, {rss_after:.0f} MB after")
 
 
 def main() -> None:
