@@ -113,7 +113,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -124,11 +124,18 @@ from emustudio.aws.http import HttpRequest
 
 __all__ = [
     "ALGORITHM",
+    "STREAMING_SIGNED_PAYLOAD",
+    "STREAMING_SIGNED_PAYLOAD_TRAILER",
+    "STREAMING_UNSIGNED_PAYLOAD_TRAILER",
+    "TERMINATOR",
+    "UNSIGNED_PAYLOAD",
     "AuthFailure",
     "AuthKind",
+    "Authorization",
     "Credential",
     "Scope",
     "SignedRequest",
+    "read_authorization",
     "read_scope",
     "verify",
 ]
@@ -138,6 +145,16 @@ TERMINATOR = "aws4_request"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_SIGNED_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+# What S3 accepts in x-amz-content-sha256 besides a hex digest (aws-chunked bodies are checked
+# chunk by chunk as they stream: ``aws/payload.py``); other services take the first two only.
+_DECLARED_PAYLOADS = (
+    UNSIGNED_PAYLOAD,
+    STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+    STREAMING_SIGNED_PAYLOAD,
+    STREAMING_SIGNED_PAYLOAD_TRAILER,
+)
 MAX_PRESIGN_EXPIRES = 604800
 
 _Q_ALGORITHM = "X-Amz-Algorithm"
@@ -197,7 +214,11 @@ class Scope:
 
 @dataclass(frozen=True)
 class SignedRequest:
-    """The outcome of a successful ``verify``."""
+    """The outcome of a successful ``verify``.
+
+    ``signature``, ``timestamp``, ``scope`` and ``signing_key`` seed the verification of an
+    aws-chunked body's chunk signatures; ``payload`` is the declared x-amz-content-sha256.
+    """
 
     access_key_id: str
     region: str
@@ -205,6 +226,12 @@ class SignedRequest:
     signed_at: datetime
     presigned: bool
     session_token: str | None
+    # What checks an aws-chunked body; not part of what the request *is* (equality).
+    signature: str = field(default="", compare=False)
+    timestamp: str = field(default="", compare=False)
+    scope: Scope | None = field(default=None, compare=False)
+    signing_key: bytes = field(default=b"", repr=False, compare=False)
+    payload: str | None = field(default=None, compare=False)
 
 
 class AuthKind(enum.Enum):
@@ -230,6 +257,7 @@ _MSG_INVALID_TOKEN = "The security token included in the request is invalid."
 _MSG_EXPIRED_TOKEN = "The security token included in the request is expired"
 _MSG_EC2_AUTH = "AWS was not able to validate the provided access credentials"
 _MSG_REQUEST_EXPIRED = "Request has expired."
+_MSG_S3_KEY = "The AWS Access Key Id you provided does not exist in our records."
 _MSG_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. "
@@ -243,41 +271,49 @@ _TABLE: dict[AuthKind, dict[str, _Entry]] = {
         "json": (400, "MissingAuthenticationTokenException", _MSG_MISSING),
         "query": (403, "MissingAuthenticationToken", _MSG_MISSING),
         "ec2": (401, "MissingAuthenticationToken", _MSG_MISSING_EC2),
+        "s3": (403, "AccessDenied", "Access Denied"),
     },
     AuthKind.INCOMPLETE: {
         "json": (400, "IncompleteSignatureException", None),
         "query": (400, "IncompleteSignature", None),
         "ec2": (400, "IncompleteSignature", None),
+        "s3": (400, "AuthorizationHeaderMalformed", None),
     },
     AuthKind.UNKNOWN_KEY: {
         "json": (400, "UnrecognizedClientException", _MSG_INVALID_TOKEN),
         "query": (403, "InvalidClientTokenId", _MSG_INVALID_TOKEN),
         "ec2": (401, "AuthFailure", _MSG_EC2_AUTH),
+        "s3": (403, "InvalidAccessKeyId", _MSG_S3_KEY),
     },
     AuthKind.BAD_SIGNATURE: {
         "json": (400, "InvalidSignatureException", None),
         "query": (403, "SignatureDoesNotMatch", None),
         "ec2": (401, "AuthFailure", _MSG_EC2_AUTH),
+        "s3": (403, "SignatureDoesNotMatch", None),
     },
     AuthKind.SKEWED: {
         "json": (400, "InvalidSignatureException", None),
         "query": (403, "SignatureDoesNotMatch", None),
         "ec2": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
+        "s3": (403, "RequestTimeTooSkewed", None),
     },
     AuthKind.EXPIRED_PRESIGN: {
         "json": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
         "query": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
         "ec2": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
+        "s3": (403, "AccessDenied", "Request has expired"),
     },
     AuthKind.EXPIRED_TOKEN: {
         "json": (400, "ExpiredTokenException", _MSG_EXPIRED_TOKEN),
         "query": (403, "ExpiredToken", _MSG_EXPIRED_TOKEN),
         "ec2": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
+        "s3": (400, "ExpiredToken", "The provided token has expired."),
     },
     AuthKind.BAD_TOKEN: {
         "json": (400, "UnrecognizedClientException", _MSG_INVALID_TOKEN),
         "query": (403, "InvalidClientTokenId", _MSG_INVALID_TOKEN),
         "ec2": (401, "AuthFailure", _MSG_EC2_AUTH),
+        "s3": (400, "InvalidToken", "The provided token is malformed or otherwise invalid."),
     },
 }
 
@@ -298,7 +334,7 @@ _FAMILIES = {
     "rest-json": "json",
     "smithy-rpc-v2-cbor": "json",
     "query": "query",
-    "rest-xml": "query",
+    "rest-xml": "s3",
     "ec2": "ec2",
 }
 
@@ -442,24 +478,53 @@ def _is_presigned(pairs: list[tuple[str, str]]) -> bool:
     return any(key in _PRESIGN_MARKERS for key, _ in pairs)
 
 
+@dataclass(frozen=True)
+class Authorization:
+    """A request's SigV4 claim as written, read once and verified by nobody yet.
+
+    ``header`` is the Authorization header (None without one), split into ``algorithm``,
+    ``params`` and the first token that is not ``key=value`` (``bad``); ``query`` is the
+    decoded query string, which carries the claim of a presigned request. ``scope`` is the
+    credential scope either form names, or None when there is none or it is unreadable.
+    The pipeline reads it once per request (:func:`read_authorization`) and hands it to
+    :func:`verify`, so the header is split once.
+    """
+
+    header: str | None
+    algorithm: str
+    params: dict[str, str]
+    bad: str | None
+    query: list[tuple[str, str]]
+    scope: Scope | None
+
+
+def read_authorization(req: HttpRequest) -> Authorization:
+    """The request's claim (see :class:`Authorization`), without verifying anything."""
+    header = req.headers.get(_H_AUTHORIZATION)
+    query = _decoded_pairs(_raw_query(req))
+    algorithm, params, bad = _authorization_params(header) if header is not None else ("", {}, None)
+    if header is not None:
+        credential = params.get("Credential") if algorithm == ALGORITHM else None
+    else:
+        credential = _first(query, _Q_CREDENTIAL)
+    split = _split_credential(credential) if credential is not None else None
+    return Authorization(
+        header=header,
+        algorithm=algorithm,
+        params=params,
+        bad=bad,
+        query=query,
+        scope=split[0] if split is not None else None,
+    )
+
+
 def read_scope(req: HttpRequest) -> Scope | None:
     """The credential scope the request claims, without verifying anything.
 
     ``None`` when the request carries no readable SigV4 credential (no Authorization header or
     presigned query, or one too malformed to name a scope).
     """
-    auth = req.headers.get(_H_AUTHORIZATION)
-    if auth is not None:
-        algorithm, params, _ = _authorization_params(auth)
-        credential = params.get("Credential")
-        if algorithm != ALGORITHM or credential is None:
-            return None
-    else:
-        credential = _first(_decoded_pairs(_raw_query(req)), _Q_CREDENTIAL)
-        if credential is None:
-            return None
-    split = _split_credential(credential)
-    return split[0] if split is not None else None
+    return read_authorization(req).scope
 
 
 def _parse_timestamp(value: str) -> datetime:
@@ -502,8 +567,9 @@ def _scope_of(credential: str) -> tuple[Scope, str]:
     return split
 
 
-def _claim_from_header(req: HttpRequest, auth: str) -> _Claim:
-    algorithm, params, bad = _authorization_params(auth)
+def _claim_from_header(req: HttpRequest, authorization: Authorization) -> _Claim:
+    auth = authorization.header
+    algorithm, params, bad = authorization.algorithm, authorization.params, authorization.bad
     if algorithm != ALGORITHM and algorithm.startswith("AWS4-") and not bad:
         raise AuthFailure(AuthKind.INCOMPLETE, f"Unsupported AWS 'algorithm': '{algorithm}'")
     if algorithm != ALGORITHM:
@@ -590,9 +656,9 @@ def _claim_from_query(req: HttpRequest, pairs: list[tuple[str, str]]) -> _Claim:
     )
 
 
-def _claim(req: HttpRequest) -> _Claim:
-    auth = req.headers.get(_H_AUTHORIZATION)
-    pairs = _decoded_pairs(_raw_query(req))
+def _claim(req: HttpRequest, authorization: Authorization) -> _Claim:
+    auth = authorization.header
+    pairs = authorization.query
     presigned = _is_presigned(pairs)
     if auth is None and not presigned:
         raise AuthFailure(AuthKind.MISSING)
@@ -602,7 +668,11 @@ def _claim(req: HttpRequest) -> _Claim:
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
             "Signature query string parameter or the Authorization header should be specified",
         )
-    claim = _claim_from_header(req, auth) if auth is not None else _claim_from_query(req, pairs)
+    claim = (
+        _claim_from_header(req, authorization)
+        if auth is not None
+        else _claim_from_query(req, pairs)
+    )
     signed = [name.strip().lower() for name in claim.signed_headers.split(";")]
     if "host" not in signed and ":authority" not in signed:
         raise AuthFailure(
@@ -650,7 +720,8 @@ def _remove_dot_segments(path: str) -> str:
 
 def _canonical_paths(path: str) -> list[str]:
     raw = path or "/"
-    candidates = [quote(_remove_dot_segments(raw), safe="/~"), quote(raw, safe="/~")]
+    # The last is S3's: the path as sent, neither normalised nor encoded again.
+    candidates = [quote(_remove_dot_segments(raw), safe="/~"), quote(raw, safe="/~"), raw]
     return list(dict.fromkeys(candidates))
 
 
@@ -678,15 +749,20 @@ def _canonical_headers(req: HttpRequest, signed_headers: str) -> str:
     return "".join(f"{name}:{_header_value(req, name)}\n" for name in names)
 
 
-def _checked_content_hash(declared: str, body: bytes) -> str:
+def _checked_content_hash(
+    declared: str, body: bytes, *, streamed: bool = False, s3: bool = False
+) -> str:
     if _SHA256_HEX_RE.fullmatch(declared):
-        if declared.lower() != hashlib.sha256(body).hexdigest():
+        # A streamed body is checked as it arrives, before any of it is stored.
+        if not streamed and declared.lower() != hashlib.sha256(body).hexdigest():
             raise AuthFailure(
                 AuthKind.BAD_SIGNATURE,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             )
         return declared
-    if declared in (UNSIGNED_PAYLOAD, STREAMING_UNSIGNED_PAYLOAD_TRAILER):
+    if declared in (UNSIGNED_PAYLOAD, STREAMING_UNSIGNED_PAYLOAD_TRAILER) or (
+        s3 and declared in _DECLARED_PAYLOADS
+    ):
         return declared
     raise AuthFailure(
         AuthKind.INCOMPLETE,
@@ -700,7 +776,14 @@ def _payload_hashes(req: HttpRequest, claim: _Claim) -> list[str]:
     if declared is None and claim.presigned:
         declared = _first(_decoded_pairs(_raw_query(req)), _Q_CONTENT_SHA256)
     if declared is not None:
-        return [_checked_content_hash(declared, req.body)]
+        return [
+            _checked_content_hash(
+                declared,
+                req.body,
+                streamed=req.stream is not None,
+                s3=claim.scope.service == "s3",
+            )
+        ]
     body_hash = hashlib.sha256(req.body).hexdigest()
     return [body_hash, UNSIGNED_PAYLOAD] if claim.presigned else [body_hash]
 
@@ -788,16 +871,18 @@ def verify(
     req: HttpRequest,
     lookup: Callable[[str], Credential | None],
     *,
+    authorization: Authorization | None = None,
     now: datetime | None = None,
     max_skew: timedelta = timedelta(minutes=5),
 ) -> SignedRequest:
     """Verify ``req``'s SigV4 signature; raise ``AuthFailure`` if it does not hold.
 
-    ``lookup`` maps an access key id to its credential (``None``: unknown key). ``now`` defaults
-    to the current UTC time; naive datetimes (here and in ``Credential.expiration``) are UTC.
+    ``lookup`` maps an access key id to its credential (``None``: unknown key). ``authorization``
+    is the request's claim when the caller read it already. ``now`` defaults to the current UTC
+    time; naive datetimes (here and in ``Credential.expiration``) are UTC.
     """
     moment = _utc(now) if now is not None else datetime.now(UTC)
-    claim = _claim(req)
+    claim = _claim(req, authorization or read_authorization(req))
     credential = lookup(claim.scope.access_key_id)
     if credential is None:
         raise AuthFailure(AuthKind.UNKNOWN_KEY)
@@ -818,6 +903,11 @@ def verify(
                 signed_at=claim.signed_at,
                 presigned=claim.presigned,
                 session_token=claim.token,
+                signature=claim.signature,
+                timestamp=claim.timestamp,
+                scope=claim.scope,
+                signing_key=key,
+                payload=canonical.rsplit("\n", 1)[-1],
             )
         if first is None:
             first = (canonical, to_sign)

@@ -12,10 +12,11 @@ import secrets
 from typing import Any
 
 from emustudio.aws.errors import AwsError
+from emustudio.store.tables import EDITOR_RUNNING
 from emustudio.web.base import StudioHandler, page_status
 
 EDITOR_ID = r"(?P<editor_id>e-[A-Z0-9]{25})"
-OPENABLE = ("Ready", "Attaching", "Attached", "Detaching")
+OPENABLE = EDITOR_RUNNING
 CHANGING = ("Starting", "Stopping", "Deleting", "Attaching", "Detaching")
 ACTIONS = {"start": "StartEditor", "stop": "StopEditor", "delete": "DeleteEditor"}
 
