@@ -57,6 +57,7 @@ from emustudio.proxy import Upstream, WorkspaceProxy
 
 EDITOR = "e-" + "B" * 25
 EDITOR_STOCK = "e-" + "C" * 25
+EDITOR_STARTING = "e-" + "D" * 25  # real gate only: a Workspace still starting (409)
 NODELAY_LAUNCHER = """
 import sys
 from tornado import websocket
@@ -157,6 +158,20 @@ def serve_gateway(upstreams_json: str) -> None:
                         last_modified_at=now,
                     )
                 )
+            session.add(
+                Editor(
+                    id=EDITOR_STARTING,
+                    region=settings.region,
+                    studio_id=studio,
+                    name="starting",
+                    status="Starting",
+                    s3_location="s3://bench/ws",
+                    created_by="bench",
+                    token=secrets.token_hex(24),
+                    created_at=now,
+                    last_modified_at=now,
+                )
+            )
             return session.exec(select(IamUser).where(IamUser.name == "bench")).one()
 
         user = await app.store.tx(rows)
@@ -318,6 +333,7 @@ async def http_load(
     total: int,
     concurrency: int,
     cpu_of: psutil.Process,
+    expect: int = 200,
 ) -> HttpResult:
     clients = [await HttpClient.open(port) for _ in range(concurrency)]
     for client in clients:  # warm-up: connections, caches, the proxy's upstream pool
@@ -330,7 +346,7 @@ async def http_load(
             start = time.perf_counter()
             status = await client.get(path, headers)
             latencies.append(time.perf_counter() - start)
-            if status != 200:
+            if status != expect:
                 raise RuntimeError(f"status {status}")
 
     cpu_before = sum(cpu_of.cpu_times()[:2])
@@ -534,6 +550,17 @@ async def bench(
         rounds_cpu.append(f"c={concurrency}: " + ", ".join(f"{x:.3f}" for x in per_round))
 
     print("proxy CPU per request, round by round (ms): " + "; ".join(rounds_cpu))
+    if signed_in:
+        # A client polling a Workspace that is still starting: each request is a 409.
+        starting = path.replace(EDITOR, EDITOR_STARTING)
+        res = await http_load(
+            proxy_port, starting, signed_in, args.requests, 10, proxy_proc, expect=409
+        )
+        print(
+            f"409 for a Starting Workspace, 10 connections: p50 {pct(res.latencies, 0.5):.2f} ms,"
+            f" p99 {pct(res.latencies, 0.99):.2f} ms, {res.rate:.0f} req/s,"
+            f" gateway CPU {res.cpu / len(res.latencies) * 1000:.3f} ms per request"
+        )
     print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
     print(
         f'\nWebSocket execute_request("1+1") on one kernel channels socket, '

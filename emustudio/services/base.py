@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
-from emustudio.audit import is_read_only
 from emustudio.aws.errors import NotImplementedOperation
-from emustudio.context import RequestContext
+from emustudio.context import RequestContext, is_read_only
 
 Params = dict[str, Any]
 Result = dict[str, Any]
