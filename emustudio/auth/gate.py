@@ -209,7 +209,7 @@ class StudioGate:
                     reason="Workspace Not Running",
                 ),
             )
-        arn = ids.arn("elasticmapreduce", self.region, self.account_id, f"editor/{editor_id}")
+        arn = ids.editor_arn(self.region, self.account_id, editor_id)
         principal = session.principal
         decision = await self.permissions.allowed(
             principal, OPEN_WORKSPACE, arn, source_ip=remote_ip

@@ -11,11 +11,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from emustudio import ids
 from emustudio.aws.errors import AwsError
 from emustudio.store.tables import EDITOR_RUNNING
 from emustudio.web.base import StudioHandler, page_status
 
-EDITOR_ID = r"(?P<editor_id>e-[A-Z0-9]{25})"
+EDITOR_ID = rf"(?P<editor_id>{ids.EDITOR_ID})"
 OPENABLE = EDITOR_RUNNING
 CHANGING = ("Starting", "Stopping", "Deleting", "Attaching", "Detaching")
 ACTIONS = {"start": "StartEditor", "stop": "StopEditor", "delete": "DeleteEditor"}
