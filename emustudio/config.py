@@ -169,7 +169,9 @@ class Settings:
         " backup (catching changes no save event reported, such as files written by code).",
     )
     backup_debounce_seconds: float = _setting(
-        0.5, "A file saved again within this many seconds is uploaded once, latest content."
+        0.5,
+        "Adaptive debounce: a file saved after this many seconds of quiet is uploaded at once;"
+        " one saved again within them is uploaded once at the end of the window, latest content.",
     )
     backup_restore_timeout: float = _setting(
         120.0,

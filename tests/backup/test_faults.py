@@ -71,7 +71,9 @@ def test_a_gateway_killed_right_after_a_save_uploads_it_after_restart(
 ) -> None:
     editors, editor_id, ws = start_workspace(gateway, studio, "survives-sigkill")
 
-    # Killed once the change is journalled, before the upload (the debounce is 0.5 s).
+    # Killed once the change is journalled, before the upload: a path saved again within the
+    # debounce (0.5 s) waits it out (the first save goes at once).
+    ws.save_notebook("journalled.ipynb", notebook("first"))
     ws.save_notebook("journalled.ipynb", notebook("journalled"))
     time.sleep(0.15)
     gateway.kill()
