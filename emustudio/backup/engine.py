@@ -462,6 +462,8 @@ class BackupEngine:
             if outcome is None:
                 return
             if isinstance(outcome, _WaitForS3):
+                if self.again.pop(key, None) is not None:
+                    continue  # changed while this round ran: read it now, S3 or not
                 self.parked.add(key)
                 try:
                     await self.s3_up.wait()
