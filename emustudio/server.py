@@ -42,6 +42,7 @@ from emustudio.web.aws_handler import AwsHandler, HealthHandler
 from emustudio.web.console import StudioConsole
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
+from emustudio.web.landing import landing_rules
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
@@ -298,6 +299,11 @@ class EmuStudio:
     def make_app(self) -> web.Application:
         return web.Application(
             [
+                *landing_rules(
+                    self.studio_site,
+                    idp=self.idp is not None,
+                    endpoint_url=f"http://localhost:{self.settings.url_port}",
+                ),
                 *self.proxy.rules(),
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),

@@ -26,6 +26,7 @@ from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
 from emustudio.services.emr import EmrService
 from emustudio.services.sts import StsCredentials
+from emustudio.web import shell
 from emustudio.web.console import StudioConsole
 
 WEB_DIR = Path(__file__).parent
@@ -45,6 +46,8 @@ def app_settings(cookie_secret: str) -> dict[str, Any]:
         "template_path": str(TEMPLATES),
         "static_path": str(STATIC),
         "static_url_prefix": STATIC_PREFIX,
+        # The page shell's navigation and user line (web/shell.py), for every template.
+        "ui_methods": {"shell_nav": shell.shell_nav, "role_of": shell.role_of},
     }
 
 
