@@ -38,8 +38,10 @@ from emustudio.services.operator import OperatorService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
 from emustudio.store.tables import Editor
+from emustudio.web.admin_calls import AdminCalls
 from emustudio.web.aws_handler import AwsHandler, HealthHandler
 from emustudio.web.console import StudioConsole
+from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.landing import landing_rules
@@ -267,6 +269,9 @@ class EmuStudio:
                 base_url=base_url,
                 service_providers=(self.identity_center.sp_metadata(),),
             )
+        if self.idp is not None:
+            self.studio_site.idp_signout_url = f"{base_url}/idp/logout"
+            self.studio_site.idp_is_identity_source = settings.idc_idp_metadata_file is None
         self.gate = StudioGate(
             self.store,
             self.sessions,
@@ -308,6 +313,13 @@ class EmuStudio:
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),
                 *federation_rules(self.studio_site, self.federation),
+                *console_admin_rules(
+                    self.studio_site,
+                    self.federation,
+                    self.console_signin,
+                    AdminCalls(self.gateway),
+                    self.identitystore.store_id,
+                ),
                 *console_rules(self.studio_site, self.federation, self.console_signin),
                 *studio_rules(self.studio_site),
                 (r"/_emustudio/health", HealthHandler, {"region": self.settings.region}),

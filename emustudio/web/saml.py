@@ -81,11 +81,21 @@ class FederationHandler(PageHandler):
         self.render(template, **values)
 
     def refuse(self, refused: FederationRefused) -> None:
+        # The way forward: as someone else, through the built-in IdP's sign-out (back to where
+        # the sign-in was going, which the IdP checks is one of this gateway's Studios).
+        switch = None
+        if self.site.idp_signout_url is not None:
+            relay = (
+                self.get_body_argument("RelayState", "") if self.request.method == "POST" else ""
+            )
+            query = f"?{urlencode({'return': relay})}" if relay else ""
+            switch = f"{self.site.idp_signout_url}{query}"
         self.page(
             "federation_error.html",
             refused.status,
             error=refused.message,
             status_code=refused.status,
+            switch_url=switch,
         )
 
     async def proceed(self, verified: Verified, role_arn: str) -> None:
@@ -190,6 +200,19 @@ class FederatedSignInHandler(SignInHandler):
 
     async def get(self, **kwargs: str) -> None:
         assert self.studio is not None
+        signed_out = self.get_argument("signed_out", None) is not None
+        federated = self.studio.auth_mode == "SSO" or self.studio.idp_auth_url
+        if signed_out and federated and self.user is None:
+            # Not straight back to the IdP: the user chose to leave; say so and offer the way
+            # back in, as the same user or (through the IdP's sign-out) as someone else.
+            again = f"{self.prefix}/signin"
+            idp_signout = self.site.idp_signout_for(self.studio)
+            switch = None
+            if idp_signout is not None:
+                back = f"{self.studio.url}{again}" if self.form == HOST_FORM else again
+                switch = f"{idp_signout}?{urlencode({'return': back})}"
+            self.render("signed_out.html", **self.page_args(again_url=again, switch_url=switch))
+            return
         if self.studio.auth_mode == "SSO" and self.user is None:
             from emustudio.web.sso import begin  # sso builds on this module's handlers
 

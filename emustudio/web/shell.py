@@ -37,8 +37,8 @@ STUDIO_NAV: list[NavLink] = [
     NavLink("AWS credentials", "/credentials"),
 ]
 CONSOLE_NAV: list[NavLink] = [
-    NavLink("Studios", f"{CONSOLE_PREFIX}/studios", also=(f"{CONSOLE_PREFIX}/studio",)),
-    NavLink("Studios I can open", CONSOLE_PREFIX),
+    NavLink("Studios", f"{CONSOLE_PREFIX}/studios", also=(f"{CONSOLE_PREFIX}/studios",)),
+    NavLink("Open a Studio", CONSOLE_PREFIX),
 ]
 
 

@@ -74,6 +74,21 @@ class StudioSite:
     identity_center: IdentityCenter | None = None
     # The temporary credentials of role sessions, for the session's credentials page.
     credentials: StsCredentials | None = None
+    # The built-in IdP's sign-out page (None: no built-in IdP), and whether it is Identity
+    # Center's identity source: a Studio's sign-out chains to it (`idp_signout_for`).
+    idp_signout_url: str | None = None
+    idp_is_identity_source: bool = False
+
+    def idp_signout_for(self, studio: StudioInfo) -> str | None:
+        """The built-in IdP's sign-out when ``studio`` signs its users in through it."""
+        if self.idp_signout_url is None:
+            return None
+        if studio.auth_mode == "SSO":
+            return self.idp_signout_url if self.idp_is_identity_source else None
+        idp_base = self.idp_signout_url.rsplit("/", 1)[0] + "/"
+        if studio.idp_auth_url and studio.idp_auth_url.startswith(idp_base):
+            return self.idp_signout_url
+        return None
 
     @property
     def region(self) -> str:
