@@ -8,7 +8,8 @@ the start page: the console (where the Studios are, for who may see them; the pa
 no Studio to an anonymous visitor), the IdP portal and the endpoint for the SDKs. Every other
 request to ``/`` goes on to the API handler unchanged.
 
-``/favicon.ico`` answers on every host (Studio hosts too), so no page logs a 404 for it.
+``/favicon.ico`` is Tornado's own static route (the ``static_path`` setting serves it from
+``static/`` on every host, Studio hosts too); pages link ``favicon.svg``.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tornado import httputil, web
-from tornado.routing import Matcher, PathMatches, Rule
+from tornado import httputil
+from tornado.routing import Matcher, Rule
 
 from emustudio.web.base import PageHandler
-from emustudio.web.site import STATIC, StudioSite
+from emustudio.web.site import StudioSite
 
 
 class BrowserNavigation(Matcher):
@@ -56,20 +57,10 @@ class LandingHandler(PageHandler):
         )
 
 
-class FaviconHandler(web.RequestHandler):
-    ICON = (STATIC / "favicon.svg").read_bytes()
-
-    def get(self) -> None:
-        self.set_header("Content-Type", "image/svg+xml")
-        self.set_header("Cache-Control", "max-age=86400")
-        self.finish(self.ICON)
-
-
 def landing_rules(site: StudioSite, *, idp: bool, endpoint_url: str) -> list[Rule]:
-    """Put these first: the icon on every host, the start page before the API endpoint."""
+    """Put these before the API endpoint."""
     domain = re.escape(site.studio_domain.lower().strip("."))
     return [
-        Rule(PathMatches(r"/favicon\.ico"), FaviconHandler),
         Rule(
             _NotStudioHostBrowser(domain),
             LandingHandler,

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
-from emustudio.auth.sessions import (
-    HOST_FORM,
-    clear_session_cookie,
-    cookie_path,
-    set_session_cookie,
-)
+from emustudio.auth.sessions import clear_session_cookie, cookie_path, set_session_cookie
 from emustudio.auth.signin import SignInAttempt, SignInRefused
 from emustudio.web.base import StudioHandler
 
@@ -71,16 +64,9 @@ class SignOutHandler(StudioHandler):
         if self.user_session is not None:
             await self.site.sessions.end(self.user_session.id)
         clear_session_cookie(self, cookie_path(self.form, self.studio_id))
-        signed_out = f"{self.prefix}/signin?signed_out=1"
-        assert self.studio is not None  # prepare() answered 404 otherwise
-        idp_signout = self.site.idp_signout_for(self.studio)
-        if idp_signout is None:
-            self.redirect(signed_out, status=303)
-            return
-        # Signed in through the built-in IdP: its session would sign the user straight back
-        # in, so the sign-out goes on to the IdP's (which asks, then comes back here).
-        back = f"{self.studio.url}{signed_out}" if self.form == HOST_FORM else signed_out
-        self.redirect(f"{idp_signout}?{urlencode({'return': back})}", status=303)
+        # A federated Studio's page says so and offers the IdP's sign-out too (a link: the
+        # page's CSP keeps forms to this origin), so the next sign-in can be someone else.
+        self.redirect(f"{self.prefix}/signin?signed_out=1", status=303)
 
 
 default_handlers = [

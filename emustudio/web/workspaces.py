@@ -120,7 +120,8 @@ class CreateWorkspace(WorkspaceListing):
         }
         params: dict[str, Any] = {
             "StudioId": self.studio_id,
-            "Name": draft["name"],
+            # As typed: a blank name gets the service's own answer ("must not be empty").
+            "Name": self.get_body_argument("name", "", strip=False),
             "ClientToken": secrets.token_hex(16),
         }
         if draft["description"]:
