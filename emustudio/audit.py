@@ -73,6 +73,18 @@ RETENTION_SECONDS = 90 * 24 * 3600
 PRUNE_EVERY = 1000
 # Services whose calls AWS records in us-east-1 whatever endpoint was used.
 _US_EAST_1_SERVICES = frozenset({"iam"})
+# S3's object-level calls are CloudTrail *data* events: not in the event history (LookupEvents
+# shows management events only), so not recorded; bucket-level calls are management events.
+DATA_EVENTS = {
+    "s3": frozenset(
+        {
+            "PutObject", "GetObject", "HeadObject", "DeleteObject", "DeleteObjects",
+            "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
+            "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListObjects",
+            "ListObjectsV2", "ListMultipartUploads", "HeadBucket",
+        }
+    )
+}  # fmt: skip
 
 STUDIO = "AWS::EMR::Studio"
 VPC = "AWS::EC2::VPC"
@@ -403,6 +415,8 @@ class Auditor:
         service = ctx.service
         name = _operation_name(ctx)
         if service is None or not name:
+            return None
+        if name in DATA_EVENTS.get(service.service_name, ()):
             return None
         op_model = ctx.operation or service.operation_model(name)
         read_only = is_read_only(name)

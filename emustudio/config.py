@@ -146,6 +146,17 @@ class Settings:
         None, "Port of the embedded S3 server; default a free port, kept in data_dir/s3.json."
     )
     s3_default_bucket: str = _setting("emustudio", "Bucket created at start.")
+    s3_virtual_host_domain: str = _setting(
+        "localhost",
+        "The gateway's S3 API takes virtual-hosted requests to http://<bucket>.<this>:<port>"
+        " (path-style requests always work).",
+    )
+    s3_directory_markers: bool | None = _setting(
+        None,
+        "Store keys ending in '/' (directory markers, as Hadoop's S3A writes them) under a"
+        " hidden name and show them back as S3 does; default: with the embedded server only,"
+        " whose file-system store cannot hold them.",
+    )
     s3_create_buckets: bool | None = _setting(
         None,
         "Create a bucket named by a Studio's or Workspace's S3 location on its first write;"

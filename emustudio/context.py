@@ -11,6 +11,7 @@ from botocore.model import OperationModel, ServiceModel
 
 from emustudio.aws.errors import AwsError
 from emustudio.aws.http import HttpRequest, HttpResponse
+from emustudio.aws.payload import Payload
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class RequestContext:
     result: dict[str, Any] | None = None
     error: AwsError | None = None
     response: HttpResponse | None = None
+    # A streamed body (S3 uploads), checked as the service reads it.
+    payload: Payload | None = None
 
     @property
     def operation_name(self) -> str:

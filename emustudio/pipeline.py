@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from botocore.model import ServiceModel
@@ -26,6 +26,7 @@ from emustudio.audit import Auditor
 from emustudio.aws import spec
 from emustudio.aws.errors import AwsError, InternalFailure
 from emustudio.aws.http import HttpRequest, HttpResponse
+from emustudio.aws.payload import Payload
 from emustudio.aws.protocol import create_parser, create_serializer, operation_from_request
 from emustudio.aws.sigv4 import AuthFailure, Credential, read_scope, verify
 from emustudio.context import Principal, RequestContext
@@ -80,6 +81,8 @@ class Gateway:
     account_id: str
     authorizer: Authorizer
     auditor: Auditor | None = None
+    # The largest body read whole when it comes as a stream (S3's XML bodies).
+    max_body_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
         self.steps: list[Step] = [
@@ -93,10 +96,14 @@ class Gateway:
         if self.auditor is not None:
             self.finalizers.insert(0, self.auditor.record)
 
-    async def handle(self, http: HttpRequest) -> HttpResponse:
+    async def handle(self, http: HttpRequest, *, service: str | None = None) -> HttpResponse:
+        """Answer one request. ``service`` names the service when the front door already knows
+        it (S3's addressing), so an unsigned request is refused in that service's words."""
         ctx = RequestContext(
             http=http, request_id=str(uuid.uuid4()), region=self.region, account_id=self.account_id
         )
+        if service is not None:
+            ctx.service = spec.load_service(service)
         try:
             for step in self.steps:
                 await step(ctx)
@@ -105,6 +112,8 @@ class Gateway:
         except Exception:
             log.exception("unexpected error in %s", ctx.operation_name or "request")
             ctx.error = InternalFailure("An internal error occurred.")
+        if http.stream is not None:
+            http.stream.discard()  # whatever of the body nobody read (a refused request)
         for finalizer in self.finalizers:
             await finalizer(ctx)
         assert ctx.response is not None
@@ -121,6 +130,8 @@ class Gateway:
     # --- steps ----------------------------------------------------------------------------------
 
     async def resolve_service(self, ctx: RequestContext) -> None:
+        if ctx.service is not None:
+            return
         scope = read_scope(ctx.http)
         target = ctx.http.header("x-amz-target")
         if scope is not None:
@@ -167,10 +178,16 @@ class Gateway:
             )
         ctx.principal = found[signed.access_key_id]
         self.credentials.record_use(signed.access_key_id, signed.service, signed.region)
+        if ctx.http.stream is not None:
+            ctx.payload = Payload(ctx.http.stream, ctx.http.headers, signed)
 
     async def parse(self, ctx: RequestContext) -> None:
         assert ctx.service is not None
-        ctx.operation, ctx.params = create_parser(ctx.service).parse(ctx.http)
+        parser = create_parser(ctx.service)
+        if ctx.payload is not None and not parser.streams_body(ctx.http):
+            body = await ctx.payload.read_all(self.max_body_bytes)
+            ctx.http, ctx.payload = replace(ctx.http, body=body, stream=None), None
+        ctx.operation, ctx.params = parser.parse(ctx.http)
 
     async def authorize(self, ctx: RequestContext) -> None:
         if ctx.principal is not None and not ctx.principal.is_root:

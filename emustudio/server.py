@@ -15,7 +15,8 @@ from emustudio.auth.idc import IdentityCenter, acs_url_for, entity_id_for
 from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.auth.saml import AWS_ACS_URL, StoreReplayCache, sts_verifier
 from emustudio.auth.signin import ConsoleSignIn
-from emustudio.authz import PolicyAuthorizer
+from emustudio.authz import BucketPolicies, PolicyAuthorizer
+from emustudio.aws import spec
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
@@ -27,6 +28,7 @@ from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
+from emustudio.s3.store import StoreClient
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
@@ -35,6 +37,8 @@ from emustudio.services.emr.workspaces import WorkspaceHooks, WorkspaceManager
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
 from emustudio.services.operator import OperatorService
+from emustudio.services.s3 import Forwarder, S3Service
+from emustudio.services.sso_admin import SsoAdminService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
 from emustudio.store.tables import Editor
@@ -46,6 +50,7 @@ from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.landing import landing_rules
 from emustudio.web.routes import studio_rules
+from emustudio.web.s3_handler import S3Addressing, s3_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
 from emustudio.web.sso import sso_rules
@@ -120,6 +125,14 @@ class EmuStudio:
             self.store, region=settings.region, account_id=settings.account_id
         )
         self.emr.directory = IdentityStoreDirectory(self.identitystore.store_id)
+        # Identity Center's admin API: the instance that names the Identity Store.
+        self.sso_admin = SsoAdminService(
+            self.store,
+            region=settings.region,
+            account_id=settings.account_id,
+            identity_store_id=self.identitystore.store_id,
+        )
+        self.emr.idc_instance_arn = self.sso_admin.instance_arn
         # S3 (the embedded server unless one is configured) and the Workspace backups to it.
         self.s3_server: EmbeddedS3 | None = None
         if settings.s3_endpoint_url:
@@ -183,9 +196,32 @@ class EmuStudio:
                 self.sts_credentials,
             ]
         )
-        self.authorizer = PolicyAuthorizer(
-            self.store, self.iam, region=settings.region, account_id=settings.account_id
+        # S3 on this endpoint: the store behind is the backups' S3; bucket policies are
+        # resource policies of the authorizer.
+        markers = settings.s3_directory_markers
+        self.s3 = S3Service(
+            self.store,
+            Forwarder(
+                StoreClient(
+                    s3_endpoint.url,
+                    s3_endpoint.access_key_id,
+                    s3_endpoint.secret_access_key,
+                    s3_endpoint.region,
+                ),
+                spec.load_service("s3"),
+            ),
+            region=settings.region,
+            account_id=settings.account_id,
+            markers=self.s3_server is not None if markers is None else markers,
         )
+        self.authorizer = PolicyAuthorizer(
+            self.store,
+            self.iam,
+            region=settings.region,
+            account_id=settings.account_id,
+            resource_policies=BucketPolicies(self.store),
+        )
+        self.s3.access = self.authorizer
         self.gateway = Gateway(
             services={
                 "emr": self.emr,
@@ -195,6 +231,8 @@ class EmuStudio:
                 "iam": self.iam,
                 "sts": self.sts,
                 "emustudio": self.operator,
+                "s3": self.s3,
+                "sso-admin": self.sso_admin,
             },
             credentials=self.credentials,
             region=settings.region,
@@ -308,6 +346,12 @@ class EmuStudio:
                     self.studio_site,
                     idp=self.idp is not None,
                     endpoint_url=f"http://localhost:{self.settings.url_port}",
+                ),
+                *s3_rules(
+                    self.gateway,
+                    S3Addressing(
+                        (self.settings.s3_virtual_host_domain,), self.settings.studio_domain
+                    ),
                 ),
                 *self.proxy.rules(),
                 *self.idp_rules(),

@@ -95,6 +95,13 @@ def studio_args(net: StudioNetwork, **overrides: Any) -> dict[str, Any]:
     return args
 
 
+def identity_store_of(gateway: GatewayProcess) -> str:
+    """The Identity Store of the gateway's IAM Identity Center instance, found as AWS's guide
+    finds it: ``aws sso-admin list-instances``."""
+    instances = gateway.client("sso-admin").list_instances()["Instances"]
+    return str(instances[0]["IdentityStoreId"])
+
+
 def aws_cli(
     gateway: GatewayProcess, *args: str, check: bool = True
 ) -> subprocess.CompletedProcess[str]:

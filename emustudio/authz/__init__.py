@@ -2,5 +2,13 @@
 
 from emustudio.authz.authorizer import AccessDenied, PolicyAuthorizer, PolicySource
 from emustudio.authz.catalog import Catalog, Plan
+from emustudio.authz.resource_policies import BucketPolicies
 
-__all__ = ["AccessDenied", "Catalog", "Plan", "PolicyAuthorizer", "PolicySource"]
+__all__ = [
+    "AccessDenied",
+    "BucketPolicies",
+    "Catalog",
+    "Plan",
+    "PolicyAuthorizer",
+    "PolicySource",
+]

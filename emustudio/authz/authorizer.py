@@ -59,12 +59,41 @@ class PolicySource(Protocol):
         ...
 
 
+class ResourcePolicySource(Protocol):
+    """The resource-based policies that bear on a resource ARN (S3 bucket policies)."""
+
+    async def policies_for(self, resource: str) -> list[Policy]: ...
+
+
 class AccessDenied(AwsError):
     pass
 
 
 def refusal(denied: Denied, message: str) -> AccessDenied:
     return AccessDenied(denied.message_prefix + message, code=denied.code, status=denied.status)
+
+
+def s3_request_keys(ctx: RequestContext, account_id: str) -> dict[str, object]:
+    """S3's condition keys that come from the request itself rather than its parameters."""
+    http = ctx.http
+    presigned = "X-Amz-Credential" in http.query
+    keys: dict[str, object] = {
+        "s3:authType": "REST-QUERY-STRING" if presigned else "REST-HEADER",
+        "s3:signatureversion": "AWS4-HMAC-SHA256",
+        "s3:ResourceAccount": account_id,
+    }
+    for header in (
+        "x-amz-content-sha256",
+        "x-amz-acl",
+        "x-amz-server-side-encryption",
+        "x-amz-copy-source",
+        "x-amz-metadata-directive",
+        "x-amz-storage-class",
+    ):
+        value = http.headers.get(header)
+        if value is not None:
+            keys[f"s3:{header}"] = value
+    return keys
 
 
 class PolicyAuthorizer:
@@ -76,9 +105,11 @@ class PolicyAuthorizer:
         region: str,
         account_id: str,
         catalog: Catalog | None = None,
+        resource_policies: ResourcePolicySource | None = None,
     ) -> None:
         self.store = store
         self.policies = policies
+        self.resource_policies = resource_policies
         self.region = region
         self.account_id = account_id
         self.catalog = catalog or Catalog.load()
@@ -114,7 +145,8 @@ class PolicyAuthorizer:
                     request_tags=plan.request_tags,
                 ),
             )
-            self.check(plan.action, resource, principal, context, policies, plan.denied)
+            with_resource = await self.with_resource_policies(policies, resource)
+            self.check(plan.action, resource, principal, context, with_resource, plan.denied)
         for role_arn in plan.pass_roles:
             context = merge_contexts(base, {"iam:PassedToService": plan.passed_to})
             self.check("iam:PassRole", role_arn, principal, context, policies, plan.denied)
@@ -154,9 +186,24 @@ class PolicyAuthorizer:
             tag_context(service=action.split(":", 1)[0], resource_tags=tags),
             dict(extra_context or {}),
         )
+        policies = PolicySet(identity=identity, session=session, boundary=boundary)
         return evaluate(
             AuthzRequest(action, resource, principal.arn, context),
-            PolicySet(identity=identity, session=session, boundary=boundary),
+            await self.with_resource_policies(policies, resource),
+        )
+
+    async def with_resource_policies(self, policies: PolicySet, resource: str) -> PolicySet:
+        if self.resource_policies is None or resource == "*":
+            return policies
+        found = await self.resource_policies.policies_for(resource)
+        if not found:
+            return policies
+        return PolicySet(
+            identity=policies.identity,
+            session=policies.session,
+            boundary=policies.boundary,
+            resource=found,
+            resource_account=self.account_id,
         )
 
     @staticmethod
@@ -187,13 +234,16 @@ class PolicyAuthorizer:
 
     def request_context(self, ctx: RequestContext) -> dict[str, object]:
         now = datetime.now(UTC)
-        return {
+        context: dict[str, object] = {
             "aws:CurrentTime": now,
             "aws:EpochTime": int(now.timestamp()),
             "aws:SecureTransport": False,
             "aws:SourceIp": getattr(ctx.http, "remote_ip", "127.0.0.1"),
             "aws:RequestedRegion": ctx.region,
         }
+        if ctx.service is not None and ctx.service.service_name == "s3":
+            context.update(s3_request_keys(ctx, self.account_id))
+        return context
 
     async def resource_tags(self, plan: Plan) -> dict[str, dict[str, str]]:
         return await self.resource_tags_of(plan.resource_ids)

@@ -90,7 +90,7 @@ class Catalog:
         prefix = entry.get("prefix", service)
         denied = Denied(**entry.get("denied", {"code": "AccessDenied", "status": 403}))
         spec: dict[str, Any] = entry.get("operations", {}).get(operation, {})
-        action = f"{prefix}:{operation}"
+        action = f"{prefix}:{spec.get('action', operation)}"
         if spec.get("exempt"):
             return Plan(action, prefix, (), (), denied, exempt=True)
         base = entry.get("arn", "").format(region=region, account=account)
@@ -126,7 +126,11 @@ class Catalog:
         request_tags = None
         if "request_tags" in spec and params.get(spec["request_tags"]) is not None:
             request_tags = _tags_of(params[spec["request_tags"]])
-        extra: dict[str, object] = {}
+        extra: dict[str, object] = {
+            key: params[member]
+            for key, member in spec.get("context", {}).items()
+            if params.get(member) is not None
+        }
         if "tag_keys" in spec and params.get(spec["tag_keys"]) is not None:
             extra["aws:TagKeys"] = list(params[spec["tag_keys"]])
         roles = tuple(

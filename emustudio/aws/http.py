@@ -5,8 +5,63 @@ The Tornado handler converts to and from these, so the protocol code never sees 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
+
+
+class BodyStream:
+    """A request body arriving in pieces: the handler feeds it, one reader consumes it.
+
+    At most ``depth`` pieces wait in between, so a slow reader slows the sender (the handler
+    awaits :meth:`feed`) instead of the gateway buffering the body. :meth:`fail` says the
+    sender went away before the end; the reader then gets :class:`BodyTruncated`.
+    :meth:`discard` is for a reader that stops early (a refused request): what still comes is
+    dropped.
+    """
+
+    _END = b""
+
+    def __init__(self, length: int | None, depth: int = 4) -> None:
+        self.length = length
+        self.received = 0
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(depth)
+        self._discarding = False
+
+    async def feed(self, chunk: bytes) -> None:
+        if self._discarding or not chunk:
+            return
+        self.received += len(chunk)
+        await self._queue.put(chunk)
+
+    async def end(self) -> None:
+        if not self._discarding:
+            await self._queue.put(self._END)
+
+    def fail(self) -> None:
+        """The sender is gone; wake the reader (never blocks: makes room if need be)."""
+        while self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(None)
+
+    def discard(self) -> None:
+        self._discarding = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self._queue.get()
+            if chunk is None:
+                raise BodyTruncated()
+            if chunk is self._END or chunk == b"":
+                return
+            yield chunk
+
+
+class BodyTruncated(Exception):
+    """The request body ended before its declared length (the client went away)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +81,8 @@ class HttpRequest:
     raw_query: str = ""
     host: str = "localhost"
     remote_ip: str = "127.0.0.1"
+    # A body still arriving (S3 object uploads); ``body`` is then empty.
+    stream: BodyStream | None = None
 
     @classmethod
     def build(
@@ -35,6 +92,7 @@ class HttpRequest:
         headers: dict[str, str],
         body: bytes = b"",
         remote_ip: str = "127.0.0.1",
+        stream: BodyStream | None = None,
     ) -> HttpRequest:
         """Make a request from a URL (path and query) and headers in any case."""
         parts = urlsplit(url)
@@ -48,6 +106,7 @@ class HttpRequest:
             raw_query=parts.query,
             host=lowered.get("host", parts.netloc or "localhost"),
             remote_ip=remote_ip,
+            stream=stream,
         )
 
     def header(self, name: str, default: str = "") -> str:
@@ -61,3 +120,5 @@ class HttpResponse:
     status: int
     headers: dict[str, str]
     body: bytes
+    # A body sent as it is produced (S3 object downloads); ``body`` is then empty.
+    stream: AsyncIterator[bytes] | None = None

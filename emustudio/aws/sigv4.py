@@ -113,7 +113,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -124,6 +124,11 @@ from emustudio.aws.http import HttpRequest
 
 __all__ = [
     "ALGORITHM",
+    "STREAMING_SIGNED_PAYLOAD",
+    "STREAMING_SIGNED_PAYLOAD_TRAILER",
+    "STREAMING_UNSIGNED_PAYLOAD_TRAILER",
+    "TERMINATOR",
+    "UNSIGNED_PAYLOAD",
     "AuthFailure",
     "AuthKind",
     "Credential",
@@ -138,6 +143,16 @@ TERMINATOR = "aws4_request"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 STREAMING_UNSIGNED_PAYLOAD_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_SIGNED_PAYLOAD = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_PAYLOAD_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+# What S3 accepts in x-amz-content-sha256 besides a hex digest (aws-chunked bodies are checked
+# chunk by chunk as they stream: ``aws/payload.py``); other services take the first two only.
+_DECLARED_PAYLOADS = (
+    UNSIGNED_PAYLOAD,
+    STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+    STREAMING_SIGNED_PAYLOAD,
+    STREAMING_SIGNED_PAYLOAD_TRAILER,
+)
 MAX_PRESIGN_EXPIRES = 604800
 
 _Q_ALGORITHM = "X-Amz-Algorithm"
@@ -197,7 +212,11 @@ class Scope:
 
 @dataclass(frozen=True)
 class SignedRequest:
-    """The outcome of a successful ``verify``."""
+    """The outcome of a successful ``verify``.
+
+    ``signature``, ``timestamp``, ``scope`` and ``signing_key`` seed the verification of an
+    aws-chunked body's chunk signatures; ``payload`` is the declared x-amz-content-sha256.
+    """
 
     access_key_id: str
     region: str
@@ -205,6 +224,12 @@ class SignedRequest:
     signed_at: datetime
     presigned: bool
     session_token: str | None
+    # What checks an aws-chunked body; not part of what the request *is* (equality).
+    signature: str = field(default="", compare=False)
+    timestamp: str = field(default="", compare=False)
+    scope: Scope | None = field(default=None, compare=False)
+    signing_key: bytes = field(default=b"", repr=False, compare=False)
+    payload: str | None = field(default=None, compare=False)
 
 
 class AuthKind(enum.Enum):
@@ -230,6 +255,7 @@ _MSG_INVALID_TOKEN = "The security token included in the request is invalid."
 _MSG_EXPIRED_TOKEN = "The security token included in the request is expired"
 _MSG_EC2_AUTH = "AWS was not able to validate the provided access credentials"
 _MSG_REQUEST_EXPIRED = "Request has expired."
+_MSG_S3_KEY = "The AWS Access Key Id you provided does not exist in our records."
 _MSG_SIGNATURE = (
     "The request signature we calculated does not match the signature you provided. "
     "Check your AWS Secret Access Key and signing method. "
@@ -243,41 +269,49 @@ _TABLE: dict[AuthKind, dict[str, _Entry]] = {
         "json": (400, "MissingAuthenticationTokenException", _MSG_MISSING),
         "query": (403, "MissingAuthenticationToken", _MSG_MISSING),
         "ec2": (401, "MissingAuthenticationToken", _MSG_MISSING_EC2),
+        "s3": (403, "AccessDenied", "Access Denied"),
     },
     AuthKind.INCOMPLETE: {
         "json": (400, "IncompleteSignatureException", None),
         "query": (400, "IncompleteSignature", None),
         "ec2": (400, "IncompleteSignature", None),
+        "s3": (400, "AuthorizationHeaderMalformed", None),
     },
     AuthKind.UNKNOWN_KEY: {
         "json": (400, "UnrecognizedClientException", _MSG_INVALID_TOKEN),
         "query": (403, "InvalidClientTokenId", _MSG_INVALID_TOKEN),
         "ec2": (401, "AuthFailure", _MSG_EC2_AUTH),
+        "s3": (403, "InvalidAccessKeyId", _MSG_S3_KEY),
     },
     AuthKind.BAD_SIGNATURE: {
         "json": (400, "InvalidSignatureException", None),
         "query": (403, "SignatureDoesNotMatch", None),
         "ec2": (401, "AuthFailure", _MSG_EC2_AUTH),
+        "s3": (403, "SignatureDoesNotMatch", None),
     },
     AuthKind.SKEWED: {
         "json": (400, "InvalidSignatureException", None),
         "query": (403, "SignatureDoesNotMatch", None),
         "ec2": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
+        "s3": (403, "RequestTimeTooSkewed", None),
     },
     AuthKind.EXPIRED_PRESIGN: {
         "json": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
         "query": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
         "ec2": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
+        "s3": (403, "AccessDenied", "Request has expired"),
     },
     AuthKind.EXPIRED_TOKEN: {
         "json": (400, "ExpiredTokenException", _MSG_EXPIRED_TOKEN),
         "query": (403, "ExpiredToken", _MSG_EXPIRED_TOKEN),
         "ec2": (400, "RequestExpired", _MSG_REQUEST_EXPIRED),
+        "s3": (400, "ExpiredToken", "The provided token has expired."),
     },
     AuthKind.BAD_TOKEN: {
         "json": (400, "UnrecognizedClientException", _MSG_INVALID_TOKEN),
         "query": (403, "InvalidClientTokenId", _MSG_INVALID_TOKEN),
         "ec2": (401, "AuthFailure", _MSG_EC2_AUTH),
+        "s3": (400, "InvalidToken", "The provided token is malformed or otherwise invalid."),
     },
 }
 
@@ -298,7 +332,7 @@ _FAMILIES = {
     "rest-json": "json",
     "smithy-rpc-v2-cbor": "json",
     "query": "query",
-    "rest-xml": "query",
+    "rest-xml": "s3",
     "ec2": "ec2",
 }
 
@@ -650,7 +684,8 @@ def _remove_dot_segments(path: str) -> str:
 
 def _canonical_paths(path: str) -> list[str]:
     raw = path or "/"
-    candidates = [quote(_remove_dot_segments(raw), safe="/~"), quote(raw, safe="/~")]
+    # The last is S3's: the path as sent, neither normalised nor encoded again.
+    candidates = [quote(_remove_dot_segments(raw), safe="/~"), quote(raw, safe="/~"), raw]
     return list(dict.fromkeys(candidates))
 
 
@@ -678,15 +713,20 @@ def _canonical_headers(req: HttpRequest, signed_headers: str) -> str:
     return "".join(f"{name}:{_header_value(req, name)}\n" for name in names)
 
 
-def _checked_content_hash(declared: str, body: bytes) -> str:
+def _checked_content_hash(
+    declared: str, body: bytes, *, streamed: bool = False, s3: bool = False
+) -> str:
     if _SHA256_HEX_RE.fullmatch(declared):
-        if declared.lower() != hashlib.sha256(body).hexdigest():
+        # A streamed body is checked as it arrives, before any of it is stored.
+        if not streamed and declared.lower() != hashlib.sha256(body).hexdigest():
             raise AuthFailure(
                 AuthKind.BAD_SIGNATURE,
                 "The provided 'x-amz-content-sha256' header does not match what was computed.",
             )
         return declared
-    if declared in (UNSIGNED_PAYLOAD, STREAMING_UNSIGNED_PAYLOAD_TRAILER):
+    if declared in (UNSIGNED_PAYLOAD, STREAMING_UNSIGNED_PAYLOAD_TRAILER) or (
+        s3 and declared in _DECLARED_PAYLOADS
+    ):
         return declared
     raise AuthFailure(
         AuthKind.INCOMPLETE,
@@ -700,7 +740,14 @@ def _payload_hashes(req: HttpRequest, claim: _Claim) -> list[str]:
     if declared is None and claim.presigned:
         declared = _first(_decoded_pairs(_raw_query(req)), _Q_CONTENT_SHA256)
     if declared is not None:
-        return [_checked_content_hash(declared, req.body)]
+        return [
+            _checked_content_hash(
+                declared,
+                req.body,
+                streamed=req.stream is not None,
+                s3=claim.scope.service == "s3",
+            )
+        ]
     body_hash = hashlib.sha256(req.body).hexdigest()
     return [body_hash, UNSIGNED_PAYLOAD] if claim.presigned else [body_hash]
 
@@ -818,6 +865,11 @@ def verify(
                 signed_at=claim.signed_at,
                 presigned=claim.presigned,
                 session_token=claim.token,
+                signature=claim.signature,
+                timestamp=claim.timestamp,
+                scope=claim.scope,
+                signing_key=key,
+                payload=canonical.rsplit("\n", 1)[-1],
             )
         if first is None:
             first = (canonical, to_sign)

@@ -16,7 +16,9 @@ from botocore.model import OperationModel, ServiceModel
 DATA_PATH = Path(__file__).parent / "data"
 
 # The services the gateway answers, by botocore service name.
-SERVICES = ("emr", "ec2", "iam", "sts", "cloudtrail", "identitystore", "emustudio")
+SERVICES = (
+    "emr", "ec2", "iam", "sts", "cloudtrail", "identitystore", "sso-admin", "s3", "emustudio",
+)  # fmt: skip
 
 
 @cache

@@ -22,6 +22,7 @@ from emustudio.store import audit_tables as _audit_tables  # noqa: F401
 from emustudio.store import backup_tables as _backup_tables  # noqa: F401
 from emustudio.store import iam_tables as _iam_tables  # noqa: F401
 from emustudio.store import identity_tables as _identity_tables  # noqa: F401
+from emustudio.store import s3_tables as _s3_tables  # noqa: F401
 from emustudio.store import tables as _tables  # noqa: F401
 from emustudio.store import web_tables as _web_tables  # noqa: F401
 

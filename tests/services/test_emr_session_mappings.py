@@ -8,13 +8,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
+from tests.conftest import StudioNetwork, identity_store_of, studio_args
 
 POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Basic"
 OTHER_POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Advanced"
-STORE = identity_store_id("000000000000")
 UNKNOWN_ID = "9067729b3b-07e9b8f2-1b2c-4d5e-8f90-1234567890ab"
 
 
@@ -22,15 +20,16 @@ UNKNOWN_ID = "9067729b3b-07e9b8f2-1b2c-4d5e-8f90-1234567890ab"
 def directory(gateway: GatewayProcess) -> dict[str, str]:
     """The Identity Center users and groups the mappings name, made with the Identity Store API."""
     ids = gateway.client("identitystore")
+    store = identity_store_of(gateway)
     made = {}
     for user in ("alice", "bob", "carol"):
         made[user] = ids.create_user(
-            IdentityStoreId=STORE,
+            IdentityStoreId=store,
             UserName=user,
             DisplayName=user.title(),
             Name={"GivenName": user.title(), "FamilyName": "Tester"},
         )["UserId"]
-    made["data-engineers"] = ids.create_group(IdentityStoreId=STORE, DisplayName="data-engineers")[
+    made["data-engineers"] = ids.create_group(IdentityStoreId=store, DisplayName="data-engineers")[
         "GroupId"
     ]
     return made
@@ -183,7 +182,7 @@ def test_deleting_a_studio_deletes_its_mappings(
 
 
 def test_unknown_identities_are_refused(
-    emr: Any, sso_studio: str, directory: dict[str, str]
+    gateway: GatewayProcess, emr: Any, sso_studio: str, directory: dict[str, str]
 ) -> None:
     refused = [
         ({"IdentityId": UNKNOWN_ID}, "USER", f"User with IdentityId '{UNKNOWN_ID}'"),
@@ -206,7 +205,7 @@ def test_unknown_identities_are_refused(
             )
         assert error_of(exc) == (
             "InvalidRequestException",
-            f"{named} does not exist in identity store {STORE}.",
+            f"{named} does not exist in identity store {identity_store_of(gateway)}.",
         )
     assert emr.list_studio_session_mappings(StudioId=sso_studio)["SessionMappings"] == []
 

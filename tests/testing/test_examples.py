@@ -55,3 +55,18 @@ def test_the_cli_example(emu_gateway: GatewayProcess) -> None:
     assert "refused (AccessDeniedException)" in out
     assert "\tReady\t" in out
     assert out.rstrip().endswith("done")
+
+
+def test_the_setup_guide_against_a_fresh_gateway() -> None:
+    """AWS's EMR Studio setup guide (examples/setup-guide.sh) runs unchanged on a new gateway:
+    its names exist once per account, so it gets one of its own."""
+    gateway = GatewayProcess()
+    try:
+        out = run_example(gateway.start(), "bash", str(EXAMPLES / "setup-guide.sh"))
+    finally:
+        gateway.close()
+    assert "make_bucket: emr-studio-000000000000-us-east-1" in out
+    assert "arn:aws:sso:::instance/ssoins-" in out
+    assert "GROUP\tanalysts" in out and "USER\tbob" in out
+    assert out.count("CreateStudio\troot") == 2
+    assert out.rstrip().endswith("done")

@@ -24,13 +24,11 @@ import yaml
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 
 from emustudio.auth.idp import AuthnAsk, BuiltinIdp, UsersFile
-from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, make_studio_network, studio_args
+from tests.conftest import StudioNetwork, identity_store_of, make_studio_network, studio_args
 from tests.web.conftest import EMR_SERVICE, Browser, allow, create_role
 
 PASSWORD = "Idc-Password-4"
-STORE = identity_store_id("000000000000")
 IDP_USERS = ("dana", "erin", "frank", "ghost")  # ghost: known to the IdP, not to Identity Center
 
 
@@ -90,9 +88,10 @@ def directory(gateway: GatewayProcess, emr: Any, net: StudioNetwork) -> dict[str
         **studio_args(net, Name="idc-studio", AuthMode="SSO", UserRole=role)
     )["StudioId"]
     ids = gateway.client("identitystore")
+    store = identity_store_of(gateway)
     user_ids = {
         name: ids.create_user(
-            IdentityStoreId=STORE,
+            IdentityStoreId=store,
             UserName=name,
             DisplayName=name.title(),
             Name={"GivenName": name.title(), "FamilyName": "Example"},
@@ -100,12 +99,12 @@ def directory(gateway: GatewayProcess, emr: Any, net: StudioNetwork) -> dict[str
         for name in ("dana", "erin", "frank")
     }
     groups = {
-        name: ids.create_group(IdentityStoreId=STORE, DisplayName=name)["GroupId"]
+        name: ids.create_group(IdentityStoreId=store, DisplayName=name)["GroupId"]
         for name in ("analysts", "viewers")
     }
     for user, group in (("dana", "analysts"), ("dana", "viewers"), ("erin", "viewers")):
         ids.create_group_membership(
-            IdentityStoreId=STORE, GroupId=groups[group], MemberId={"UserId": user_ids[user]}
+            IdentityStoreId=store, GroupId=groups[group], MemberId={"UserId": user_ids[user]}
         )
     for group, policy in (("analysts", analysts_policy), ("viewers", viewers_policy)):
         emr.create_studio_session_mapping(
@@ -534,7 +533,7 @@ def test_an_external_idp_is_identity_centers_source(
             )
         )["StudioId"]
         user_id = gw.client("identitystore").create_user(
-            IdentityStoreId=STORE,
+            IdentityStoreId=identity_store_of(gw),
             UserName="kim",
             DisplayName="Kim",
             Name={"GivenName": "Kim", "FamilyName": "Example"},

@@ -3,7 +3,7 @@
 Server-side inverses of botocore's client serializers and response parsers, one pair per
 protocol (see :mod:`.base` for the class hierarchy)::
 
-    parser = create_parser(service_model)        # json / query / ec2
+    parser = create_parser(service_model)        # json / query / ec2 / rest-xml
     op_model, params = parser.parse(req)         # HttpRequest -> boto3-shaped, validated input
     ser = create_serializer(service_model)
     ser.serialize_response(op_model, result, request_id)   # -> HttpResponse (200)
@@ -23,6 +23,7 @@ from emustudio.aws.protocol.awsjson import JsonParser, JsonSerializer
 from emustudio.aws.protocol.base import ProtocolParser, ProtocolSerializer
 from emustudio.aws.protocol.ec2 import Ec2Parser, Ec2Serializer
 from emustudio.aws.protocol.query import QueryParser, QuerySerializer
+from emustudio.aws.protocol.restxml import RestXmlParser, RestXmlSerializer
 from emustudio.aws.protocol.validate import (
     Violation,
     collect_violations,
@@ -48,11 +49,13 @@ _PARSERS: dict[str, type[ProtocolParser]] = {
     "json": JsonParser,
     "query": QueryParser,
     "ec2": Ec2Parser,
+    "rest-xml": RestXmlParser,
 }
 _SERIALIZERS: dict[str, type[ProtocolSerializer]] = {
     "json": JsonSerializer,
     "query": QuerySerializer,
     "ec2": Ec2Serializer,
+    "rest-xml": RestXmlSerializer,
 }
 
 _lock = threading.Lock()

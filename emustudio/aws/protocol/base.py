@@ -59,6 +59,10 @@ class ProtocolParser(ABC):
     def operation_from_request(self, req: HttpRequest) -> str | None:
         """The modelled operation the request names, or None."""
 
+    def streams_body(self, req: HttpRequest) -> bool:
+        """Whether the operation reads its body as a stream (S3 objects) rather than whole."""
+        return False
+
 
 class ProtocolSerializer(ABC):
     """Writes responses of one service. One instance per service model, safe to share."""

@@ -48,9 +48,21 @@ class XmlWriter:
         members = shape.members
         for name, item in value.items():
             member = members.get(name)
-            if member is None or item is None:
+            if member is None or item is None or member.serialization.get("xmlAttribute"):
                 continue
             self.member(name, member, item, out)
+
+    @staticmethod
+    def attributes(shape: Shape, value: dict[str, Any]) -> str:
+        """Members the model puts in attributes (S3's ``xsi:type`` of an ACL grantee)."""
+        parts: list[str] = []
+        for name, member in shape.members.items():
+            if member.serialization.get("xmlAttribute") and value.get(name) is not None:
+                wire: str = member.serialization.get("name", name)
+                if wire.startswith("xsi:") and not parts:
+                    parts.append(' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
+                parts.append(f' {wire}="{escape_attr(scalar_text(member, value[name]))}"')
+        return "".join(parts)
 
     def member(self, name: str, shape: Shape, value: Any, out: list[str]) -> None:
         """One named member: usually one element, several for a flattened list or map."""
@@ -72,7 +84,7 @@ class XmlWriter:
     def element(self, tag: str, shape: Shape, value: Any, out: list[str]) -> None:
         type_name = shape.type_name
         if type_name == "structure":
-            out.append(f"<{tag}>")
+            out.append(f"<{tag}{self.attributes(shape, value)}>")
             self.members(shape, value, out)
             out.append(f"</{tag}>")
         elif type_name == "list":

@@ -140,9 +140,22 @@ class StudioOperations(EmrBase):
 
     # --- operations -----------------------------------------------------------------------------
 
+    # The account's IAM Identity Center instance (``sso-admin``), which an SSO-mode Studio's
+    # IdcInstanceArn must name; None: not checked.
+    idc_instance_arn: str | None = None
+
+    def check_idc_instance(self, params: dict[str, Any]) -> None:
+        given = params.get("IdcInstanceArn")
+        if given and self.idc_instance_arn is not None and given != self.idc_instance_arn:
+            raise InvalidRequest(
+                f"The IAM Identity Center instance {given} does not exist in this account"
+                f" (aws sso-admin list-instances names {self.idc_instance_arn})."
+            )
+
     @operation("CreateStudio")
     async def create_studio(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         self.check_auth_mode(params)
+        self.check_idc_instance(params)
         check_s3_location(params["DefaultS3Location"])
         tags = list(params.get("Tags") or [])
         check_tags(tags)

@@ -1,0 +1,297 @@
+"""A streamed request body, checked as it arrives: S3's payload forms and checksums.
+
+What ``x-amz-content-sha256`` declares decides the form (SigV4 has already checked the headers):
+
+* a hex SHA-256: the body as sent, hashed as it streams;
+* ``UNSIGNED-PAYLOAD``: the body as sent;
+* ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD`` (``-TRAILER``): ``aws-chunked``, each chunk signed
+  (``AWS4-HMAC-SHA256-PAYLOAD``, chained from the request's signature), the trailer too;
+* ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``: ``aws-chunked`` without signatures, with a trailing
+  checksum (what current boto3 and the AWS CLI send over HTTPS).
+
+``x-amz-checksum-<crc32|sha1|sha256>`` (header or trailer) and ``Content-MD5`` are checked too.
+The last piece of data is held back until every check has passed, so a reader that stores what
+it gets and stops at the first error never stores a bad body whole; S3's errors say why.
+CRC32C and CRC64NVME would need a native library: those checksums are passed over, not checked
+(docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from typing import Any
+
+from emustudio.aws.errors import AwsError
+from emustudio.aws.http import BodyTruncated
+from emustudio.aws.sigv4 import (
+    ALGORITHM,
+    STREAMING_SIGNED_PAYLOAD,
+    STREAMING_SIGNED_PAYLOAD_TRAILER,
+    STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+    TERMINATOR,
+    SignedRequest,
+)
+
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_MAX_CHUNK_HEADER = 4096
+_MAX_CHUNK = 16 * 1024 * 1024
+_CHUNKED = (
+    STREAMING_SIGNED_PAYLOAD,
+    STREAMING_SIGNED_PAYLOAD_TRAILER,
+    STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+)
+
+
+class IncompleteBody(AwsError):
+    code = "IncompleteBody"
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            "You did not provide the number of bytes specified by the Content-Length HTTP header"
+        )
+
+
+class BadDigest(AwsError):
+    code = "BadDigest"
+    status = 400
+
+
+class ContentSha256Mismatch(AwsError):
+    code = "XAmzContentSHA256Mismatch"
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The provided 'x-amz-content-sha256' header does not match what was computed."
+        )
+
+
+class ChunkSignatureMismatch(AwsError):
+    code = "SignatureDoesNotMatch"
+    status = 403
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The request signature we calculated does not match the signature you provided."
+            " Check your key and signing method."
+        )
+
+
+class MissingContentLength(AwsError):
+    code = "MissingContentLength"
+    status = 411
+
+    def __init__(self) -> None:
+        super().__init__("You must provide the Content-Length HTTP header.")
+
+
+def _invalid_chunk() -> AwsError:
+    return AwsError("The chunk encoding of the body is invalid.", code="InvalidChunkSizeError")
+
+
+class _Crc32:
+    def __init__(self) -> None:
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(4, "big")
+
+
+_CHECKSUMS: dict[str, Callable[[], Any]] = {
+    "crc32": _Crc32,
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+}
+
+
+class Payload:
+    """The verified bytes of one streamed body (iterate once), and its decoded length."""
+
+    def __init__(
+        self, raw: AsyncIterable[bytes], headers: dict[str, str], signed: SignedRequest | None
+    ) -> None:
+        self.raw = raw
+        self.declared = headers.get("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
+        self.chunked = self.declared in _CHUNKED
+        self.signed = signed if self.declared.startswith("STREAMING-AWS4") else None
+        length = headers.get("x-amz-decoded-content-length" if self.chunked else "content-length")
+        if length is None or not length.isdigit():
+            raise MissingContentLength()
+        self.length = int(length)
+        self.wire_length = int(headers.get("content-length") or -1)
+        self.expected: dict[str, str] = {}
+        for name in _CHECKSUMS:
+            value = headers.get(f"x-amz-checksum-{name}")
+            if value is not None:
+                self.expected[name] = value
+        self.md5 = headers.get("content-md5")
+        self.trailer_names = {
+            n.strip().lower() for n in headers.get("x-amz-trailer", "").split(",") if n.strip()
+        }
+        self.previous = signed.signature if signed is not None else ""
+
+    # --- checks ---------------------------------------------------------------------------
+
+    def _chunk_signature(self, digest: str, kind: str = "PAYLOAD") -> str:
+        assert self.signed is not None and self.signed.scope is not None
+        scope = self.signed.scope
+        credential_scope = f"{scope.date}/{scope.region}/{scope.service}/{TERMINATOR}"
+        parts = [f"{ALGORITHM}-{kind}", self.signed.timestamp, credential_scope, self.previous]
+        if kind == "PAYLOAD":
+            parts.append(_EMPTY_SHA256)
+        parts.append(digest)
+        return hmac.new(
+            self.signed.signing_key, "\n".join(parts).encode(), hashlib.sha256
+        ).hexdigest()
+
+    def _check_chunk(self, claimed: str | None, digest: str, kind: str = "PAYLOAD") -> None:
+        if self.signed is None:
+            return
+        expected = self._chunk_signature(digest, kind)
+        if claimed is None or not hmac.compare_digest(expected, claimed):
+            raise ChunkSignatureMismatch()
+        self.previous = expected
+
+    def _check_sums(self, sums: dict[str, Any], md5: Any, sha: Any) -> None:
+        if sha is not None and sha.hexdigest() != self.declared.lower():
+            raise ContentSha256Mismatch()
+        if md5 is not None and base64.b64encode(md5.digest()).decode() != self.md5:
+            raise BadDigest("The Content-MD5 you specified did not match what we received.")
+        for name, expected in self.expected.items():
+            actual = base64.b64encode(sums[name].digest()).decode()
+            if actual != expected:
+                raise BadDigest(
+                    f"The {name.upper()} you specified did not match the calculated checksum."
+                )
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        sums = {name: _CHECKSUMS[name]() for name in self.expected}
+        for name in self.trailer_names:
+            algorithm = name.removeprefix("x-amz-checksum-")
+            if algorithm in _CHECKSUMS:
+                sums.setdefault(algorithm, _CHECKSUMS[algorithm]())
+        md5 = hashlib.md5(usedforsecurity=False) if self.md5 else None
+        sha = hashlib.sha256() if len(self.declared) == 64 else None
+        pending: bytes | None = None
+        total = 0
+        source = self._chunks() if self.chunked else self._plain()
+        try:
+            async for piece in source:
+                total += len(piece)
+                if total > self.length:
+                    raise IncompleteBody()
+                for digest in sums.values():
+                    digest.update(piece)
+                if md5 is not None:
+                    md5.update(piece)
+                if sha is not None:
+                    sha.update(piece)
+                if pending is not None:
+                    yield pending
+                pending = piece
+        except BodyTruncated as exc:
+            raise IncompleteBody() from exc
+        if total != self.length:
+            raise IncompleteBody()
+        self._check_sums(sums, md5, sha)
+        if pending is not None:
+            yield pending
+
+    async def read_all(self, limit: int) -> bytes:
+        if self.length > limit:
+            raise AwsError(
+                "Your proposed upload exceeds the maximum allowed size",
+                code="EntityTooLarge",
+                status=400,
+            )
+        return b"".join([piece async for piece in self])
+
+    async def _plain(self) -> AsyncIterator[bytes]:
+        async for chunk in self.raw:
+            yield chunk
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        """Decode ``aws-chunked``; a signed chunk is released only once its signature holds."""
+        buffer = bytearray()
+        source = aiter(self.raw)
+        ended = False
+
+        async def more() -> None:
+            nonlocal ended
+            try:
+                buffer.extend(await anext(source))
+            except StopAsyncIteration:
+                ended = True
+                raise IncompleteBody() from None
+
+        async def line() -> bytes:
+            while True:
+                at = buffer.find(b"\r\n")
+                if at >= 0:
+                    text = bytes(buffer[:at])
+                    del buffer[: at + 2]
+                    return text
+                if len(buffer) > _MAX_CHUNK_HEADER:
+                    raise _invalid_chunk()
+                await more()
+
+        while True:
+            header = (await line()).decode("latin-1")
+            size_text, _, extension = header.partition(";")
+            try:
+                size = int(size_text.strip(), 16)
+            except ValueError:
+                raise _invalid_chunk() from None
+            if size < 0 or size > _MAX_CHUNK:
+                raise _invalid_chunk()
+            claimed = None
+            if extension.strip().startswith("chunk-signature="):
+                claimed = extension.strip()[len("chunk-signature=") :]
+            if size == 0:
+                self._check_chunk(claimed, _EMPTY_SHA256)
+                await self._trailer(line)
+                if buffer:
+                    raise _invalid_chunk()
+                return
+            while len(buffer) < size + 2:
+                await more()
+            data = bytes(buffer[:size])
+            if buffer[size : size + 2] != b"\r\n":
+                raise _invalid_chunk()
+            del buffer[: size + 2]
+            if self.signed is not None:
+                self._check_chunk(claimed, hashlib.sha256(data).hexdigest())
+            yield data
+        del ended
+
+    async def _trailer(self, line: Callable[[], Any]) -> None:
+        """Trailing headers up to the blank line: the checksums, and their signature."""
+        trailing: list[tuple[str, str]] = []
+        signature = None
+        while True:
+            text = (await line()).decode("latin-1")
+            if not text:
+                break
+            name, _, value = text.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "x-amz-trailer-signature":
+                signature = value
+            else:
+                trailing.append((name, value))
+        for name, value in trailing:
+            algorithm = name.removeprefix("x-amz-checksum-")
+            if algorithm in _CHECKSUMS:
+                self.expected[algorithm] = value
+        if self.declared == STREAMING_SIGNED_PAYLOAD_TRAILER:
+            canonical = "".join(f"{n}:{v}\n" for n, v in trailing)
+            self._check_chunk(signature, hashlib.sha256(canonical.encode()).hexdigest(), "TRAILER")

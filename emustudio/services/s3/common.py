@@ -1,0 +1,110 @@
+"""What every S3 operation shares: the store, the bucket settings, the marker mapping."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from sqlmodel import Session
+
+from emustudio.aws.errors import AwsError
+from emustudio.context import Principal, RequestContext
+from emustudio.iam import deny_message
+from emustudio.iam.evaluate import Decision
+from emustudio.services.base import Service
+from emustudio.services.s3.errors import s3_error
+from emustudio.services.s3.forward import Forwarder
+from emustudio.services.s3.markers import Markers
+from emustudio.store import Store
+from emustudio.store.s3_tables import BucketConfig
+
+# S3's general-purpose bucket names: 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_LIKE = re.compile(r"\d+\.\d+\.\d+\.\d+")
+
+
+class Access(Protocol):
+    """The authorizer's per-resource question (bucket policies included), for what one request
+    asks on several resources: ``DeleteObjects``' keys, a copy's source."""
+
+    async def allowed(
+        self,
+        principal: Principal,
+        action: str,
+        resource: str,
+        extra_context: Mapping[str, object] | None = None,
+        *,
+        source_ip: str = "127.0.0.1",
+    ) -> Decision: ...
+
+
+def object_arn(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+def valid_bucket_name(name: str) -> bool:
+    return bool(_BUCKET_NAME.fullmatch(name)) and ".." not in name and not _IP_LIKE.fullmatch(name)
+
+
+class S3Base(Service):
+    name = "s3"
+
+    def __init__(
+        self,
+        store: Store,
+        forwarder: Forwarder,
+        *,
+        region: str,
+        account_id: str,
+        markers: bool,
+        access: Access | None = None,
+    ) -> None:
+        self.store = store
+        self.store_s3 = forwarder
+        self.region = region
+        self.account_id = account_id
+        self.markers = Markers(markers)
+        self.access = access
+
+    async def may(self, ctx: RequestContext, action: str, resource: str) -> AwsError | None:
+        """None if the caller may ``action`` on ``resource``, else S3's refusal."""
+        principal = ctx.principal
+        if principal is None or principal.is_root or self.access is None:
+            return None
+        decision = await self.access.allowed(
+            principal, action, resource, source_ip=ctx.http.remote_ip
+        )
+        if decision.allowed:
+            return None
+        return s3_error("AccessDenied", deny_message(principal.arn, action, resource, decision))
+
+    async def config(self, bucket: str) -> BucketConfig | None:
+        def read(session: Session) -> BucketConfig | None:
+            row = session.get(BucketConfig, bucket)
+            if row is not None:
+                session.expunge(row)
+            return row
+
+        return await self.store.tx(read)
+
+    async def update_config(self, bucket: str, **values: Any) -> None:
+        def write(session: Session) -> None:
+            row = session.get(BucketConfig, bucket) or BucketConfig(bucket=bucket)
+            for name, value in values.items():
+                setattr(row, name, value)
+            session.add(row)
+
+        await self.store.tx(write)
+
+    async def forget(self, bucket: str) -> None:
+        def delete(session: Session) -> None:
+            row = session.get(BucketConfig, bucket)
+            if row is not None:
+                session.delete(row)
+
+        await self.store.tx(delete)
+
+    async def require_bucket(self, bucket: str) -> None:
+        """NoSuchBucket unless the store has the bucket."""
+        await self.store_s3.call("HeadBucket", {"Bucket": bucket})

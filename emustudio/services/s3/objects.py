@@ -1,0 +1,167 @@
+"""Object operations: each forwarded to the store, keys mapped for directory markers, bodies
+streamed (the request's checked payload in, the store's body out)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import unquote
+
+from emustudio.aws.errors import AwsError
+from emustudio.context import RequestContext
+from emustudio.services.base import Params, Result, operation
+from emustudio.services.s3.common import S3Base, object_arn
+
+# DeleteObjects: keys deleted at once against the store (S3 takes up to 1000 a request).
+_DELETE_CONCURRENCY = 8
+
+
+class Objects(S3Base):
+    def mapped(self, params: Params) -> Params:
+        out = dict(params)
+        if "Key" in out:
+            out["Key"] = self.markers.to_store(out["Key"])
+        return out
+
+    async def source_readable(self, ctx: RequestContext, source: str) -> str:
+        """A copy's source, mapped, once the caller may read it (``s3:GetObject``)."""
+        path = unquote(source.partition("?")[0]).lstrip("/")
+        bucket, _, key = path.partition("/")
+        refusal = await self.may(ctx, "s3:GetObject", object_arn(bucket, key))
+        if refusal is not None:
+            raise refusal
+        return self.markers.copy_source(source)
+
+    @operation("PutObject")
+    async def put_object(self, ctx: RequestContext, params: Params) -> Result:
+        body = ctx.payload
+        return await self.store_s3.call(
+            "PutObject",
+            self.mapped(params),
+            body=body,
+            length=body.length if body is not None else 0,
+        )
+
+    @operation("GetObject")
+    async def get_object(self, ctx: RequestContext, params: Params) -> Result:
+        return await self.store_s3.call("GetObject", self.mapped(params), stream_result=True)
+
+    @operation("HeadObject")
+    async def head_object(self, ctx: RequestContext, params: Params) -> Result:
+        return await self.store_s3.call("HeadObject", self.mapped(params))
+
+    @operation("DeleteObject")
+    async def delete_object(self, ctx: RequestContext, params: Params) -> Result:
+        await self.store_s3.call("DeleteObject", self.mapped(params))
+        return {}
+
+    @operation("DeleteObjects")
+    async def delete_objects(self, ctx: RequestContext, params: Params) -> Result:
+        """Each key deleted on its own (and authorized on its own, as S3 does): a store that
+        fails batch deletes of marker keys never sees a batch."""
+        bucket = params["Bucket"]
+        await self.require_bucket(bucket)
+        request = params["Delete"]
+        gate = asyncio.Semaphore(_DELETE_CONCURRENCY)
+
+        async def delete(item: dict[str, Any]) -> tuple[dict[str, Any], AwsError | None]:
+            key = item["Key"]
+            refusal = await self.may(ctx, "s3:DeleteObject", object_arn(bucket, key))
+            if refusal is not None:
+                return item, refusal
+            async with gate:
+                try:
+                    await self.store_s3.call(
+                        "DeleteObject", {"Bucket": bucket, "Key": self.markers.to_store(key)}
+                    )
+                except AwsError as exc:
+                    if exc.code != "NoSuchKey":
+                        return item, exc
+            return item, None
+
+        outcomes = await asyncio.gather(*(delete(i) for i in request.get("Objects", [])))
+        deleted = [{"Key": i["Key"]} for i, error in outcomes if error is None]
+        errors = [
+            {
+                "Key": i["Key"],
+                "Code": e.code,
+                "Message": "Access Denied" if e.code == "AccessDenied" else e.message,
+            }
+            for i, e in outcomes
+            if e is not None
+        ]
+        result: Result = {}
+        if deleted and not request.get("Quiet"):
+            result["Deleted"] = deleted
+        if errors:
+            result["Errors"] = errors
+        return result
+
+    @operation("ListObjectsV2")
+    async def list_objects_v2(self, ctx: RequestContext, params: Params) -> Result:
+        sent = dict(params)
+        if "StartAfter" in sent:
+            sent["StartAfter"] = self.markers.to_store(sent["StartAfter"])
+        return self.markers.listing(await self.store_s3.call("ListObjectsV2", sent))
+
+    @operation("ListObjects")
+    async def list_objects(self, ctx: RequestContext, params: Params) -> Result:
+        sent = dict(params)
+        if "Marker" in sent:
+            sent["Marker"] = self.markers.to_store(sent["Marker"])
+        return self.markers.listing(await self.store_s3.call("ListObjects", sent))
+
+    @operation("CopyObject")
+    async def copy_object(self, ctx: RequestContext, params: Params) -> Result:
+        sent = self.mapped(params)
+        sent["CopySource"] = await self.source_readable(ctx, params["CopySource"])
+        return await self.store_s3.call("CopyObject", sent)
+
+    # --- multipart ----------------------------------------------------------------------------
+
+    @operation("CreateMultipartUpload")
+    async def create_multipart_upload(self, ctx: RequestContext, params: Params) -> Result:
+        result = await self.store_s3.call("CreateMultipartUpload", self.mapped(params))
+        result["Key"] = params["Key"]
+        return result
+
+    @operation("UploadPart")
+    async def upload_part(self, ctx: RequestContext, params: Params) -> Result:
+        body = ctx.payload
+        return await self.store_s3.call(
+            "UploadPart",
+            self.mapped(params),
+            body=body,
+            length=body.length if body is not None else 0,
+        )
+
+    @operation("UploadPartCopy")
+    async def upload_part_copy(self, ctx: RequestContext, params: Params) -> Result:
+        sent = self.mapped(params)
+        sent["CopySource"] = await self.source_readable(ctx, params["CopySource"])
+        return await self.store_s3.call("UploadPartCopy", sent)
+
+    @operation("CompleteMultipartUpload")
+    async def complete_multipart_upload(self, ctx: RequestContext, params: Params) -> Result:
+        result = await self.store_s3.call("CompleteMultipartUpload", self.mapped(params))
+        result["Key"] = params["Key"]
+        result["Bucket"] = params["Bucket"]
+        return result
+
+    @operation("AbortMultipartUpload")
+    async def abort_multipart_upload(self, ctx: RequestContext, params: Params) -> Result:
+        await self.store_s3.call("AbortMultipartUpload", self.mapped(params))
+        return {}
+
+    @operation("ListParts")
+    async def list_parts(self, ctx: RequestContext, params: Params) -> Result:
+        result = await self.store_s3.call("ListParts", self.mapped(params))
+        result["Key"] = params["Key"]
+        return result
+
+    @operation("ListMultipartUploads")
+    async def list_multipart_uploads(self, ctx: RequestContext, params: Params) -> Result:
+        result = await self.store_s3.call("ListMultipartUploads", params)
+        for upload in result.get("Uploads", []):
+            upload["Key"] = self.markers.from_store(upload["Key"])
+        return result

@@ -1,0 +1,21 @@
+"""What the gateway's S3 keeps beside the store's objects: each bucket's policy and tags.
+
+The store behind (the embedded server, MinIO, AWS) holds buckets and objects; a bucket's policy
+is a resource policy the gateway's authorizer evaluates, and its tags are the gateway's too, so
+neither depends on what the store supports. A row goes with its bucket.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+class BucketConfig(SQLModel, table=True):
+    __tablename__ = "s3_bucket_config"
+
+    bucket: str = Field(primary_key=True)
+    policy: str | None = None
+    tags: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))

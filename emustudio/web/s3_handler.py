@@ -1,0 +1,170 @@
+"""S3's front door on the gateway's endpoint: which requests are S3's, and their streamed bodies.
+
+A request is S3's when it is signed for ``s3`` (header or presigned query) or addressed to a
+bucket host, ``<bucket>.<domain>`` for one of the S3 domains (``localhost`` by default, as
+boto3 builds virtual-hosted URLs from ``http://localhost:<port>``); Studio hosts
+(``<studio-id>.<studio domain>``) never are. A virtual-hosted request is rewritten path-style
+before the pipeline sees it (and signature checks use the Host header as sent).
+
+The body is not read before the pipeline starts: the pipeline runs as the body arrives, at most
+a few pieces ahead of it (:class:`~emustudio.aws.http.BodyStream`), and the answer's body is
+written as the store sends it, each piece flushed before the next is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from tornado import httputil, web
+from tornado.iostream import StreamClosedError
+from tornado.routing import Matcher, Rule
+
+from emustudio.aws.http import BodyStream, HttpRequest, HttpResponse
+from emustudio.pipeline import Gateway
+
+_SIGNED_FOR_S3 = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/s3/aws4_request")
+_PRESIGNED_FOR_S3 = re.compile(r"X-Amz-Credential=[^&/]+(/|%2F)\d{8}(/|%2F)[^&/%]+(/|%2F)s3(/|%2F)")
+
+
+class S3Addressing:
+    """Tells S3 requests and their bucket hosts apart from everything else on the endpoint."""
+
+    def __init__(self, domains: tuple[str, ...], studio_domain: str) -> None:
+        self.domains = tuple(d.lower().strip(".") for d in domains)
+        self.studio_domain = studio_domain.lower().strip(".")
+
+    def bucket_of_host(self, host: str) -> str | None:
+        name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else ""
+        if name == self.studio_domain or name.endswith("." + self.studio_domain):
+            return None
+        for domain in self.domains:
+            if name.endswith("." + domain):
+                bucket = name[: -len(domain) - 1]
+                return bucket or None
+        return None
+
+    def is_s3(self, request: httputil.HTTPServerRequest) -> bool:
+        if self.bucket_of_host(request.host or "") is not None:
+            return True
+        auth = request.headers.get("Authorization", "")
+        if auth:
+            return bool(_SIGNED_FOR_S3.search(auth))
+        return bool(_PRESIGNED_FOR_S3.search(request.query or ""))
+
+    def path_style(self, host: str, uri: str) -> str:
+        bucket = self.bucket_of_host(host)
+        if bucket is None:
+            return uri
+        return f"/{bucket}{uri if uri.startswith('/') else '/' + uri}"
+
+
+class _S3Headers(httputil.HTTPHeaders):
+    """Response headers with S3's user-metadata names kept in lower case: Tornado would send
+    ``X-Amz-Meta-Owner``, and the SDKs hand the name's case on to the user."""
+
+    def __setitem__(self, name: str, value: str) -> None:
+        if name.lower().startswith("x-amz-meta-"):
+            self._as_list[name.lower()] = [value]  # what get_all() writes out
+        else:
+            super().__setitem__(name, value)
+
+
+class S3Matcher(Matcher):
+    def __init__(self, addressing: S3Addressing) -> None:
+        self.addressing = addressing
+
+    def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        return {} if self.addressing.is_s3(request) else None
+
+
+@web.stream_request_body
+class S3Handler(web.RequestHandler):
+    SUPPORTED_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
+
+    def initialize(self, gateway: Gateway, addressing: S3Addressing) -> None:
+        self.gateway = gateway
+        self.addressing = addressing
+        self.body: BodyStream | None = None
+        self.answer: asyncio.Future[HttpResponse] | None = None
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # signed API calls, not browser forms
+
+    def clear(self) -> None:
+        super().clear()
+        self._headers = _S3Headers(self._headers)
+
+    def compute_etag(self) -> str | None:
+        return None  # S3's ETag is the object's, never one of Tornado's
+
+    def prepare(self) -> None:
+        request = self.request
+        length = request.headers.get("Content-Length")
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if chunked or (length is not None and length.isdigit() and int(length) > 0):
+            self.body = BodyStream(int(length) if length and length.isdigit() else None)
+        http = HttpRequest.build(
+            request.method or "GET",
+            self.addressing.path_style(request.host or "", request.uri or "/"),
+            dict(request.headers.get_all()),
+            remote_ip=request.remote_ip or "127.0.0.1",
+            stream=self.body,
+        )
+        self.answer = asyncio.ensure_future(self.gateway.handle(http, service="s3"))
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self.body is not None:
+            await self.body.feed(chunk)
+
+    def on_connection_close(self) -> None:
+        if self.body is not None:
+            self.body.fail()
+
+    async def _respond(self) -> None:
+        if self.body is not None:
+            await self.body.end()
+        assert self.answer is not None
+        response = await self.answer
+        self.set_status(response.status)
+        self.clear_header("Content-Type")
+        for name, value in response.headers.items():
+            self.set_header(name, value)
+        if self.request.method == "HEAD":
+            if response.stream is not None:
+                await response.stream.aclose()  # type: ignore[attr-defined]
+            self.finish()
+            return
+        if response.stream is None:
+            self.finish(response.body or None)
+            return
+        try:
+            async for piece in response.stream:
+                self.write(piece)
+                await self.flush()
+        except StreamClosedError:
+            return  # the client went away; the store's connection closes with the stream
+        finally:
+            await response.stream.aclose()  # type: ignore[attr-defined]
+        self.finish()
+
+    async def get(self, *args: Any) -> None:
+        await self._respond()
+
+    async def head(self, *args: Any) -> None:
+        await self._respond()
+
+    async def put(self, *args: Any) -> None:
+        await self._respond()
+
+    async def post(self, *args: Any) -> None:
+        await self._respond()
+
+    async def delete(self, *args: Any) -> None:
+        await self._respond()
+
+
+def s3_rules(gateway: Gateway, addressing: S3Addressing) -> list[Rule]:
+    """The rule that takes S3's requests, to be placed before every other rule."""
+    return [Rule(S3Matcher(addressing), S3Handler, {"gateway": gateway, "addressing": addressing})]

@@ -1,0 +1,524 @@
+"""S3 on the gateway's endpoint, as the AWS CLI and boto3 use it, with the embedded store behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import secrets
+import socket
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import boto3
+import psutil
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from emustudio.testing.gateway import GatewayProcess
+from tests.conftest import aws_cli
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def s3(gateway: GatewayProcess) -> Any:
+    return gateway.client("s3", config=Config(signature_version="s3v4"))
+
+
+def bucket_name() -> str:
+    return "test-" + secrets.token_hex(4)
+
+
+def keys(s3: Any, bucket: str, **kwargs: Any) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, **kwargs).get("Contents", [])]
+
+
+def code_of(info: pytest.ExceptionInfo[ClientError]) -> str:
+    return str(info.value.response["Error"]["Code"])
+
+
+# --- the AWS CLI ---------------------------------------------------------------------------------
+
+
+def test_cli_mb_cp_sync_ls_rb(gateway: GatewayProcess, tmp_path: Path) -> None:
+    bucket = bucket_name()
+    assert "make_bucket: " + bucket in aws_cli(gateway, "s3", "mb", f"s3://{bucket}").stdout
+    src = tmp_path / "src"
+    (src / "nested").mkdir(parents=True)
+    (src / "a.txt").write_text("alpha")
+    (src / "nested" / "b.txt").write_text("beta")
+    aws_cli(gateway, "s3", "cp", str(src / "a.txt"), f"s3://{bucket}/copied.txt")
+    aws_cli(gateway, "s3", "sync", str(src), f"s3://{bucket}/synced")
+    listing = aws_cli(gateway, "s3", "ls", "--recursive", f"s3://{bucket}").stdout
+    assert "copied.txt" in listing
+    assert "synced/a.txt" in listing and "synced/nested/b.txt" in listing
+    assert bucket in aws_cli(gateway, "s3", "ls").stdout
+    back = tmp_path / "back"
+    aws_cli(gateway, "s3", "sync", f"s3://{bucket}/synced", str(back))
+    assert (back / "nested" / "b.txt").read_text() == "beta"
+    refused = aws_cli(gateway, "s3", "rb", f"s3://{bucket}", check=False)
+    assert refused.returncode != 0 and "BucketNotEmpty" in refused.stderr
+    aws_cli(gateway, "s3", "rb", "--force", f"s3://{bucket}")
+    assert bucket not in aws_cli(gateway, "s3", "ls").stdout
+
+
+def test_the_backup_bucket_is_in_the_same_namespace(gateway: GatewayProcess) -> None:
+    """The Workspace backups' store is the S3 API's: its objects show in ``aws s3 ls``."""
+    state = json.loads((gateway.data_dir / "s3.json").read_text())
+    direct = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{state['port']}",
+        aws_access_key_id=state["access_key_id"],
+        aws_secret_access_key=state["secret_access_key"],
+        region_name="us-east-1",
+    )
+    direct.put_object(Bucket="emustudio", Key="e-BACKUPPROBE/notebook.ipynb", Body=b"{}")
+    listing = aws_cli(gateway, "s3", "ls", "--recursive", "s3://emustudio/").stdout
+    assert "e-BACKUPPROBE/notebook.ipynb" in listing
+
+
+# --- boto3 ---------------------------------------------------------------------------------------
+
+
+def test_objects_round_trip_with_s3s_errors(s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="a b/c.txt", Body=b"hello world", Metadata={"k": "v"})
+    got = s3.get_object(Bucket=bucket, Key="a b/c.txt", Range="bytes=6-10")
+    assert got["Body"].read() == b"world" and got["ContentRange"] == "bytes 6-10/11"
+    assert s3.head_object(Bucket=bucket, Key="a b/c.txt")["Metadata"] == {"k": "v"}
+    s3.copy_object(Bucket=bucket, Key="copy", CopySource={"Bucket": bucket, "Key": "a b/c.txt"})
+    assert s3.get_object(Bucket=bucket, Key="copy")["Body"].read() == b"hello world"
+    with pytest.raises(ClientError) as info:
+        s3.get_object(Bucket=bucket, Key="missing")
+    assert code_of(info) == "NoSuchKey"
+    assert info.value.response["Error"]["Message"] == "The specified key does not exist."
+    with pytest.raises(ClientError) as info:
+        s3.list_objects_v2(Bucket=bucket_name())
+    assert code_of(info) == "NoSuchBucket"
+    with pytest.raises(ClientError) as info:
+        s3.delete_bucket(Bucket=bucket)
+    assert code_of(info) == "BucketNotEmpty"
+    # us-east-1's legacy rule: the owner's second CreateBucket succeeds.
+    s3.create_bucket(Bucket=bucket)
+    assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] is None
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
+    with pytest.raises(ClientError) as info:
+        s3.create_bucket(Bucket="Not_Valid")
+    assert code_of(info) == "InvalidBucketName"
+
+
+def test_bucket_tagging_and_policy(s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    with pytest.raises(ClientError) as info:
+        s3.get_bucket_tagging(Bucket=bucket)
+    assert code_of(info) == "NoSuchTagSet"
+    s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": "team", "Value": "data"}]})
+    assert s3.get_bucket_tagging(Bucket=bucket)["TagSet"] == [{"Key": "team", "Value": "data"}]
+    s3.delete_bucket_tagging(Bucket=bucket)
+    with pytest.raises(ClientError) as info:
+        s3.get_bucket_policy(Bucket=bucket)
+    assert code_of(info) == "NoSuchBucketPolicy"
+    with pytest.raises(ClientError) as info:
+        s3.put_bucket_policy(Bucket=bucket, Policy="{not json")
+    assert code_of(info) == "MalformedPolicy"
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                }
+            ],
+        }
+    )
+    s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+    assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]) == json.loads(policy)
+    s3.delete_bucket_policy(Bucket=bucket)
+    with pytest.raises(ClientError):
+        s3.get_bucket_policy(Bucket=bucket)
+
+
+def test_directory_markers_have_s3s_semantics(s3: Any) -> None:
+    """What Spark's S3A does: a marker, files under it, then DeleteObjects of the marker."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="out/_temporary/", Body=b"")
+    s3.put_object(Bucket=bucket, Key="out/_temporary/0/part-0000", Body=b"row")
+    assert s3.head_object(Bucket=bucket, Key="out/_temporary/")["ContentLength"] == 0
+    assert keys(s3, bucket) == ["out/_temporary/", "out/_temporary/0/part-0000"]
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="out/_temporary/", Delimiter="/")
+    assert [o["Key"] for o in listed["Contents"]] == ["out/_temporary/"]
+    assert listed["CommonPrefixes"] == [{"Prefix": "out/_temporary/0/"}]
+    answer = s3.delete_objects(
+        Bucket=bucket,
+        Delete={"Objects": [{"Key": "out/_temporary/"}, {"Key": "out/_temporary/0/part-0000"}]},
+    )
+    assert sorted(d["Key"] for d in answer["Deleted"]) == [
+        "out/_temporary/",
+        "out/_temporary/0/part-0000",
+    ]
+    assert "Errors" not in answer
+    assert keys(s3, bucket) == []
+
+
+def test_presigned_get(s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="report.csv", Body=b"a,b\n1,2\n")
+    url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "report.csv"}, ExpiresIn=60
+    )
+    with urllib.request.urlopen(url) as answer:
+        assert answer.read() == b"a,b\n1,2\n"
+    forged = url.replace("report.csv", "other.csv")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(forged)
+    assert info.value.code == 403
+    assert b"<Code>SignatureDoesNotMatch</Code>" in info.value.read()
+
+
+def _rss(gateway: GatewayProcess) -> int:
+    assert gateway.proc is not None
+    return int(psutil.Process(gateway.proc.pid).memory_info().rss)
+
+
+def test_200_mb_multipart_upload_and_download_stream(
+    gateway: GatewayProcess, s3: Any, tmp_path: Path
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    source = tmp_path / "big.bin"
+    with source.open("wb") as out:
+        for _ in range(200):
+            out.write(os.urandom(MB))
+    before = _rss(gateway)
+    aws_cli(gateway, "s3", "cp", str(source), f"s3://{bucket}/big.bin")
+    after_upload = _rss(gateway)
+    target = tmp_path / "back.bin"
+    aws_cli(gateway, "s3", "cp", f"s3://{bucket}/big.bin", str(target))
+    after_download = _rss(gateway)
+    assert target.stat().st_size == 200 * MB
+    assert (
+        hashlib.sha256(target.read_bytes()).digest() == hashlib.sha256(source.read_bytes()).digest()
+    )
+    # The gateway never holds a body whole: it grows by far less than the 200 MB it moved.
+    assert after_upload - before < 50 * MB, (before, after_upload)
+    assert after_download - before < 50 * MB, (before, after_download)
+
+
+# --- authorization -------------------------------------------------------------------------------
+
+
+def _user_client(gateway: GatewayProcess, name: str, policy: dict[str, Any]) -> Any:
+    iam = gateway.client("iam")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName="s3", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint_url,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name="us-east-1",
+    )
+
+
+def test_a_user_whose_policy_denies_the_bucket_gets_access_denied(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    bucket, other = bucket_name(), bucket_name()
+    for name in (bucket, other):
+        s3.create_bucket(Bucket=name)
+        s3.put_object(Bucket=name, Key="k", Body=b"v")
+    user = _user_client(
+        gateway,
+        "analyst-" + secrets.token_hex(3),
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+                {
+                    "Effect": "Deny",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                },
+            ],
+        },
+    )
+    assert user.get_object(Bucket=other, Key="k")["Body"].read() == b"v"
+    for call in (
+        lambda: user.get_object(Bucket=bucket, Key="k"),
+        lambda: user.put_object(Bucket=bucket, Key="new", Body=b"x"),
+        lambda: user.list_objects_v2(Bucket=bucket),
+    ):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert code_of(info) == "AccessDenied"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert keys(s3, bucket) == ["k"]  # nothing written
+    answer = user.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": "k"}]})
+    assert answer["Errors"][0]["Code"] == "AccessDenied"
+    assert keys(s3, bucket) == ["k"]
+
+
+def test_a_bucket_policy_grants_a_role_without_s3_permissions(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="shared/data.csv", Body=b"1,2")
+    iam = gateway.client("iam")
+    role_name = "reader-" + secrets.token_hex(3)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    user = "assumer-" + secrets.token_hex(3)
+    iam.create_user(UserName=user)
+    iam.put_user_policy(
+        UserName=user,
+        PolicyName="assume",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+            }
+        ),
+    )
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    sts = boto3.client(
+        "sts",
+        endpoint_url=gateway.endpoint_url,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name="us-east-1",
+    )
+    creds = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="job")["Credentials"]
+    as_role = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint_url,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name="us-east-1",
+    )
+    with pytest.raises(ClientError) as info:
+        as_role.get_object(Bucket=bucket, Key="shared/data.csv")
+    assert code_of(info) == "AccessDenied"
+    s3.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": role["Arn"]},
+                        "Action": ["s3:GetObject", "s3:ListBucket"],
+                        "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/shared/*"],
+                    }
+                ],
+            }
+        ),
+    )
+    assert as_role.get_object(Bucket=bucket, Key="shared/data.csv")["Body"].read() == b"1,2"
+    assert keys(as_role, bucket) == ["shared/data.csv"]
+    with pytest.raises(ClientError) as info:
+        as_role.put_object(Bucket=bucket, Key="shared/new.csv", Body=b"x")
+    assert code_of(info) == "AccessDenied"
+
+
+# --- malformed requests --------------------------------------------------------------------------
+
+
+def test_a_bad_signature_writes_nothing(gateway: GatewayProcess, s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    forger = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint_url,
+        aws_access_key_id="test",
+        aws_secret_access_key="wrong",
+        region_name="us-east-1",
+    )
+    with pytest.raises(ClientError) as info:
+        forger.put_object(Bucket=bucket, Key="forged", Body=b"x" * 100_000)
+    assert code_of(info) == "SignatureDoesNotMatch"
+    assert keys(s3, bucket) == []
+
+
+def _sign(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def _chunked_put(
+    gateway: GatewayProcess,
+    bucket: str,
+    key: str,
+    chunks: list[bytes],
+    *,
+    tamper: int | None = None,
+    truncate: bool = False,
+) -> tuple[int, bytes]:
+    """A PUT as the Java SDK (Spark's S3A) sends it: aws-chunked, every chunk signed."""
+    now = dt.datetime.now(dt.UTC)
+    stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    host = f"localhost:{gateway.port}"
+    total = sum(len(c) for c in chunks)
+    headers = {
+        "content-encoding": "aws-chunked",
+        "host": host,
+        "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        "x-amz-date": stamp,
+        "x-amz-decoded-content-length": str(total),
+    }
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join(
+        [
+            "PUT",
+            f"/{bucket}/{key}",
+            "",
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed,
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+        ]
+    )
+    signing_key = _sign(f"AWS4{'test'}".encode(), day)
+    for part in ("us-east-1", "s3", "aws4_request"):
+        signing_key = _sign(signing_key, part)
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    previous = hmac.new(signing_key, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers["authorization"] = (
+        f"AWS4-HMAC-SHA256 Credential=test/{scope}, SignedHeaders={signed}, Signature={previous}"
+    )
+    body = b""
+    empty = hashlib.sha256(b"").hexdigest()
+    for index, chunk in enumerate([*chunks, b""]):
+        text = "\n".join(
+            [
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                stamp,
+                scope,
+                previous,
+                empty,
+                hashlib.sha256(chunk).hexdigest(),
+            ]
+        )
+        previous = hmac.new(signing_key, text.encode(), hashlib.sha256).hexdigest()
+        signature = "0" * 64 if index == tamper else previous
+        body += f"{len(chunk):x};chunk-signature={signature}\r\n".encode() + chunk + b"\r\n"
+    headers["content-length"] = str(len(body))
+    if truncate:
+        with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            sock.sendall(f"PUT /{bucket}/{key} HTTP/1.1\r\n{head}\r\n".encode())
+            sock.sendall(body[: len(body) // 2])
+            time.sleep(0.5)
+        return 0, b""
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    connection.request("PUT", f"/{bucket}/{key}", body=body, headers=headers)
+    answer = connection.getresponse()
+    return answer.status, answer.read()
+
+
+def test_signed_chunks_are_checked_as_they_stream(gateway: GatewayProcess, s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    chunks = [os.urandom(64 * 1024) for _ in range(4)] + [b"tail"]
+    status, _ = _chunked_put(gateway, bucket, "good", chunks)
+    assert status == 200
+    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == b"".join(chunks)
+    status, body = _chunked_put(gateway, bucket, "tampered", chunks, tamper=2)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body
+    status, body = _chunked_put(gateway, bucket, "last-tampered", chunks, tamper=len(chunks))
+    assert status == 403
+    _chunked_put(gateway, bucket, "truncated", chunks, truncate=True)
+    time.sleep(0.5)
+    assert keys(s3, bucket) == ["good"]
+
+
+def test_a_truncated_plain_body_writes_nothing(gateway: GatewayProcess, s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "cut"}, ExpiresIn=60
+    )
+    target = url.split(f":{gateway.port}", 1)[1]
+    with socket.create_connection(("127.0.0.1", gateway.port)) as sock:
+        sock.sendall(
+            f"PUT {target} HTTP/1.1\r\nHost: localhost:{gateway.port}\r\n"
+            "Content-Length: 1000000\r\n\r\n".encode()
+            + b"x" * 300_000
+        )
+        time.sleep(0.5)
+    time.sleep(0.5)
+    assert keys(s3, bucket) == []
+
+
+def _signing(gateway: GatewayProcess, stamp: str, headers: dict[str, str], path: str) -> str:
+    day = stamp[:8]
+    scope = f"{day}/us-east-1/s3/aws4_request"
+    signed = ";".join(sorted(headers))
+    canonical = "\n".join(
+        [
+            "PUT",
+            path,
+            "",
+            "".join(f"{k}:{headers[k]}\n" for k in sorted(headers)),
+            signed,
+            headers["x-amz-content-sha256"],
+        ]
+    )
+    key = _sign(b"AWS4test", day)
+    for part in ("us-east-1", "s3", "aws4_request"):
+        key = _sign(key, part)
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return (
+        f"AWS4-HMAC-SHA256 Credential=test/{scope}, SignedHeaders={signed}, Signature={signature}"
+    )
+
+
+def test_a_wrong_content_sha256_writes_nothing(gateway: GatewayProcess, s3: Any) -> None:
+    """Signed correctly, but over a payload hash the body does not have."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    body = os.urandom(300_000)
+    headers = {
+        "host": f"localhost:{gateway.port}",
+        "x-amz-content-sha256": hashlib.sha256(b"something else").hexdigest(),
+        "x-amz-date": stamp,
+    }
+    headers["authorization"] = _signing(gateway, stamp, headers, f"/{bucket}/lie")
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    connection.request("PUT", f"/{bucket}/lie", body=body, headers=headers)
+    answer = connection.getresponse()
+    assert answer.status == 400
+    assert b"<Code>XAmzContentSHA256Mismatch</Code>" in answer.read()
+    assert keys(s3, bucket) == []
