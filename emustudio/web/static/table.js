@@ -1,5 +1,5 @@
 // The table component: any <table data-table> gets a search box, a status filter (when its rows
-// carry data-status), sortable column headers (th[data-sort]) and pages of data-page-size rows.
+// carry data-status; data-filter-label names it, "Status" by default), sortable column headers (th[data-sort]) and pages of data-page-size rows.
 // The server renders every row, so without JavaScript the table is whole and still usable.
 // A cell's data-value, when present, is what it sorts by (dates, names without the id below).
 (function () {
@@ -35,7 +35,8 @@
     var select = null;
     if (statuses.length) {
       var filter = document.createElement("label");
-      filter.innerHTML = 'Status <select id="' + id + '-status"><option value="">Any status</option></select>';
+      var what = table.getAttribute("data-filter-label") || "Status";
+      filter.innerHTML = what + ' <select id="' + id + '-status"><option value="">Any</option></select>';
       select = filter.querySelector("select");
       statuses.sort().forEach(function (s) {
         var option = document.createElement("option");
