@@ -23,18 +23,13 @@ import os
 import platform
 import re
 import statistics
-import sys
 import time
 from io import BytesIO
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from minio import Minio
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.backup.conftest import (
+from emustudio.testing.backup import (
     StudioSetup,
     key_of,
     keys_under,
@@ -43,8 +38,9 @@ from tests.backup.conftest import (
     start_workspace,
     wait_until,
 )
-from tests.conftest import make_studio_network, studio_args
-from tests.services.test_emr_editors import wait_for
+from emustudio.testing.gateway import GatewayProcess
+from emustudio.testing.resources import wait_for_status
+from emustudio.testing.vpc import make_studio_network, studio_args
 
 BUCKET = "studio-bucket"
 
@@ -111,10 +107,10 @@ def restore_times(count: int) -> dict[str, float]:
 
         def cycle(eid: str) -> float:
             editors.stop_editor(EditorId=eid)
-            wait_for(editors, eid, "Idle")
+            wait_for_status(editors, eid, "Idle")
             started = time.monotonic()
             editors.start_editor(EditorId=eid)
-            wait_for(editors, eid, "Ready")
+            wait_for_status(editors, eid, "Ready")
             return time.monotonic() - started
 
         empty = statistics.median(cycle(empty_id) for _ in range(3))

@@ -35,13 +35,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.services.identitystore import identity_store_id
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import make_studio_network, studio_args
-from tests.web.conftest import EMR_SERVICE, Browser, Users, allow, create_role, studio_arn
+from emustudio.testing.iam import EMR_SERVICE, Users, allow, create_role, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import make_studio_network, studio_args
 
 PASSWORD = "Bench-Password-1"
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"

@@ -40,10 +40,9 @@ from typing import Any
 from botocore.model import ServiceModel, Shape
 from sqlmodel import Session, col, delete
 
-from emustudio.aws.protocol import operation_from_request
 from emustudio.aws.protocol.base import iso8601
 from emustudio.aws.protocol.naming import lower_camel
-from emustudio.aws.sigv4 import AuthFailure, read_scope
+from emustudio.aws.sigv4 import AuthFailure
 from emustudio.context import Principal, RequestContext
 from emustudio.store import Store
 from emustudio.store.audit_tables import RESOURCE_SEPARATOR, AuditEvent
@@ -336,19 +335,6 @@ def resources_of(
     return tuple(out)
 
 
-def _operation_name(ctx: RequestContext) -> str | None:
-    if ctx.operation is not None:
-        known: str = ctx.operation.name
-        return known
-    if ctx.service is None:
-        return None
-    try:
-        name: str | None = operation_from_request(ctx.service, ctx.http)
-    except Exception:  # an unreadable body names no operation
-        return None
-    return name
-
-
 # --- the auditor --------------------------------------------------------------------------------
 
 
@@ -413,7 +399,7 @@ class Auditor:
     def build(self, ctx: RequestContext, now: float | None = None) -> AuditEntry | None:
         """The record of a finished API call, or None when it names no operation."""
         service = ctx.service
-        name = _operation_name(ctx)
+        name = ctx.named_operation()
         if service is None or not name:
             return None
         if name in DATA_EVENTS.get(service.service_name, ()):
@@ -436,16 +422,15 @@ class Auditor:
                 converted = {"requestId": ctx.request_id, **(converted or {})}
             response_elements = converted or None
 
+        scope = ctx.scope
         access_key_id = ctx.principal.access_key_id if ctx.principal else None
         if ctx.principal is None:
-            scope = read_scope(ctx.http)
             access_key_id = scope.access_key_id if scope is not None else None
 
         region = self.region
         if service.service_name in _US_EAST_1_SERVICES:
             region = "us-east-1"
         elif service.service_name == "sts":
-            scope = read_scope(ctx.http)
             region = scope.region if scope is not None and scope.region else "us-east-1"
 
         resources = resources_of(

@@ -12,6 +12,8 @@ from botocore.model import OperationModel, ServiceModel
 from emustudio.aws.errors import AwsError
 from emustudio.aws.http import HttpRequest, HttpResponse
 from emustudio.aws.payload import Payload
+from emustudio.aws.protocol import operation_from_request
+from emustudio.aws.sigv4 import Authorization, Scope, read_authorization
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,41 @@ class RequestContext:
     # A streamed body (S3 uploads), checked as the service reads it.
     payload: Payload | None = None
 
+    # Read from the request once, when first asked (see the properties below).
+    _authorization: Authorization | None = field(default=None, init=False, repr=False)
+    _named: str | None = field(default=None, init=False, repr=False)
+    _named_read: bool = field(default=False, init=False, repr=False)
+
     @property
     def operation_name(self) -> str:
         return self.operation.name if self.operation is not None else ""
+
+    @property
+    def authorization(self) -> Authorization:
+        """The request's SigV4 claim as written (header or presigned query), read once: the
+        service's resolution, SigV4 verification and the audit record all use this one."""
+        if self._authorization is None:
+            self._authorization = read_authorization(self.http)
+        return self._authorization
+
+    @property
+    def scope(self) -> Scope | None:
+        """The credential scope the request claims (read, not verified), if any."""
+        return self.authorization.scope
+
+    def named_operation(self) -> str | None:
+        """The operation the request names: the parsed one, else the one its target header or
+        ``Action`` names, read from the request once (None when it names none, or before the
+        service is known)."""
+        if self.operation is not None:
+            name: str = self.operation.name
+            return name
+        if self.service is None:
+            return None
+        if not self._named_read:
+            try:
+                self._named = operation_from_request(self.service, self.http)
+            except Exception:  # an unreadable body names no operation
+                self._named = None
+            self._named_read = True
+        return self._named

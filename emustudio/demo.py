@@ -20,10 +20,10 @@ user changed and never makes a second copy:
 * an SSO-mode Studio ``Demo (Identity Center)`` whose users sign in through IAM Identity Center
   (:mod:`emustudio.demo_identity_center`).
 
-Everything is made through the services' own operation code (:meth:`Demo.call`: the model's
-input validation, the operation, the CloudTrail record, as root), never over HTTP. The demo
-Studio is known by its id, kept in the store (``Meta``), not by its name: renaming it keeps it
-the demo's. When it is gone (deleted), the next start makes a new one and moves the demo's
+Everything is made through the pipeline's in-process entry (:meth:`Demo.call`, `Gateway.call`:
+the model's input validation, the operation, the CloudTrail record, as root), never over HTTP.
+The demo Studio is known by its id, kept in the store (``Meta``), not by its name: renaming it
+keeps it the demo's. When it is gone (deleted), the next start makes a new one and moves the demo's
 policies and users file over to the new id.
 """
 
@@ -34,26 +34,24 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session
 
-from emustudio.auth.idp import IdpUser, UsersFileError, parse_users
+from emustudio.auth.idp import BuiltinIdp, IdpUser, UsersFileError, parse_users
 from emustudio.auth.saml import AWS_ACS_URL, SamlRejected, idp_entity_id
-from emustudio.aws import spec
 from emustudio.aws.errors import AwsError
-from emustudio.aws.http import HttpRequest
-from emustudio.aws.protocol import validate
-from emustudio.config import DEMO_USERS_FILE
-from emustudio.context import Principal, RequestContext
+from emustudio.config import DEMO_USERS_FILE, Settings
+from emustudio.context import Principal
 from emustudio.demo_console import admin_statements, ensure_console_admin
 from emustudio.demo_identity_center import IdentityCenterDemo
+from emustudio.pipeline import Gateway
+from emustudio.services.iam import IamService
+from emustudio.store import Store
 from emustudio.store.tables import Meta, Studio
-
-if TYPE_CHECKING:
-    from emustudio.server import EmuStudio
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +150,34 @@ def _write_private(path: Path, text: str) -> None:
 
 
 class Demo:
-    """The demo of one gateway; :meth:`start_demo` is its start-up step."""
+    """The demo of one gateway; :meth:`start_demo` is its start-up step.
 
-    def __init__(self, app: EmuStudio) -> None:
-        self.app = app
-        self.settings = app.settings
-        self.account = app.settings.account_id
-        self.region = app.settings.region
+    It is given the parts it uses: the pipeline's in-process entry and the root principal it
+    calls as, the store (the demo Studios' ids), IAM (the SAML provider's metadata), the
+    built-in IdP, the Identity Store's id and the Studio URL template."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        gateway: Gateway,
+        root: Principal,
+        store: Store,
+        iam: IamService,
+        idp: BuiltinIdp | None,
+        identity_store_id: str,
+        studio_url: Callable[[str], str],
+    ) -> None:
+        self.settings = settings
+        self.gateway = gateway
+        self.root = root
+        self.store = store
+        self.iam = iam
+        self.idp = idp
+        self.identity_store_id = identity_store_id
+        self.studio_url = studio_url
+        self.account = settings.account_id
+        self.region = settings.region
         self.facts: DemoFacts | None = None
 
     # --- names ----------------------------------------------------------------------------------
@@ -177,18 +196,12 @@ class Demo:
     def base_url(self) -> str:
         return f"http://localhost:{self.settings.url_port}"
 
-    @property
-    def root(self) -> Principal:
-        found = self.app.credentials.lookup(self.settings.access_key_id)
-        assert found is not None and found[1].is_root
-        return found[1]
-
     # --- the step -------------------------------------------------------------------------------
 
     async def start_demo(self) -> None:
         if not self.settings.demo:
             return
-        idp = self.app.idp
+        idp = self.idp
         users_file = self.settings.idp_users_file
         if idp is None or users_file is None:
             raise DemoError(
@@ -220,10 +233,10 @@ class Demo:
         console_user, console_password = await ensure_console_admin(self)
         self.facts = DemoFacts(
             studio_id=studio_id,
-            studio_url=f"{self.app.emr.studio_url(studio_id)}/" if studio_id else None,
+            studio_url=f"{self.studio_url(studio_id)}/" if studio_id else None,
             users_file=users_file,
             portal_url=f"{self.base_url}/idp/portal",
-            sso_studio_url=f"{self.app.emr.studio_url(sso_studio_id)}/" if sso_studio_id else None,
+            sso_studio_url=f"{self.studio_url(sso_studio_id)}/" if sso_studio_id else None,
             console_url=f"{self.base_url}/console",
             console_user=console_user,
             console_password=console_password,
@@ -233,7 +246,7 @@ class Demo:
     # --- IAM ------------------------------------------------------------------------------------
 
     async def ensure_provider(self, metadata: str, entity_id: str) -> None:
-        provider = await self.app.iam.get_saml_provider(self.provider_arn)
+        provider = await self.iam.get_saml_provider(self.provider_arn)
         if provider is None:
             await self.call(
                 "iam",
@@ -349,7 +362,7 @@ class Demo:
                 return None, False
             return meta.value, session.get(Studio, meta.value) is not None
 
-        known, exists = await self.app.store.tx(read)
+        known, exists = await self.store.tx(read)
         if known is not None and exists:
             return DemoStudio(known)
         network = await self.default_network()
@@ -380,7 +393,7 @@ class Demo:
         def remember(session: Session) -> None:
             session.merge(Meta(key=key, value=studio_id))
 
-        await self.app.store.tx(remember)
+        await self.store.tx(remember)
         log.info("demo: made Studio %s (%s)", STUDIO_NAME, studio_id)
         return DemoStudio(studio_id, made=True, replaced=known)
 
@@ -457,30 +470,8 @@ class Demo:
     async def call(
         self, service: str, operation: str, params: dict[str, Any], *, audit: bool = True
     ) -> dict[str, Any]:
-        """Run an operation as the API runs it after SigV4: validate the input against the
-        model, dispatch to the service, record it in CloudTrail (as root, user agent
-        ``emustudio/demo``; reads are not recorded, every start makes them)."""
-        model = spec.load_service(service)
-        op_model = model.operation_model(operation)
-        ctx = RequestContext(
-            http=HttpRequest.build(
-                "POST", "/", {"Host": "localhost", "User-Agent": USER_AGENT}, remote_ip="127.0.0.1"
-            ),
-            request_id=str(uuid.uuid4()),
-            region=self.region,
-            account_id=self.account,
-            service=model,
-            operation=op_model,
-            principal=self.root,
-            params=params,
+        """Run an operation through the pipeline's in-process entry, as root, user agent
+        ``emustudio/demo`` (reads are not recorded in CloudTrail: every start makes them)."""
+        return await self.gateway.call(
+            self.root, service, operation, params, user_agent=USER_AGENT, record=audit
         )
-        try:
-            validate(op_model, params)
-            ctx.result = await self.app.gateway.services[service].dispatch(ctx)
-        except AwsError as exc:
-            ctx.error = exc
-        if audit:
-            await self.app.auditor.record(ctx)
-        if ctx.error is not None:
-            raise ctx.error
-        return ctx.result or {}

@@ -11,16 +11,23 @@ or policy stays the user's.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from emustudio.aws.errors import AwsError
-
-if TYPE_CHECKING:
-    from emustudio.demo import Demo
 
 CONSOLE_USER = "admin"
 CONSOLE_PASSWORD = "Change-me-admin-1"
 POLICY_NAME = "EmuStudioDemo"
+
+
+class DemoCalls(Protocol):
+    """What this uses of `emustudio.demo.Demo` (which hands itself over)."""
+
+    account: str
+
+    async def call(
+        self, service: str, operation: str, params: dict[str, Any], *, audit: bool = True
+    ) -> dict[str, Any]: ...
 
 
 def admin_statements(account_id: str) -> list[dict[str, Any]]:
@@ -53,7 +60,7 @@ def admin_statements(account_id: str) -> list[dict[str, Any]]:
     ]
 
 
-async def ensure_console_admin(demo: Demo) -> tuple[str, str]:
+async def ensure_console_admin(demo: DemoCalls) -> tuple[str, str]:
     """The console's demo user and its password (made when missing)."""
     try:
         await demo.call("iam", "GetUser", {"UserName": CONSOLE_USER}, audit=False)

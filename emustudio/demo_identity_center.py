@@ -19,16 +19,15 @@ operation code:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlmodel import Session
 
 from emustudio.auth.idp import IdpUser
 from emustudio.aws.errors import AwsError
+from emustudio.config import Settings
+from emustudio.store import Store
 from emustudio.store.tables import Meta, Studio
-
-if TYPE_CHECKING:
-    from emustudio.demo import Demo
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +41,37 @@ def _meta_key(region: str) -> str:
     return f"demo-sso-studio:{region}"
 
 
+class DemoSteps(Protocol):
+    """What the Identity Center part uses of `emustudio.demo.Demo` (which hands itself over:
+    this module does not import it back)."""
+
+    settings: Settings
+    store: Store
+    account: str
+    region: str
+    identity_store_id: str
+
+    def role_arn(self, name: str) -> str: ...
+
+    @staticmethod
+    def service_trust() -> str: ...
+
+    @staticmethod
+    def basic_user_policy() -> str: ...
+
+    async def ensure_role(self, name: str, trust: str) -> bool: ...
+
+    async def put_policy(self, role: str, document: str) -> None: ...
+
+    async def call(
+        self, service: str, operation: str, params: dict[str, Any], *, audit: bool = True
+    ) -> dict[str, Any]: ...
+
+
 class IdentityCenterDemo:
-    def __init__(self, demo: Demo) -> None:
+    def __init__(self, demo: DemoSteps) -> None:
         self.demo = demo
-        self.store_id = demo.app.identitystore.store_id
+        self.store_id = demo.identity_store_id
 
     async def ensure(
         self, users: dict[str, IdpUser], network: tuple[str, list[str], str] | None
@@ -170,7 +196,7 @@ class IdentityCenterDemo:
                 return None
             return meta.value
 
-        known = await self.demo.app.store.tx(read)
+        known = await self.demo.store.tx(read)
         if known is not None:
             return known, False
         if network is None:
@@ -195,6 +221,6 @@ class IdentityCenterDemo:
         def remember(session: Session) -> None:
             session.merge(Meta(key=key, value=studio_id))
 
-        await self.demo.app.store.tx(remember)
+        await self.demo.store.tx(remember)
         log.info("demo: made Studio %s (%s)", STUDIO_NAME, studio_id)
         return studio_id, True

@@ -10,6 +10,11 @@ A step that raises an ``AwsError`` ends the chain; the finalizers then always ru
 
 Nothing else in the gateway
 turns a request into a response, so every answer, error or not, has the protocol's wire form.
+
+:meth:`Gateway.call` is the one in-process entry (the Studio pages, the console, the demo): a
+caller that knows its principal already skips the wire's first three steps, the model validates
+the parameters as the parser would, and authorize -> dispatch -> audit run as for the wire. So a
+page and ``boto3`` with the same keys always get the same answer and the same CloudTrail record.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from botocore.model import ServiceModel
 
@@ -27,7 +32,8 @@ from emustudio.aws import spec
 from emustudio.aws.errors import AwsError, InternalFailure
 from emustudio.aws.http import HttpRequest, HttpResponse
 from emustudio.aws.payload import Payload
-from emustudio.aws.protocol import create_parser, create_serializer, operation_from_request
+from emustudio.aws.protocol import create_parser, create_serializer, validate
+from emustudio.aws.sigv2 import is_presigned_v2, verify_presigned_v2
 from emustudio.aws.sigv4 import AuthFailure, Credential, read_scope, verify
 from emustudio.context import Principal, RequestContext
 from emustudio.credentials import Credentials
@@ -104,20 +110,64 @@ class Gateway:
         )
         if service is not None:
             ctx.service = spec.load_service(service)
+        await self._run(ctx, self.steps, self.finalizers)
+        assert ctx.response is not None
+        return ctx.response
+
+    async def call(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        source_ip: str = "127.0.0.1",
+        user_agent: str = "",
+        record: bool = True,
+    ) -> dict[str, Any]:
+        """Run ``operation`` of ``service`` (botocore's name) as ``principal``, in process.
+
+        The operation's result, or its ``AwsError`` raised (the API's, word for word).
+        ``record=False`` leaves it out of CloudTrail (a page's own polling, the demo's reads).
+        """
+        model = spec.load_service(service)
+        op_model = model.operation_model(operation)
+        headers = {"host": "localhost", "user-agent": user_agent}
+        if model.protocol == "json":
+            headers["x-amz-target"] = f"{model.metadata['targetPrefix']}.{operation}"
+        ctx = RequestContext(
+            http=HttpRequest(method="POST", path="/", headers=headers, remote_ip=source_ip),
+            request_id=str(uuid.uuid4()),
+            region=self.region,
+            account_id=self.account_id,
+            service=model,
+            operation=op_model,
+            principal=principal,
+            params=dict(params),
+        )
+        steps: list[Step] = [self.validate, self.authorize, self.dispatch]
+        finalizers: list[Step] = []
+        if record and self.auditor is not None:
+            finalizers.append(self.auditor.record)
+        await self._run(ctx, steps, finalizers)
+        if ctx.error is not None:
+            raise ctx.error
+        return ctx.result or {}
+
+    @staticmethod
+    async def _run(ctx: RequestContext, steps: list[Step], finalizers: list[Step]) -> None:
         try:
-            for step in self.steps:
+            for step in steps:
                 await step(ctx)
         except AwsError as exc:
             ctx.error = exc
         except Exception:
             log.exception("unexpected error in %s", ctx.operation_name or "request")
             ctx.error = InternalFailure("An internal error occurred.")
-        if http.stream is not None:
-            http.stream.discard()  # whatever of the body nobody read (a refused request)
-        for finalizer in self.finalizers:
+        if ctx.http.stream is not None:
+            ctx.http.stream.discard()  # whatever of the body nobody read (a refused request)
+        for finalizer in finalizers:
             await finalizer(ctx)
-        assert ctx.response is not None
-        return ctx.response
 
     def reject(self, http: HttpRequest, error: AwsError) -> HttpResponse:
         """Answer a request the handler refused before the pipeline (too large, say)."""
@@ -132,7 +182,7 @@ class Gateway:
     async def resolve_service(self, ctx: RequestContext) -> None:
         if ctx.service is not None:
             return
-        scope = read_scope(ctx.http)
+        scope = ctx.scope
         target = ctx.http.header("x-amz-target")
         if scope is not None:
             model = spec.service_by_signing_name().get(scope.service)
@@ -155,9 +205,8 @@ class Gateway:
 
     async def authenticate(self, ctx: RequestContext) -> None:
         assert ctx.service is not None
-        if read_scope(ctx.http) is None and (
-            operation_from_request(ctx.service, ctx.http)
-            in UNSIGNED_OPERATIONS.get(ctx.service.service_name, ())
+        if ctx.scope is None and (
+            ctx.named_operation() in UNSIGNED_OPERATIONS.get(ctx.service.service_name, ())
         ):
             return  # the operation carries its own proof (a SAML assertion); no principal
         found: dict[str, Principal] = {}
@@ -169,7 +218,11 @@ class Gateway:
             found[access_key_id] = hit[1]
             return hit[0]
 
-        signed = verify(ctx.http, lookup)
+        if ctx.service.service_name == "s3" and is_presigned_v2(ctx.http):
+            # S3 alone still takes the older presigned form boto3 and the CLI make by default.
+            signed = verify_presigned_v2(ctx.http, lookup, region=self.region)
+        else:
+            signed = verify(ctx.http, lookup, authorization=ctx.authorization)
         assert ctx.service is not None
         if ctx.service.service_name not in GLOBAL_SERVICES and signed.region != self.region:
             raise WrongRegion(
@@ -188,6 +241,11 @@ class Gateway:
             body = await ctx.payload.read_all(self.max_body_bytes)
             ctx.http, ctx.payload = replace(ctx.http, body=body, stream=None), None
         ctx.operation, ctx.params = parser.parse(ctx.http)
+
+    async def validate(self, ctx: RequestContext) -> None:
+        """The in-process stand-in for :meth:`parse`: the parameters against the model."""
+        assert ctx.operation is not None
+        validate(ctx.operation, ctx.params)
 
     async def authorize(self, ctx: RequestContext) -> None:
         if ctx.principal is not None and not ctx.principal.is_root:

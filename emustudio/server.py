@@ -17,6 +17,7 @@ from emustudio.auth.saml import AWS_ACS_URL, StoreReplayCache, sts_verifier
 from emustudio.auth.signin import ConsoleSignIn
 from emustudio.authz import BucketPolicies, PolicyAuthorizer
 from emustudio.aws import spec
+from emustudio.aws_handler import AwsHandler, HealthHandler
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
@@ -29,11 +30,12 @@ from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
+from emustudio.services.base import Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.containers import DockerContainers
-from emustudio.services.emr.workspaces import WorkspaceHooks, WorkspaceManager
+from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
 from emustudio.services.operator import OperatorService
@@ -41,19 +43,16 @@ from emustudio.services.s3 import Forwarder, S3Service
 from emustudio.services.sso_admin import SsoAdminService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
-from emustudio.store.tables import Editor
-from emustudio.web.admin_calls import AdminCalls
-from emustudio.web.aws_handler import AwsHandler, HealthHandler
 from emustudio.web.console import StudioConsole
 from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
-from emustudio.web.landing import landing_rules
 from emustudio.web.routes import studio_rules
 from emustudio.web.s3_handler import S3Addressing, s3_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
 from emustudio.web.sso import sso_rules
+from emustudio.web.start_page import landing_rules
 
 log = logging.getLogger(__name__)
 
@@ -62,28 +61,15 @@ class StartupError(RuntimeError):
     """A start-up step failed in a way the user can fix; the message says how."""
 
 
-class BackupHooks(WorkspaceHooks):
-    """The backup engine at the Workspace transitions (``backup/`` does not import ``services/``,
-    so the engine has the hooks' methods and this hands them over)."""
-
-    def __init__(self, engine: BackupEngine) -> None:
-        self.engine = engine
-
-    async def before_ready(self, editor: Editor, endpoint: str) -> None:
-        await self.engine.before_ready(editor, endpoint)
-
-    async def before_stop(self, editor: Editor) -> None:
-        await self.engine.before_stop(editor)
-
-    async def after_delete(self, editor: Editor) -> None:
-        await self.engine.after_delete(editor)
-
-
 class EmuStudio:
+    """The gateway: every part built from settings and handed its collaborators, in order
+    (the store, Docker and Workspaces; IAM, STS and the pipeline; sign-in and the pages)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.instance_id = settings.resolved_instance_id()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        region, account = settings.region, settings.account_id
         self.store = Store(settings.database_url)
         self.docker = DockerExecutor(settings.docker_url)
         self.networks = SubnetNetworks(
@@ -93,239 +79,49 @@ class EmuStudio:
             remap_pool=settings.network_remap_pool,
             gateway_container=settings.gateway_container,
         )
-        self.ec2 = Ec2Service(
-            self.store, self.networks, region=settings.region, account_id=settings.account_id
-        )
-        self.emr = EmrService(
-            self.store,
-            region=settings.region,
-            account_id=settings.account_id,
-            studio_url=f"http://{{studio_id}}.{settings.studio_domain}:{settings.url_port}",
-            page_size=settings.list_page_size,
-            max_studios=settings.max_studios,
-        )
-        # Workspaces: JupyterLab containers on the Studio's subnet networks.
+        self.ec2 = Ec2Service(self.store, self.networks, region=region, account_id=account)
+        # Workspaces: JupyterLab containers on the Studio's subnet networks, backed up to S3.
+        self.s3_server = make_s3_server(settings)
+        self.backup = make_backup(settings, self.store, self.s3_server)
         self.workspace_runtime = DockerWorkspaces.from_settings(
             self.docker, self.instance_id, settings
         )
-        self.workspaces = WorkspaceManager(
-            self.store,
-            DockerContainers(
-                self.workspace_runtime,
-                self.networks,
-                Images.from_settings(self.docker, settings),
-                memory=settings.workspace_memory,
-                cpus=settings.workspace_cpus,
-            ),
-            region=settings.region,
+        self.workspaces = make_workspaces(
+            settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup
         )
-        self.emr.workspaces = self.workspaces
-        # Identity Center users and groups: the Identity Store, and session mappings' directory.
-        self.identitystore = IdentityStoreService(
-            self.store, region=settings.region, account_id=settings.account_id
-        )
-        self.emr.directory = IdentityStoreDirectory(self.identitystore.store_id)
-        # Identity Center's admin API: the instance that names the Identity Store.
-        self.sso_admin = SsoAdminService(
-            self.store,
-            region=settings.region,
-            account_id=settings.account_id,
-            identity_store_id=self.identitystore.store_id,
-        )
-        self.emr.idc_instance_arn = self.sso_admin.instance_arn
-        # S3 (the embedded server unless one is configured) and the Workspace backups to it.
-        self.s3_server: EmbeddedS3 | None = None
-        if settings.s3_endpoint_url:
-            s3_endpoint = S3Endpoint(
-                settings.s3_endpoint_url,
-                settings.s3_access_key_id or "",
-                settings.s3_secret_access_key or "",
-                settings.s3_region,
-            )
-        else:
-            self.s3_server = EmbeddedS3(
-                settings.data_dir,
-                port=settings.s3_port,
-                access_key_id=settings.s3_access_key_id,
-                secret_access_key=settings.s3_secret_access_key,
-                region=settings.s3_region,
-            )
-            s3_endpoint = S3Endpoint(
-                self.s3_server.url,
-                self.s3_server.access_key_id,
-                self.s3_server.secret_access_key,
-                settings.s3_region,
-            )
-        create_buckets = settings.s3_create_buckets
-        self.backup = BackupEngine.from_settings(
-            self.store,
-            s3_endpoint,
-            settings,
-            base_url=self.workspaces.base_url,
-            create_buckets=self.s3_server is not None if create_buckets is None else create_buckets,
-        )
-        self.workspaces.hooks.append(BackupHooks(self.backup))
-        self.operator = OperatorService(self.workspaces, region=settings.region)
         self.culler: ioloop.PeriodicCallback | None = None
-        self.cloudtrail = CloudTrailService(
-            self.store, region=settings.region, account_id=settings.account_id
+        # IAM, STS and the credentials SigV4 checks; then the pipeline with every service.
+        self.iam, self.sts, self.credentials = make_identity(settings, self.store)
+        self.authorizer = make_authorizer(settings, self.store, self.iam)
+        self.auditor = Auditor(self.store, region=region, account_id=account)
+        self.identitystore, self.sso_admin = make_directory(settings, self.store)
+        self.s3 = make_s3(settings, self.store, self.s3_server, self.authorizer)
+        self.federation = make_federation(
+            settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
-        self.auditor = Auditor(self.store, region=settings.region, account_id=settings.account_id)
-        self.iam_credentials = IamCredentials()
-        self.iam = IamService(
-            self.store, account_id=settings.account_id, credentials=self.iam_credentials
-        )
-        self.sts_credentials = StsCredentials()
-        self.sts = StsService(
-            self.store,
-            self.iam,
-            account_id=settings.account_id,
-            region=settings.region,
-            credentials=self.sts_credentials,
-        )
-        # AssumeRoleWithSAML: responses verified against the provider's metadata, as AWS does.
-        # One replay cache for the API and the sign-in endpoint: an assertion is accepted once.
-        self.saml_replay_cache = StoreReplayCache(self.store)
-        self.sts.saml_verifier = sts_verifier(replay_cache=self.saml_replay_cache)
-        self.credentials = Credentials(
-            [
-                RootCredentials(
-                    settings.access_key_id, settings.secret_access_key, settings.account_id
-                ),
-                self.iam_credentials,
-                self.sts_credentials,
-            ]
-        )
-        # S3 on this endpoint: the store behind is the backups' S3; bucket policies are
-        # resource policies of the authorizer.
-        markers = settings.s3_directory_markers
-        self.s3 = S3Service(
-            self.store,
-            Forwarder(
-                StoreClient(
-                    s3_endpoint.url,
-                    s3_endpoint.access_key_id,
-                    s3_endpoint.secret_access_key,
-                    s3_endpoint.region,
-                ),
-                spec.load_service("s3"),
-            ),
-            region=settings.region,
-            account_id=settings.account_id,
-            markers=self.s3_server is not None if markers is None else markers,
-        )
-        self.authorizer = PolicyAuthorizer(
-            self.store,
-            self.iam,
-            region=settings.region,
-            account_id=settings.account_id,
-            resource_policies=BucketPolicies(self.store),
-        )
-        self.s3.access = self.authorizer
+        self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.gateway = Gateway(
-            services={
-                "emr": self.emr,
-                "ec2": self.ec2,
-                "cloudtrail": self.cloudtrail,
-                "identitystore": self.identitystore,
-                "iam": self.iam,
-                "sts": self.sts,
-                "emustudio": self.operator,
-                "s3": self.s3,
-                "sso-admin": self.sso_admin,
-            },
-            credentials=self.credentials,
-            region=settings.region,
-            account_id=settings.account_id,
-            authorizer=self.authorizer,
-            auditor=self.auditor,
+            self.services(), self.credentials, region, account, self.authorizer, self.auditor
         )
-        # The Studio's web side: sign-in, sessions, pages, and the gate in front of Workspaces.
+        # Sign-in (IAM users, IAM federation, Identity Center, the built-in IdP) and the pages.
+        self.identity_center = make_identity_center(
+            settings, self.store, self.sts, self.auditor, self.identitystore, self.idc_idp_metadata
+        )
+        self.idp = make_idp(settings, self.identity_center)
         self.sessions = SessionStore(self.store, lifetime=settings.session_hours * 3600)
-        self.studio_site = StudioSite(
-            emr=self.emr,
-            sessions=self.sessions,
-            signin=IamUserSignIn(
-                self.iam,
-                self.authorizer,
-                root_access_key_id=settings.access_key_id,
-                events=SignInTrail(self.auditor),
-            ),
-            console=StudioConsole(
-                self.emr,
-                self.authorizer,
-                region=settings.region,
-                account_id=settings.account_id,
-                auditor=self.auditor,
-            ),
-            studio_domain=settings.studio_domain,
-            session_hours=settings.session_hours,
-        )
-        # The console's IAM user sign-in (web/console_pages.py): the Studio's password check.
-        self.console_signin = ConsoleSignIn(
-            self.iam,
-            account_id=settings.account_id,
-            root_access_key_id=settings.access_key_id,
-            events=SignInTrail(self.auditor),
-        )
-        # IAM federation: the gateway's signin.aws.amazon.com/saml (auth/federation.py).
-        self.federation = Federation(
-            store=self.store,
-            iam=self.iam,
-            sts=self.sts,
-            sts_credentials=self.sts_credentials,
-            permissions=self.authorizer,
-            auditor=self.auditor,
-            replay_cache=self.saml_replay_cache,
-            region=settings.region,
-            account_id=settings.account_id,
-            acs_urls=(AWS_ACS_URL, f"http://localhost:{settings.url_port}/saml"),
-        )
-        # IAM Identity Center for SSO-mode Studios (auth/idc.py): a SAML SP trusting the
-        # external IdP of idc_idp_metadata_file, else the built-in IdP.
-        base_url = f"http://localhost:{settings.url_port}"
-        self.identity_center = IdentityCenter(
-            store=self.store,
-            sts=self.sts,
-            auditor=self.auditor,
-            replay_cache=self.saml_replay_cache,
-            identity_store_id=self.identitystore.store_id,
-            acs_url=acs_url_for(base_url),
-            entity_id=entity_id_for(settings.region, self.identitystore.store_id),
-            idp_metadata=self.idc_idp_metadata,
-            session_seconds=int(settings.session_hours * 3600),
-        )
-        self.emr.sign_ins = self.federation  # CreateStudioPresignedUrl's one-time URLs
-        self.studio_site.identity_center = self.identity_center
-        self.studio_site.credentials = self.sts_credentials
-        # The built-in SAML IdP (auth/idp.py), when a users file is configured.
-        self.idp: BuiltinIdp | None = None
-        if settings.idp_users_file is not None:
-            self.idp = BuiltinIdp(
-                UsersFile(settings.idp_users_file),
-                settings.data_dir,
-                base_url=base_url,
-                service_providers=(self.identity_center.sp_metadata(),),
-            )
-        if self.idp is not None:
-            self.studio_site.idp_signout_url = f"{base_url}/idp/logout"
-            self.studio_site.idp_is_identity_source = settings.idc_idp_metadata_file is None
-        self.gate = StudioGate(
-            self.store,
-            self.sessions,
-            self.authorizer,
-            region=settings.region,
-            account_id=settings.account_id,
-            session_hours=settings.session_hours,
-            touch=self.touch_workspace,
-        )
-        self.proxy = WorkspaceProxy(
-            self.gate, studio_domain=settings.studio_domain, session_cookie=SESSION_COOKIE
+        self.studio_site = make_studio_site(self)
+        self.console_signin = make_console_signin(settings, self.iam, self.auditor)
+        self.proxy = make_proxy(
+            settings, self.store, self.sessions, self.authorizer, self.workspaces
         )
         self.http_server: httpserver.HTTPServer | None = None
         # `emustudio up`'s demo (setting demo): the IdP's users, IAM federation, a Studio.
-        self.demo = Demo(self)
-        self.startup: list[Callable[[], Awaitable[None]]] = [
+        self.demo = make_demo(self)
+
+    @property
+    def startup(self) -> list[Callable[[], Awaitable[None]]]:
+        """Start-up, in order: each step a method (the demo's is the demo's own)."""
+        return [
             self.open_store,
             self.load_iam,
             self.load_sts,
@@ -338,6 +134,22 @@ class EmuStudio:
             self.start_backup,
             self.listen,
         ]
+
+    def services(self) -> dict[str, Service]:
+        """The pipeline's services, by botocore name."""
+        return {
+            "emr": self.emr,
+            "ec2": self.ec2,
+            "cloudtrail": CloudTrailService(
+                self.store, region=self.settings.region, account_id=self.settings.account_id
+            ),
+            "identitystore": self.identitystore,
+            "iam": self.iam,
+            "sts": self.sts,
+            "emustudio": OperatorService(self.workspaces, region=self.settings.region),
+            "s3": self.s3,
+            "sso-admin": self.sso_admin,
+        }
 
     def make_app(self) -> web.Application:
         return web.Application(
@@ -361,7 +173,7 @@ class EmuStudio:
                     self.studio_site,
                     self.federation,
                     self.console_signin,
-                    AdminCalls(self.gateway),
+                    self.gateway,
                     self.identitystore.store_id,
                 ),
                 *console_rules(self.studio_site, self.federation, self.console_signin),
@@ -390,14 +202,10 @@ class EmuStudio:
             return []
         return idp_rules(
             self.idp,
-            saml_url=f"http://localhost:{self.settings.url_port}/saml",
-            studio_url=f"http://{{studio_id}}.{self.settings.studio_domain}:{self.settings.url_port}",
+            saml_url=f"{base_url(self.settings)}/saml",
+            studio_url=studio_url_template(self.settings),
             studio_domain=self.settings.studio_domain,
         )
-
-    def touch_workspace(self, editor_id: str) -> None:
-        if self.emr.workspaces is not None:
-            self.emr.workspaces.touch(editor_id)
 
     async def start(self) -> None:
         for step in self.startup:
@@ -499,3 +307,290 @@ class EmuStudio:
             await self.s3_server.stop()
         self.docker.close()
         self.store.close()
+
+
+# --- the parts, each from settings and its collaborators ----------------------------------------
+
+
+def make_s3_server(settings: Settings) -> EmbeddedS3 | None:
+    """The embedded S3 server, unless an S3 endpoint is configured."""
+    if settings.s3_endpoint_url:
+        return None
+    return EmbeddedS3(
+        settings.data_dir,
+        port=settings.s3_port,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        region=settings.s3_region,
+    )
+
+
+def s3_endpoint(settings: Settings, s3_server: EmbeddedS3 | None) -> S3Endpoint:
+    """The S3 behind the gateway: the configured one, else the embedded server."""
+    if s3_server is None:
+        return S3Endpoint(
+            settings.s3_endpoint_url or "",
+            settings.s3_access_key_id or "",
+            settings.s3_secret_access_key or "",
+            settings.s3_region,
+        )
+    return S3Endpoint(
+        s3_server.url, s3_server.access_key_id, s3_server.secret_access_key, settings.s3_region
+    )
+
+
+def make_backup(settings: Settings, store: Store, s3_server: EmbeddedS3 | None) -> BackupEngine:
+    """The Workspace backups, to the S3 behind the gateway."""
+    create_buckets = settings.s3_create_buckets
+    return BackupEngine.from_settings(
+        store,
+        s3_endpoint(settings, s3_server),
+        settings,
+        base_url=workspace_base_url,
+        create_buckets=s3_server is not None if create_buckets is None else create_buckets,
+    )
+
+
+def make_authorizer(settings: Settings, store: Store, iam: IamService) -> PolicyAuthorizer:
+    """The policy engine's authorizer; S3's bucket policies are its resource policies."""
+    return PolicyAuthorizer(
+        store,
+        iam,
+        region=settings.region,
+        account_id=settings.account_id,
+        resource_policies=BucketPolicies(store),
+    )
+
+
+def make_directory(
+    settings: Settings, store: Store
+) -> tuple[IdentityStoreService, SsoAdminService]:
+    """Identity Center's users and groups (the Identity Store), and its admin API: the
+    instance that names the Identity Store."""
+    identitystore = IdentityStoreService(
+        store, region=settings.region, account_id=settings.account_id
+    )
+    sso_admin = SsoAdminService(
+        store,
+        region=settings.region,
+        account_id=settings.account_id,
+        identity_store_id=identitystore.store_id,
+    )
+    return identitystore, sso_admin
+
+
+def make_s3(
+    settings: Settings, store: Store, s3_server: EmbeddedS3 | None, authorizer: PolicyAuthorizer
+) -> S3Service:
+    """S3 on this endpoint: the store behind is the backups' S3; bucket policies are resource
+    policies of the authorizer."""
+    endpoint = s3_endpoint(settings, s3_server)
+    markers = settings.s3_directory_markers
+    store_client = StoreClient(
+        endpoint.url, endpoint.access_key_id, endpoint.secret_access_key, endpoint.region
+    )
+    return S3Service(
+        store,
+        Forwarder(store_client, spec.load_service("s3")),
+        region=settings.region,
+        account_id=settings.account_id,
+        markers=s3_server is not None if markers is None else markers,
+        access=authorizer,
+    )
+
+
+def make_workspaces(
+    settings: Settings,
+    store: Store,
+    docker: DockerExecutor,
+    runtime: DockerWorkspaces,
+    networks: SubnetNetworks,
+    backup: BackupEngine,
+) -> WorkspaceManager:
+    containers = DockerContainers(
+        runtime,
+        networks,
+        Images.from_settings(docker, settings),
+        memory=settings.workspace_memory,
+        cpus=settings.workspace_cpus,
+    )
+    return WorkspaceManager(
+        store, containers, region=settings.region, base_url=workspace_base_url, hooks=[backup]
+    )
+
+
+def make_identity(settings: Settings, store: Store) -> tuple[IamService, StsService, Credentials]:
+    """IAM, STS (AssumeRoleWithSAML verified against the provider's metadata, as AWS does), and
+    the credential sources SigV4 looks keys up in: root, IAM users' keys, STS sessions."""
+    iam_credentials, sts_credentials = IamCredentials(), StsCredentials()
+    iam = IamService(store, account_id=settings.account_id, credentials=iam_credentials)
+    sts = StsService(
+        store,
+        iam,
+        account_id=settings.account_id,
+        region=settings.region,
+        credentials=sts_credentials,
+        saml_verifier=sts_verifier(replay_cache=StoreReplayCache(store)),
+    )
+    root = RootCredentials(settings.access_key_id, settings.secret_access_key, settings.account_id)
+    return iam, sts, Credentials([root, iam_credentials, sts_credentials])
+
+
+def make_federation(
+    settings: Settings,
+    store: Store,
+    iam: IamService,
+    sts: StsService,
+    authorizer: PolicyAuthorizer,
+    auditor: Auditor,
+) -> Federation:
+    """IAM federation: the gateway's signin.aws.amazon.com/saml (auth/federation.py)."""
+    return Federation(
+        store=store,
+        iam=iam,
+        sts=sts,
+        sts_credentials=sts.credentials,
+        permissions=authorizer,
+        auditor=auditor,
+        # The replay cache is the store's: an assertion is accepted once, by the API or here.
+        replay_cache=StoreReplayCache(store),
+        region=settings.region,
+        account_id=settings.account_id,
+        acs_urls=(AWS_ACS_URL, f"http://localhost:{settings.url_port}/saml"),
+    )
+
+
+def make_emr(
+    settings: Settings,
+    store: Store,
+    workspaces: WorkspaceManager,
+    sso_admin: SsoAdminService,
+    sign_ins: Federation,
+) -> EmrService:
+    return EmrService(
+        store,
+        region=settings.region,
+        account_id=settings.account_id,
+        studio_url=studio_url_template(settings),
+        page_size=settings.list_page_size,
+        max_studios=settings.max_studios,
+        workspaces=workspaces,
+        # Session mappings name Identity Center users and groups of the Identity Store.
+        directory=IdentityStoreDirectory(sso_admin.identity_store_id),
+        sign_ins=sign_ins,  # CreateStudioPresignedUrl's one-time URLs
+        idc_instance_arn=sso_admin.instance_arn,  # the one CreateStudio accepts
+    )
+
+
+def make_identity_center(
+    settings: Settings,
+    store: Store,
+    sts: StsService,
+    auditor: Auditor,
+    identitystore: IdentityStoreService,
+    idp_metadata: Callable[[], str | None],
+) -> IdentityCenter:
+    """IAM Identity Center for SSO-mode Studios (auth/idc.py): a SAML SP trusting the
+    external IdP of idc_idp_metadata_file, else the built-in IdP."""
+    return IdentityCenter(
+        store=store,
+        sts=sts,
+        auditor=auditor,
+        replay_cache=StoreReplayCache(store),
+        identity_store_id=identitystore.store_id,
+        acs_url=acs_url_for(base_url(settings)),
+        entity_id=entity_id_for(settings.region, identitystore.store_id),
+        idp_metadata=idp_metadata,
+        session_seconds=int(settings.session_hours * 3600),
+    )
+
+
+def make_idp(settings: Settings, identity_center: IdentityCenter) -> BuiltinIdp | None:
+    """The built-in SAML IdP (auth/idp.py), when a users file is configured."""
+    if settings.idp_users_file is None:
+        return None
+    return BuiltinIdp(
+        UsersFile(settings.idp_users_file),
+        settings.data_dir,
+        base_url=base_url(settings),
+        service_providers=(identity_center.sp_metadata(),),
+    )
+
+
+def make_studio_site(app: EmuStudio) -> StudioSite:
+    settings = app.settings
+    return StudioSite(
+        emr=app.emr,
+        sessions=app.sessions,
+        signin=IamUserSignIn(
+            app.iam,
+            app.authorizer,
+            root_access_key_id=settings.access_key_id,
+            events=SignInTrail(app.auditor),
+        ),
+        console=StudioConsole(app.gateway, app.authorizer),
+        studio_domain=settings.studio_domain,
+        session_hours=settings.session_hours,
+        identity_center=app.identity_center,
+        credentials=app.sts.credentials,
+        # A Studio's sign-out offers the built-in IdP's (when its users sign in through it).
+        idp_signout_url=f"{base_url(settings)}/idp/logout" if app.idp is not None else None,
+        idp_is_identity_source=settings.idc_idp_metadata_file is None,
+    )
+
+
+def make_console_signin(settings: Settings, iam: IamService, auditor: Auditor) -> ConsoleSignIn:
+    """The console's IAM user sign-in (web/console_pages.py): the Studio's password check."""
+    return ConsoleSignIn(
+        iam,
+        account_id=settings.account_id,
+        root_access_key_id=settings.access_key_id,
+        events=SignInTrail(auditor),
+    )
+
+
+def make_proxy(
+    settings: Settings,
+    store: Store,
+    sessions: SessionStore,
+    authorizer: PolicyAuthorizer,
+    workspaces: WorkspaceManager,
+) -> WorkspaceProxy:
+    """The proxy into Workspaces, behind the sign-in gate; activity goes to the manager."""
+    gate = StudioGate(
+        store,
+        sessions,
+        authorizer,
+        region=settings.region,
+        account_id=settings.account_id,
+        session_hours=settings.session_hours,
+    )
+    return WorkspaceProxy(
+        gate,
+        studio_domain=settings.studio_domain,
+        session_cookie=SESSION_COOKIE,
+        activity=workspaces.touch,
+    )
+
+
+def make_demo(app: EmuStudio) -> Demo:
+    found = app.credentials.lookup(app.settings.access_key_id)
+    assert found is not None and found[1].is_root
+    return Demo(
+        app.settings,
+        gateway=app.gateway,
+        root=found[1],
+        store=app.store,
+        iam=app.iam,
+        idp=app.idp,
+        identity_store_id=app.identitystore.store_id,
+        studio_url=app.emr.studio_url,
+    )
+
+
+def base_url(settings: Settings) -> str:
+    return f"http://localhost:{settings.url_port}"
+
+
+def studio_url_template(settings: Settings) -> str:
+    return f"http://{{studio_id}}.{settings.studio_domain}:{settings.url_port}"

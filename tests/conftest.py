@@ -1,23 +1,38 @@
-"""Shared fixtures: a fresh gateway per test module, and the VPC pieces a Studio needs."""
+"""Shared fixtures: the gateway a module talks to, and the VPC pieces a Studio needs.
+
+Modules share the session's gateway (the plugin's ``emu_gateway``): starting one costs seconds,
+and most modules only add resources of their own. A module whose tests need a gateway of their
+own (other settings, a restart that must not touch other modules' state, or assertions about
+everything an account holds) overrides ``gateway_env`` with that gateway's environment.
+"""
 
 from __future__ import annotations
 
-import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import docker
 import pytest
 
 from emustudio.testing.gateway import GatewayProcess
+from emustudio.testing.vpc import StudioNetwork, make_studio_network
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayProcess]:
-    gw = GatewayProcess()
+def gateway_env() -> dict[str, str] | None:
+    """None: the module shares the session's gateway; a dict: the module gets a gateway of its
+    own with this environment (``{}`` for the defaults)."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    gateway_env: dict[str, str] | None, request: pytest.FixtureRequest
+) -> Iterator[GatewayProcess]:
+    if gateway_env is None:
+        yield request.getfixturevalue("emu_gateway")
+        return
+    gw = GatewayProcess(env=gateway_env)
     try:
         yield gw.start()
     finally:
@@ -41,85 +56,6 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def random_block() -> str:
-    """A /16 for a test VPC, away from Docker's own pools and the default VPC."""
-    return f"10.{secrets.choice(range(100, 200))}.0.0/16"
-
-
-@dataclass
-class StudioNetwork:
-    vpc_id: str
-    subnet_ids: list[str]
-    workspace_sg: str
-    engine_sg: str
-    cidr: str
-
-
-def make_studio_network(ec2: Any, subnets: int = 2) -> StudioNetwork:
-    cidr = random_block()
-    prefix = cidr.rsplit(".", 2)[0]
-    vpc_id = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
-    zones = ["us-east-1a", "us-east-1b", "us-east-1c"]
-    subnet_ids = [
-        ec2.create_subnet(
-            VpcId=vpc_id, CidrBlock=f"{prefix}.{i}.0/24", AvailabilityZone=zones[i % 3]
-        )["Subnet"]["SubnetId"]
-        for i in range(subnets)
-    ]
-    workspace_sg = ec2.create_security_group(
-        GroupName="workspace", Description="Workspace", VpcId=vpc_id
-    )["GroupId"]
-    engine_sg = ec2.create_security_group(GroupName="engine", Description="Engine", VpcId=vpc_id)[
-        "GroupId"
-    ]
-    return StudioNetwork(vpc_id, subnet_ids, workspace_sg, engine_sg, cidr)
-
-
 @pytest.fixture(scope="module")
 def network(ec2: Any) -> StudioNetwork:
     return make_studio_network(ec2, subnets=3)
-
-
-def studio_args(net: StudioNetwork, **overrides: Any) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "Name": "analytics",
-        "AuthMode": "IAM",
-        "VpcId": net.vpc_id,
-        "SubnetIds": net.subnet_ids[:2],
-        "ServiceRole": "arn:aws:iam::000000000000:role/EMRStudio_Service_Role",
-        "WorkspaceSecurityGroupId": net.workspace_sg,
-        "EngineSecurityGroupId": net.engine_sg,
-        "DefaultS3Location": "s3://studio-bucket/workspaces",
-    }
-    args.update(overrides)
-    return args
-
-
-def identity_store_of(gateway: GatewayProcess) -> str:
-    """The Identity Store of the gateway's IAM Identity Center instance, found as AWS's guide
-    finds it: ``aws sso-admin list-instances``."""
-    instances = gateway.client("sso-admin").list_instances()["Instances"]
-    return str(instances[0]["IdentityStoreId"])
-
-
-def aws_cli(
-    gateway: GatewayProcess, *args: str, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    """Run the AWS CLI (from PyPI, in this venv) against the gateway, JSON output."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "awscli",
-            *args,
-            "--output",
-            "json",
-            "--endpoint-url",
-            gateway.endpoint_url,
-        ],
-        env=gateway.cli_env(),
-        capture_output=True,
-        text=True,
-        check=check,
-        timeout=60,
-    )

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,8 +19,8 @@ from emustudio.cli import main
 from emustudio.config import Settings
 from emustudio.demo import PACKAGED_USERS
 from emustudio.testing.gateway import GatewayProcess
-from tests.web.conftest import Browser
-from tests.web.test_identity_center import sign_in, to_identity_provider
+from emustudio.testing.pages import Browser
+from tests.web.test_sso import sign_in, to_identity_provider
 
 ROOT = Path(__file__).parents[1]
 ACCOUNT = "000000000000"
@@ -30,12 +29,8 @@ DEMO_ROLES = ("StudioAnalyst", "StudioAdmin", "EMRStudio_Service_Role")
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_DEMO": "true"})
-    try:
-        yield gw.start()
-    finally:
-        gw.close()
+def gateway_env() -> dict[str, str]:
+    return {"EMUSTUDIO_DEMO": "true"}
 
 
 def demo_studios(gw: GatewayProcess) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import docker
 import pytest
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import make_studio_network, studio_args
+from emustudio.testing.vpc import make_studio_network, studio_args
 
 
 def subnet_network(client: docker.DockerClient, subnet_id: str) -> object | None:

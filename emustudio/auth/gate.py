@@ -46,9 +46,8 @@ from emustudio.auth.sessions import (
 )
 from emustudio.iam import deny_message
 from emustudio.proxy.contract import Upstream
-from emustudio.services.emr.workspaces import RUNNING
 from emustudio.store import Store
-from emustudio.store.tables import Editor
+from emustudio.store.tables import EDITOR_RUNNING, Editor
 
 OPEN_WORKSPACE = "elasticmapreduce:OpenEditorInConsole"
 _CACHE_LIMIT = 4096
@@ -56,12 +55,6 @@ _CACHE_LIMIT = 4096
 
 def default_base_url(editor_id: str) -> str:
     return f"/workspaces/{editor_id}/"
-
-
-def parse_endpoint(endpoint: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` too) as a pair."""
-    host, _, port = endpoint.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 class StudioGate:
@@ -74,7 +67,6 @@ class StudioGate:
         region: str,
         account_id: str,
         session_hours: float,
-        touch: Callable[[str], None] | None = None,
         base_url: Callable[[str], str] = default_base_url,
         cache_seconds: float = 2.0,
     ) -> None:
@@ -84,7 +76,6 @@ class StudioGate:
         self.region = region
         self.account_id = account_id
         self.max_age_days = session_hours / 24 + 1
-        self._touch = touch
         self.base_url = base_url
         self.cache_seconds = cache_seconds
         self._admitted: dict[tuple[str, str, str], tuple[Upstream, float, StudioSession]] = {}
@@ -114,10 +105,6 @@ class StudioGate:
             raise web.Finish()
         return upstream
 
-    def touch(self, editor_id: str) -> None:
-        if self._touch is not None:
-            self._touch(editor_id)
-
     def forget_session(self, session_id: str) -> None:
         for key in [k for k in self._admitted if k[0] == session_id]:
             del self._admitted[key]
@@ -142,7 +129,8 @@ class StudioGate:
             self._refuse_anonymous(handler, target, bare=studio_id is None)
         if editor is None or editor.studio_id != target:
             raise web.HTTPError(404, "Workspace %s is not in %s", editor_id, target)
-        if editor.status not in RUNNING or not editor.endpoint:
+        endpoint = editor.upstream()
+        if editor.status not in EDITOR_RUNNING or endpoint is None:
             raise web.HTTPError(
                 409, "Workspace %s is %s", editor_id, editor.status, reason="Workspace Not Running"
             )
@@ -155,8 +143,8 @@ class StudioGate:
             raise web.HTTPError(
                 403, "%s", deny_message(principal.arn, OPEN_WORKSPACE, arn, decision)
             )
-        host, port = parse_endpoint(editor.endpoint)
-        return Upstream(host, port, editor.token, self.base_url(editor_id)), session
+        upstream = Upstream(endpoint.host, endpoint.port, editor.token, self.base_url(editor_id))
+        return upstream, session
 
     @staticmethod
     def _refuse_anonymous(handler: web.RequestHandler, studio_id: str, *, bare: bool) -> NoReturn:

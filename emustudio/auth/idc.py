@@ -30,14 +30,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from xml.etree.ElementTree import ParseError
 
 import defusedxml
 from defusedxml import ElementTree as SafeET
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
-from saml2.client import Saml2Client
-from saml2.config import SPConfig
-from saml2.metadata import create_metadata_string
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from sqlmodel import Session, col, select
 
@@ -51,6 +49,12 @@ from emustudio.services.sts import StsService
 from emustudio.store import Store
 from emustudio.store.identity_tables import IdentityMembership, IdentityUser
 from emustudio.store.tables import Studio, StudioSessionMapping
+
+if TYPE_CHECKING:
+    # pysaml2's client, config and metadata modules load its XML schemas (over a second):
+    # they are imported where first used, so that a gateway starts without them.
+    from saml2.client import Saml2Client
+    from saml2.config import SPConfig
 
 ACS_PATH = "/sso/saml"
 METADATA_PATH = "/sso/saml/metadata"
@@ -158,6 +162,8 @@ class IdentityCenter:
     # --- the service provider's configuration -------------------------------------------------
 
     def _config(self, idp_metadata_xml: str | None) -> SPConfig:
+        from saml2.config import SPConfig
+
         config = SPConfig()
         spec = {
             "entityid": self.entity_id,
@@ -182,6 +188,8 @@ class IdentityCenter:
         """Identity Center's SP metadata, to configure an external IdP with. Made once: it
         does not change, and pysaml2 takes tens of milliseconds to write it."""
         if self._sp_metadata is None:
+            from saml2.metadata import create_metadata_string
+
             self._sp_metadata = str(
                 create_metadata_string(None, config=self._config(None), valid=24 * 365).decode()
             )
@@ -199,6 +207,8 @@ class IdentityCenter:
         return metadata
 
     def _client(self, metadata: str) -> Saml2Client:
+        from saml2.client import Saml2Client
+
         with self._lock:
             client = self._clients.get(metadata)
             if client is None:

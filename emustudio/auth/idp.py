@@ -41,10 +41,7 @@ from typing import Any
 import yaml
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2 import xmldsig as ds
-from saml2.config import IdPConfig
-from saml2.metadata import create_metadata_string
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
-from saml2.server import Server
 
 from emustudio.auth.keys import write_keypair
 from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE
@@ -245,6 +242,11 @@ class BuiltinIdp:
         self.users = users
         self.base_url = base_url.rstrip("/")
         self.entity_id = f"{self.base_url}/idp"
+        # pysaml2's config and server modules load its XML schemas (over a second): imported
+        # here, a gateway without a built-in IdP starts without them.
+        from saml2.config import IdPConfig
+        from saml2.server import Server
+
         key_file, cert_file = ensure_keypair(data_dir)
         config = IdPConfig()
         spec: dict[str, Any] = {
@@ -288,6 +290,8 @@ class BuiltinIdp:
     def metadata(self) -> str:
         # Made once: it takes pysaml2 about 50 ms, and Identity Center reads it at each sign-in.
         if self._metadata is None:
+            from saml2.metadata import create_metadata_string
+
             self._metadata = str(
                 create_metadata_string(None, config=self.config, valid=24 * 365).decode()
             )

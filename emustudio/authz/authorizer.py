@@ -76,10 +76,10 @@ def refusal(denied: Denied, message: str) -> AccessDenied:
 def s3_request_keys(ctx: RequestContext, account_id: str) -> dict[str, object]:
     """S3's condition keys that come from the request itself rather than its parameters."""
     http = ctx.http
-    presigned = "X-Amz-Credential" in http.query
+    presigned = "X-Amz-Credential" in http.query or "AWSAccessKeyId" in http.query
     keys: dict[str, object] = {
         "s3:authType": "REST-QUERY-STRING" if presigned else "REST-HEADER",
-        "s3:signatureversion": "AWS4-HMAC-SHA256",
+        "s3:signatureversion": "AWS" if "AWSAccessKeyId" in http.query else "AWS4-HMAC-SHA256",
         "s3:ResourceAccount": account_id,
     }
     for header in (

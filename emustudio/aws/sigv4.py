@@ -131,9 +131,11 @@ __all__ = [
     "UNSIGNED_PAYLOAD",
     "AuthFailure",
     "AuthKind",
+    "Authorization",
     "Credential",
     "Scope",
     "SignedRequest",
+    "read_authorization",
     "read_scope",
     "verify",
 ]
@@ -476,24 +478,53 @@ def _is_presigned(pairs: list[tuple[str, str]]) -> bool:
     return any(key in _PRESIGN_MARKERS for key, _ in pairs)
 
 
+@dataclass(frozen=True)
+class Authorization:
+    """A request's SigV4 claim as written, read once and verified by nobody yet.
+
+    ``header`` is the Authorization header (None without one), split into ``algorithm``,
+    ``params`` and the first token that is not ``key=value`` (``bad``); ``query`` is the
+    decoded query string, which carries the claim of a presigned request. ``scope`` is the
+    credential scope either form names, or None when there is none or it is unreadable.
+    The pipeline reads it once per request (:func:`read_authorization`) and hands it to
+    :func:`verify`, so the header is split once.
+    """
+
+    header: str | None
+    algorithm: str
+    params: dict[str, str]
+    bad: str | None
+    query: list[tuple[str, str]]
+    scope: Scope | None
+
+
+def read_authorization(req: HttpRequest) -> Authorization:
+    """The request's claim (see :class:`Authorization`), without verifying anything."""
+    header = req.headers.get(_H_AUTHORIZATION)
+    query = _decoded_pairs(_raw_query(req))
+    algorithm, params, bad = _authorization_params(header) if header is not None else ("", {}, None)
+    if header is not None:
+        credential = params.get("Credential") if algorithm == ALGORITHM else None
+    else:
+        credential = _first(query, _Q_CREDENTIAL)
+    split = _split_credential(credential) if credential is not None else None
+    return Authorization(
+        header=header,
+        algorithm=algorithm,
+        params=params,
+        bad=bad,
+        query=query,
+        scope=split[0] if split is not None else None,
+    )
+
+
 def read_scope(req: HttpRequest) -> Scope | None:
     """The credential scope the request claims, without verifying anything.
 
     ``None`` when the request carries no readable SigV4 credential (no Authorization header or
     presigned query, or one too malformed to name a scope).
     """
-    auth = req.headers.get(_H_AUTHORIZATION)
-    if auth is not None:
-        algorithm, params, _ = _authorization_params(auth)
-        credential = params.get("Credential")
-        if algorithm != ALGORITHM or credential is None:
-            return None
-    else:
-        credential = _first(_decoded_pairs(_raw_query(req)), _Q_CREDENTIAL)
-        if credential is None:
-            return None
-    split = _split_credential(credential)
-    return split[0] if split is not None else None
+    return read_authorization(req).scope
 
 
 def _parse_timestamp(value: str) -> datetime:
@@ -536,8 +567,9 @@ def _scope_of(credential: str) -> tuple[Scope, str]:
     return split
 
 
-def _claim_from_header(req: HttpRequest, auth: str) -> _Claim:
-    algorithm, params, bad = _authorization_params(auth)
+def _claim_from_header(req: HttpRequest, authorization: Authorization) -> _Claim:
+    auth = authorization.header
+    algorithm, params, bad = authorization.algorithm, authorization.params, authorization.bad
     if algorithm != ALGORITHM and algorithm.startswith("AWS4-") and not bad:
         raise AuthFailure(AuthKind.INCOMPLETE, f"Unsupported AWS 'algorithm': '{algorithm}'")
     if algorithm != ALGORITHM:
@@ -624,9 +656,9 @@ def _claim_from_query(req: HttpRequest, pairs: list[tuple[str, str]]) -> _Claim:
     )
 
 
-def _claim(req: HttpRequest) -> _Claim:
-    auth = req.headers.get(_H_AUTHORIZATION)
-    pairs = _decoded_pairs(_raw_query(req))
+def _claim(req: HttpRequest, authorization: Authorization) -> _Claim:
+    auth = authorization.header
+    pairs = authorization.query
     presigned = _is_presigned(pairs)
     if auth is None and not presigned:
         raise AuthFailure(AuthKind.MISSING)
@@ -636,7 +668,11 @@ def _claim(req: HttpRequest) -> _Claim:
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
             "Signature query string parameter or the Authorization header should be specified",
         )
-    claim = _claim_from_header(req, auth) if auth is not None else _claim_from_query(req, pairs)
+    claim = (
+        _claim_from_header(req, authorization)
+        if auth is not None
+        else _claim_from_query(req, pairs)
+    )
     signed = [name.strip().lower() for name in claim.signed_headers.split(";")]
     if "host" not in signed and ":authority" not in signed:
         raise AuthFailure(
@@ -835,16 +871,18 @@ def verify(
     req: HttpRequest,
     lookup: Callable[[str], Credential | None],
     *,
+    authorization: Authorization | None = None,
     now: datetime | None = None,
     max_skew: timedelta = timedelta(minutes=5),
 ) -> SignedRequest:
     """Verify ``req``'s SigV4 signature; raise ``AuthFailure`` if it does not hold.
 
-    ``lookup`` maps an access key id to its credential (``None``: unknown key). ``now`` defaults
-    to the current UTC time; naive datetimes (here and in ``Credential.expiration``) are UTC.
+    ``lookup`` maps an access key id to its credential (``None``: unknown key). ``authorization``
+    is the request's claim when the caller read it already. ``now`` defaults to the current UTC
+    time; naive datetimes (here and in ``Credential.expiration``) are UTC.
     """
     moment = _utc(now) if now is not None else datetime.now(UTC)
-    claim = _claim(req)
+    claim = _claim(req, authorization or read_authorization(req))
     credential = lookup(claim.scope.access_key_id)
     if credential is None:
         raise AuthFailure(AuthKind.UNKNOWN_KEY)

@@ -58,7 +58,7 @@ from emustudio.backup.s3client import (
 )
 from emustudio.store import Store
 from emustudio.store.backup_tables import BackupPending
-from emustudio.store.tables import Editor
+from emustudio.store.tables import EDITOR_RUNNING, Editor, Endpoint
 
 if TYPE_CHECKING:
     from emustudio.config import Settings
@@ -67,8 +67,7 @@ __all__ = ["BackupEngine"]
 
 log = logging.getLogger(__name__)
 
-# The Workspace states in which its container runs (services/emr/workspaces.py RUNNING).
-RUNNING = frozenset({"Ready", "Attaching", "Attached", "Detaching"})
+RUNNING = frozenset(EDITOR_RUNNING)
 FOLLOWED = RUNNING | {"Stopping", "Deleting"}
 MAX_BACKOFF = 10.0
 _HASH_IN_THREAD = 256 * 1024
@@ -218,12 +217,12 @@ class BackupEngine:
 
     # --- Workspace hooks ----------------------------------------------------------------------
 
-    async def before_ready(self, editor: Editor, endpoint: str) -> None:
+    async def before_ready(self, editor: Editor, endpoint: Endpoint) -> None:
         """Restore the Workspace's files into its new container, then follow it."""
         if (old := self.sessions.pop(editor.id, None)) is not None:
             await self._unfollow(old)
         location = Location.parse(editor.s3_location)
-        server = WorkspaceServer(editor.id, endpoint, self.base_url(editor.id), editor.token)
+        server = WorkspaceServer(editor.id, endpoint.netloc, self.base_url(editor.id), editor.token)
         deadline = time.monotonic() + self.restore_timeout
         # Changes read from the previous container that S3 does not have yet go first.
         await self.journal.unreadable(editor.id)

@@ -40,14 +40,22 @@ message costs a read and a write. Figures: ``docs/benchmarks.md``.
 
 Use
 ---
-``proxy_handlers(gate, studio_domain=..., session_cookie=...)`` returns `tornado.routing.Rule`
-objects to put ahead of the application's generic rules; ``gate`` is a `WorkspaceGate`. To
+``proxy_handlers(gate, studio_domain=..., session_cookie=..., activity=...)`` returns
+`tornado.routing.Rule` objects to put ahead of the application's generic rules; ``gate`` is a
+`WorkspaceGate`, ``activity`` hears of each Workspace in use (the Workspace manager's ``touch``). To
 close idle upstream connections and open WebSocket tunnels on shutdown, build a `WorkspaceProxy`
 instead, use its ``rules()``, and call its ``close()`` after the HTTP server has stopped. The
 gateway's ``HTTPServer`` must not set ``decompress_request`` (bodies go upstream as they came).
 """
 
-from emustudio.proxy.contract import ProxyOptions, Upstream, WorkspaceGate
+from emustudio.proxy.contract import Activity, ProxyOptions, Upstream, WorkspaceGate
 from emustudio.proxy.routes import WorkspaceProxy, proxy_handlers
 
-__all__ = ["ProxyOptions", "Upstream", "WorkspaceGate", "WorkspaceProxy", "proxy_handlers"]
+__all__ = [
+    "Activity",
+    "ProxyOptions",
+    "Upstream",
+    "WorkspaceGate",
+    "WorkspaceProxy",
+    "proxy_handlers",
+]

@@ -10,7 +10,7 @@ from typing import Any
 
 from tornado import web
 
-from emustudio.proxy.contract import ProxyOptions, WorkspaceGate
+from emustudio.proxy.contract import Activity, ProxyOptions, WorkspaceGate, no_activity
 from emustudio.proxy.upstream import Pool
 from emustudio.proxy.websocket import Tunnel
 
@@ -41,6 +41,7 @@ class ProxyContext:
     pool: Pool
     options: ProxyOptions
     session_cookie: str
+    touch: Activity = no_activity
     tunnels: set[Tunnel] = field(default_factory=set)
     """The open WebSocket tunnels: Tornado forgets a connection once it is detached."""
 

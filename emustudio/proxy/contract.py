@@ -1,12 +1,14 @@
 """What the proxy needs from the rest of the gateway, and the knobs it takes.
 
 The proxy knows nothing about sessions, policies or containers: a `WorkspaceGate` (implemented
-by the auth and Workspace rooms) decides whether a browser request may reach a Workspace and
-answers with the `Upstream` to send it to.
+by the auth room) decides whether a browser request may reach a Workspace and answers with the
+`Upstream` to send it to; an `Activity` callback (the Workspace manager's ``touch``) hears that a
+Workspace is in use, which its idle culler reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,10 +49,14 @@ class WorkspaceGate(Protocol):
         """
         ...
 
-    def touch(self, editor_id: str) -> None:
-        """Record activity: called per proxied HTTP request, and for a WebSocket at most once
-        per `ProxyOptions.touch_interval` while bytes flow either way. Must be O(1)."""
-        ...
+
+Activity = Callable[[str], None]
+"""Told a Workspace's id per proxied HTTP request, and for a WebSocket at most once per
+`ProxyOptions.touch_interval` while bytes flow either way. Must be O(1)."""
+
+
+def no_activity(editor_id: str) -> None:
+    """The `Activity` of a proxy nobody culls."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class ProxyOptions:
     max_body_bytes: int = 1 << 40
     """Largest request body streamed upstream; it is never held in memory."""
     touch_interval: float = 1.0
-    """Seconds between two `WorkspaceGate.touch` calls for one WebSocket while traffic flows."""
+    """Seconds between two `Activity` calls for one WebSocket while traffic flows."""
     max_idle_connections: int = 16
     """Idle keep-alive connections kept per upstream."""
     idle_seconds: float = 30.0

@@ -14,12 +14,10 @@ it answers the same whatever name the browser used. The browser's host goes in
 Why the proxy checks origins itself: a request carrying the injected token is "token
 authenticated" to jupyter_server, which then skips both its XSRF and its Origin checks. So every
 state-changing request and every WebSocket handshake must be same-origin before the gateway
-vouches for it with the token (`cross_origin_error`).
+vouches for it with the token (`emustudio.origin.cross_origin_error`).
 """
 
 from __future__ import annotations
-
-from urllib.parse import urlsplit
 
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 
@@ -124,21 +122,3 @@ def request_head(
         lines.append("Connection: Upgrade\r\nUpgrade: websocket")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("latin1")
-
-
-def cross_origin_error(request: HTTPServerRequest) -> str | None:
-    """Why ``request`` looks cross-origin, or None when it is same-origin or not from a browser.
-
-    The rule of Tornado 6.6's cross-origin protection, stricter on one point: a "same-site"
-    request is refused too, since every Studio host is the same site
-    (``*.emrstudio.localhost``) yet another Studio's origin.
-    """
-    site = request.headers.get("Sec-Fetch-Site")
-    if site in ("same-origin", "none"):
-        return None
-    origin = request.headers.get("Origin")
-    if site is None:
-        if origin is None or urlsplit(origin).netloc.lower() == request.host.lower():
-            return None
-        return f"origin {origin!r} is not {request.host!r}"
-    return f"Sec-Fetch-Site {site!r} from origin {origin!r}"

@@ -21,12 +21,12 @@ from tornado import web
 from tornado.http1connection import HTTP1Connection
 from tornado.iostream import StreamClosedError
 
+from emustudio.origin import cross_origin_error
 from emustudio.proxy.base import ProxyHandlerBase
 from emustudio.proxy.contract import Upstream
 from emustudio.proxy.headers import (
     HOP_BY_HOP,
     SAFE_METHODS,
-    cross_origin_error,
     request_head,
     sets_cookie,
 )
@@ -79,7 +79,7 @@ class ProxyHandler(ProxyHandlerBase):
 
         context = self.context
         self.upstream = upstream = await context.gate.open(self, self.studio_id, self.editor_id)
-        context.gate.touch(self.editor_id)
+        context.touch(self.editor_id)
         if chunked:
             framing: str | None = "Transfer-Encoding: chunked"
         elif length is not None or method in _BODY_METHODS:
@@ -214,7 +214,7 @@ class ProxyHandler(ProxyHandlerBase):
         now = time.monotonic()
         if now - self._touched >= self.context.options.touch_interval:
             self._touched = now
-            self.context.gate.touch(self.editor_id)
+            self.context.touch(self.editor_id)
 
     def _unreachable(self, error: object) -> NoReturn:
         assert self.upstream is not None
@@ -272,7 +272,11 @@ class ProxyHandler(ProxyHandlerBase):
         if raw is None:
             return super().flush(include_footers)
         # RequestHandler's own state, kept as its flush() keeps it: its finish() then runs
-        # as usual (close callback, connection finish, log, on_finish).
+        # as usual (close callback, connection finish, log, on_finish). Tornado has no public
+        # way to send a head it did not build; sending the upstream's as is saves rebuilding
+        # it per response (docs/benchmarks.md). The attributes are Tornado's private ones:
+        # the version range is pinned in pyproject.toml (tornado <6.7) and
+        # tests/proxy/test_tornado_internals.py fails first should a release rename them.
         chunk = b"".join(self._write_buffer)
         self._write_buffer = []
         if not self._headers_written:

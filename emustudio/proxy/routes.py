@@ -21,7 +21,7 @@ from tornado import httputil
 from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio.proxy.base import Form, ProxyContext
-from emustudio.proxy.contract import ProxyOptions, WorkspaceGate
+from emustudio.proxy.contract import Activity, ProxyOptions, WorkspaceGate, no_activity
 from emustudio.proxy.http import ProxyHandler, StreamingProxyHandler
 from emustudio.proxy.upstream import Pool
 
@@ -58,6 +58,7 @@ class WorkspaceProxy:
         studio_domain: str,
         session_cookie: str = "emustudio-session",
         options: ProxyOptions | None = None,
+        activity: Activity = no_activity,
     ) -> None:
         options = options or ProxyOptions()
         self.studio_domain = studio_domain.lower().strip(".")
@@ -66,7 +67,7 @@ class WorkspaceProxy:
             max_idle=options.max_idle_connections,
             idle_seconds=options.idle_seconds,
         )
-        self.context = ProxyContext(gate, self.pool, options, session_cookie)
+        self.context = ProxyContext(gate, self.pool, options, session_cookie, activity)
 
     def rules(self) -> list[Rule]:
         studio_host = rf"es-[a-z0-9]{{25}}\.{re.escape(self.studio_domain)}"
@@ -96,6 +97,7 @@ def proxy_handlers(
     studio_domain: str,
     session_cookie: str = "emustudio-session",
     options: ProxyOptions | None = None,
+    activity: Activity = no_activity,
 ) -> list[Rule]:
     """The rules for the Tornado application, ahead of the generic ones.
 
@@ -103,5 +105,9 @@ def proxy_handlers(
     its idle upstream connections on shutdown.
     """
     return WorkspaceProxy(
-        gate, studio_domain=studio_domain, session_cookie=session_cookie, options=options
+        gate,
+        studio_domain=studio_domain,
+        session_cookie=session_cookie,
+        options=options,
+        activity=activity,
     ).rules()

@@ -97,7 +97,10 @@ class Tunnel:
         self._done = loop.create_future()
         stream, upstream = self.browser_stream, self.upstream
         # Tornado's stream has read only the handshake (a client sends no frame before the
-        # 101), but keep anything it holds rather than lose it.
+        # 101), but keep anything it holds rather than lose it. Tornado has no public way to
+        # hand over the bytes an IOStream read ahead, so this reads its own buffer: the
+        # version range is pinned in pyproject.toml (tornado <6.7) and
+        # tests/proxy/test_tornado_internals.py fails first should a release rename it.
         early = bytes(stream._read_buffer[: stream._read_buffer_size])
         # Move the browser's socket from Tornado's stream to an asyncio transport: a duplicate
         # descriptor keeps the connection open while the stream lets go of its own.

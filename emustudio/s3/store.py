@@ -27,7 +27,7 @@ from tornado.httputil import (
     RequestStartLine,
     ResponseStartLine,
 )
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 from tornado.tcpclient import TCPClient
 
 __all__ = ["StoreClient", "StoreResponse", "StoreUnavailable"]
@@ -37,6 +37,12 @@ _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _PARAMS = HTTP1ConnectionParameters(
     no_keep_alive=True, chunk_size=256 * 1024, max_body_size=1 << 42, decompress=False
 )
+_KEEP_ALIVE = HTTP1ConnectionParameters(
+    no_keep_alive=False, chunk_size=256 * 1024, max_body_size=1 << 42, decompress=False
+)
+# Idle connections kept for requests whose body is in hand (reads, listings, deletes): a
+# small GetObject then costs no TCP handshake. A streamed body gets a connection of its own.
+_MAX_IDLE = 8
 
 
 class StoreUnavailable(Exception):
@@ -88,20 +94,42 @@ class StoreResponse:
     headers: dict[str, str]
     _reader: _Reader = field(repr=False)
     _connection: HTTP1Connection = field(repr=False)
+    _task: asyncio.Future[bool] = field(repr=False)
+    _pool: list[IOStream] | None = field(default=None, repr=False)
 
     async def body(self) -> AsyncIterator[bytes]:
         """The body as it arrives (read once)."""
+        finished = False
         try:
             while True:
                 item = await self._reader.queue.get()
                 if item is _END:
+                    finished = True
                     return
                 if isinstance(item, Exception):
                     raise item
                 assert isinstance(item, bytes)
                 yield item
         finally:
+            if finished:
+                await self.release()
+            else:
+                self.close()
+
+    async def release(self) -> None:
+        """Keep the connection for the next request if both sides allow it, else close it."""
+        reusable = self._pool is not None and "close" not in self.headers.get("connection", "")
+        try:
+            await self._task
+        except Exception:
+            reusable = False
+        if not reusable or self._pool is None or len(self._pool) >= _MAX_IDLE:
             self.close()
+            return
+        stream: IOStream | None = self._connection.detach()
+        if stream is None or stream.closed():
+            return
+        self._pool.append(stream)
 
     async def read(self, limit: int = 16 * 1024 * 1024) -> bytes:
         parts: list[bytes] = []
@@ -134,6 +162,7 @@ class StoreClient:
         self.secret_access_key = secret_access_key
         self.region = region
         self.tcp = TCPClient()
+        self.idle: list[IOStream] = []
 
     def __repr__(self) -> str:  # never print the secret
         return f"StoreClient({self.scheme}://{self.netloc})"
@@ -199,32 +228,59 @@ class StoreClient:
                 else quote(k, safe=_UNRESERVED)
                 for k, v in query
             )
+        pooled = isinstance(body, bytes)
+        for attempt in (1, 2):
+            stream, reused = await self._stream(pooled and attempt == 1)
+            connection = HTTP1Connection(stream, True, _KEEP_ALIVE if pooled else _PARAMS)
+            reader = _Reader()
+            try:
+                connection.write_headers(
+                    RequestStartLine(method, target, "HTTP/1.1"), HTTPHeaders(out)
+                )
+                if isinstance(body, bytes):
+                    if body:
+                        await connection.write(body)
+                else:
+                    async for piece in body:
+                        await connection.write(piece)
+                connection.finish()
+            except StreamClosedError as exc:
+                connection.close()
+                if reused:
+                    continue  # the store closed an idle connection: a fresh one
+                raise StoreUnavailable(f"the store closed the connection: {exc}") from exc
+            except BaseException:
+                connection.close()
+                raise
+            task = asyncio.ensure_future(connection.read_response(reader))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            try:
+                status, received = await reader.head
+            except (StoreUnavailable, StreamClosedError) as exc:
+                connection.close()
+                if reused:
+                    continue
+                raise StoreUnavailable(str(exc)) from exc
+            return StoreResponse(
+                status,
+                {k.lower(): v for k, v in received.get_all()},
+                reader,
+                connection,
+                task,
+                self.idle if pooled else None,
+            )
+        raise StoreUnavailable(f"the store at {self.netloc} does not answer")
+
+    async def _stream(self, pooled: bool) -> tuple[IOStream, bool]:
+        """An idle connection (and True), else a new one."""
+        while pooled and self.idle:
+            stream = self.idle.pop()
+            if not stream.closed():
+                return stream, True
         try:
             ssl = ssl_module.create_default_context() if self.scheme == "https" else None
             stream = await self.tcp.connect(self.host, self.port, ssl_options=ssl)
         except OSError as exc:
             raise StoreUnavailable(f"the store at {self.netloc} does not answer: {exc}") from exc
-        connection = HTTP1Connection(stream, True, _PARAMS)
-        reader = _Reader()
-        try:
-            connection.write_headers(RequestStartLine(method, target, "HTTP/1.1"), HTTPHeaders(out))
-            if isinstance(body, bytes):
-                if body:
-                    await connection.write(body)
-            else:
-                async for piece in body:
-                    await connection.write(piece)
-            connection.finish()
-        except BaseException:
-            connection.close()
-            raise
-        task = asyncio.ensure_future(connection.read_response(reader))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        try:
-            status, received = await reader.head
-        except (StoreUnavailable, StreamClosedError) as exc:
-            connection.close()
-            raise StoreUnavailable(str(exc)) from exc
-        return StoreResponse(
-            status, {k.lower(): v for k, v in received.get_all()}, reader, connection
-        )
+        stream.set_nodelay(True)  # a request's head and a small body go out at once
+        return stream, False

@@ -4,6 +4,12 @@ A service declares its operations with :func:`operation`; the gateway dispatches
 operation name, so a method is reachable only when it says which operation it implements. An
 operation of the model without a method answers ``NotImplemented`` (an AWS-shaped error naming
 the operation), never a 500 from a missing attribute.
+
+An operation's method holds only what it does. What it is authorized against (the IAM action,
+the resource ARNs, request tags, roles passed) is its entry in ``emustudio/authz/catalog.json``;
+the resources its CloudTrail record names are its service's entry in
+``emustudio.audit.RESOURCE_MEMBERS``. A new operation adds a line to each (docs/design.md, "Where
+an operation's rules live").
 """
 
 from __future__ import annotations

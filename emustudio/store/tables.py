@@ -7,6 +7,7 @@ Timestamps are epoch seconds (float), as the JSON wire sends them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, Column
@@ -94,11 +95,37 @@ class Meta(SQLModel, table=True):
     value: str
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a Workspace's JupyterLab listens. It crosses rooms as this value (runtime to the
+    Workspace manager, to its hooks, to the gate); the Editor row keeps its ``netloc``."""
+
+    host: str
+    port: int
+
+    @property
+    def netloc(self) -> str:
+        """``host:port`` (``[v6]:port``), as an URL and the Editor row write it."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    @classmethod
+    def parse(cls, netloc: str) -> Endpoint:
+        host, _, port = netloc.rpartition(":")
+        return cls(host.strip("[]"), int(port))
+
+
+# The Editor (Workspace) statuses in which its container runs; EMR's others are Starting,
+# Stopping, Idle, Deleting. The Workspace manager, the gate, the backup and the pages read these.
+EDITOR_RUNNING = ("Ready", "Attaching", "Attached", "Detaching")
+
+
 class Editor(SQLModel, table=True):
     """A Workspace (an EMR "editor"). ``token`` is its JupyterLab token: only the gateway has it.
 
-    ``endpoint`` is ``host:port`` of its JupyterLab while a container runs; ``previous_zones``
-    the Availability Zones it ran in, newest last (a restart moves it elsewhere).
+    ``endpoint`` is the `Endpoint.netloc` of its JupyterLab while a container runs (read it
+    back with :meth:`upstream`); ``previous_zones`` the Availability Zones it ran in, newest
+    last (a restart moves it elsewhere).
     """
 
     id: str = Field(primary_key=True)
@@ -120,6 +147,10 @@ class Editor(SQLModel, table=True):
     created_at: float = Field(index=True)
     last_modified_at: float
     last_backup_at: float | None = None
+
+    def upstream(self) -> Endpoint | None:
+        """Its JupyterLab's endpoint while a container runs."""
+        return Endpoint.parse(self.endpoint) if self.endpoint else None
 
 
 class ZoneState(SQLModel, table=True):

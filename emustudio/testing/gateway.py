@@ -160,3 +160,45 @@ class GatewayProcess:
         self.purge_docker()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def aws_cli(
+    gateway: GatewayProcess, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run the AWS CLI (from PyPI, in this venv) against the gateway as root, JSON output."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "awscli",
+            *args,
+            "--output",
+            "json",
+            "--endpoint-url",
+            gateway.endpoint_url,
+        ],
+        env=gateway.cli_env(),
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=60,
+    )
+
+
+def az_cli(gateway: GatewayProcess, *args: str) -> str:
+    """``emustudio az ARGS`` (fail or restore an Availability Zone) against the gateway; its
+    output."""
+    env = {
+        **os.environ,
+        "EMUSTUDIO_PORT": str(gateway.port),
+        "EMUSTUDIO_DATA_DIR": str(gateway.data_dir),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "emustudio.cli", "az", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return out.stdout

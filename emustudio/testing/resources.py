@@ -27,6 +27,7 @@ __all__ = [
     "delete_studio",
     "delete_workspace",
     "start_workspace",
+    "wait_for_status",
 ]
 
 # EC2 errors that mean "already gone" during cleanup.
@@ -309,3 +310,19 @@ def delete_workspace(editors: Any, editor_id: str, *, timeout: float = 120.0) ->
             raise
         time.sleep(0.5)
     raise TimeoutError(f"Workspace {editor_id} was not deleted within {timeout:.0f} s")
+
+
+def wait_for_status(
+    editors: Any, editor_id: str, status: str, timeout: float = 300
+) -> dict[str, Any]:
+    """Poll ``DescribeEditor`` until the Workspace is ``status``; its description. A Workspace
+    that settles Idle on its way elsewhere fails at once, with its StatusReason."""
+    deadline = time.monotonic() + timeout
+    editor: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        editor = editors.describe_editor(EditorId=editor_id)["Editor"]
+        if editor["Status"] == status:
+            return editor
+        assert editor["Status"] != "Idle" or status == "Idle", editor.get("StatusReason")
+        time.sleep(0.5)
+    raise AssertionError(f"{editor_id} did not become {status}: {editor}")

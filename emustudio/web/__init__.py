@@ -1,4 +1,5 @@
-"""The HTTP side: the AWS API endpoint and health (`aws_handler`), and each Studio's pages.
+"""The HTTP pages: each Studio's, the console's, sign-in's (the AWS API endpoint, the API's
+front door, is `emustudio.aws_handler`, beside the pipeline it feeds).
 
 Studio pages, a module per concern, each ending with its ``default_handlers`` URL table
 (`routes` mounts them on the Studio's host and under ``/studios/<es-id>/``):

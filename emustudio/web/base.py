@@ -21,7 +21,7 @@ from tornado import web
 from emustudio.auth.sessions import HOST_FORM, StudioSession, session_id_from
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
-from emustudio.proxy.headers import cross_origin_error
+from emustudio.origin import cross_origin_error
 from emustudio.web.site import StudioInfo, StudioSite, when
 
 _SECURITY_HEADERS = {
@@ -40,9 +40,15 @@ _XSRF_MESSAGE = (
 
 
 class PageHandler(web.RequestHandler):
-    """Any HTML page of the gateway: its security headers, and who is asking."""
+    """Any HTML page of the gateway: its security headers, who is asking, how a page is
+    rendered (:meth:`page`) and how an error is shown (:meth:`write_error`: one readable page
+    for every family of pages, an `AwsError` in the API's words)."""
 
     security_headers: Mapping[str, str] = _SECURITY_HEADERS
+    # What an error page says, when a handler set it before raising HTTPError.
+    error_message: str | None = None
+    # What an error page says of a form refused for its XSRF token or origin.
+    forgery_message: str = _XSRF_MESSAGE
 
     def set_default_headers(self) -> None:
         for name, value in self.security_headers.items():
@@ -55,6 +61,48 @@ class PageHandler(web.RequestHandler):
     @property
     def user_agent(self) -> str:
         return self.request.headers.get("User-Agent", "")
+
+    def page_values(self) -> dict[str, Any]:
+        """What every template reads (base.html's header), before the page's own values."""
+        return {"studio": None, "prefix": "", "user": None, "error": None, "when": when}
+
+    def page(self, template: str, status: int = 200, **args: Any) -> None:
+        self.set_status(status)
+        self.render(template, **{**self.page_values(), **args})
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(value, AwsError):
+            return  # an answer (AccessDenied...), not a crash: it is shown, not logged
+        super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self.error_message
+        if isinstance(exc, AwsError):
+            message = f"{exc.code}: {exc.message}"
+            status_code = page_status(exc)
+            self.set_status(status_code)
+        elif message is None and is_forgery_refusal(exc):
+            message = self.forgery_message
+        if message is None:
+            message = self._reason if status_code < 500 else "Something went wrong on our side."
+        self.clear_header("Content-Length")
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        try:
+            self.page(
+                "error.html",
+                status_code,
+                error=message,
+                status_code=status_code,
+                reason=self._reason,
+            )
+        except Exception:  # a broken template must not hide the error itself
+            self.finish(f"<!DOCTYPE html><p>{status_code}: {html.escape(message)}</p>")
 
     def check_form_origin(self) -> None:
         """A POST is a form of this very origin, with its XSRF token (Tornado checks the token
@@ -71,7 +119,6 @@ class StudioHandler(PageHandler):
     form: str
     studio: StudioInfo | None = None
     user_session: StudioSession | None = None
-    error_message: str | None = None
 
     def initialize(self, site: StudioSite, form: str) -> None:
         self.site = site
@@ -153,36 +200,8 @@ class StudioHandler(PageHandler):
         args.update(extra)
         return args
 
-    def log_exception(
-        self,
-        typ: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(value, AwsError):
-            return  # an answer (AccessDenied...), not a crash: it is shown, not logged
-        super().log_exception(typ, value, tb)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self.error_message
-        if isinstance(exc, AwsError):
-            message = f"{exc.code}: {exc.message}"
-            status_code = page_status(exc)
-            self.set_status(status_code)
-        elif message is None and is_forgery_refusal(exc):
-            message = _XSRF_MESSAGE
-        if message is None:
-            message = self._reason if status_code < 500 else "Something went wrong on our side."
-        self.clear_header("Content-Length")
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        try:
-            self.render(
-                "error.html",
-                **self.page_args(error=message, status_code=status_code, reason=self._reason),
-            )
-        except Exception:  # a broken template must not hide the error itself
-            self.finish(f"<!DOCTYPE html><p>{status_code}: {html.escape(message)}</p>")
+    def page_values(self) -> dict[str, Any]:
+        return self.page_args()
 
 
 def page_status(exc: AwsError) -> int:

@@ -2,8 +2,8 @@
 
 What an administrator does in the AWS console's EMR Studio pages, each step one API call made
 as the console's principal (IAM user or federated role) through the gateway's authorizer and
-CloudTrail (`AdminCalls`), so a page refuses exactly what ``boto3`` with that principal's keys
-would:
+CloudTrail (`Gateway.call`, the pipeline's in-process entry), so a page refuses exactly what
+``boto3`` with that principal's keys would:
 
 * ``GET /console/studios``: ``ListStudios``, a table with search, sorting and pages;
 * ``GET|POST /console/studios/create``: ``CreateStudio`` from a form whose VPC, subnets, security
@@ -34,7 +34,7 @@ from emustudio.auth.sessions import CONSOLE_PATH
 from emustudio.auth.signin import Authenticator
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
-from emustudio.web.admin_calls import AdminCalls
+from emustudio.pipeline import Gateway
 from emustudio.web.base import page_status
 from emustudio.web.console_pages import SIGNIN_PATH, ConsoleHandler
 from emustudio.web.site import StudioSite
@@ -67,7 +67,7 @@ class Choice:
 
 
 class AdminHandler(ConsoleHandler):
-    calls: AdminCalls
+    gateway: Gateway
     identity_store_id: str
 
     def initialize(  # type: ignore[override]
@@ -75,11 +75,11 @@ class AdminHandler(ConsoleHandler):
         site: StudioSite,
         federation: Federation,
         signin: Authenticator,
-        calls: AdminCalls,
+        gateway: Gateway,
         identity_store_id: str,
     ) -> None:
         super().initialize(site, federation, signin)
-        self.calls = calls
+        self.gateway = gateway
         self.identity_store_id = identity_store_id
 
     def principal(self) -> Principal:
@@ -94,7 +94,7 @@ class AdminHandler(ConsoleHandler):
     async def call(
         self, service: str, operation: str, params: dict[str, Any], *, record: bool = True
     ) -> dict[str, Any]:
-        return await self.calls.call(
+        return await self.gateway.call(
             self.principal(),
             service,
             operation,
@@ -399,7 +399,7 @@ def console_admin_rules(
     site: StudioSite,
     federation: Federation,
     signin: Authenticator,
-    calls: AdminCalls,
+    gateway: Gateway,
     identity_store_id: str,
 ) -> list[Rule]:
     """Put these before `console_rules` (whose ``/console`` they extend)."""
@@ -408,7 +408,7 @@ def console_admin_rules(
         "site": site,
         "federation": federation,
         "signin": signin,
-        "calls": calls,
+        "gateway": gateway,
         "identity_store_id": identity_store_id,
     }
     return [

@@ -38,8 +38,8 @@ from emustudio.auth.sessions import (
 )
 from emustudio.auth.signin import Authenticator, SignInAttempt, SignInRefused
 from emustudio.context import Principal
-from emustudio.web.base import PageHandler, is_forgery_refusal
-from emustudio.web.site import StudioSite, when
+from emustudio.web.base import PageHandler
+from emustudio.web.site import StudioSite
 
 SIGNIN_PATH = f"{CONSOLE_PATH}/signin"
 SIGNOUT_PATH = f"{CONSOLE_PATH}/signout"
@@ -63,7 +63,7 @@ class ConsoleHandler(PageHandler):
     signin: Authenticator
     security_headers = _HEADERS
     console_session: StudioSession | None = None
-    error_message: str | None = None
+    forgery_message = _XSRF_MESSAGE
 
     def initialize(self, site: StudioSite, federation: Federation, signin: Authenticator) -> None:
         self.site = site
@@ -79,31 +79,9 @@ class ConsoleHandler(PageHandler):
         session_id = console_session_id_from(self, max_age_days=self.site.session_hours / 24 + 1)
         self.console_session = await self.site.sessions.get(session_id, CONSOLE)
 
-    def page(self, template: str, status: int = 200, **args: Any) -> None:
-        self.set_status(status)
+    def page_values(self) -> dict[str, Any]:
         # base.html's header: the brand links to the console, sign-out posts to /console/signout.
-        values: dict[str, Any] = {
-            "studio": None,
-            "prefix": CONSOLE_PATH,
-            "user": self.user,
-            "error": None,
-            "when": when,
-        }
-        values.update(args)
-        self.render(template, **values)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self.error_message
-        if message is None and is_forgery_refusal(exc):
-            message = _XSRF_MESSAGE
-        if message is None:
-            message = self._reason if status_code < 500 else "Something went wrong on our side."
-        self.clear_header("Content-Length")
-        self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.page(
-            "error.html", status_code, error=message, status_code=status_code, reason=self._reason
-        )
+        return {**super().page_values(), "prefix": CONSOLE_PATH, "user": self.user}
 
 
 class ConsoleHomeHandler(ConsoleHandler):

@@ -33,6 +33,7 @@ from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio.auth.idp import BadAuthnRequest, BuiltinIdp, IdpRole, IdpUser, UsersFileError
+from emustudio.web.base import PageHandler
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,17 @@ class IdpSessions:
         self._sessions.pop(session_id, None)
 
 
-class IdpHandler(web.RequestHandler):
+class IdpHandler(PageHandler):
     idp: BuiltinIdp
     saml_url: str
     studio_url: str
+    # Its Content-Security-Policy is per page: scripts run by this response's nonce only.
+    security_headers = {
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+    }
 
     def initialize(
         self, idp: BuiltinIdp, saml_url: str, studio_url: str, sessions: IdpSessions
@@ -83,11 +91,10 @@ class IdpHandler(web.RequestHandler):
         self.sessions = sessions
         self.nonce = secrets.token_urlsafe(16)
 
-    def set_default_headers(self) -> None:
-        self.set_header("X-Frame-Options", "DENY")
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Referrer-Policy", "no-referrer")
-        self.set_header("Cache-Control", "no-store")
+    def page_values(self) -> dict[str, Any]:
+        values = super().page_values()
+        values.update(prefix="/idp", nonce=self.nonce, idp_user_name=None)
+        return values
 
     def page(self, template: str, status: int = 200, **args: Any) -> None:
         self.set_header(
@@ -95,17 +102,7 @@ class IdpHandler(web.RequestHandler):
             f"default-src 'self'; script-src 'nonce-{self.nonce}'; style-src 'self';"
             " frame-ancestors 'none'; base-uri 'none'",
         )
-        self.set_status(status)
-        values: dict[str, Any] = {
-            "studio": None,
-            "prefix": "/idp",
-            "user": None,
-            "error": None,
-            "nonce": self.nonce,
-            "idp_user_name": None,
-        }
-        values.update(args)
-        self.render(template, **values)
+        super().page(template, status, **args)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None))[1]

@@ -1,81 +1,104 @@
-"""The gateway's start page for browsers, and its icon.
+"""Where a verified federated sign-in lands: the role's session, then the Studio or the console.
 
-``/`` is the AWS API endpoint: an SDK's request there gets AWS's answer, unsigned ones included
-(``MissingAuthenticationToken``...). A browser that opens ``http://localhost:8080/`` is not an
-SDK: `BrowserNavigation` matches only a plain ``GET /`` that asks for HTML and carries nothing
-of a signed call (no ``Authorization``, no ``X-Amz-*`` header, no query), and that request gets
-the start page: the console (where the Studios are, for who may see them; the page itself names
-no Studio to an anonymous visitor), the IdP portal and the endpoint for the SDKs. Every other
-request to ``/`` goes on to the API handler unchanged.
-
-``/favicon.ico`` is Tornado's own static route (the ``static_path`` setting serves it from
-``static/`` on every host, Studio hosts too); pages link ``favicon.svg``.
+`FederationHandler` is shared by IAM federation's ``/saml`` and ``/saml/role`` (`web.saml`) and
+IAM Identity Center's ACS (`web.sso`): its pages' headers, its refusals, and the landing.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from urllib.parse import urlencode
 
-from tornado import httputil
-from tornado.routing import Matcher, Rule
-
+from emustudio.auth.federation import (
+    HANDOFF_PATH,
+    Federation,
+    FederationRefused,
+    Verified,
+    parse_relay_state,
+)
+from emustudio.auth.sessions import (
+    CONSOLE,
+    CONSOLE_PATH,
+    console_session_id_from,
+    set_console_cookie,
+)
 from emustudio.web.base import PageHandler
 from emustudio.web.site import StudioSite
 
-
-class BrowserNavigation(Matcher):
-    """A browser's plain ``GET /`` for a page; never a signed (or signable) API call."""
-
-    def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
-        if request.method not in ("GET", "HEAD") or request.uri != "/":
-            return None
-        headers = request.headers
-        if "Authorization" in headers or any(k.lower().startswith("x-amz-") for k in headers):
-            return None
-        if "text/html" not in headers.get("Accept", ""):
-            return None
-        return {}
+_HEADERS = {
+    # No form-action: the picker's POST is answered by a redirect to the Studio's own host.
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
-class LandingHandler(PageHandler):
-    def initialize(self, site: StudioSite, idp: bool, endpoint_url: str) -> None:
+class FederationHandler(PageHandler):
+    """Shared by ``/saml`` and ``/saml/role``: assume the chosen role, then land."""
+
+    site: StudioSite
+    federation: Federation
+    security_headers = _HEADERS
+
+    def initialize(self, site: StudioSite, federation: Federation) -> None:
         self.site = site
-        self.idp = idp
-        self.endpoint_url = endpoint_url
+        self.federation = federation
 
-    def get(self) -> None:
-        self.render(
-            "landing.html",
-            studio=None,
-            prefix="",
-            user=None,
-            error=None,
-            idp=self.idp,
-            endpoint_url=self.endpoint_url,
-            region=self.site.region,
+    def refuse(self, refused: FederationRefused) -> None:
+        # The way forward: as someone else, through the built-in IdP's sign-out (back to where
+        # the sign-in was going, which the IdP checks is one of this gateway's Studios).
+        switch = None
+        if self.site.idp_signout_url is not None:
+            posted = self.request.method == "POST"
+            relay = self.get_body_argument("RelayState", "") if posted else ""
+            query = f"?{urlencode({'return': relay})}" if relay else ""
+            switch = f"{self.site.idp_signout_url}{query}"
+        self.page(
+            "federation_error.html",
+            refused.status,
+            error=refused.message,
+            status_code=refused.status,
+            switch_url=switch,
         )
 
+    async def proceed(self, verified: Verified, role_arn: str) -> None:
+        try:
+            principal = await self.federation.assume(
+                verified, role_arn, source_ip=self.source_ip, user_agent=self.user_agent
+            )
+            target = parse_relay_state(
+                verified.relay_state, region=self.site.region, studio_domain=self.site.studio_domain
+            )
+            if target is not None:
+                await self.federation.may_open(
+                    principal, target.studio_id, source_ip=self.source_ip
+                )
+        except FederationRefused as refused:
+            self.refuse(refused)
+            return
+        if target is None:
+            # No Studio named: the console's Studio list, in a console session, so that the
+            # list survives a reload and has sign-out (web/console_pages.py).
+            old = console_session_id_from(self, max_age_days=self.site.session_hours / 24 + 1)
+            if old is not None:
+                await self.site.sessions.end(old)
+            session = await self.site.sessions.create(
+                principal, CONSOLE, form=CONSOLE, source_ip=self.source_ip
+            )
+            set_console_cookie(self, session)
+            self.redirect(CONSOLE_PATH, status=303)
+            return
+        token = self.federation.handoff(principal, target.studio_id)
+        self.redirect(
+            self.handoff_url(target.studio_id, token, path_form=target.path_form), status=303
+        )
 
-def landing_rules(site: StudioSite, *, idp: bool, endpoint_url: str) -> list[Rule]:
-    """Put these before the API endpoint."""
-    domain = re.escape(site.studio_domain.lower().strip("."))
-    return [
-        Rule(
-            _NotStudioHostBrowser(domain),
-            LandingHandler,
-            {"site": site, "idp": idp, "endpoint_url": endpoint_url},
-        ),
-    ]
-
-
-class _NotStudioHostBrowser(BrowserNavigation):
-    """`BrowserNavigation` on the gateway's own host (a Studio host's ``/`` is the Studio)."""
-
-    def __init__(self, domain: str) -> None:
-        self.studio_host = re.compile(rf"es-[a-z0-9]{{25}}\.{domain}$")
-
-    def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
-        if self.studio_host.match(request.host_name.lower()):
-            return None
-        return super().match(request)
+    def handoff_url(self, studio_id: str, token: str, *, path_form: bool) -> str:
+        query = urlencode({"token": token})
+        if path_form:
+            return f"/studios/{studio_id}{HANDOFF_PATH}?{query}"
+        return f"{self.site.emr.studio_url(studio_id)}{HANDOFF_PATH}?{query}"

@@ -45,13 +45,25 @@ class S3Addressing:
                 return bucket or None
         return None
 
+    def is_studio_host(self, host: str) -> bool:
+        name = host.rsplit(":", 1)[0].lower()
+        return name == self.studio_domain or name.endswith("." + self.studio_domain)
+
     def is_s3(self, request: httputil.HTTPServerRequest) -> bool:
+        if self.is_studio_host(request.host or ""):
+            return False
         if self.bucket_of_host(request.host or "") is not None:
             return True
         auth = request.headers.get("Authorization", "")
         if auth:
             return bool(_SIGNED_FOR_S3.search(auth))
-        return bool(_PRESIGNED_FOR_S3.search(request.query or ""))
+        query = request.query or ""
+        if _PRESIGNED_FOR_S3.search(query):
+            return True
+        # The older presigned form names no service: a bucket path with its three parameters.
+        return (request.path or "/") != "/" and all(
+            f"{name}=" in query for name in ("AWSAccessKeyId", "Signature", "Expires")
+        )
 
     def path_style(self, host: str, uri: str) -> str:
         bucket = self.bucket_of_host(host)

@@ -23,7 +23,6 @@ import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sqlmodel import Session
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
@@ -31,110 +30,19 @@ from emustudio.auth.federation import (
     HANDOFF_PATH,
     Federation,
     FederationRefused,
-    Verified,
-    parse_relay_state,
 )
 from emustudio.auth.sessions import (
-    CONSOLE,
-    CONSOLE_PATH,
     HOST_FORM,
     PATH_FORM,
-    console_session_id_from,
     cookie_path,
-    set_console_cookie,
     set_session_cookie,
 )
-from emustudio.services.emr import EmrService
-from emustudio.store.tables import Studio
-from emustudio.web.base import PageHandler, StudioHandler
+from emustudio.web.base import StudioHandler
+from emustudio.web.landing import FederationHandler
+from emustudio.web.routes import STUDIO_ID
 from emustudio.web.signin import SignInHandler
 from emustudio.web.site import StudioSite
-
-_HEADERS = {
-    # No form-action: the picker's POST is answered by a redirect to the Studio's own host.
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
-        " frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-
-class FederationHandler(PageHandler):
-    """Shared by ``/saml`` and ``/saml/role``: assume the chosen role, then land."""
-
-    site: StudioSite
-    federation: Federation
-    security_headers = _HEADERS
-
-    def initialize(self, site: StudioSite, federation: Federation) -> None:
-        self.site = site
-        self.federation = federation
-
-    def page(self, template: str, status: int = 200, **args: Any) -> None:
-        self.set_status(status)
-        values: dict[str, Any] = {"studio": None, "prefix": "", "user": None, "error": None}
-        values.update(args)
-        self.render(template, **values)
-
-    def refuse(self, refused: FederationRefused) -> None:
-        # The way forward: as someone else, through the built-in IdP's sign-out (back to where
-        # the sign-in was going, which the IdP checks is one of this gateway's Studios).
-        switch = None
-        if self.site.idp_signout_url is not None:
-            relay = (
-                self.get_body_argument("RelayState", "") if self.request.method == "POST" else ""
-            )
-            query = f"?{urlencode({'return': relay})}" if relay else ""
-            switch = f"{self.site.idp_signout_url}{query}"
-        self.page(
-            "federation_error.html",
-            refused.status,
-            error=refused.message,
-            status_code=refused.status,
-            switch_url=switch,
-        )
-
-    async def proceed(self, verified: Verified, role_arn: str) -> None:
-        try:
-            principal = await self.federation.assume(
-                verified, role_arn, source_ip=self.source_ip, user_agent=self.user_agent
-            )
-            target = parse_relay_state(
-                verified.relay_state, region=self.site.region, studio_domain=self.site.studio_domain
-            )
-            if target is not None:
-                await self.federation.may_open(
-                    principal, target.studio_id, source_ip=self.source_ip
-                )
-        except FederationRefused as refused:
-            self.refuse(refused)
-            return
-        if target is None:
-            # No Studio named: the console's Studio list, in a console session, so that the
-            # list survives a reload and has sign-out (web/console_pages.py).
-            old = console_session_id_from(self, max_age_days=self.site.session_hours / 24 + 1)
-            if old is not None:
-                await self.site.sessions.end(old)
-            session = await self.site.sessions.create(
-                principal, CONSOLE, form=CONSOLE, source_ip=self.source_ip
-            )
-            set_console_cookie(self, session)
-            self.redirect(CONSOLE_PATH, status=303)
-            return
-        token = self.federation.handoff(principal, target.studio_id)
-        self.redirect(
-            self.handoff_url(target.studio_id, token, path_form=target.path_form), status=303
-        )
-
-    def handoff_url(self, studio_id: str, token: str, *, path_form: bool) -> str:
-        query = urlencode({"token": token})
-        if path_form:
-            return f"/studios/{studio_id}{HANDOFF_PATH}?{query}"
-        return f"{self.site.emr.studio_url(studio_id)}{HANDOFF_PATH}?{query}"
+from emustudio.web.sso import begin
 
 
 class SamlHandler(FederationHandler):
@@ -183,18 +91,6 @@ class RoleChoiceHandler(FederationHandler):
         await self.proceed(verified, self.get_body_argument("role", ""))
 
 
-async def idp_redirect(emr: EmrService, studio_id: str) -> tuple[str, str] | None:
-    """The Studio's ``(IdpAuthUrl, IdpRelayStateParameterName)``, None without an IdP."""
-
-    def read(session: Session) -> tuple[str, str] | None:
-        studio = session.get(Studio, studio_id)
-        if studio is None or studio.auth_mode != "IAM" or not studio.idp_auth_url:
-            return None
-        return studio.idp_auth_url, studio.idp_relay_state_parameter_name or "RelayState"
-
-    return await emr.store.tx(read)
-
-
 class FederatedSignInHandler(SignInHandler):
     """The Studio's sign-in page; with an ``IdpAuthUrl``, a redirect to the IdP instead."""
 
@@ -214,15 +110,13 @@ class FederatedSignInHandler(SignInHandler):
             self.render("signed_out.html", **self.page_args(again_url=again, switch_url=switch))
             return
         if self.studio.auth_mode == "SSO" and self.user is None:
-            from emustudio.web.sso import begin  # sso builds on this module's handlers
-
             await begin(self, self.site.identity_center)
             return
-        idp = None if self.user is not None else await idp_redirect(self.site.emr, self.studio.id)
-        if idp is None:
+        auth_url = self.studio.idp_auth_url if self.studio.auth_mode == "IAM" else None
+        if self.user is not None or not auth_url:
             await super().get(**kwargs)
             return
-        auth_url, parameter = idp
+        parameter = self.studio.idp_relay_state_parameter_name or "RelayState"
         if self.form == HOST_FORM:
             studio_url = f"{self.studio.url}/"
         else:
@@ -272,8 +166,6 @@ class HandoffHandler(StudioHandler):
 
 def federation_rules(site: StudioSite, federation: Federation) -> list[Rule]:
     """Put these before :func:`emustudio.web.routes.studio_rules`."""
-    from emustudio.web.routes import STUDIO_ID  # routes imports the page modules
-
     domain = re.escape(site.studio_domain.lower().strip("."))
     shared = {"site": site, "federation": federation}
     host: dict[str, Any] = {"site": site, "form": HOST_FORM}

@@ -60,6 +60,7 @@ class StudioInfo:
     arn: str
     url: str
     idp_auth_url: str | None
+    idp_relay_state_parameter_name: str | None = None
 
 
 @dataclass
@@ -110,6 +111,7 @@ class StudioSite:
                 arn=emr.studio_arn(studio.id),
                 url=emr.studio_url(studio.id),
                 idp_auth_url=studio.idp_auth_url,
+                idp_relay_state_parameter_name=studio.idp_relay_state_parameter_name,
             )
 
         return await emr.store.tx(read)

@@ -20,7 +20,7 @@ from emustudio.auth.federation import Federation, FederationRefused
 from emustudio.auth.idc import ACS_PATH, METADATA_PATH, IdentityCenter
 from emustudio.auth.sessions import PATH_FORM
 from emustudio.web.base import StudioHandler
-from emustudio.web.saml import FederationHandler
+from emustudio.web.landing import FederationHandler
 from emustudio.web.site import StudioSite
 
 

@@ -19,10 +19,11 @@ import secrets
 from typing import Any
 
 from emustudio.aws.errors import AwsError
+from emustudio.store.tables import EDITOR_RUNNING
 from emustudio.web.base import StudioHandler, page_status
 
 EDITOR_ID = r"(?P<editor_id>e-[A-Z0-9]{25})"
-OPENABLE = ("Ready", "Attaching", "Attached", "Detaching")
+OPENABLE = EDITOR_RUNNING
 # The form field an API refusal of CreateEditor is about: the validation's member path, else
 # the start of the service's own message.
 FIELD_OF_PATH = {"name": "name", "description": "description", "s3Location": "s3_location"}

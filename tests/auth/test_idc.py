@@ -1,5 +1,5 @@
 """Identity Center's SP side on its own: AuthnRequests and the table of requests awaiting an
-answer (the sign-in flows are tested end to end in tests/web/test_identity_center.py)."""
+answer (the sign-in flows are tested end to end in tests/web/test_sso.py)."""
 
 from __future__ import annotations
 

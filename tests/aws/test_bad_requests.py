@@ -13,7 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import make_studio_network, studio_args
+from emustudio.testing.vpc import make_studio_network, studio_args
 
 http = urllib3.PoolManager()
 

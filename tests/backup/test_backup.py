@@ -11,9 +11,7 @@ from typing import Any
 import docker
 from minio import Minio
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.backup.conftest import (
-    SWEEP_SECONDS,
+from emustudio.testing.backup import (
     StudioSetup,
     container_of,
     key_of,
@@ -25,7 +23,8 @@ from tests.backup.conftest import (
     start_workspace,
     wait_until,
 )
-from tests.services.test_emr_editors import studio_client
+from emustudio.testing.gateway import GatewayProcess
+from tests.backup.conftest import SWEEP_SECONDS
 
 
 def test_a_saved_notebook_reaches_s3_within_a_second_and_comes_back_after_a_restart(
@@ -193,7 +192,7 @@ def test_a_workspace_location_and_a_new_bucket(
 ) -> None:
     """A Workspace's own S3Location wins over the Studio's; its bucket is made on first write
     (the embedded server does; on AWS it must exist)."""
-    editors = studio_client(gateway)
+    editors = gateway.client("emr-studio")
     assert not s3.bucket_exists("team-notebooks")
     _, editor_id, ws = start_workspace(
         gateway, studio, "elsewhere", S3Location="s3://team-notebooks/x/y"

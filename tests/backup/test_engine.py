@@ -29,7 +29,7 @@ from emustudio.backup.s3client import S3Client, S3Endpoint
 from emustudio.s3 import EmbeddedS3
 from emustudio.store import Store
 from emustudio.store.backup_tables import BackupPending
-from emustudio.store.tables import Editor
+from emustudio.store.tables import Editor, Endpoint
 from emustudio.testing.gateway import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,7 +173,7 @@ async def rig(lab: Lab, tmp_path: Path) -> AsyncIterator[Rig]:
         flush_timeout=10,
     )
     await engine.start()
-    await engine.before_ready(editor, lab.endpoint)
+    await engine.before_ready(editor, Endpoint.parse(lab.endpoint))
     try:
         yield Rig(engine, store, s3_server, s3, editor)
     finally:
@@ -225,7 +225,7 @@ async def test_a_stop_while_s3_is_down_keeps_the_changes_until_it_is_back(
 
     # The Workspace starts again before S3 is back: its start waits, then restores, the
     # outage's changes first.
-    restart = asyncio.create_task(rig.engine.before_ready(rig.editor, lab.endpoint))
+    restart = asyncio.create_task(rig.engine.before_ready(rig.editor, Endpoint.parse(lab.endpoint)))
     await asyncio.sleep(1)
     assert not restart.done()
     await rig.s3_server.start()

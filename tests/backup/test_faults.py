@@ -11,20 +11,17 @@ from minio import Minio
 from sqlmodel import Session, create_engine, select
 
 from emustudio.store.backup_tables import BackupPending
-from emustudio.testing.gateway import GatewayProcess
-from tests.backup.conftest import (
+from emustudio.testing.backup import (
     StudioSetup,
     key_of,
     keys_under,
     notebook,
     object_bytes,
-    pause,
-    rclone_process,
-    resume,
     start_workspace,
     wait_until,
 )
-from tests.services.test_emr_editors import az_cli, studio_client
+from emustudio.testing.gateway import GatewayProcess, az_cli
+from tests.backup.conftest import pause, rclone_process, resume
 
 # How long S3 stays unreachable; EMUSTUDIO_TEST_S3_OUTAGE=60 for a longer rehearsal.
 OUTAGE_SECONDS = float(os.environ.get("EMUSTUDIO_TEST_S3_OUTAGE", "20"))
@@ -108,7 +105,7 @@ def test_a_gateway_killed_right_after_a_save_uploads_it_after_restart(
     )
 
     # The restarted gateway follows the Workspace as before.
-    editors = studio_client(gateway)
+    editors = gateway.client("emr-studio")
     assert editors.describe_editor(EditorId=editor_id)["Editor"]["Status"] == "Ready"
     ws.save_notebook("after.ipynb", notebook("after"))
     took = wait_until(

@@ -97,7 +97,7 @@ class ProxyServer:
         return future.result(timeout=30)
 
     async def _start(self) -> int:
-        self.proxy = WorkspaceProxy(self.gate, studio_domain=DOMAIN)
+        self.proxy = WorkspaceProxy(self.gate, studio_domain=DOMAIN, activity=self.gate.touch)
         self.server = httpserver.HTTPServer(web.Application(self.proxy.rules()))
         sockets = bind_sockets(0, "127.0.0.1")
         self.server.add_sockets(sockets)

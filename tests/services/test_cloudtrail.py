@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, aws_cli, studio_args
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 ACCOUNT = "000000000000"
 
@@ -32,6 +32,12 @@ class History:
     bad_signature_request_id: str
     vpc_id: str
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def gateway_env() -> dict[str, str]:
+    """A gateway of its own: the lookups read the account's whole event history."""
+    return {}
 
 
 @pytest.fixture(scope="module")

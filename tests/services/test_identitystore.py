@@ -10,8 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.services.identitystore import identity_store_id
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli
+from emustudio.testing.gateway import GatewayProcess, aws_cli
 
 ACCOUNT = "000000000000"
 STORE = identity_store_id(ACCOUNT)
@@ -23,6 +22,12 @@ MISSING_ID = f"{STORE[2:]}-00000000-0000-4000-8000-000000000000"
 @pytest.fixture(scope="module")
 def ids(gateway: GatewayProcess) -> Any:
     return gateway.client("identitystore")
+
+
+@pytest.fixture(scope="module")
+def gateway_env() -> dict[str, str]:
+    """A gateway of its own: its users' names (alice, bob, carol) are the session mappings'."""
+    return {}
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> dict[str, Any]:

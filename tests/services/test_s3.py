@@ -22,8 +22,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli
+from emustudio.testing.gateway import GatewayProcess, aws_cli
 
 MB = 1024 * 1024
 
@@ -188,6 +187,29 @@ def test_presigned_get(s3: Any) -> None:
         urllib.request.urlopen(forged)
     assert info.value.code == 403
     assert b"<Code>SignatureDoesNotMatch</Code>" in info.value.read()
+
+
+def test_presigned_get_in_the_form_boto3_and_the_cli_make_by_default(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Without ``signature_version='s3v4'`` they sign S3 URLs with ``AWSAccessKeyId``,
+    ``Expires`` and an HMAC-SHA1 ``Signature``."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="dir/a b.txt", Body=b"shared")
+    plain = gateway.client("s3")
+    url = plain.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "dir/a b.txt"}, ExpiresIn=60
+    )
+    assert "AWSAccessKeyId=" in url
+    with urllib.request.urlopen(url) as answer:
+        assert answer.read() == b"shared"
+    cli_url = aws_cli(gateway, "s3", "presign", f"s3://{bucket}/dir/a b.txt").stdout.strip()
+    with urllib.request.urlopen(cli_url) as answer:
+        assert answer.read() == b"shared"
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(url.replace("Signature=", "Signature=X"))
+    assert info.value.code == 403
 
 
 def _rss(gateway: GatewayProcess) -> int:
@@ -451,6 +473,7 @@ def test_signed_chunks_are_checked_as_they_stream(gateway: GatewayProcess, s3: A
     status, _ = _chunked_put(gateway, bucket, "good", chunks)
     assert status == 200
     assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == b"".join(chunks)
+    assert "ContentEncoding" not in s3.head_object(Bucket=bucket, Key="good")
     status, body = _chunked_put(gateway, bucket, "tampered", chunks, tamper=2)
     assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body
     status, body = _chunked_put(gateway, bucket, "last-tampered", chunks, tamper=len(chunks))
@@ -522,3 +545,62 @@ def test_a_wrong_content_sha256_writes_nothing(gateway: GatewayProcess, s3: Any)
     assert answer.status == 400
     assert b"<Code>XAmzContentSHA256Mismatch</Code>" in answer.read()
     assert keys(s3, bucket) == []
+
+
+def test_s3_condition_keys_reach_the_policy_engine(gateway: GatewayProcess, s3: Any) -> None:
+    """``s3:prefix``: a user may list only under their own prefix (the IAM guide's example)."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="home/ana/notes.txt", Body=b"mine")
+    s3.put_object(Bucket=bucket, Key="home/bo/notes.txt", Body=b"theirs")
+    user = _user_client(
+        gateway,
+        "ana-" + secrets.token_hex(3),
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "s3:ListBucket",
+                    "Resource": f"arn:aws:s3:::{bucket}",
+                    "Condition": {"StringLike": {"s3:prefix": ["home/ana/*"]}},
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject"],
+                    "Resource": f"arn:aws:s3:::{bucket}/home/ana/*",
+                },
+            ],
+        },
+    )
+    assert keys(user, bucket, Prefix="home/ana/") == ["home/ana/notes.txt"]
+    for call in (
+        lambda: user.list_objects_v2(Bucket=bucket),
+        lambda: user.list_objects_v2(Bucket=bucket, Prefix="home/bo/"),
+        lambda: user.get_object(Bucket=bucket, Key="home/bo/notes.txt"),
+    ):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert code_of(info) == "AccessDenied"
+
+
+def test_bucket_calls_are_in_cloudtrail_and_object_calls_are_not(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Bucket-level calls are management events; object-level ones are data events, which the
+    event history (LookupEvents) does not hold, as on AWS."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"v")
+    trail = gateway.client("cloudtrail")
+
+    def events(name: str) -> list[dict[str, Any]]:
+        found = trail.lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": name}]
+        )["Events"]
+        return [json.loads(e["CloudTrailEvent"]) for e in found]
+
+    created = [e for e in events("CreateBucket") if e["requestParameters"]["bucket"] == bucket]
+    assert len(created) == 1
+    assert created[0]["eventSource"] == "s3.amazonaws.com"
+    assert events("PutObject") == []

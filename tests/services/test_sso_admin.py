@@ -9,11 +9,18 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, aws_cli, identity_store_of, studio_args
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from emustudio.testing.iam import identity_store_of
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 USER_ROLE = "arn:aws:iam::000000000000:role/EMRStudio_User_Role"
 POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Basic"
+
+
+@pytest.fixture(scope="module")
+def gateway_env() -> dict[str, str]:
+    """A gateway of its own: it reads the account's whole Identity Store and applications."""
+    return {}
 
 
 @pytest.fixture(scope="module")

@@ -13,54 +13,31 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import playwright.sync_api as playwright_api
 import pytest
 
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, make_studio_network, studio_args
-from tests.web.conftest import PASSWORD, Users, allow, studio_arn
+from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 
 START_TIMEOUT_MS = 150_000
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def workspace_image() -> str:
-    """The Workspace image, built when missing or stale (a no-op when up to date)."""
+    """The Workspace image the gateway runs (its default), built when missing or stale (a no-op
+    when up to date)."""
     executor = DockerExecutor()
     try:
         images = Images(executor, pull_base=False)
         return asyncio.run(images.build_workspace(asyncio.run(images.bootstrap())))
     finally:
         executor.close()
-
-
-@pytest.fixture(scope="module")
-def gateway(workspace_image: str) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_WORKSPACE_IMAGE": workspace_image})
-    try:
-        yield gw.start()
-    finally:
-        gw.stop()
-        _remove_containers(gw.instance_id)
-        gw.close()
-
-
-def _remove_containers(instance_id: str) -> None:
-    client = docker.from_env()
-    try:
-        for container in client.containers.list(
-            all=True, filters={"label": f"emustudio.instance={instance_id}"}
-        ):
-            container.remove(force=True)
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ from typing import Any
 import playwright.sync_api as playwright_api
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import make_studio_network, studio_args
-from tests.web.conftest import ACCOUNT, PASSWORD, Users, allow, studio_arn
+from emustudio.testing.iam import ACCOUNT, PASSWORD, Users, allow, studio_arn
+from emustudio.testing.vpc import make_studio_network, studio_args
 
 
 def test_console_sign_in_then_open_a_studio(

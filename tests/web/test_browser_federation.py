@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import playwright.sync_api as playwright_api
@@ -23,7 +22,7 @@ import pytest
 import yaml
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.web.conftest import ACCOUNT, studio_arn
+from emustudio.testing.iam import ACCOUNT, studio_arn
 
 expect = playwright_api.expect
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:saml-provider/EmuStudioIdp"
@@ -31,12 +30,8 @@ VIEWER = "StudioViewer"
 
 
 @pytest.fixture(scope="module")
-def gateway() -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_DEMO": "true"})
-    try:
-        yield gw.start()
-    finally:
-        gw.close()
+def gateway_env() -> dict[str, str]:
+    return {"EMUSTUDIO_DEMO": "true"}
 
 
 @pytest.fixture(scope="module")

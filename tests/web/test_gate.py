@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from tests.web.conftest import Browser, Rows, Upstream, Users, allow, editor_arn
+from emustudio.testing.iam import Users, allow, editor_arn
+from emustudio.testing.pages import Browser
+from tests.web.doubles import Rows, Upstream
 
 OPEN_STUDIO = "elasticmapreduce:CreateStudioPresignedUrl"
 OPEN_WORKSPACE = "elasticmapreduce:OpenEditorInConsole"

@@ -12,8 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import Browser, Users, allow, studio_arn
+from emustudio.testing.iam import Users, allow, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 

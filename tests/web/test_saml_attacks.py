@@ -32,6 +32,9 @@ import pytest
 
 from emustudio.auth.federation import parse_relay_state
 from emustudio.testing.gateway import GatewayProcess
+from emustudio.testing.iam import ACCOUNT, allow, studio_arn
+from emustudio.testing.pages import DOMAIN, Browser, Response
+from emustudio.testing.vpc import StudioNetwork, studio_args
 from tests.auth.forge import (
     ATTR,
     RESPONSE_SIGNED,
@@ -46,8 +49,6 @@ from tests.auth.forge import (
     strip_signatures,
     xxe,
 )
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import ACCOUNT, DOMAIN, Browser, Response, allow, studio_arn
 
 ACS = "https://signin.aws.amazon.com/saml"
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"

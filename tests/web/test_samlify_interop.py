@@ -29,9 +29,10 @@ from botocore.exceptions import ClientError
 
 from emustudio.auth.keys import write_keypair
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import ACCOUNT, Browser, allow, studio_arn
-from tests.web.test_federation import LIST, OPEN, deep_link, follow_handoff
+from emustudio.testing.iam import ACCOUNT, allow, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, studio_args
+from tests.web.test_saml import LIST, OPEN, deep_link, follow_handoff
 
 SAMLIFY_DIR = Path(__file__).resolve().parents[1] / "interop" / "samlify"
 ATTR = "https://aws.amazon.com/SAML/Attributes/"

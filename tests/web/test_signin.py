@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import PASSWORD, Browser, Users, allow, deny, studio_arn
+from emustudio.testing.iam import PASSWORD, Users, allow, deny, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 LIST = ["elasticmapreduce:ListEditors", "elasticmapreduce:DescribeEditor"]
@@ -255,7 +256,7 @@ def test_an_identity_center_studio_without_an_identity_source_says_so(
     browser: Browser, emr: Any, net: StudioNetwork
 ) -> None:
     """This gateway has no IdP for Identity Center: the sign-in page says what to configure,
-    and the IAM user name and password form is not offered (tests/web/test_identity_center.py
+    and the IAM user name and password form is not offered (tests/web/test_sso.py
     signs in through one)."""
     studio_id = emr.create_studio(
         **studio_args(

@@ -14,6 +14,7 @@ from emustudio.runtime.images import Images
 from emustudio.runtime.networks import SubnetNetworks
 from emustudio.runtime.workspaces import Phase, WorkspaceRuntime, WorkspaceSpec
 from emustudio.services.emr.workspaces import Containers, ContainerSpec
+from emustudio.store.tables import Endpoint
 
 
 class DockerContainers(Containers):
@@ -41,7 +42,7 @@ class DockerContainers(Containers):
                 self._image = await self.images.build_workspace()
             return self._image
 
-    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> str:
+    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
         endpoint = await self.runtime.start(
             WorkspaceSpec(
                 workspace_id=spec.editor_id,
@@ -56,14 +57,14 @@ class DockerContainers(Containers):
             ),
             lambda step: progress(step.message),
         )
-        return f"{endpoint.ip}:{endpoint.port}"
+        return Endpoint(endpoint.ip, endpoint.port)
 
     async def stop(self, editor_id: str) -> None:
         await self.runtime.stop(editor_id)
 
-    async def running(self) -> dict[str, str]:
+    async def running(self) -> dict[str, Endpoint]:
         return {
-            state.workspace_id: f"{state.endpoint.ip}:{state.endpoint.port}"
+            state.workspace_id: Endpoint(state.endpoint.ip, state.endpoint.port)
             for state in await self.runtime.adopt()
             if state.phase is Phase.HEALTHY and state.endpoint is not None
         }
@@ -71,6 +72,6 @@ class DockerContainers(Containers):
     async def disconnect(self, editor_id: str, subnet_id: str) -> None:
         await self.runtime.disconnect(editor_id)
 
-    async def reconnect(self, editor_id: str, subnet_id: str) -> str | None:
+    async def reconnect(self, editor_id: str, subnet_id: str) -> Endpoint | None:
         endpoint = await self.runtime.reconnect(editor_id)
-        return None if endpoint is None else f"{endpoint.ip}:{endpoint.port}"
+        return None if endpoint is None else Endpoint(endpoint.ip, endpoint.port)

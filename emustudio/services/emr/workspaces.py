@@ -20,20 +20,25 @@ import logging
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
 from emustudio.services.emr.common import InvalidRequest
 from emustudio.services.emr.placement import Candidate, NoHealthySubnet, choose_subnet
 from emustudio.store import Store
-from emustudio.store.tables import Editor, Studio, Subnet, Tag, ZoneState
+from emustudio.store.tables import EDITOR_RUNNING, Editor, Endpoint, Studio, Subnet, Tag, ZoneState
 
 log = logging.getLogger(__name__)
 
-RUNNING = ("Ready", "Attaching", "Attached", "Detaching")
+RUNNING = EDITOR_RUNNING
+
+
+def workspace_base_url(editor_id: str) -> str:
+    """JupyterLab's ``base_url`` in a Workspace: the path the proxy serves it under."""
+    return f"/workspaces/{editor_id}/"
 
 
 @dataclass(frozen=True)
@@ -49,28 +54,29 @@ class Containers(ABC):
     """What the Workspace manager needs of a container runtime."""
 
     @abstractmethod
-    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> str:
-        """Run the Workspace's JupyterLab on its subnet; ``host:port`` once it is healthy."""
+    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
+        """Run the Workspace's JupyterLab on its subnet; its endpoint once it is healthy."""
 
     @abstractmethod
     async def stop(self, editor_id: str) -> None:
         """Stop and remove the container; nothing to do when there is none."""
 
     @abstractmethod
-    async def running(self) -> dict[str, str]:
-        """``editor_id -> host:port`` of this gateway's running Workspace containers."""
+    async def running(self) -> dict[str, Endpoint]:
+        """``editor_id -> endpoint`` of this gateway's running Workspace containers."""
 
     @abstractmethod
     async def disconnect(self, editor_id: str, subnet_id: str) -> None:
         """Take the container off its subnet network (an AZ outage)."""
 
     @abstractmethod
-    async def reconnect(self, editor_id: str, subnet_id: str) -> str | None:
-        """Put it back; its new ``host:port``, or None when the container is gone."""
+    async def reconnect(self, editor_id: str, subnet_id: str) -> Endpoint | None:
+        """Put it back; its new endpoint, or None when the container is gone."""
 
 
-class WorkspaceHooks:
-    """What other rooms do at a Workspace's transitions (the backup engine, for one).
+class WorkspaceHooks(Protocol):
+    """What other rooms do at a Workspace's transitions (the backup engine, for one: it has
+    these methods, and is handed to the manager as it is).
 
     ``before_ready`` runs once the container is healthy and before the Workspace shows Ready
     (restore its files); ``before_stop`` runs before its container goes (flush its files);
@@ -78,14 +84,17 @@ class WorkspaceHooks:
     is logged (the others): a stop or delete always completes.
     """
 
-    async def before_ready(self, editor: Editor, endpoint: str) -> None:
+    async def before_ready(self, editor: Editor, endpoint: Endpoint) -> None:
         """The container answers at ``endpoint``; the Workspace is not Ready yet."""
+        ...
 
     async def before_stop(self, editor: Editor) -> None:
         """The container still runs; it is about to be stopped."""
+        ...
 
     async def after_delete(self, editor: Editor) -> None:
         """The Workspace's row and container are gone."""
+        ...
 
 
 @dataclass
@@ -104,7 +113,8 @@ class WorkspaceManager:
         containers: Containers,
         *,
         region: str,
-        base_url: Callable[[str], str] = lambda editor_id: f"/workspaces/{editor_id}/",
+        base_url: Callable[[str], str] = workspace_base_url,
+        hooks: Sequence[WorkspaceHooks] = (),
     ) -> None:
         self.store = store
         self.containers = containers
@@ -113,7 +123,7 @@ class WorkspaceManager:
         self.tasks: set[asyncio.Task[None]] = set()
         self.progress: dict[str, Progress] = {}
         self.last_activity: dict[str, float] = {}
-        self.hooks: list[WorkspaceHooks] = []
+        self.hooks: list[WorkspaceHooks] = list(hooks)
 
     # --- transitions --------------------------------------------------------------------------
 
@@ -165,7 +175,7 @@ class WorkspaceManager:
                 for hook in self.hooks:
                     await hook.before_ready(editor, endpoint)
             self.last_activity[editor_id] = time.monotonic()
-            await self.set_status(editor_id, "Ready", endpoint=endpoint)
+            await self.set_status(editor_id, "Ready", endpoint=endpoint.netloc)
         except NoHealthySubnet as exc:
             await self.set_status(editor_id, "Idle", str(exc))
         except Exception as exc:
@@ -270,7 +280,10 @@ class WorkspaceManager:
         for editor in editors:
             if editor.status in RUNNING and editor.id in running:
                 await self.set_status(
-                    editor.id, editor.status, editor.status_reason, endpoint=running[editor.id]
+                    editor.id,
+                    editor.status,
+                    editor.status_reason,
+                    endpoint=running[editor.id].netloc,
                 )
                 self.last_activity[editor.id] = time.monotonic()
             elif editor.status == "Deleting":
@@ -327,7 +340,7 @@ class WorkspaceManager:
             if endpoint is None:
                 await self.set_status(editor.id, "Idle", "The Workspace's container is gone.")
             else:
-                await self.set_status(editor.id, editor.status, None, endpoint=endpoint)
+                await self.set_status(editor.id, editor.status, None, endpoint=endpoint.netloc)
                 restored.append(editor.id)
         return restored
 

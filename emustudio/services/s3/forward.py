@@ -9,12 +9,15 @@ Bodies are streamed both ways (:mod:`emustudio.s3.store`).
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import AsyncIterable
+from datetime import datetime
 from typing import Any
 
 from botocore import parsers, serialize
 from botocore.awsrequest import HeadersDict
 from botocore.model import ServiceModel
+from botocore.utils import parse_timestamp
 
 from emustudio.s3.store import StoreClient, StoreUnavailable
 from emustudio.services.s3.errors import from_store, s3_error
@@ -38,12 +41,16 @@ _NOT_FORWARDED = frozenset(
 )
 
 
+# Bodies up to this size are read whole before they go to the store.
+_SMALL_BODY = 256 * 1024
+
+
 class Forwarder:
     def __init__(self, client: StoreClient, model: ServiceModel) -> None:
         self.client = client
         self.model = model
         self.serializer = serialize.create_serializer("rest-xml", include_validation=False)
-        self.parser = parsers.create_parser("rest-xml")
+        self.parser = parsers.RestXMLParser(timestamp_parser=_timestamp)
 
     async def call(
         self,
@@ -56,6 +63,12 @@ class Forwarder:
     ) -> dict[str, Any]:
         op = self.model.operation_model(operation)
         sent = {k: v for k, v in params.items() if k not in _NOT_FORWARDED and k != "Body"}
+        if "ContentEncoding" in sent:
+            # aws-chunked is how the body came, not how it is stored (S3 drops it too).
+            kept = [e for e in sent["ContentEncoding"].split(",") if e.strip() != "aws-chunked"]
+            sent["ContentEncoding"] = ",".join(kept)
+            if not kept:
+                del sent["ContentEncoding"]
         request = self.serializer.serialize_to_request(sent, op)
         # The operation's literal query (``?uploads``, ``?list-type=2``) rides on the path.
         path, _, literal = request["url_path"].partition("?")
@@ -70,6 +83,9 @@ class Forwarder:
             k: v.decode() if isinstance(v, bytes) else str(v) for k, v in request["headers"].items()
         }
         payload: bytes | AsyncIterable[bytes] = body if body is not None else request["body"] or b""
+        if body is not None and length is not None and length <= _SMALL_BODY:
+            # Small enough to hold: read (and checked) first, then sent on a kept connection.
+            payload = b"".join([piece async for piece in body])
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
         try:
@@ -97,6 +113,18 @@ class Forwarder:
         data = await response.read()
         result: dict[str, Any] = self.parser.parse({**raw, "body": data}, op.output_shape)
         return _lowered_metadata(result)
+
+
+def _timestamp(text: str) -> datetime:
+    """The store's timestamps (HTTP dates in headers, ISO 8601 in XML), read without dateutil,
+    which costs more than the rest of a small GetObject's answer; botocore's reader otherwise."""
+    try:
+        if text[:1].isalpha():
+            return email.utils.parsedate_to_datetime(text)
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        parsed: datetime = parse_timestamp(text)
+        return parsed
 
 
 def _lowered_metadata(result: dict[str, Any]) -> dict[str, Any]:

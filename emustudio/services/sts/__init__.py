@@ -9,6 +9,7 @@ from sqlmodel import Session, col, delete, select
 
 from emustudio.aws.sigv4 import Credential
 from emustudio.context import Principal
+from emustudio.services.iam import IamService
 from emustudio.services.sts.assume import AssumeRoleOperations
 from emustudio.services.sts.credentials import (
     EXPIRED_KEPT_SECONDS,
@@ -17,11 +18,27 @@ from emustudio.services.sts.credentials import (
 )
 from emustudio.services.sts.saml import SamlAssertion, SamlOperations, SamlVerifier
 from emustudio.services.sts.studio import StudioSessionOperations
+from emustudio.store import Store
 from emustudio.store.iam_tables import StsSession
 
 
 class StsService(AssumeRoleOperations, SamlOperations, StudioSessionOperations):
-    """The STS operations emustudio answers; everything else in the model is NotImplemented."""
+    """The STS operations emustudio answers; everything else in the model is NotImplemented.
+
+    ``saml_verifier`` checks AssumeRoleWithSAML's responses (without one, it is refused)."""
+
+    def __init__(
+        self,
+        store: Store,
+        iam: IamService,
+        *,
+        account_id: str,
+        region: str,
+        credentials: StsCredentials | None = None,
+        saml_verifier: SamlVerifier | None = None,
+    ) -> None:
+        super().__init__(store, iam, account_id=account_id, region=region, credentials=credentials)
+        self.saml_verifier = saml_verifier
 
     async def load(self) -> None:
         """Start-up: forget sessions expired more than a day ago; cache the others."""

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, make_studio_network, studio_args
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 
 # Every refusal provoked here must show up in CloudTrail (see conftest.py).
 pytestmark = pytest.mark.usefixtures("denied_calls_are_audited")

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.web.conftest import Browser, Rows, Upstream, Users, allow, editor_arn, studio_arn
+from emustudio.testing.iam import Users, allow, editor_arn, studio_arn
+from emustudio.testing.pages import Browser
+from tests.web.doubles import Rows, Upstream
 
 OPEN_STUDIO = "elasticmapreduce:CreateStudioPresignedUrl"
 

@@ -9,8 +9,8 @@ import docker
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli, random_block
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from emustudio.testing.vpc import random_block
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:

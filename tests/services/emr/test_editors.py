@@ -3,9 +3,6 @@ Studio's subnet networks, AZ moves on restart, an AZ outage, a gateway restart."
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,8 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.aws.spec import DATA_PATH
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, make_studio_network, studio_args
+from emustudio.testing.gateway import GatewayProcess, az_cli
+from emustudio.testing.resources import wait_for_status
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 
 
 def studio_client(gateway: GatewayProcess, service: str = "emr-studio") -> Any:
@@ -31,17 +29,6 @@ def studio_client(gateway: GatewayProcess, service: str = "emr-studio") -> Any:
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-
-
-def wait_for(editors: Any, editor_id: str, status: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        editor = editors.describe_editor(EditorId=editor_id)["Editor"]
-        if editor["Status"] == status:
-            return editor  # type: ignore[no-any-return]
-        assert editor["Status"] != "Idle" or status == "Idle", editor.get("StatusReason")
-        time.sleep(0.5)
-    raise AssertionError(f"{editor_id} did not become {status}: {editor}")
 
 
 def container_of(client: docker.DockerClient, editor_id: str) -> Any:
@@ -78,7 +65,7 @@ def test_a_workspace_lives_in_the_studio_subnets(
         created["EditorArn"]
         == f"arn:aws:elasticmapreduce:us-east-1:000000000000:editor/{editor_id}"
     )
-    first = wait_for(editors, editor_id, "Ready")
+    first = wait_for_status(editors, editor_id, "Ready")
     assert first["SubnetId"] in net.subnet_ids
     assert {"Key": "creatorUserId", "Value": "000000000000"} in first["Tags"]
     assert first["S3Location"] == "s3://studio-bucket/workspaces"
@@ -102,32 +89,15 @@ def test_a_workspace_lives_in_the_studio_subnets(
 
     # Stop, start: it comes back in the other Availability Zone.
     assert editors.stop_editor(EditorId=editor_id)["Status"] == "Stopping"
-    wait_for(editors, editor_id, "Idle")
+    wait_for_status(editors, editor_id, "Idle")
     assert container_of(docker_client, editor_id) is None
     with pytest.raises(ClientError) as exc:
         editors.open_editor_in_console(EditorId=editor_id)
     assert exc.value.response["Error"]["Code"] == "InvalidRequestException"
     editors.start_editor(EditorId=editor_id)
-    second = wait_for(editors, editor_id, "Ready")
+    second = wait_for_status(editors, editor_id, "Ready")
     assert second["AvailabilityZone"] != first["AvailabilityZone"]
     assert editors.open_editor_in_console(EditorId=editor_id)["Url"] == second["Url"]
-
-
-def az_cli(gateway: GatewayProcess, *args: str) -> str:
-    env = {
-        **os.environ,
-        "EMUSTUDIO_PORT": str(gateway.port),
-        "EMUSTUDIO_DATA_DIR": str(gateway.data_dir),
-    }
-    out = subprocess.run(
-        [sys.executable, "-m", "emustudio.cli", "az", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return out.stdout
 
 
 def test_an_az_outage_and_its_end(
@@ -136,7 +106,7 @@ def test_an_az_outage_and_its_end(
     studio_id, _ = studio
     editors, ec2 = studio_client(gateway), gateway.client("ec2")
     editor_id = editors.create_editor(StudioId=studio_id, Name="outage")["EditorId"]
-    before = wait_for(editors, editor_id, "Ready")
+    before = wait_for_status(editors, editor_id, "Ready")
     zone = before["AvailabilityZone"]
 
     printed = az_cli(gateway, "fail", zone)
@@ -151,9 +121,9 @@ def test_an_az_outage_and_its_end(
 
     # Starting it again places it in a healthy zone.
     editors.stop_editor(EditorId=editor_id)
-    wait_for(editors, editor_id, "Idle")
+    wait_for_status(editors, editor_id, "Idle")
     editors.start_editor(EditorId=editor_id)
-    moved = wait_for(editors, editor_id, "Ready")
+    moved = wait_for_status(editors, editor_id, "Ready")
     assert moved["AvailabilityZone"] != zone
     assert "StatusReason" not in moved
 
@@ -171,7 +141,7 @@ def test_a_gateway_restart_keeps_running_workspaces(
     studio_id, _ = studio
     editors = studio_client(gateway)
     editor_id = editors.create_editor(StudioId=studio_id, Name="survivor")["EditorId"]
-    wait_for(editors, editor_id, "Ready")
+    wait_for_status(editors, editor_id, "Ready")
     container_id = container_of(docker_client, editor_id).id
     gateway.restart()
     editors = studio_client(gateway)

@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.services.test_iam_support import ACCOUNT, allow, doc, error_of, status_of
+from tests.services.iam.support import ACCOUNT, allow, doc, error_of, status_of
 
 
 @pytest.fixture(scope="module")

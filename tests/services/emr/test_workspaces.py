@@ -12,7 +12,7 @@ import pytest
 
 from emustudio.services.emr.workspaces import Containers, ContainerSpec, WorkspaceManager
 from emustudio.store import Store
-from emustudio.store.tables import Editor, Studio, Subnet, Vpc
+from emustudio.store.tables import Editor, Endpoint, Studio, Subnet, Vpc
 
 
 class MemoryContainers(Containers):
@@ -21,7 +21,7 @@ class MemoryContainers(Containers):
         self.detached: set[str] = set()
         self.fail_next = False
 
-    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> str:
+    async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
         progress("Creating container")
         await asyncio.sleep(0)
         if self.fail_next:
@@ -29,20 +29,20 @@ class MemoryContainers(Containers):
             raise RuntimeError("image missing")
         self.live[spec.editor_id] = spec
         progress("Healthy")
-        return f"{spec.subnet_id}:8888"
+        return Endpoint(spec.subnet_id, 8888)
 
     async def stop(self, editor_id: str) -> None:
         self.live.pop(editor_id, None)
 
-    async def running(self) -> dict[str, str]:
-        return {k: f"{v.subnet_id}:8888" for k, v in self.live.items()}
+    async def running(self) -> dict[str, Endpoint]:
+        return {k: Endpoint(v.subnet_id, 8888) for k, v in self.live.items()}
 
     async def disconnect(self, editor_id: str, subnet_id: str) -> None:
         self.detached.add(editor_id)
 
-    async def reconnect(self, editor_id: str, subnet_id: str) -> str | None:
+    async def reconnect(self, editor_id: str, subnet_id: str) -> Endpoint | None:
         self.detached.discard(editor_id)
-        return f"{subnet_id}:8888" if editor_id in self.live else None
+        return Endpoint(subnet_id, 8888) if editor_id in self.live else None
 
 
 @pytest.fixture

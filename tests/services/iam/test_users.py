@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli
-from tests.services.test_iam_support import (
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from tests.services.iam.support import (
     ACCOUNT,
     InProcessGateway,
     allow,

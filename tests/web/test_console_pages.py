@@ -20,9 +20,10 @@ from sqlalchemy import text
 from sqlmodel import create_engine
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import ACCOUNT, PASSWORD, Browser, Response, Users, allow, studio_arn
-from tests.web.test_federation import ATTR, Idp, make_role  # the federation tests' IdP
+from emustudio.testing.iam import ACCOUNT, PASSWORD, Users, allow, studio_arn
+from emustudio.testing.pages import Browser, Response
+from emustudio.testing.vpc import StudioNetwork, studio_args
+from tests.web.test_saml import ATTR, Idp, make_role  # the federation tests' IdP
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 LIST = ["elasticmapreduce:ListEditors", "elasticmapreduce:DescribeEditor"]
@@ -335,7 +336,7 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Idp:
 def provider(gateway: GatewayProcess, idp: Idp) -> str:
     iam = gateway.client("iam")
     return str(
-        iam.create_saml_provider(Name="FedIdp", SAMLMetadataDocument=idp.metadata())[
+        iam.create_saml_provider(Name="ConsoleIdp", SAMLMetadataDocument=idp.metadata())[
             "SAMLProviderArn"
         ]
     )

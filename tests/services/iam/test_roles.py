@@ -10,9 +10,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import aws_cli
-from tests.services.test_iam_support import ACCOUNT, allow, doc, error_of, status_of, trust
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from tests.services.iam.support import ACCOUNT, allow, doc, error_of, status_of, trust
 
 EC2_TRUST = trust({"Service": "ec2.amazonaws.com"})
 

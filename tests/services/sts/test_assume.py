@@ -2,7 +2,7 @@
 session policies and tags, role chaining, GetSessionToken, the SAML core, expiry and restarts.
 
 Callers other than root need the policy authorizer, so these tests run against the in-process
-IAM/STS gateway of ``test_iam_support`` (wired as ``emustudio up`` wires them).
+IAM/STS gateway of ``tests/services/iam/support.py`` (wired as ``emustudio up`` wires them).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from emustudio.aws.http import HttpRequest
 from emustudio.aws.sigv4 import AuthFailure, AuthKind, verify
 from emustudio.services.sts import StsCredentials
 from emustudio.services.sts.credentials import EXPIRED_KEPT_SECONDS
-from tests.services.test_iam_support import (
+from tests.services.iam.support import (
     ACCOUNT,
     InProcessGateway,
     allow,

@@ -13,9 +13,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import ROOT_KEY, ROOT_SECRET, GatewayProcess
-from tests.conftest import aws_cli
-from tests.services.test_iam_support import ACCOUNT, allow, doc, error_of, status_of
+from emustudio.testing.gateway import ROOT_KEY, ROOT_SECRET, GatewayProcess, aws_cli
+from tests.services.iam.support import ACCOUNT, allow, doc, error_of, status_of
 
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 

@@ -13,7 +13,6 @@ import base64
 import html
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,8 +24,9 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 
 from emustudio.auth.idp import AuthnAsk, BuiltinIdp, UsersFile
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, identity_store_of, make_studio_network, studio_args
-from tests.web.conftest import EMR_SERVICE, Browser, allow, create_role
+from emustudio.testing.iam import EMR_SERVICE, allow, create_role, identity_store_of
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 
 PASSWORD = "Idc-Password-4"
 IDP_USERS = ("dana", "erin", "frank", "ghost")  # ghost: known to the IdP, not to Identity Center
@@ -40,12 +40,8 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(users_file: Path) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_IDP_USERS_FILE": str(users_file)})
-    try:
-        yield gw.start()
-    finally:
-        gw.close()
+def gateway_env(users_file: Path) -> dict[str, str]:
+    return {"EMUSTUDIO_IDP_USERS_FILE": str(users_file)}
 
 
 def managed_policy(iam: Any, name: str, actions: list[str]) -> str:

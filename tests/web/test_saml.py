@@ -15,9 +15,10 @@ import pytest
 
 from emustudio.auth.federation import Target, parse_relay_state
 from emustudio.testing.gateway import GatewayProcess
+from emustudio.testing.iam import ACCOUNT, allow, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, studio_args
 from tests.auth.forge import ATTR, Idp
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import ACCOUNT, Browser, allow, studio_arn
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 LIST = ["elasticmapreduce:ListEditors", "elasticmapreduce:DescribeEditor"]

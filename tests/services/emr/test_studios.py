@@ -9,8 +9,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, aws_cli, make_studio_network, studio_args
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
+
+
+@pytest.fixture(scope="module")
+def gateway_env() -> dict[str, str]:
+    """A gateway of its own: the paging test counts every Studio of the account."""
+    return {}
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:

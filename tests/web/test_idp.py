@@ -11,7 +11,6 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -20,8 +19,9 @@ import pytest
 import yaml
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, studio_args
-from tests.web.conftest import Browser, allow, studio_arn
+from emustudio.testing.iam import allow, studio_arn
+from emustudio.testing.pages import Browser
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 OPEN = "elasticmapreduce:CreateStudioPresignedUrl"
 LIST = ["elasticmapreduce:ListEditors", "elasticmapreduce:DescribeEditor"]
@@ -34,12 +34,8 @@ def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gateway(users_file: Path) -> Iterator[GatewayProcess]:
-    gw = GatewayProcess(env={"EMUSTUDIO_IDP_USERS_FILE": str(users_file)})
-    try:
-        yield gw.start()
-    finally:
-        gw.close()
+def gateway_env(users_file: Path) -> dict[str, str]:
+    return {"EMUSTUDIO_IDP_USERS_FILE": str(users_file)}
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.auth.test_saml_verify import ATTR, Idp
+from tests.auth.saml.test_verify import ATTR, Idp
 
 ACCOUNT = "000000000000"
 

@@ -24,13 +24,13 @@ from botocore.exceptions import ClientError
 from tornado import httpserver, web
 
 from emustudio.authz import PolicyAuthorizer
+from emustudio.aws_handler import AwsHandler
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.pipeline import Gateway
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
 from emustudio.testing.gateway import ROOT_KEY, ROOT_SECRET, free_port
-from emustudio.web.aws_handler import AwsHandler
 
 ACCOUNT = "000000000000"
 REGION = "us-east-1"

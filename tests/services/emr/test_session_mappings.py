@@ -9,7 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.conftest import StudioNetwork, identity_store_of, studio_args
+from emustudio.testing.iam import identity_store_of
+from emustudio.testing.vpc import StudioNetwork, studio_args
 
 POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Basic"
 OTHER_POLICY = "arn:aws:iam::000000000000:policy/EMRStudio_Advanced"
