@@ -24,21 +24,17 @@ host exchanges for its own session cookie (:meth:`Federation.redeem`).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import re
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
-from xml.etree.ElementTree import ParseError
 
-import defusedxml
-from defusedxml import ElementTree as SafeET
 from sqlmodel import Session, col, select
 
+from emustudio import ids
 from emustudio.audit import Auditor
 from emustudio.auth.permissions import Permissions
 from emustudio.auth.saml import (
@@ -51,7 +47,7 @@ from emustudio.auth.saml import (
     idp_entity_id,
     verify_saml_response,
 )
-from emustudio.auth.saml.verify import MAX_RESPONSE_BYTES
+from emustudio.auth.saml.verify import parse_response
 from emustudio.auth.signin import OPEN_STUDIO
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
@@ -68,9 +64,8 @@ PICK_SECONDS = 300.0
 HANDOFF_SECONDS = 60.0
 LIST_HANDOFF_SECONDS = 300.0
 HANDOFF_PATH = "/federation/handoff"  # on a Studio's host, or under /studios/<id>
-_DEEP_LINK = re.compile(r"studio/(es-[A-Za-z0-9]{25})/start")
-_STUDIO_PATH = re.compile(r"/studios/(es-[A-Za-z0-9]{25})(/|$)")
-_STUDIO_HOST = re.compile(r"(es-[a-z0-9]{25})\.(.+)")
+_DEEP_LINK = re.compile(r"studio/([^/]*)/start")
+_STUDIO_PATH = re.compile(r"/studios/([^/]*)(/|$)")
 
 
 class FederationRefused(Exception):
@@ -110,20 +105,9 @@ class Handoff:
 def _unverified(saml_response: str) -> tuple[str, str, list[str]]:
     """(Destination, Issuer, Role values) read before verification, to choose the provider.
     Nothing read here is trusted: the verification that follows covers it all."""
-    # Parsed here on the event loop, before verify_saml_response's own checks: the same size
-    # limit, and a DTD refused with its reason (not as "not base64").
-    if len(saml_response) > MAX_RESPONSE_BYTES * 4 // 3 + 4:
-        raise SamlRejected("The SAMLResponse is too large.")
-    try:
-        xml = base64.b64decode("".join(saml_response.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise SamlRejected("The SAMLResponse is not valid base64.") from None
-    try:
-        root = SafeET.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except defusedxml.DefusedXmlException as exc:
-        raise SamlRejected(f"The SAMLResponse has a DTD or entities, refused: {exc!r}") from None
-    except ParseError as exc:
-        raise SamlRejected(f"The SAMLResponse is not well-formed XML: {exc}") from None
+    # Parsed here on the event loop, before verify_saml_response's own checks (which parse it
+    # again, the same way): a DTD is refused with its reason.
+    _, root = parse_response(saml_response)
     issuer = root.find(f"{{{SAML}}}Issuer")
     if issuer is None:
         issuer = root.find(f"{{{SAML}}}Assertion/{{{SAML}}}Issuer")
@@ -140,10 +124,6 @@ def _unverified(saml_response: str) -> tuple[str, str, list[str]]:
     )
 
 
-def _studio_id(value: str) -> str:
-    return "es-" + value[3:].upper()
-
-
 def parse_relay_state(relay_state: str, *, region: str, studio_domain: str) -> Target | None:
     """The Studio a RelayState opens, or None (none, or not a Studio of this gateway)."""
     if not relay_state:
@@ -155,18 +135,20 @@ def parse_relay_state(relay_state: str, *, region: str, studio_domain: str) -> T
     if url.hostname == "console.aws.amazon.com":
         match = _DEEP_LINK.fullmatch(url.fragment)
         wanted = parse_qs(url.query).get("region", [region])[0]
-        if match and wanted == region:
-            return Target(_studio_id(match.group(1)))
+        found = ids.studio_id_in(match.group(1)) if match else None
+        if found is not None and wanted == region:
+            return Target(found)
         return None
     host = (url.hostname or "").lower()
     if url.scheme not in ("http", "https"):
         return None
-    on_host = _STUDIO_HOST.fullmatch(host)
-    if on_host and on_host.group(2) == studio_domain.lower().strip("."):
-        return Target("es-" + on_host.group(1)[3:].upper())
+    on_host = ids.studio_host(host, studio_domain)
+    if on_host is not None:
+        return Target(on_host)
     on_path = _STUDIO_PATH.match(url.path)
-    if on_path and host in ("localhost", "127.0.0.1"):
-        return Target(_studio_id(on_path.group(1)), path_form=True)
+    found = ids.studio_id_in(on_path.group(1)) if on_path else None
+    if found is not None and host in ("localhost", "127.0.0.1"):
+        return Target(found, path_form=True)
     return None
 
 
@@ -241,15 +223,7 @@ class Federation:
         roles = tuple(pair for pair in aws.roles if pair[1] == chosen.arn)
         if not roles:
             raise SamlRejected("The Role attribute names no role of the verifying provider.")
-        aws = AwsSamlAttributes(
-            roles=roles,
-            role_session_name=aws.role_session_name,
-            session_duration=aws.session_duration,
-            principal_tags=aws.principal_tags,
-            transitive_tag_keys=aws.transitive_tag_keys,
-            source_identity=aws.source_identity,
-        )
-        return Verified(facts, aws, chosen.arn, relay_state)
+        return Verified(facts, replace(aws, roles=roles), chosen.arn, relay_state)
 
     # --- 2. the role picker's wait ------------------------------------------------------------
 
@@ -273,18 +247,9 @@ class Federation:
     ) -> Principal:
         if role_arn not in {role for role, _ in verified.aws.roles}:
             raise FederationRefused("That role is not one the SAML assertion offers.", 400)
-        facts = verified.facts
         try:
             out = await self.sts.assume_role_with_saml_assertion(
-                role_arn=role_arn,
-                provider_arn=verified.provider_arn,
-                attributes=facts.attributes,
-                subject=facts.subject,
-                audience=facts.audience,
-                issuer=facts.issuer,
-                subject_type=facts.subject_type,
-                duration_seconds=None,
-                not_on_or_after=facts.not_on_or_after,
+                role_arn=role_arn, provider_arn=verified.provider_arn, facts=verified.facts
             )
         except AwsError as exc:
             await self.record(None, exc.code, exc.message, source_ip, user_agent, role_arn)
@@ -326,7 +291,7 @@ class Federation:
     # --- 4. which Studios ---------------------------------------------------------------------
 
     def studio_arn(self, studio_id: str) -> str:
-        return f"arn:aws:elasticmapreduce:{self.region}:{self.account_id}:studio/{studio_id}"
+        return ids.studio_arn(self.region, self.account_id, studio_id)
 
     async def may_open(self, principal: Principal, studio_id: str, *, source_ip: str) -> None:
         """Raise `FederationRefused` unless the Studio exists (IAM mode) and may be opened."""

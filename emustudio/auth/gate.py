@@ -134,7 +134,7 @@ class StudioGate:
             raise web.HTTPError(
                 409, "Workspace %s is %s", editor_id, editor.status, reason="Workspace Not Running"
             )
-        arn = ids.arn("elasticmapreduce", self.region, self.account_id, f"editor/{editor_id}")
+        arn = ids.editor_arn(self.region, self.account_id, editor_id)
         principal = session.principal
         decision = await self.permissions.allowed(
             principal, OPEN_WORKSPACE, arn, source_ip=handler.request.remote_ip or "127.0.0.1"

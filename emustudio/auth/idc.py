@@ -45,9 +45,10 @@ from emustudio.auth.saml import ReplayCache, SamlRejected, idp_entity_id, verify
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
 from emustudio.services.iam.identity import managed_document
+from emustudio.services.identitystore.entities import USERS
 from emustudio.services.sts import StsService
 from emustudio.store import Store
-from emustudio.store.identity_tables import IdentityMembership, IdentityUser
+from emustudio.store.identity_tables import IdentityMembership
 from emustudio.store.tables import Studio, StudioSessionMapping
 
 if TYPE_CHECKING:
@@ -307,12 +308,7 @@ class IdentityCenter:
         self, session: Session, studio_id: str, user_name: str
     ) -> tuple[Studio | None, Assignment | None]:
         studio = session.get(Studio, studio_id)
-        user = session.exec(
-            select(IdentityUser).where(
-                IdentityUser.store_id == self.identity_store_id,
-                IdentityUser.name_key == user_name.lower(),
-            )
-        ).first()
+        user = USERS.by_name(session, self.identity_store_id, user_name)
         if studio is None or user is None:
             return studio, None
         group_ids = list(
@@ -336,7 +332,7 @@ class IdentityCenter:
             found = managed_document(session, row.session_policy_arn)
             # A mapping whose policy was deleted allows nothing; it must not widen the others.
             policies.append(found[1] if found is not None else _NOTHING)
-        return studio, Assignment(user.user_name, tuple(policies))
+        return studio, Assignment(user.name, tuple(policies))
 
     async def record(
         self,

@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import base64
 import hmac
-import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -44,19 +43,15 @@ from saml2 import xmldsig as ds
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
 
 from emustudio.auth.keys import write_keypair
-from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE
-from emustudio.services.iam.login_profiles import hash_password
+from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE, AWS_SP_METADATA, identity_attributes
+from emustudio.services.iam.passwords import hash_password, salted_hash
 
-ATTR = "https://aws.amazon.com/SAML/Attributes/"
+if TYPE_CHECKING:
+    from saml2.config import IdPConfig
+
 HASH_SCHEME = "scrypt"
 KEY_FILE = "idp-key.pem"
 CERT_FILE = "idp-cert.pem"
-_AWS_SP_METADATA = f"""<?xml version="1.0"?>
-<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{AWS_AUDIENCE}">
-  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:AssertionConsumerService index="1" Binding="{BINDING_HTTP_POST}" Location="{AWS_ACS_URL}"/>
-  </md:SPSSODescriptor>
-</md:EntityDescriptor>"""
 
 
 class UsersFileError(ValueError):
@@ -125,8 +120,8 @@ def _roles(entries: Any, where: str) -> list[IdpRole]:
 def password_hash(password: str) -> str:
     """A users file's ``password_hash`` for ``password``: ``scrypt$<salt hex>$<hash hex>``,
     scrypt with the parameters IAM login profiles use."""
-    salt = secrets.token_bytes(16)
-    return f"{HASH_SCHEME}${salt.hex()}${hash_password(password, salt).hex()}"
+    salt, digest = salted_hash(password)
+    return f"{HASH_SCHEME}${salt.hex()}${digest.hex()}"
 
 
 def _split_hash(value: str) -> tuple[bytes, bytes]:
@@ -226,6 +221,60 @@ def ensure_keypair(data_dir: Path, common_name: str = "emustudio-idp") -> tuple[
     return key_path, cert_path
 
 
+def idp_config(
+    entity_id: str,
+    key_file: Path,
+    cert_file: Path,
+    *,
+    sso_url: str,
+    lifetime_minutes: int = 5,
+    service_providers: tuple[str, ...] = (),
+    xmlsec_binary: str | None = None,
+) -> IdPConfig:
+    """A pysaml2 IdP that signs as AWS expects (RSA-SHA256 assertions, SHA-256 digests,
+    persistent NameIDs, URI attribute names) for AWS sign-in and the SPs whose metadata it gets
+    (the built-in IdP's, and the tests' forging IdP's)."""
+    spec: dict[str, Any] = {
+        "entityid": entity_id,
+        "service": {
+            "idp": {
+                "name": "emustudio",
+                "endpoints": {
+                    "single_sign_on_service": [
+                        (sso_url, BINDING_HTTP_REDIRECT),
+                        (sso_url, BINDING_HTTP_POST),
+                    ]
+                },
+                "policy": {
+                    "default": {
+                        "lifetime": {"minutes": lifetime_minutes},
+                        "attribute_restrictions": None,
+                        "name_form": NAME_FORMAT_URI,
+                    }
+                },
+                "name_id_format": [NAMEID_FORMAT_PERSISTENT],
+                "signing_algorithm": ds.SIG_RSA_SHA256,
+                "digest_algorithm": ds.DIGEST_SHA256,
+                "want_authn_requests_signed": False,
+            }
+        },
+        "key_file": str(key_file),
+        "cert_file": str(cert_file),
+        # AWS sign-in (IdP-initiated, no AuthnRequest) and the service providers whose
+        # AuthnRequests it answers (IAM Identity Center).
+        "metadata": {"inline": [AWS_SP_METADATA, *service_providers]},
+    }
+    if xmlsec_binary:
+        spec["xmlsec_binary"] = xmlsec_binary
+    # pysaml2's config module loads its XML schemas (over a second): imported where first used,
+    # so a gateway without a built-in IdP starts without it.
+    from saml2.config import IdPConfig
+
+    config = IdPConfig()
+    config.load(spec)
+    return config
+
+
 class BuiltinIdp:
     """The gateway's own IdP: metadata, and signed SAML responses for AWS sign-in."""
 
@@ -242,48 +291,20 @@ class BuiltinIdp:
         self.users = users
         self.base_url = base_url.rstrip("/")
         self.entity_id = f"{self.base_url}/idp"
-        # pysaml2's config and server modules load its XML schemas (over a second): imported
-        # here, a gateway without a built-in IdP starts without them.
-        from saml2.config import IdPConfig
+        # As for the config (idp_config): imported here, not at the module's top.
         from saml2.server import Server
 
         key_file, cert_file = ensure_keypair(data_dir)
-        config = IdPConfig()
-        spec: dict[str, Any] = {
-            "entityid": self.entity_id,
-            "service": {
-                "idp": {
-                    "name": "emustudio",
-                    "endpoints": {
-                        "single_sign_on_service": [
-                            (f"{self.entity_id}/sso", BINDING_HTTP_REDIRECT),
-                            (f"{self.entity_id}/sso", BINDING_HTTP_POST),
-                        ]
-                    },
-                    "policy": {
-                        "default": {
-                            "lifetime": {"minutes": lifetime_minutes},
-                            "attribute_restrictions": None,
-                            "name_form": NAME_FORMAT_URI,
-                        }
-                    },
-                    "name_id_format": [NAMEID_FORMAT_PERSISTENT],
-                    "signing_algorithm": ds.SIG_RSA_SHA256,
-                    "digest_algorithm": ds.DIGEST_SHA256,
-                    "want_authn_requests_signed": False,
-                }
-            },
-            "key_file": str(key_file),
-            "cert_file": str(cert_file),
-            # AWS sign-in (IdP-initiated, no AuthnRequest) and the service providers whose
-            # AuthnRequests it answers (IAM Identity Center).
-            "metadata": {"inline": [_AWS_SP_METADATA, *service_providers]},
-        }
-        if xmlsec_binary:
-            spec["xmlsec_binary"] = xmlsec_binary
-        config.load(spec)
-        self.config = config
-        self.server = Server(config=config)
+        self.config = idp_config(
+            self.entity_id,
+            key_file,
+            cert_file,
+            sso_url=f"{self.entity_id}/sso",
+            lifetime_minutes=lifetime_minutes,
+            service_providers=service_providers,
+            xmlsec_binary=xmlsec_binary,
+        )
+        self.server = Server(config=self.config)
         self._lock = threading.Lock()
         self._metadata: str | None = None
 
@@ -299,17 +320,13 @@ class BuiltinIdp:
 
     def identity(self, user: IdpUser, roles: list[IdpRole] | None = None) -> dict[str, list[str]]:
         chosen = user.roles if roles is None else roles
-        identity: dict[str, list[str]] = {
-            ATTR + "Role": [role.pair for role in chosen],
-            ATTR + "RoleSessionName": [user.name],
-        }
-        if user.session_duration is not None:
-            identity[ATTR + "SessionDuration"] = [str(user.session_duration)]
-        for key, value in user.tags.items():
-            identity[ATTR + f"PrincipalTag:{key}"] = [value]
-        for name, values in user.attributes.items():
-            identity[name if "://" in name or name.startswith("urn:") else ATTR + name] = values
-        return identity
+        return identity_attributes(
+            [role.pair for role in chosen],
+            user.name,
+            session_duration=user.session_duration,
+            tags=user.tags,
+            others=user.attributes,
+        )
 
     def parse_request(self, saml_request: str, binding: str = BINDING_HTTP_REDIRECT) -> AuthnAsk:
         """An ``AuthnRequest`` of a known service provider, or `BadAuthnRequest`."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 
 class BodyStream:
@@ -83,6 +83,15 @@ class HttpRequest:
     remote_ip: str = "127.0.0.1"
     # A body still arriving (S3 object uploads); ``body`` is then empty.
     stream: BodyStream | None = None
+    # S3's virtual-hosted addressing: the bucket named by the Host, ``path`` then the key's.
+    virtual_bucket: str | None = None
+
+    @property
+    def path_style(self) -> str:
+        """``/<bucket>/<key>`` whichever way the request addressed the bucket (S3)."""
+        if self.virtual_bucket is None:
+            return self.path
+        return f"/{quote(self.virtual_bucket, safe='')}{self.path}"
 
     @classmethod
     def build(
@@ -93,6 +102,7 @@ class HttpRequest:
         body: bytes = b"",
         remote_ip: str = "127.0.0.1",
         stream: BodyStream | None = None,
+        virtual_bucket: str | None = None,
     ) -> HttpRequest:
         """Make a request from a URL (path and query) and headers in any case."""
         parts = urlsplit(url)
@@ -107,6 +117,7 @@ class HttpRequest:
             host=lowered.get("host", parts.netloc or "localhost"),
             remote_ip=remote_ip,
             stream=stream,
+            virtual_bucket=virtual_bucket,
         )
 
     def header(self, name: str, default: str = "") -> str:

@@ -46,7 +46,7 @@ def _resource(req: HttpRequest) -> str:
         key = unquote(key)
         if key in _SUB_RESOURCES:
             subs.append(f"{key}={unquote(value)}" if eq and value else key)
-    return req.path + ("?" + "&".join(sorted(subs)) if subs else "")
+    return req.path_style + ("?" + "&".join(sorted(subs)) if subs else "")
 
 
 def string_to_sign(req: HttpRequest, expires: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from tornado import web
 
+from emustudio import ids
 from emustudio.proxy.contract import Activity, ProxyOptions, WorkspaceGate, no_activity
 from emustudio.proxy.upstream import Pool
 from emustudio.proxy.websocket import Tunnel
@@ -72,8 +73,7 @@ class ProxyHandlerBase(web.RequestHandler):
         if self.form is Form.PATH:
             self.studio_id = uri[len("/studios/") : _STUDIO_PREFIX]
         elif self.form is Form.HOST:
-            # Browsers lower-case host names; ids are "es-" and 25 upper-case characters.
-            self.studio_id = "es-" + self.request.host_name[3:28].upper()
+            self.studio_id = ids.studio_of_host(self.request.host_name)
         else:
             self.studio_id = None
         self.rest = uri[cut:]

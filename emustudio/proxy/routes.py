@@ -14,25 +14,23 @@ loop per request, which most requests (GETs, WebSocket handshakes) need not pay.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from tornado import httputil
 from tornado.routing import HostMatches, PathMatches, Rule
 
+from emustudio import ids
 from emustudio.proxy.base import Form, ProxyContext
 from emustudio.proxy.contract import Activity, ProxyOptions, WorkspaceGate, no_activity
 from emustudio.proxy.http import ProxyHandler, StreamingProxyHandler
 from emustudio.proxy.upstream import Pool
 
-STUDIO_ID = r"es-[A-Z0-9]{25}"
-EDITOR_ID = r"e-[A-Z0-9]{25}"
 # No groups: the handler cuts the ids from fixed offsets of the raw URI (`base.Form`), and
 # Tornado then has nothing to unescape per request.
-_WORKSPACE = rf"/workspaces/{EDITOR_ID}(?:/.*)?"
+_WORKSPACE = rf"/workspaces/{ids.EDITOR_ID}(?:/.*)?"
 _PATHS = {
     Form.HOST: _WORKSPACE,
-    Form.PATH: rf"/studios/{STUDIO_ID}{_WORKSPACE}",
+    Form.PATH: rf"/studios/{ids.STUDIO_ID}{_WORKSPACE}",
     Form.BARE: _WORKSPACE,
 }
 
@@ -61,7 +59,7 @@ class WorkspaceProxy:
         activity: Activity = no_activity,
     ) -> None:
         options = options or ProxyOptions()
-        self.studio_domain = studio_domain.lower().strip(".")
+        self.studio_domain = studio_domain
         self.pool = Pool(
             connect_timeout=options.connect_timeout,
             max_idle=options.max_idle_connections,
@@ -70,9 +68,8 @@ class WorkspaceProxy:
         self.context = ProxyContext(gate, self.pool, options, session_cookie, activity)
 
     def rules(self) -> list[Rule]:
-        studio_host = rf"es-[a-z0-9]{{25}}\.{re.escape(self.studio_domain)}"
         return [
-            Rule(HostMatches(studio_host), self._rules(Form.HOST)),
+            Rule(HostMatches(ids.studio_host_pattern(self.studio_domain)), self._rules(Form.HOST)),
             *self._rules(Form.PATH),
             *self._rules(Form.BARE),
         ]

@@ -16,9 +16,6 @@ cannot say is checked here:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +26,7 @@ from sqlmodel import Session, col, select
 from emustudio.aws.errors import AwsError
 from emustudio.aws.protocol.base import epoch_seconds
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import Service, operation
 from emustudio.store import Store
 from emustudio.store.audit_tables import RESOURCE_SEPARATOR, AuditEvent
@@ -89,31 +87,14 @@ def _attribute_filter(key: str, value: str) -> ColumnElement[bool] | None:
 
 def _fingerprint(params: dict[str, Any]) -> str:
     attributes = params.get("LookupAttributes") or []
-    first = attributes[0] if attributes else None
-    basis = {
-        "attribute": first,
-        "start": epoch_seconds(params["StartTime"]) if params.get("StartTime") else None,
-        "end": epoch_seconds(params["EndTime"]) if params.get("EndTime") else None,
-        "category": params.get("EventCategory"),
-    }
-    digest = hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
-
-
-def _encode_token(event_time: int, seq: int, fingerprint: str) -> str:
-    raw = json.dumps([event_time, seq, fingerprint], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, fingerprint: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        event_time, seq, bound_to = json.loads(raw)
-        if bound_to == fingerprint and isinstance(event_time, int) and isinstance(seq, int):
-            return event_time, seq
-    except (ValueError, TypeError):
-        pass
-    raise InvalidNextToken("Invalid NextToken.")
+    return pages.fingerprint(
+        {
+            "attribute": attributes[0] if attributes else None,
+            "start": epoch_seconds(params["StartTime"]) if params.get("StartTime") else None,
+            "end": epoch_seconds(params["EndTime"]) if params.get("EndTime") else None,
+            "category": params.get("EventCategory"),
+        }
+    )
 
 
 def _event_shape(row: AuditEvent) -> dict[str, Any]:
@@ -180,7 +161,8 @@ class CloudTrailService(Service):
 
         fingerprint = _fingerprint(params)
         if params.get("NextToken"):
-            after_time, after_seq = _decode_token(params["NextToken"], fingerprint)
+            invalid = InvalidNextToken("Invalid NextToken.")
+            after_time, after_seq = pages.decode_token(params["NextToken"], 2, fingerprint, invalid)
             clauses.append(
                 or_(
                     col(AuditEvent.event_time) < after_time,
@@ -201,7 +183,7 @@ class CloudTrailService(Service):
             if len(rows) > max_results:
                 last = rows[max_results - 1]
                 assert last.seq is not None
-                result["NextToken"] = _encode_token(last.event_time, last.seq, fingerprint)
+                result["NextToken"] = pages.encode_token([last.event_time, last.seq], fingerprint)
             return result
 
         return await self.store.tx(lookup)

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from emustudio.aws.errors import AwsError
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import Service, operation
 from emustudio.store import Store
 from emustudio.store.tables import Studio, StudioSessionMapping
@@ -31,6 +32,11 @@ EMR_STUDIO_PROVIDER = "arn:aws:sso::aws:applicationProvider/emr-studio"
 
 class ResourceNotFound(AwsError):
     code = "ResourceNotFoundException"
+    status = 400
+
+
+class ValidationError(AwsError):
+    code = "ValidationException"
     status = 400
 
 
@@ -121,13 +127,11 @@ class SsoAdminService(Service):
 
     @staticmethod
     def page(items: list[Any], params: dict[str, Any], key: str) -> dict[str, Any]:
-        """A page of ``items``: ``NextToken`` is the index of the next item, as text."""
-        start = int(params["NextToken"]) if str(params.get("NextToken", "")).isdigit() else 0
+        """A page of ``items`` from ``NextToken`` (`services/pages.py`)."""
         size = int(params.get("MaxResults") or 100)
-        out: dict[str, Any] = {key: items[start : start + size]}
-        if start + size < len(items):
-            out["NextToken"] = str(start + size)
-        return out
+        invalid = ValidationError("The NextToken is invalid.")
+        found, token = pages.page(items, params.get("NextToken"), size, invalid)
+        return pages.with_token({key: found}, token)
 
     # --- operations -----------------------------------------------------------------------------
 

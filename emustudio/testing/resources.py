@@ -30,6 +30,10 @@ __all__ = [
     "wait_for_status",
 ]
 
+# How often a wait asks again: DescribeEditor is cheap, and a wait ends this long at worst after
+# what it waits for happened.
+_POLL_SECONDS = 0.2
+
 # EC2 errors that mean "already gone" during cleanup.
 _GONE = {
     "InvalidVpcID.NotFound",
@@ -255,7 +259,7 @@ def delete_studio(boto3: Boto3Factory, studio: Studio, *, timeout: float = 120.0
                     break
                 if _code(exc) != "DependencyViolation" or time.monotonic() > deadline:
                     raise
-                time.sleep(0.5)
+                time.sleep(_POLL_SECONDS)
 
 
 def start_workspace(
@@ -288,7 +292,7 @@ def start_workspace(
             raise WorkspaceStartFailed(
                 f"Workspace {editor_id} is {status}{waited}, not Ready: {reason}{extra}"
             )
-        time.sleep(0.5)
+        time.sleep(_POLL_SECONDS)
 
 
 def delete_workspace(editors: Any, editor_id: str, *, timeout: float = 120.0) -> None:
@@ -308,7 +312,7 @@ def delete_workspace(editors: Any, editor_id: str, *, timeout: float = 120.0) ->
             if _code(exc) == "InvalidRequestException":
                 return
             raise
-        time.sleep(0.5)
+        time.sleep(_POLL_SECONDS)
     raise TimeoutError(f"Workspace {editor_id} was not deleted within {timeout:.0f} s")
 
 
@@ -324,5 +328,5 @@ def wait_for_status(
         if editor["Status"] == status:
             return editor
         assert editor["Status"] != "Idle" or status == "Idle", editor.get("StatusReason")
-        time.sleep(0.5)
+        time.sleep(_POLL_SECONDS)
     raise AssertionError(f"{editor_id} did not become {status}: {editor}")

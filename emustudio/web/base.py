@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from tornado import web
 
+from emustudio import ids
 from emustudio.auth.sessions import HOST_FORM, StudioSession, session_id_from
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
@@ -129,8 +130,7 @@ class StudioHandler(PageHandler):
     @property
     def studio_id(self) -> str:
         if self.form == HOST_FORM:
-            # Browsers lower-case host names; Studio ids are upper-case.
-            return "es-" + self.request.host_name.split(".", 1)[0][3:].upper()
+            return ids.studio_of_host(self.request.host_name)
         return str(self.path_kwargs["studio_id"])
 
     @property

@@ -21,12 +21,12 @@ POST carries Tornado's XSRF token and must come from this origin.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 from tornado.routing import HostMatches, PathMatches, Rule
 
+from emustudio import ids
 from emustudio.auth.federation import LIST_HANDOFF_SECONDS, Federation
 from emustudio.auth.sessions import (
     CONSOLE,
@@ -166,11 +166,10 @@ class ConsoleSignOutHandler(ConsoleHandler):
 
 def console_rules(site: StudioSite, federation: Federation, signin: Authenticator) -> list[Rule]:
     """The console's pages, on any host but a Studio's (those belong to the Studio's pages)."""
-    domain = re.escape(site.studio_domain.lower().strip("."))
     kwargs: dict[str, Any] = {"site": site, "federation": federation, "signin": signin}
     return [
         Rule(
-            HostMatches(rf"(?!es-[a-z0-9]{{25}}\.{domain}$).*"),
+            HostMatches(ids.other_host_pattern(site.studio_domain)),
             [
                 Rule(PathMatches(rf"{CONSOLE_PATH}/?"), ConsoleHomeHandler, kwargs),
                 Rule(PathMatches(SIGNIN_PATH), ConsoleSignInHandler, kwargs),

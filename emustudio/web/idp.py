@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
+from emustudio import ids
 from emustudio.auth.idp import BadAuthnRequest, BuiltinIdp, IdpRole, IdpUser, UsersFileError
 from emustudio.web.base import PageHandler
 
@@ -278,7 +279,6 @@ class SsoHandler(IdpHandler):
 
 def idp_rules(idp: BuiltinIdp, *, saml_url: str, studio_url: str, studio_domain: str) -> list[Rule]:
     """The IdP's routes, on every host but the Studios' own."""
-    domain = re.escape(studio_domain.lower().strip("."))
     args = {
         "idp": idp,
         "saml_url": saml_url,
@@ -287,7 +287,7 @@ def idp_rules(idp: BuiltinIdp, *, saml_url: str, studio_url: str, studio_domain:
     }
     return [
         Rule(
-            HostMatches(rf"(?!es-[a-z0-9]{{25}}\.{domain}$).*"),
+            HostMatches(ids.other_host_pattern(studio_domain)),
             [
                 Rule(PathMatches(r"/idp/metadata"), MetadataHandler, args),
                 Rule(PathMatches(r"/idp/login"), LoginHandler, args),

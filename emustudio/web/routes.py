@@ -14,18 +14,16 @@ host) and before the AWS endpoint's.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
+from emustudio import ids
 from emustudio.auth.sessions import HOST_FORM, PATH_FORM
 from emustudio.web import credentials, details, events, signin, workspaces
 from emustudio.web.base import NotFoundHandler
 from emustudio.web.site import StudioSite
-
-STUDIO_ID = r"(?P<studio_id>es-[A-Z0-9]{25})"
 
 default_handlers: list[tuple[str, type[web.RequestHandler]]] = [
     *workspaces.default_handlers,
@@ -37,22 +35,21 @@ default_handlers: list[tuple[str, type[web.RequestHandler]]] = [
 
 
 def studio_rules(site: StudioSite) -> list[Rule]:
-    domain = re.escape(site.studio_domain.lower().strip("."))
     host: dict[str, Any] = {"site": site, "form": HOST_FORM}
     path: dict[str, Any] = {"site": site, "form": PATH_FORM}
     on_host = [Rule(PathMatches(pattern), handler, host) for pattern, handler in default_handlers]
     on_host.append(Rule(PathMatches(r"/.*"), NotFoundHandler, host))
     on_path = [
-        Rule(PathMatches(rf"/studios/{STUDIO_ID}{pattern}"), handler, path)
+        Rule(PathMatches(rf"{ids.STUDIO_PATH}{pattern}"), handler, path)
         for pattern, handler in default_handlers
     ]
     return [
-        Rule(HostMatches(rf"es-[a-z0-9]{{25}}\.{domain}"), on_host),
+        Rule(HostMatches(ids.studio_host_pattern(site.studio_domain)), on_host),
         Rule(
-            PathMatches(rf"/studios/{STUDIO_ID}"),
+            PathMatches(rf"{ids.STUDIO_PATH}"),
             web.RedirectHandler,
             {"url": "/studios/{studio_id}/"},
         ),
         *on_path,
-        Rule(PathMatches(rf"/studios/{STUDIO_ID}/.*"), NotFoundHandler, path),
+        Rule(PathMatches(rf"{ids.STUDIO_PATH}/.*"), NotFoundHandler, path),
     ]

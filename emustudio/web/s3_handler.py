@@ -3,8 +3,8 @@
 A request is S3's when it is signed for ``s3`` (header or presigned query) or addressed to a
 bucket host, ``<bucket>.<domain>`` for one of the S3 domains (``localhost`` by default, as
 boto3 builds virtual-hosted URLs from ``http://localhost:<port>``); Studio hosts
-(``<studio-id>.<studio domain>``) never are. A virtual-hosted request is rewritten path-style
-before the pipeline sees it (and signature checks use the Host header as sent).
+(``<studio-id>.<studio domain>``) never are. A virtual-hosted request keeps its path (it is what
+was signed) and names its bucket beside it (``HttpRequest.virtual_bucket``).
 
 The body is not read before the pipeline starts: the pipeline runs as the body arrives, at most
 a few pieces ahead of it (:class:`~emustudio.aws.http.BodyStream`), and the answer's body is
@@ -21,6 +21,7 @@ from tornado import httputil, web
 from tornado.iostream import StreamClosedError
 from tornado.routing import Matcher, Rule
 
+from emustudio import ids
 from emustudio.aws.http import BodyStream, HttpRequest, HttpResponse
 from emustudio.pipeline import Gateway
 
@@ -33,7 +34,7 @@ class S3Addressing:
 
     def __init__(self, domains: tuple[str, ...], studio_domain: str) -> None:
         self.domains = tuple(d.lower().strip(".") for d in domains)
-        self.studio_domain = studio_domain.lower().strip(".")
+        self.studio_domain = ids.studio_domain(studio_domain)
 
     def bucket_of_host(self, host: str) -> str | None:
         name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else ""
@@ -64,12 +65,6 @@ class S3Addressing:
         return (request.path or "/") != "/" and all(
             f"{name}=" in query for name in ("AWSAccessKeyId", "Signature", "Expires")
         )
-
-    def path_style(self, host: str, uri: str) -> str:
-        bucket = self.bucket_of_host(host)
-        if bucket is None:
-            return uri
-        return f"/{bucket}{uri if uri.startswith('/') else '/' + uri}"
 
 
 class _S3Headers(httputil.HTTPHeaders):
@@ -119,10 +114,11 @@ class S3Handler(web.RequestHandler):
             self.body = BodyStream(int(length) if length and length.isdigit() else None)
         http = HttpRequest.build(
             request.method or "GET",
-            self.addressing.path_style(request.host or "", request.uri or "/"),
+            request.uri or "/",
             dict(request.headers.get_all()),
             remote_ip=request.remote_ip or "127.0.0.1",
             stream=self.body,
+            virtual_bucket=self.addressing.bucket_of_host(request.host or ""),
         )
         self.answer = asyncio.ensure_future(self.gateway.handle(http, service="s3"))
 

@@ -19,13 +19,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from tornado import web
 from tornado.routing import HostMatches, PathMatches, Rule
 
+from emustudio import ids
 from emustudio.auth.federation import (
     HANDOFF_PATH,
     Federation,
@@ -39,7 +39,6 @@ from emustudio.auth.sessions import (
 )
 from emustudio.web.base import StudioHandler
 from emustudio.web.landing import FederationHandler
-from emustudio.web.routes import STUDIO_ID
 from emustudio.web.signin import SignInHandler
 from emustudio.web.site import StudioSite
 from emustudio.web.sso import begin
@@ -166,21 +165,20 @@ class HandoffHandler(StudioHandler):
 
 def federation_rules(site: StudioSite, federation: Federation) -> list[Rule]:
     """Put these before :func:`emustudio.web.routes.studio_rules`."""
-    domain = re.escape(site.studio_domain.lower().strip("."))
     shared = {"site": site, "federation": federation}
     host: dict[str, Any] = {"site": site, "form": HOST_FORM}
     path: dict[str, Any] = {"site": site, "form": PATH_FORM}
     return [
         Rule(
-            HostMatches(rf"es-[a-z0-9]{{25}}\.{domain}"),
+            HostMatches(ids.studio_host_pattern(site.studio_domain)),
             [
                 Rule(PathMatches(HANDOFF_PATH), HandoffHandler, {**shared, "form": HOST_FORM}),
                 Rule(PathMatches("/signin"), FederatedSignInHandler, host),
             ],
         ),
-        Rule(PathMatches(rf"/studios/{STUDIO_ID}/signin"), FederatedSignInHandler, path),
+        Rule(PathMatches(rf"{ids.STUDIO_PATH}/signin"), FederatedSignInHandler, path),
         Rule(
-            PathMatches(rf"/studios/{STUDIO_ID}{HANDOFF_PATH}"),
+            PathMatches(rf"{ids.STUDIO_PATH}{HANDOFF_PATH}"),
             HandoffHandler,
             {**shared, "form": PATH_FORM},
         ),

@@ -117,7 +117,7 @@ class StudioSite:
         return await emr.store.tx(read)
 
     def editor_arn(self, editor_id: str) -> str:
-        return ids.arn("elasticmapreduce", self.region, self.emr.account_id, f"editor/{editor_id}")
+        return ids.editor_arn(self.region, self.emr.account_id, editor_id)
 
     def last_progress(self, editor_id: str) -> str:
         """The latest start-progress message of a Workspace, if this gateway started it."""

@@ -18,11 +18,12 @@ import re
 import secrets
 from typing import Any
 
+from emustudio import ids
 from emustudio.aws.errors import AwsError
 from emustudio.store.tables import EDITOR_RUNNING
 from emustudio.web.base import StudioHandler, page_status
 
-EDITOR_ID = r"(?P<editor_id>e-[A-Z0-9]{25})"
+EDITOR_ID = rf"(?P<editor_id>{ids.EDITOR_ID})"
 OPENABLE = EDITOR_RUNNING
 # The form field an API refusal of CreateEditor is about: the validation's member path, else
 # the start of the service's own message.

@@ -24,27 +24,21 @@ from datetime import datetime, timedelta
 from html import escape
 from pathlib import Path
 
-from saml2 import BINDING_HTTP_POST
 from saml2 import xmldsig as ds
-from saml2.config import IdPConfig
 from saml2.metadata import create_metadata_string
-from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_PERSISTENT, NameID
+from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.server import Server
 from saml2.sigver import pre_signature_part
 
+from emustudio.auth.idp import idp_config
 from emustudio.auth.keys import write_keypair
 from emustudio.auth.saml import AWS_ACS_URL, AWS_AUDIENCE
+from emustudio.auth.saml.vocabulary import ATTRIBUTE
 
 IDP_ID = "http://127.0.0.1:9/idp.xml"
 ROLE_ARN = "arn:aws:iam::123456789012:role/Studio"
 PROVIDER_ARN = "arn:aws:iam::123456789012:saml-provider/Test"
-ATTR = "https://aws.amazon.com/SAML/Attributes/"
-SP_METADATA = f"""<?xml version="1.0"?>
-<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{AWS_AUDIENCE}">
-  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-    <md:AssertionConsumerService index="1" Binding="{BINDING_HTTP_POST}" Location="{AWS_ACS_URL}"/>
-  </md:SPSSODescriptor>
-</md:EntityDescriptor>"""
+ATTR = ATTRIBUTE
 IDENTITY = {
     ATTR + "Role": [f"{PROVIDER_ARN},{ROLE_ARN}"],
     ATTR + "RoleSessionName": ["alice@example.com"],
@@ -70,37 +64,14 @@ class Idp:
 
     def __init__(self, directory: Path, name: str) -> None:
         self.key_file, self.cert_file = keypair(directory, name)
-        config = IdPConfig()
-        config.load(
-            {
-                "entityid": IDP_ID,
-                "service": {
-                    "idp": {
-                        "endpoints": {
-                            "single_sign_on_service": [
-                                ("http://127.0.0.1:9/sso", BINDING_HTTP_POST)
-                            ]
-                        },
-                        "policy": {
-                            "default": {
-                                "lifetime": {"minutes": 5},
-                                "attribute_restrictions": None,
-                                "name_form": NAME_FORMAT_URI,
-                            }
-                        },
-                        "name_id_format": [NAMEID_FORMAT_PERSISTENT],
-                        "signing_algorithm": ds.SIG_RSA_SHA256,
-                        "digest_algorithm": ds.DIGEST_SHA256,
-                    }
-                },
-                "key_file": self.key_file,
-                "cert_file": self.cert_file,
-                "xmlsec_binary": "/usr/bin/xmlsec1",
-                "metadata": {"inline": [SP_METADATA]},
-            }
+        self.config = idp_config(
+            IDP_ID,
+            Path(self.key_file),
+            Path(self.cert_file),
+            sso_url="http://127.0.0.1:9/sso",
+            xmlsec_binary="/usr/bin/xmlsec1",
         )
-        self.config = config
-        self.server = Server(config=config)
+        self.server = Server(config=self.config)
 
     def metadata(self) -> str:
         return str(create_metadata_string(None, config=self.config, valid=24).decode())

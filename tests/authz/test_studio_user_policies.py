@@ -15,7 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
-from tests.iam.test_emr_studio_policies import EXPECTED, TIERS, UNIVERSE, resource_for
+from tests.iam.studio_policies import EXPECTED, TIERS, UNIVERSE, resource_for
 
 # Every refusal provoked here must show up in CloudTrail (see conftest.py).
 pytestmark = pytest.mark.usefixtures("denied_calls_are_audited")

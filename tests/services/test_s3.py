@@ -604,3 +604,32 @@ def test_bucket_calls_are_in_cloudtrail_and_object_calls_are_not(
     assert len(created) == 1
     assert created[0]["eventSource"] == "s3.amazonaws.com"
     assert events("PutObject") == []
+
+
+def test_virtual_hosted_requests_and_studio_hosts_are_told_apart(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """``http://<bucket>.localhost:<port>/<key>``, as boto3 builds virtual-hosted URLs from the
+    endpoint (sent here to 127.0.0.1 with that Host: the name need not resolve); a Studio
+    host under ``emrstudio.localhost`` is never taken for a bucket."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="notes/today.txt", Body=b"virtual")
+    host = f"{bucket}.localhost:{gateway.port}"
+    request = AWSRequest(method="GET", url=f"http://{host}/notes/today.txt")
+    S3SigV4Auth(Credentials("test", "test"), "s3", "us-east-1").add_auth(request)
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    connection.request("GET", "/notes/today.txt", headers={**request.headers, "Host": host})
+    answer = connection.getresponse()
+    body = answer.read()
+    assert (answer.status, body) == (200, b"virtual"), body
+    studio = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    studio.request(
+        "GET", "/", headers={"Host": f"es-NOSUCHSTUDIO.emrstudio.localhost:{gateway.port}"}
+    )
+    page = studio.getresponse()
+    assert b"<Error><Code>" not in page.read()

@@ -1,4 +1,5 @@
-"""SAML 2.0 service-provider side of sign-in: verifying IdP responses (pysaml2 + xmlsec1)."""
+"""SAML 2.0 service-provider side of sign-in: verifying IdP responses (pysaml2 + xmlsec1,
+`verify`), AWS sign-in's SAML vocabulary (`vocabulary`), the replay cache (`replay`)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import asyncio
 from datetime import timedelta
 
 from emustudio.auth.saml.replay import InMemoryReplayCache, ReplayCache, StoreReplayCache
-from emustudio.auth.saml.verify import (
+from emustudio.auth.saml.verify import idp_entity_id, verify_saml_response
+from emustudio.auth.saml.vocabulary import (
     AWS_ACS_URL,
     AWS_AUDIENCE,
+    AWS_SP_METADATA,
     ROLE,
     AwsSamlAttributes,
     SamlRejected,
     aws_attributes,
-    idp_entity_id,
-    verify_saml_response,
+    identity_attributes,
 )
 from emustudio.services.sts.common import InvalidIdentityToken
 from emustudio.services.sts.saml import SamlAssertion, SamlVerifier
@@ -22,6 +24,7 @@ from emustudio.services.sts.saml import SamlAssertion, SamlVerifier
 __all__ = [
     "AWS_ACS_URL",
     "AWS_AUDIENCE",
+    "AWS_SP_METADATA",
     "ROLE",
     "AwsSamlAttributes",
     "InMemoryReplayCache",
@@ -29,6 +32,7 @@ __all__ = [
     "SamlRejected",
     "StoreReplayCache",
     "aws_attributes",
+    "identity_attributes",
     "idp_entity_id",
     "sts_verifier",
     "verify_saml_response",

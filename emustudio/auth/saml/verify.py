@@ -26,9 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import re
-from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Container
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
@@ -37,19 +35,13 @@ import defusedxml
 from defusedxml import ElementTree as SafeET
 
 from emustudio.auth.saml.replay import ReplayCache
-from emustudio.services.sts.saml import (
-    ATTRIBUTE,
-    PRINCIPAL_TAG,
-    ROLE_SESSION_NAME,
-    SESSION_DURATION,
-    SOURCE_IDENTITY,
-    TRANSITIVE_TAG_KEYS,
-    SamlAssertion,
+from emustudio.auth.saml.vocabulary import (
+    AWS_AUDIENCE,
+    ROLE,
+    SamlRejected,
+    aws_attributes,
 )
-
-ROLE = ATTRIBUTE + "Role"
-AWS_AUDIENCE = "urn:amazon:webservices"
-AWS_ACS_URL = "https://signin.aws.amazon.com/saml"
+from emustudio.services.sts.saml import SamlAssertion
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -76,81 +68,8 @@ DIGEST_ALGORITHMS = frozenset(
 
 MAX_RESPONSE_BYTES = 256 * 1024
 DEFAULT_SKEW = timedelta(seconds=60)
-_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
-_ROLE_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:role/[\w+=,.@/-]+")
-_PROVIDER_ARN = re.compile(r"arn:aws[\w-]*:iam::\d{12}:saml-provider/[\w.-]+")
 
 log = logging.getLogger(__name__)
-
-
-class SamlRejected(Exception):
-    """The SAML response is not acceptable; ``reason`` says why, for logs and the user."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class AwsSamlAttributes:
-    """The ``https://aws.amazon.com/SAML/Attributes/*`` of an assertion, checked."""
-
-    roles: tuple[tuple[str, str], ...]
-    """``(role_arn, provider_arn)`` pairs, whatever their order in the attribute value."""
-    role_session_name: str
-    session_duration: int | None = None
-    principal_tags: Mapping[str, str] = field(default_factory=dict)
-    transitive_tag_keys: tuple[str, ...] = ()
-    source_identity: str | None = None
-
-
-def aws_attributes(attributes: Mapping[str, Sequence[str]]) -> AwsSamlAttributes:
-    """Read and check the AWS attributes; raise :class:`SamlRejected` when one is malformed."""
-    roles: list[tuple[str, str]] = []
-    for value in attributes.get(ROLE) or ():
-        parts = [part.strip() for part in value.split(",")]
-        role = [p for p in parts if _ROLE_ARN.fullmatch(p)]
-        provider = [p for p in parts if _PROVIDER_ARN.fullmatch(p)]
-        if len(parts) != 2 or len(role) != 1 or len(provider) != 1:
-            raise SamlRejected(
-                f"The {ROLE} attribute value {value!r} is not a pair of a role ARN and a"
-                " SAML provider ARN separated by a comma."
-            )
-        roles.append((role[0], provider[0]))
-    if not roles:
-        raise SamlRejected(f"The SAML assertion has no {ROLE} attribute.")
-    names = list(attributes.get(ROLE_SESSION_NAME) or ())
-    if len(names) != 1 or not _SESSION_NAME.fullmatch(names[0]):
-        raise SamlRejected(
-            f"The SAML assertion needs one {ROLE_SESSION_NAME} attribute of 2 to 64 characters"
-            " (letters, digits and _+=,.@-)."
-        )
-    duration: int | None = None
-    durations = list(attributes.get(SESSION_DURATION) or ())
-    if durations:
-        if len(durations) != 1 or not durations[0].strip().isdigit():
-            raise SamlRejected(f"The {SESSION_DURATION} attribute must be one integer.")
-        duration = int(durations[0])
-        if not 900 <= duration <= 43200:
-            raise SamlRejected(f"The {SESSION_DURATION} attribute must be 900 to 43200 seconds.")
-    tags: dict[str, str] = {}
-    for name, values in attributes.items():
-        if name.startswith(PRINCIPAL_TAG):
-            key = name[len(PRINCIPAL_TAG) :]
-            if not key or len(values) != 1:
-                raise SamlRejected(f"The attribute {name} must name a tag and have one value.")
-            tags[key] = values[0]
-    sources = list(attributes.get(SOURCE_IDENTITY) or ())
-    if sources and (len(sources) != 1 or not _SESSION_NAME.fullmatch(sources[0])):
-        raise SamlRejected(f"The {SOURCE_IDENTITY} attribute must be one 2-64 character name.")
-    return AwsSamlAttributes(
-        roles=tuple(roles),
-        role_session_name=names[0],
-        session_duration=duration,
-        principal_tags=tags,
-        transitive_tag_keys=tuple(attributes.get(TRANSITIVE_TAG_KEYS) or ()),
-        source_identity=sources[0] if sources else None,
-    )
 
 
 def idp_entity_id(metadata_xml: str) -> str:
@@ -184,23 +103,27 @@ def _text(element: Element | None) -> str:
     return "".join(element.itertext()).strip() if element is not None else ""
 
 
-def _decode(saml_response_b64: str) -> bytes:
+def parse_response(saml_response_b64: str) -> tuple[bytes, Element]:
+    """The XML of a base64 ``SAMLResponse`` and its root element, parsed safely (a DTD, entity
+    or external reference is refused); :class:`SamlRejected` when too large, not base64 or not
+    well-formed. Nothing is verified yet."""
     if len(saml_response_b64) > MAX_RESPONSE_BYTES * 4 // 3 + 4:
         raise SamlRejected("The SAMLResponse is too large.")
     try:
-        return base64.b64decode("".join(saml_response_b64.split()), validate=True)
+        xml = base64.b64decode("".join(saml_response_b64.split()), validate=True)
     except (binascii.Error, ValueError):
         raise SamlRejected("The SAMLResponse is not valid base64.") from None
-
-
-def _structure(xml: bytes, acs_url: str) -> tuple[Element, Element]:
-    """Parse safely and check the shape pysaml2 is lax about; return (response, assertion)."""
     try:
         root = SafeET.fromstring(xml, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except defusedxml.DefusedXmlException as exc:
         raise SamlRejected(f"The SAMLResponse has a DTD or entities, refused: {exc!r}") from None
     except ParseError as exc:
         raise SamlRejected(f"The SAMLResponse is not well-formed XML: {exc}") from None
+    return xml, root
+
+
+def _structure(root: Element, acs_url: str) -> Element:
+    """Check the shape pysaml2 is lax about; return the assertion."""
     if root.tag != f"{{{SAMLP}}}Response":
         raise SamlRejected("The SAMLResponse is not a samlp:Response.")
     if root.get("Destination") is None:
@@ -245,7 +168,7 @@ def _structure(xml: bytes, acs_url: str) -> tuple[Element, Element]:
         len([s for s in signatures if parents[s] is assertion]) > 1
     ):
         raise SamlRejected("More than one Signature on one element.")
-    return root, assertion
+    return assertion
 
 
 def _pysaml2_verify(
@@ -343,8 +266,8 @@ def verify_saml_response(
     from a thread in async code (see :func:`emustudio.auth.saml.sts_verifier`).
     """
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    xml = _decode(saml_response_b64)
-    root, element = _structure(xml, acs_url)
+    xml, root = parse_response(saml_response_b64)
+    element = _structure(root, acs_url)
     idp = idp_entity_id(idp_metadata_xml)
 
     in_response_to = root.get("InResponseTo")
@@ -430,8 +353,8 @@ def verify_saml_response(
         for attribute in statement.findall(f"{{{SAML}}}Attribute"):
             values = [_text(v) for v in attribute.findall(f"{{{SAML}}}AttributeValue")]
             attributes.setdefault(str(attribute.get("Name")), []).extend(values)
-    if aws_sign_in:
-        aws = aws_attributes(attributes)
+    aws = aws_attributes(attributes) if aws_sign_in else None
+    if aws is not None:
         attributes[ROLE] = [f"{role},{provider}" for role, provider in aws.roles]
 
     # One-time use, last so that a refused response does not burn its IDs.
@@ -456,4 +379,5 @@ def verify_saml_response(
         # The role session ends at SessionNotOnOrAfter (and SessionDuration), as AWS documents;
         # NotOnOrAfter of the Conditions and the confirmation only bound when it may be posted.
         not_on_or_after=min((t for t in session_ends if t is not None), default=None),
+        session=aws,
     )

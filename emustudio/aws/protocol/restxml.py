@@ -168,7 +168,7 @@ class RestXmlParser(ProtocolParser):
         return table
 
     def route(self, req: HttpRequest) -> Route | None:
-        bucket, key = split_path(req.path)
+        bucket, key = split_path(req.path_style)
         form = "object" if key is not None else "bucket" if bucket is not None else "service"
         best: tuple[tuple[int, int, int], Route] | None = None
         x_id = req.query.get("x-id", [None])[0]
@@ -224,7 +224,7 @@ class RestXmlParser(ProtocolParser):
         params: dict[str, Any] = {}
         if shape is None:
             return op_model, params
-        bucket, key = split_path(req.path)
+        bucket, key = split_path(req.path_style)
         payload = shape.serialization.get("payload")
         for name, member in shape.members.items():
             location = member.serialization.get("location")

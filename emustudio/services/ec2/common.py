@@ -7,7 +7,6 @@ value, ``tag-key`` a tag's key. An unknown filter name is an ``InvalidParameterV
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -17,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from sqlmodel import Session, col, select
 
 from emustudio.aws.errors import AwsError
+from emustudio.services import pages
 from emustudio.store.tables import Tag
 
 T = TypeVar("T")
@@ -188,24 +188,10 @@ def apply_filters(
 def paginate(
     items: Sequence[T], params: dict[str, Any], *, low: int = 5, high: int = 1000
 ) -> tuple[list[T], str | None]:
-    """One page of ``items`` and the ``NextToken`` of the next, EC2-style."""
+    """One page of ``items`` and the ``NextToken`` of the next, EC2-style: all of them unless
+    the call gives ``MaxResults`` (``low`` to ``high``)."""
     size = params.get("MaxResults")
     if size is not None and not low <= size <= high:
         raise invalid_value(size, "MaxResults", f"Value must be between {low} and {high}.")
-    start = 0
-    token = params.get("NextToken")
-    if token:
-        try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode())
-        except (ValueError, UnicodeDecodeError):
-            raise Ec2Error("InvalidNextToken", "The token is invalid.") from None
-    end = len(items) if size is None else start + size
-    page = list(items[start:end])
-    next_token = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
-    return page, next_token
-
-
-def with_token(result: dict[str, Any], token: str | None) -> dict[str, Any]:
-    if token:
-        result["NextToken"] = token
-    return result
+    invalid = Ec2Error("InvalidNextToken", "The token is invalid.")
+    return pages.page(items, params.get("NextToken"), size, invalid)

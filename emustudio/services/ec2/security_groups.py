@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from emustudio import ids
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
 from emustudio.services.ec2.base import Ec2Base, Rule
 from emustudio.services.ec2.common import (
@@ -28,7 +29,6 @@ from emustudio.services.ec2.common import (
     spec_tags,
     tag_list,
     tags_of,
-    with_token,
 )
 from emustudio.store.tables import SecurityGroup
 
@@ -367,7 +367,7 @@ class SecurityGroupOperations(Ec2Base):
                 lambda g: tags[g.id],
             )
             page, token = paginate(groups, params)
-            return with_token(
+            return pages.with_token(
                 {"SecurityGroups": [self.group_shape(g, tags[g.id]) for g in page]}, token
             )
 

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from emustudio import ids
 from emustudio.context import RequestContext
 from emustudio.runtime.networks import CidrConflict, NetworkInUse, SubnetSpec
+from emustudio.services import pages
 from emustudio.services.base import operation
 from emustudio.services.ec2.base import Ec2Base
 from emustudio.services.ec2.common import (
@@ -29,7 +30,6 @@ from emustudio.services.ec2.common import (
     spec_tags,
     tag_list,
     tags_of,
-    with_token,
 )
 from emustudio.services.ec2.vpcs import check_block_size
 from emustudio.services.ec2.zones import zone_by_id, zone_by_name, zones
@@ -222,7 +222,9 @@ class SubnetOperations(Ec2Base):
                 lambda s: tags[s.id],
             )
             page, token = paginate(subnets, params)
-            return with_token({"Subnets": [self.subnet_shape(s, tags[s.id]) for s in page]}, token)
+            return pages.with_token(
+                {"Subnets": [self.subnet_shape(s, tags[s.id]) for s in page]}, token
+            )
 
         return await self.store.tx(describe)
 

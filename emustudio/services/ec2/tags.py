@@ -7,9 +7,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
 from emustudio.services.ec2.base import Ec2Base
-from emustudio.services.ec2.common import Ec2Error, apply_filters, check_tags, paginate, with_token
+from emustudio.services.ec2.common import Ec2Error, apply_filters, check_tags, paginate
 from emustudio.store.tables import Tag
 
 # Resource id prefix -> (EC2 resource type, lookup).
@@ -87,7 +88,7 @@ class TagOperations(Ec2Base):
                 lambda t: {t.key: t.value},
             )
             page, token = paginate(rows, params)
-            return with_token(
+            return pages.with_token(
                 {
                     "Tags": [
                         {

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from emustudio import ids
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
 from emustudio.services.ec2.base import Ec2Base
 from emustudio.services.ec2.common import (
@@ -25,7 +26,6 @@ from emustudio.services.ec2.common import (
     spec_tags,
     tag_list,
     tags_of,
-    with_token,
 )
 from emustudio.store.tables import SecurityGroup, Subnet, Vpc
 
@@ -132,7 +132,7 @@ class VpcOperations(Ec2Base):
                 lambda v: tags[v.id],
             )
             page, token = paginate(vpcs, params)
-            return with_token({"Vpcs": [self.vpc_shape(v, tags[v.id]) for v in page]}, token)
+            return pages.with_token({"Vpcs": [self.vpc_shape(v, tags[v.id]) for v in page]}, token)
 
         return await self.store.tx(describe)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlmodel import Session
 
 from emustudio.aws.errors import AwsError
+from emustudio.services import pages
 from emustudio.services.base import Service
 from emustudio.store import Store
 from emustudio.store.tables import Studio
@@ -72,18 +72,4 @@ class EmrBase(Service):
 
     def page(self, items: Sequence[T], marker: str | None) -> tuple[list[T], str | None]:
         """One page and the ``Marker`` of the next; a Marker is opaque to clients."""
-        start = 0
-        if marker:
-            try:
-                start = int(base64.urlsafe_b64decode(marker.encode()).decode())
-            except (ValueError, UnicodeDecodeError):
-                raise InvalidRequest("Invalid marker.") from None
-        end = start + self.page_size
-        next_marker = base64.urlsafe_b64encode(str(end).encode()).decode()
-        return list(items[start:end]), next_marker if end < len(items) else None
-
-
-def with_marker(result: dict[str, Any], marker: str | None) -> dict[str, Any]:
-    if marker:
-        result["Marker"] = marker
-    return result
+        return pages.page(items, marker, self.page_size, InvalidRequest("Invalid marker."))

@@ -16,8 +16,9 @@ from sqlmodel import Session, col, select
 from emustudio import ids
 from emustudio.aws.errors import NotImplementedOperation
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
-from emustudio.services.emr.common import EmrBase, InvalidRequest, with_marker
+from emustudio.services.emr.common import EmrBase, InvalidRequest
 from emustudio.services.emr.studios import check_s3_location, check_tags
 from emustudio.services.emr.workspaces import RUNNING, WorkspaceManager, editor_not_found
 from emustudio.store.tables import Editor, Tag
@@ -36,7 +37,7 @@ class EditorOperations(EmrBase):
         return self.workspaces
 
     def editor_arn(self, editor_id: str) -> str:
-        return ids.arn("elasticmapreduce", self.region, self.account_id, f"editor/{editor_id}")
+        return ids.editor_arn(self.region, self.account_id, editor_id)
 
     def editor_url(self, editor: Editor) -> str:
         return f"{self.studio_url(editor.studio_id)}/workspaces/{editor.id}/lab"
@@ -147,9 +148,10 @@ class EditorOperations(EmrBase):
                 }
                 for e in page
             ]
-            return with_marker(
+            return pages.with_token(
                 {"Editors": [{k: v for k, v in s.items() if v is not None} for s in summaries]},
                 marker,
+                "Marker",
             )
 
         return await self.store.tx(list_)

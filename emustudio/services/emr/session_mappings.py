@@ -17,8 +17,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
-from emustudio.services.emr.common import EmrBase, InvalidRequest, with_marker
+from emustudio.services.emr.common import EmrBase, InvalidRequest
 from emustudio.services.emr.studios import epoch
 from emustudio.store.tables import Studio, StudioSessionMapping
 
@@ -180,7 +181,7 @@ class SessionMappingOperations(EmrBase):
                 if (s := session.get(Studio, m.studio_id)) and s.region == self.region
             ]
             page, marker = self.page(mappings, params.get("Marker"))
-            return with_marker(
+            return pages.with_token(
                 {
                     "SessionMappings": [
                         {
@@ -195,6 +196,7 @@ class SessionMappingOperations(EmrBase):
                     ]
                 },
                 marker,
+                "Marker",
             )
 
         return await self.store.tx(list_)

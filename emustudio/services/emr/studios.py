@@ -15,13 +15,13 @@ from sqlmodel import Session, col, func, select
 
 from emustudio import ids
 from emustudio.context import RequestContext
+from emustudio.services import pages
 from emustudio.services.base import operation
 from emustudio.services.emr.common import (
     STUDIO_NOT_FOUND,
     EmrBase,
     InternalServerException,
     InvalidRequest,
-    with_marker,
 )
 from emustudio.store.tables import SecurityGroup, Studio, StudioSessionMapping, Subnet, Tag, Vpc
 
@@ -54,7 +54,7 @@ def check_s3_location(location: str) -> None:
 
 class StudioOperations(EmrBase):
     def studio_arn(self, studio_id: str) -> str:
-        return ids.arn("elasticmapreduce", self.region, self.account_id, f"studio/{studio_id}")
+        return ids.studio_arn(self.region, self.account_id, studio_id)
 
     def studio_tags(self, session: Session, studio_id: str) -> list[dict[str, str]]:
         rows = session.exec(select(Tag).where(Tag.resource_id == studio_id).order_by(Tag.key))
@@ -241,7 +241,7 @@ class StudioOperations(EmrBase):
                 for s in page
             ]
             summaries = [{k: v for k, v in s.items() if v is not None} for s in summaries]
-            return with_marker({"Studios": summaries}, marker)
+            return pages.with_token({"Studios": summaries}, marker, "Marker")
 
         return await self.store.tx(list_)
 

@@ -3,7 +3,6 @@ policy-document checks and the URL-encoding IAM applies to documents in its resp
 
 from __future__ import annotations
 
-import base64
 import secrets
 import string
 import time
@@ -18,6 +17,7 @@ from emustudio.aws.errors import AwsError
 from emustudio.aws.sigv4 import Credential
 from emustudio.context import Principal, RequestContext
 from emustudio.iam import Policy, PolicyError, PolicyKind, parse_policy
+from emustudio.services import pages
 from emustudio.services.base import Service
 from emustudio.services.iam.aws_managed import AWS_MANAGED
 from emustudio.services.iam.credentials import IamCredentials, KeyEntry
@@ -196,18 +196,10 @@ DEFAULT_MAX_ITEMS = 100
 def page(items: Sequence[T], params: dict[str, Any], member: str) -> tuple[list[T], dict[str, Any]]:
     """One ``MaxItems`` page from ``Marker``, and the result with ``member`` to fill in,
     ``IsTruncated`` and, when truncated, the next ``Marker``."""
-    start = 0
-    marker = params.get("Marker")
-    if marker:
-        try:
-            start = int(base64.urlsafe_b64decode(marker.encode()).decode())
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput("Invalid Marker.") from None
-    end = start + int(params.get("MaxItems") or DEFAULT_MAX_ITEMS)
-    result: dict[str, Any] = {member: [], "IsTruncated": end < len(items)}
-    if end < len(items):
-        result["Marker"] = base64.urlsafe_b64encode(str(end).encode()).decode()
-    return list(items[start:end]), result
+    size = int(params.get("MaxItems") or DEFAULT_MAX_ITEMS)
+    found, marker = pages.page(items, params.get("Marker"), size, InvalidInput("Invalid Marker."))
+    result: dict[str, Any] = {member: [], "IsTruncated": marker is not None}
+    return found, pages.with_token(result, marker, "Marker")
 
 
 def with_prefix(path: str, prefix: str | None) -> bool:

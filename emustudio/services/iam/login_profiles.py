@@ -1,16 +1,14 @@
 """Login profiles (console passwords) and checking a password at sign-in.
 
-Passwords are never stored: only an scrypt hash with a random salt. With no custom account
-password policy, IAM applies its default one: at least 8 characters, and at least three of
-upper-case letters, lower-case letters, digits and other characters.
+Passwords are never stored: only an scrypt hash with a random salt (`passwords.py`). With no
+custom account password policy, IAM applies its default one: at least 8 characters, and at
+least three of upper-case letters, lower-case letters, digits and other characters.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
-import secrets
 from typing import Any
 
 from sqlmodel import Session
@@ -26,16 +24,10 @@ from emustudio.services.iam.common import (
     now,
     to_datetime,
 )
+from emustudio.services.iam.passwords import hash_password, salted_hash
 from emustudio.store.iam_tables import IamLoginProfile, IamUser
 
 MIN_PASSWORD_LENGTH = 8
-
-# scrypt's interactive-login parameters (16 MiB, well under a tenth of a second).
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
-
-
-def hash_password(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(password.encode("utf-8"), salt=salt, **_SCRYPT)
 
 
 def check_password_policy(password: str) -> None:
@@ -54,8 +46,7 @@ def profile_not_found(name: str) -> NoSuchEntity:
 
 
 async def new_hash(password: str) -> tuple[str, str]:
-    salt = secrets.token_bytes(16)
-    digest = await asyncio.to_thread(hash_password, password, salt)
+    salt, digest = await asyncio.to_thread(salted_hash, password)
     return digest.hex(), salt.hex()
 
 

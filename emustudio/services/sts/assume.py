@@ -18,7 +18,6 @@ from typing import Any
 from emustudio.context import Principal, RequestContext
 from emustudio.iam import AuthzRequest, PolicySet, evaluate, tag_context
 from emustudio.services.base import operation
-from emustudio.services.iam.identity import parsed
 from emustudio.services.sts.common import (
     CHAINED_MAX_SECONDS,
     AccessDenied,
@@ -26,6 +25,7 @@ from emustudio.services.sts.common import (
     ValidationError,
     check_tags,
     not_authorized,
+    trust_policy,
 )
 from emustudio.store.iam_tables import IamRole
 
@@ -78,12 +78,11 @@ class AssumeRoleOperations(StsBase):
         if role is None:
             raise not_authorized(caller.arn, "sts:AssumeRole", role_arn)
         identity, boundary = await self.iam.identity_policy_set(caller)
-        trust = parsed(role.trust_policy, "trust").named(f"trust policy of role/{role.name}")
         policies = PolicySet(
             identity=identity,
             boundary=boundary,
             session=self.parsed_session_policies(caller),
-            resource=[trust],
+            resource=[trust_policy(role)],
         )
         for action in actions:
             decision = evaluate(AuthzRequest(action, role_arn, caller.arn, context), policies)
@@ -140,38 +139,16 @@ class AssumeRoleOperations(StsBase):
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles"
                 " assumed by role chaining."
             )
-        if duration > role.max_session_duration:
-            raise ValidationError(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-            )
-
-        tags = {**inherited, **requested_tags}
-        transitive = tuple(dict.fromkeys([*inherited, *(params.get("TransitiveTagKeys") or [])]))
-        assumed_arn = self.assumed_role_arn(role, session_name)
-        final_source = caller.source_identity or source_identity
-
-        def make(key_id: str, expires: datetime) -> Principal:
-            return self.role_session(
-                role,
-                session_name,
-                key_id,
-                expires,
-                policies=policies.documents,
-                tags=tags,
-                transitive=transitive,
-                source_identity=final_source,
-            )
-
-        issued = await self.issue(make, duration, role_id=role.id)
-        out: dict[str, Any] = {
-            "Credentials": issued.credentials_shape(),
-            "AssumedRoleUser": {"AssumedRoleId": f"{role.id}:{session_name}", "Arn": assumed_arn},
-        }
-        if packed is not None:
-            out["PackedPolicySize"] = packed
-        if final_source:
-            out["SourceIdentity"] = final_source
-        return out
+        issued = await self.issue_role_session(
+            role,
+            session_name,
+            duration,
+            policies=policies.documents,
+            tags={**inherited, **requested_tags},
+            transitive=tuple(dict.fromkeys([*inherited, *(params.get("TransitiveTagKeys") or [])])),
+            source_identity=caller.source_identity or source_identity,
+        )
+        return issued.assumed_role(packed, caller.source_identity or source_identity)
 
     @operation("GetSessionToken")
     async def get_session_token(

@@ -20,7 +20,7 @@ from emustudio.iam import Policy, PolicyError, parse_policy
 from emustudio.services.base import Service
 from emustudio.services.iam import IamService
 from emustudio.services.iam.common import access_key_id, secret_access_key
-from emustudio.services.iam.identity import managed_document
+from emustudio.services.iam.identity import managed_document, parsed
 from emustudio.services.sts.credentials import StsCredentials, principal_to_json
 from emustudio.store import Store
 from emustudio.store.iam_tables import IamRole, StsSession
@@ -92,6 +92,18 @@ class Issued:
             "Expiration": self.credential.expiration,
         }
 
+    def assumed_role(self, packed: int | None, source_identity: str | None) -> dict[str, Any]:
+        """What every ``AssumeRole*`` operation answers about the role session it issued."""
+        out: dict[str, Any] = {
+            "Credentials": self.credentials_shape(),
+            "AssumedRoleUser": {"AssumedRoleId": self.principal.user_id, "Arn": self.principal.arn},
+        }
+        if packed is not None:
+            out["PackedPolicySize"] = packed
+        if source_identity:
+            out["SourceIdentity"] = source_identity
+        return out
+
 
 def check_tags(
     tags: Sequence[Mapping[str, Any]],
@@ -121,6 +133,10 @@ def check_tags(
                 f"Cannot set session tag {key}: it is a transitive tag of the calling session."
             )
     return out
+
+
+def trust_policy(role: IamRole) -> Policy:
+    return parsed(role.trust_policy, "trust").named(f"trust policy of role/{role.name}")
 
 
 def packed_percent(text: str) -> int:
@@ -219,38 +235,48 @@ class StsBase(Service):
     def assumed_role_arn(self, role: IamRole, session_name: str) -> str:
         return f"arn:aws:sts::{self.account_id}:assumed-role/{role.name}/{session_name}"
 
-    def role_session(
+    async def issue_role_session(
         self,
         role: IamRole,
         session_name: str,
-        key_id: str,
-        expires: datetime,
+        duration: int,
         *,
         policies: tuple[str, ...] = (),
         tags: Mapping[str, str] | None = None,
         transitive: Sequence[str] = (),
         source_identity: str | None = None,
         federated: bool = False,
-    ) -> Principal:
-        """The principal of a session of ``role`` (``AssumedRole``), as every way of assuming
-        a role makes it."""
-        return Principal(
-            kind="AssumedRole",
-            arn=self.assumed_role_arn(role, session_name),
-            account_id=self.account_id,
-            access_key_id=key_id,
-            name=session_name,
-            user_id=f"{role.id}:{session_name}",
-            session_name=session_name,
-            issuer_arn=self.iam.role_arn(role),
-            issuer_id=role.id,
-            session_policies=policies,
-            session_tags=dict(tags or {}),
-            transitive_tag_keys=tuple(transitive),
-            source_identity=source_identity,
-            session_expires=expires,
-            federated=federated,
-        )
+        not_after: datetime | None = None,
+    ) -> Issued:
+        """A session of ``role`` (``AssumedRole``) for ``duration`` seconds and not after
+        ``not_after``, as every way of assuming a role issues it; the role's last use noted.
+        A ``duration`` over the role's ``MaxSessionDuration`` is a ``ValidationError``."""
+        if duration > role.max_session_duration:
+            raise ValidationError(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+            )
+
+        def make(key_id: str, expires: datetime) -> Principal:
+            return Principal(
+                kind="AssumedRole",
+                arn=self.assumed_role_arn(role, session_name),
+                account_id=self.account_id,
+                access_key_id=key_id,
+                name=session_name,
+                user_id=f"{role.id}:{session_name}",
+                session_name=session_name,
+                issuer_arn=self.iam.role_arn(role),
+                issuer_id=role.id,
+                session_policies=policies,
+                session_tags=dict(tags or {}),
+                transitive_tag_keys=tuple(transitive),
+                source_identity=source_identity,
+                session_expires=expires,
+                federated=federated,
+            )
+
+        end = not_after.timestamp() if not_after is not None else None
+        return await self.issue(make, duration, role_id=role.id, not_after=end)
 
     async def issue(
         self,

@@ -12,9 +12,10 @@ From the facts, as AWS documents for SAML federation:
   ``saml:sub_type``, ``saml:iss``, ``saml:namequalifier`` and attribute keys such as
   ``saml:uid``); session tags need ``sts:TagSession``, a source identity
   ``sts:SetSourceIdentity``;
-* attributes ``https://aws.amazon.com/SAML/Attributes/RoleSessionName`` (required),
-  ``.../PrincipalTag:<Key>`` (session tags), ``.../TransitiveTagKeys``, ``.../SourceIdentity``
-  and ``.../SessionDuration`` (used when ``DurationSeconds`` is not given);
+* the AWS attributes (``RoleSessionName``, ``PrincipalTag:<Key>``, ``TransitiveTagKeys``,
+  ``SourceIdentity``, ``SessionDuration``, used when ``DurationSeconds`` is not given) arrive
+  read and checked by sign-in, as the facts' :class:`SamlSession` (their names are sign-in's
+  vocabulary, ``emustudio.auth.saml.vocabulary``);
 * ``NameQualifier`` is ``base64(sha1(issuer + account id + "/" + provider name))``.
 """
 
@@ -28,24 +29,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from emustudio.context import Principal, RequestContext
+from emustudio.context import RequestContext
 from emustudio.iam import AuthzRequest, evaluate_trust, tag_context
 from emustudio.services.base import operation
-from emustudio.services.iam.identity import parsed
 from emustudio.services.sts.common import (
     AccessDenied,
     InvalidIdentityToken,
     StsBase,
-    ValidationError,
     check_tags,
+    trust_policy,
 )
-
-ATTRIBUTE = "https://aws.amazon.com/SAML/Attributes/"
-ROLE_SESSION_NAME = ATTRIBUTE + "RoleSessionName"
-PRINCIPAL_TAG = ATTRIBUTE + "PrincipalTag:"
-TRANSITIVE_TAG_KEYS = ATTRIBUTE + "TransitiveTagKeys"
-SOURCE_IDENTITY = ATTRIBUTE + "SourceIdentity"
-SESSION_DURATION = ATTRIBUTE + "SessionDuration"
 
 _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 
@@ -74,8 +67,23 @@ _FRIENDLY = {name.lower(): name for name in _SAML_KEYS.values()}
 
 
 @dataclass(frozen=True)
+class SamlSession:
+    """What an assertion's AWS attributes ask of the role session, read and checked."""
+
+    role_session_name: str
+    session_duration: int | None = None
+    principal_tags: Mapping[str, str] = field(default_factory=dict)
+    transitive_tag_keys: tuple[str, ...] = ()
+    source_identity: str | None = None
+
+
+@dataclass(frozen=True)
 class SamlAssertion:
-    """The facts of a SAML response whose signature and conditions were verified."""
+    """The facts of a SAML response whose signature and conditions were verified.
+
+    ``session`` is None when the response was not checked for AWS sign-in (Identity Center's
+    reads only the subject); no role can be assumed with such facts.
+    """
 
     subject: str
     audience: str
@@ -83,6 +91,7 @@ class SamlAssertion:
     attributes: Mapping[str, Sequence[str]] = field(default_factory=dict)
     subject_type: str = "persistent"
     not_on_or_after: datetime | None = None
+    session: SamlSession | None = None
 
 
 SamlVerifier = Callable[[str, str, str], Awaitable[SamlAssertion]]
@@ -132,15 +141,10 @@ class SamlOperations(StsBase):
         return await self.assume_role_with_saml_assertion(
             role_arn=params["RoleArn"],
             provider_arn=provider_arn,
-            attributes=facts.attributes,
-            subject=facts.subject,
-            audience=facts.audience,
-            issuer=facts.issuer,
-            subject_type=facts.subject_type,
+            facts=facts,
             duration_seconds=params.get("DurationSeconds"),
             policy=params.get("Policy"),
             policy_arns=params.get("PolicyArns") or (),
-            not_on_or_after=facts.not_on_or_after,
         )
 
     async def assume_role_with_saml_assertion(
@@ -148,45 +152,32 @@ class SamlOperations(StsBase):
         *,
         role_arn: str,
         provider_arn: str,
-        attributes: Mapping[str, Sequence[str]],
-        subject: str,
-        audience: str,
-        duration_seconds: int | None,
+        facts: SamlAssertion,
+        duration_seconds: int | None = None,
         policy: str | None = None,
         policy_arns: Sequence[Mapping[str, Any]] = (),
-        issuer: str = "",
-        subject_type: str = "persistent",
-        not_on_or_after: datetime | None = None,
     ) -> dict[str, Any]:
         """The core of ``AssumeRoleWithSAML`` for an already verified assertion.
 
         Returns the operation's output shape (``Credentials``, ``AssumedRoleUser``,
         ``Subject``...). Raises ``AccessDenied`` when the role does not exist or its trust
         policy does not let the provider's users in, ``ValidationError`` for a bad duration,
-        ``InvalidIdentityToken`` for a missing/invalid ``RoleSessionName`` attribute or an
-        unknown provider.
+        ``InvalidIdentityToken`` for facts without a valid session name or an unknown provider.
         """
         provider = await self.iam.get_saml_provider(provider_arn)
         if provider is None:
             raise InvalidIdentityToken(f"SAML provider {provider_arn} does not exist.")
-        facts = SamlAssertion(subject, audience, issuer, attributes, subject_type, not_on_or_after)
-
-        names = list(attributes.get(ROLE_SESSION_NAME) or [])
-        if not names or not _SESSION_NAME.fullmatch(names[0]):
+        asked = facts.session
+        if asked is None or not _SESSION_NAME.fullmatch(asked.role_session_name):
             raise InvalidIdentityToken(
-                f"The SAML assertion needs a {ROLE_SESSION_NAME} attribute of 2 to 64"
-                " characters from [\\w+=,.@-]."
+                "The SAML assertion needs a RoleSessionName attribute of 2 to 64 characters"
+                " from [\\w+=,.@-]."
             )
-        session_name = names[0]
-        raw_tags = [
-            {"Key": name[len(PRINCIPAL_TAG) :], "Value": values[0] if values else ""}
-            for name, values in attributes.items()
-            if name.startswith(PRINCIPAL_TAG)
-        ]
-        transitive = list(attributes.get(TRANSITIVE_TAG_KEYS) or [])
+        session_name = asked.role_session_name
+        raw_tags = [{"Key": k, "Value": v} for k, v in asked.principal_tags.items()]
+        transitive = list(asked.transitive_tag_keys)
         tags = check_tags(raw_tags, transitive)
-        source_values = list(attributes.get(SOURCE_IDENTITY) or [])
-        source_identity = source_values[0] if source_values else None
+        source_identity = asked.source_identity
 
         policies = await self.session_policies(policy, policy_arns)
         packed = self.packed_size(policies, tags)
@@ -195,7 +186,7 @@ class SamlOperations(StsBase):
         denied = AccessDenied("Not authorized to perform sts:AssumeRoleWithSAML")
         if role is None:
             raise denied
-        qualifier = name_qualifier(issuer, self.account_id, provider.name)
+        qualifier = name_qualifier(facts.issuer, self.account_id, provider.name)
         context = saml_context(facts, qualifier, self.account_id)
         if tags:
             context.update(tag_context(request_tags=tags))
@@ -203,7 +194,7 @@ class SamlOperations(StsBase):
             context["sts:TransitiveTagKeys"] = transitive
         if source_identity:
             context["sts:SourceIdentity"] = source_identity
-        trust = parsed(role.trust_policy, "trust").named(f"trust policy of role/{role.name}")
+        trust = trust_policy(role)
         actions = ["sts:AssumeRoleWithSAML"]
         if tags:
             actions.append("sts:TagSession")
@@ -216,45 +207,23 @@ class SamlOperations(StsBase):
 
         duration = duration_seconds
         if duration is None:
-            configured = list(attributes.get(SESSION_DURATION) or [])
-            duration = int(configured[0]) if configured and configured[0].isdigit() else 3600
-            duration = max(900, min(duration, role.max_session_duration))
-        if duration > role.max_session_duration:
-            raise ValidationError(
-                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-            )
-        assumed_arn = self.assumed_role_arn(role, session_name)
-
-        def make(key_id: str, expires: datetime) -> Principal:
-            return self.role_session(
-                role,
-                session_name,
-                key_id,
-                expires,
-                policies=policies.documents,
-                tags=tags,
-                transitive=transitive,
-                source_identity=source_identity,
-                federated=True,
-            )
-
-        issued = await self.issue(
-            make,
+            duration = max(900, min(asked.session_duration or 3600, role.max_session_duration))
+        issued = await self.issue_role_session(
+            role,
+            session_name,
             duration,
-            role_id=role.id,
-            not_after=not_on_or_after.timestamp() if not_on_or_after else None,
+            policies=policies.documents,
+            tags=tags,
+            transitive=transitive,
+            source_identity=source_identity,
+            federated=True,
+            not_after=facts.not_on_or_after,
         )
-        out: dict[str, Any] = {
-            "Credentials": issued.credentials_shape(),
-            "AssumedRoleUser": {"AssumedRoleId": f"{role.id}:{session_name}", "Arn": assumed_arn},
-            "Subject": subject,
-            "SubjectType": subject_type,
-            "Issuer": issuer,
-            "Audience": audience,
+        return {
+            **issued.assumed_role(packed, source_identity),
+            "Subject": facts.subject,
+            "SubjectType": facts.subject_type,
+            "Issuer": facts.issuer,
+            "Audience": facts.audience,
             "NameQualifier": qualifier,
         }
-        if packed is not None:
-            out["PackedPolicySize"] = packed
-        if source_identity:
-            out["SourceIdentity"] = source_identity
-        return out

@@ -10,12 +10,8 @@ shows; otherwise it is refused as AWS refuses a service whose role does not trus
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from emustudio.context import Principal
 from emustudio.iam import AuthzRequest, evaluate_trust
-from emustudio.services.iam.identity import parsed
-from emustudio.services.sts.common import AccessDenied, Issued, StsBase
+from emustudio.services.sts.common import AccessDenied, Issued, StsBase, trust_policy
 
 EMR_SERVICE = "elasticmapreduce.amazonaws.com"
 
@@ -42,22 +38,14 @@ class StudioSessionOperations(StsBase):
         )
         if role is None:
             raise denied
-        trust = parsed(role.trust_policy, "trust").named(f"trust policy of role/{role.name}")
         request = AuthzRequest("sts:AssumeRole", role_arn, EMR_SERVICE, {})
-        if not evaluate_trust(request, trust, {"Service": [EMR_SERVICE]}).allowed:
+        if not evaluate_trust(request, trust_policy(role), {"Service": [EMR_SERVICE]}).allowed:
             raise denied
-
-        def make(key_id: str, expires: datetime) -> Principal:
-            return self.role_session(
-                role,
-                session_name,
-                key_id,
-                expires,
-                policies=policies,
-                source_identity=source_identity,
-                federated=True,
-            )
-
-        return await self.issue(
-            make, max(900, min(duration, role.max_session_duration)), role_id=role.id
+        return await self.issue_role_session(
+            role,
+            session_name,
+            max(900, min(duration, role.max_session_duration)),
+            policies=policies,
+            source_identity=source_identity,
+            federated=True,
         )

@@ -22,6 +22,7 @@ from emustudio.aws.http import HttpRequest
 from emustudio.aws.sigv4 import AuthFailure, AuthKind, verify
 from emustudio.services.sts import StsCredentials
 from emustudio.services.sts.credentials import EXPIRED_KEPT_SECONDS
+from emustudio.services.sts.saml import SamlAssertion, SamlSession
 from tests.services.iam.support import (
     ACCOUNT,
     InProcessGateway,
@@ -378,16 +379,23 @@ def test_assume_role_with_a_verified_saml_assertion(gw: InProcessGateway, iam: A
         ATTR + "TransitiveTagKeys": ["team"],
         "urn:oid:0.9.2342.19200300.100.1.1": ["alice"],
     }
+    # As sign-in hands them over: the AWS attributes read and checked.
+    session = SamlSession(
+        role_session_name="alice@example.com",
+        principal_tags={"team": "data"},
+        transitive_tag_keys=("team",),
+    )
 
     def assume(audience: str = AUD, duration: int | None = None) -> Any:
-        return gw.sts.assume_role_with_saml_assertion(
-            role_arn=arn,
-            provider_arn=provider,
-            attributes=attributes,
+        facts = SamlAssertion(
             subject="alice",
             audience=audience,
             issuer="https://idp.example.com/saml",
-            duration_seconds=duration,
+            attributes=attributes,
+            session=session,
+        )
+        return gw.sts.assume_role_with_saml_assertion(
+            role_arn=arn, provider_arn=provider, facts=facts, duration_seconds=duration
         )
 
     out = gw.run(assume())
