@@ -96,10 +96,11 @@ class Settings:
     workspace_stop_timeout: int = _setting(
         5, "Seconds a Workspace server gets to shut down on stop before it is killed."
     )
-    workspace_health_interval: float | None = _setting(
-        None,
-        "Seconds between health checks of a Workspace (default the image's, 2). A Workspace is"
-        " ready at its first passing check; each check costs about 50 ms of CPU.",
+    workspace_ready_poll: float = _setting(
+        0.05,
+        "Seconds between the gateway's probes of a starting Workspace (GET .../emustudio/ready"
+        " at its address; a refused connection costs microseconds). Once it answers it is never"
+        " probed again: liveness comes from Docker's events.",
     )
     cookie_secret: str | None = _setting(
         None,

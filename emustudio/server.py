@@ -565,6 +565,8 @@ def make_proxy(
         account_id=settings.account_id,
         session_hours=settings.session_hours,
     )
+    # The gate remembers its decisions: a Workspace's status change makes it decide again.
+    workspaces.status_listeners.append(gate.forget_workspace)
     return WorkspaceProxy(
         gate,
         studio_domain=settings.studio_domain,

@@ -48,6 +48,8 @@ class ProxyContext:
 
 
 class ProxyHandlerBase(web.RequestHandler):
+    quiet_access_log = True
+    """A proxied request that went well is logged at DEBUG only (see the gateway's log_request)."""
     context: ProxyContext
     form: Form
     editor_id: str

@@ -4,11 +4,12 @@
 kwargs): the EMR service, sessions, the sign-in, the console that calls operations as the user.
 :func:`app_settings` are the `tornado.web.Application` settings the pages rely on: the cookie
 secret, XSRF on every form (the AWS endpoint and the proxy opt out in ``check_xsrf_cookie``),
-templates and static files.
+templates and static files, and the access log (:func:`log_request`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
+from tornado import web
+from tornado.log import access_log
 
 from emustudio import ids
 from emustudio.audit import Auditor
@@ -48,7 +51,34 @@ def app_settings(cookie_secret: str) -> dict[str, Any]:
         "static_url_prefix": STATIC_PREFIX,
         # The page shell's navigation and user line (web/shell.py), for every template.
         "ui_methods": {"shell_nav": shell.shell_nav, "role_of": shell.role_of},
+        "log_function": log_request,
     }
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Tornado's access log, except for the requests of handlers with ``quiet_access_log``
+    (the Workspace proxy's) that went well: those are logged at DEBUG only. A JupyterLab page
+    makes dozens of requests and polls its API, and a log line costs about as much CPU as
+    proxying the request itself (configurable-http-proxy logs none either)."""
+    status = handler.get_status()
+    if status < 400:
+        if getattr(handler, "quiet_access_log", False):
+            if not access_log.isEnabledFor(logging.DEBUG):
+                return
+            log = access_log.debug
+        else:
+            log = access_log.info
+    else:
+        log = access_log.warning if status < 500 else access_log.error
+    request = handler.request
+    log(
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        request.uri,
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )
 
 
 @dataclass(frozen=True)
