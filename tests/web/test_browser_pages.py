@@ -445,6 +445,12 @@ def test_console_and_studio_details_pass_the_accessibility_check(
     page.goto(f"{base(gateway)}/console/studios/{demo['iam']}/delete")
     expect(page.locator("#where-notebooks-stay")).to_contain_text("s3://")
     axe_check(page)
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{base(gateway)}/console/signin?signed_out=1")
+    expect(page.locator("#idp-signout-offer a")).to_have_attribute(
+        "href", f"{base(gateway)}/idp/logout?return=/console/signin"
+    )
+    axe_check(page)
     studio = signed_in_alice(gateway, demo["iam"], chromium)
     studio.get_by_role("link", name="Studio details").click()
     expect(studio.locator("#studio-url")).to_have_text(
