@@ -29,6 +29,7 @@ from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
 from emustudio.services.emr import EmrService
 from emustudio.services.sts import StsCredentials
+from emustudio.web import shell
 from emustudio.web.console import StudioConsole
 
 WEB_DIR = Path(__file__).parent
@@ -48,6 +49,8 @@ def app_settings(cookie_secret: str) -> dict[str, Any]:
         "template_path": str(TEMPLATES),
         "static_path": str(STATIC),
         "static_url_prefix": STATIC_PREFIX,
+        # The page shell's navigation and user line (web/shell.py), for every template.
+        "ui_methods": {"shell_nav": shell.shell_nav, "role_of": shell.role_of},
         "log_function": log_request,
     }
 
@@ -102,6 +105,21 @@ class StudioSite:
     identity_center: IdentityCenter | None = None
     # The temporary credentials of role sessions, for the session's credentials page.
     credentials: StsCredentials | None = None
+    # The built-in IdP's sign-out page (None: no built-in IdP), and whether it is Identity
+    # Center's identity source: a Studio's sign-out chains to it (`idp_signout_for`).
+    idp_signout_url: str | None = None
+    idp_is_identity_source: bool = False
+
+    def idp_signout_for(self, studio: StudioInfo) -> str | None:
+        """The built-in IdP's sign-out when ``studio`` signs its users in through it."""
+        if self.idp_signout_url is None:
+            return None
+        if studio.auth_mode == "SSO":
+            return self.idp_signout_url if self.idp_is_identity_source else None
+        idp_base = self.idp_signout_url.rsplit("/", 1)[0] + "/"
+        if studio.idp_auth_url and studio.idp_auth_url.startswith(idp_base):
+            return self.idp_signout_url
+        return None
 
     @property
     def region(self) -> str:

@@ -205,7 +205,7 @@ def test_a_stopped_workspace_is_not_reached(
     with Untouched(upstream):
         answer = browser.get(host, lab(idle))
         assert answer.status == 409
-        assert "Workspace Not Running" in answer.body
+        assert "Workspace not running" in answer.body and "Start the Workspace" in answer.body
 
 
 def test_signing_out_closes_the_workspace_at_once(
