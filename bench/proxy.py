@@ -1,10 +1,18 @@
 """The Workspace proxy against direct access to the same jupyter_server, on loopback.
 
-    python bench/proxy.py [--rounds 5] [--requests 600] [--ws-rounds 160]
+    python bench/proxy.py [--rounds 5] [--requests 600] [--ws-rounds 160] [--gate real|static]
 
 Starts two jupyter_servers (one stock, one with TCP_NODELAY on its WebSocket streams, as the
-Workspace image's jupyter_ext sets it) and the proxy in a process of its own behind a gate that
-admits everything at no cost, then measures:
+Workspace image's jupyter_ext sets it) and, in a process of its own, the proxy behind:
+
+- ``--gate real`` (the default): the gateway itself (`EmuStudio`: its store, IAM, sessions,
+  the Studio gate, its access log at INFO as ``emustudio up`` logs), without Docker: the two
+  Workspaces are rows whose endpoints are the two servers. An IAM user made through the API
+  is allowed ``OpenEditorInConsole``; its signed-in session's cookie and the Studio's host go
+  with every request, so each request pays what a browser's does;
+- ``--gate static``: a gate that admits everything at no cost (the proxy alone);
+
+then measures:
 
 - HTTP: ``GET /api/status`` over keep-alive connections, sequentially and with 10 concurrent
   connections: latency p50/p99, requests/s, and the proxy process's CPU per request;
@@ -23,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import secrets
@@ -48,6 +57,7 @@ from emustudio.proxy import Upstream, WorkspaceProxy
 
 EDITOR = "e-" + "B" * 25
 EDITOR_STOCK = "e-" + "C" * 25
+EDITOR_STARTING = "e-" + "D" * 25  # real gate only: a Workspace still starting (409)
 NODELAY_LAUNCHER = """
 import sys
 from tornado import websocket
@@ -78,6 +88,106 @@ class StaticGate:
         pass
 
 
+def serve_gateway(upstreams_json: str) -> None:
+    """The real gateway's app and gate, with a signed-in session; prints how to reach it."""
+    import boto3
+    from sqlmodel import Session, select
+    from tornado.web import create_signed_value
+
+    from emustudio import ids
+    from emustudio.auth import SESSION_COOKIE
+    from emustudio.config import Settings
+    from emustudio.server import EmuStudio
+    from emustudio.store.iam_tables import IamUser
+    from emustudio.store.tables import Editor
+
+    # As `emustudio up` logs (cli.py).
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    upstreams = {k: Upstream(**v) for k, v in json.loads(upstreams_json).items()}
+
+    async def serve() -> None:
+        port = free_port()
+        settings = Settings(
+            data_dir=Path(tempfile.mkdtemp(prefix="emustudio-bench-")),
+            port=port,
+            cookie_secret=secrets.token_urlsafe(32),
+        )
+        app = EmuStudio(settings)
+        for step in (app.open_store, app.load_iam, app.load_sts, app.listen):
+            await step()
+
+        def make_user() -> None:
+            iam = boto3.client(
+                "iam",
+                endpoint_url=f"http://127.0.0.1:{port}",
+                region_name=settings.region,
+                aws_access_key_id=settings.access_key_id,
+                aws_secret_access_key=settings.secret_access_key,
+            )
+            iam.create_user(UserName="bench")
+            statement = {
+                "Effect": "Allow",
+                "Action": "elasticmapreduce:OpenEditorInConsole",
+                "Resource": "*",
+            }
+            document = {"Version": "2012-10-17", "Statement": [statement]}
+            iam.put_user_policy(
+                UserName="bench", PolicyName="open", PolicyDocument=json.dumps(document)
+            )
+
+        await asyncio.to_thread(make_user)
+        studio = ids.studio_id()
+
+        def rows(session: Session) -> IamUser:
+            now = time.time()
+            for editor, upstream in upstreams.items():
+                session.add(
+                    Editor(
+                        id=editor,
+                        region=settings.region,
+                        studio_id=studio,
+                        name=editor,
+                        status="Ready",
+                        s3_location="s3://bench/ws",
+                        created_by="bench",
+                        token=upstream.token,
+                        endpoint=upstream.netloc,
+                        created_at=now,
+                        last_modified_at=now,
+                    )
+                )
+            session.add(
+                Editor(
+                    id=EDITOR_STARTING,
+                    region=settings.region,
+                    studio_id=studio,
+                    name="starting",
+                    status="Starting",
+                    s3_location="s3://bench/ws",
+                    created_by="bench",
+                    token=secrets.token_hex(24),
+                    created_at=now,
+                    last_modified_at=now,
+                )
+            )
+            return session.exec(select(IamUser).where(IamUser.name == "bench")).one()
+
+        user = await app.store.tx(rows)
+        signed_in = await app.sessions.create(
+            app.iam.user_principal(user, ""), studio, form="host", source_ip="127.0.0.1"
+        )
+        cookie = create_signed_value(
+            settings.resolved_cookie_secret(), SESSION_COOKIE, signed_in.id, version=2
+        ).decode()
+        host = f"{studio.lower()}.{settings.studio_domain}"
+        print(json.dumps({"port": port, "host": host, "cookie": cookie}), flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
 def serve_proxy(upstreams_json: str) -> None:
     upstreams = {k: Upstream(**v) for k, v in json.loads(upstreams_json).items()}
 
@@ -86,7 +196,7 @@ def serve_proxy(upstreams_json: str) -> None:
         server = httpserver.HTTPServer(web.Application(proxy.rules()))
         sockets = bind_sockets(0, "127.0.0.1")
         server.add_sockets(sockets)
-        print(sockets[0].getsockname()[1], flush=True)
+        print(json.dumps({"port": sockets[0].getsockname()[1]}), flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(serve())
@@ -184,7 +294,9 @@ class HttpClient:
         return cls(reader, writer, port)
 
     async def get(self, path: str, headers: dict[str, str]) -> int:
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]
+        lines = [f"GET {path} HTTP/1.1"]
+        if "Host" not in headers:
+            lines.append(f"Host: 127.0.0.1:{self.port}")
         lines += [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
         head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin1")
@@ -221,6 +333,7 @@ async def http_load(
     total: int,
     concurrency: int,
     cpu_of: psutil.Process,
+    expect: int = 200,
 ) -> HttpResult:
     clients = [await HttpClient.open(port) for _ in range(concurrency)]
     for client in clients:  # warm-up: connections, caches, the proxy's upstream pool
@@ -233,7 +346,7 @@ async def http_load(
             start = time.perf_counter()
             status = await client.get(path, headers)
             latencies.append(time.perf_counter() - start)
-            if status != 200:
+            if status != expect:
                 raise RuntimeError(f"status {status}")
 
     cpu_before = sum(cpu_of.cpu_times()[:2])
@@ -380,14 +493,25 @@ def machine() -> str:
 async def bench(
     args: argparse.Namespace,
     upstreams: dict[str, Upstream],
-    proxy_port: int,
+    proxy: dict[str, Any],
     proxy_proc: psutil.Process,
 ) -> None:
     lab = upstreams[EDITOR]
     path = f"{lab.base_url}api/status"
-    print(f"machine: {machine()}")
-    print("gate: admits everything at no cost (the real gate adds its own work)\n")
+    proxy_port = proxy["port"]
+    # What a signed-in browser sends on the Studio's host (the real gate); nothing for static.
+    signed_in = (
+        {"Host": f"{proxy['host']}:{proxy_port}", "Cookie": f"emustudio-session={proxy['cookie']}"}
+        if "cookie" in proxy
+        else {}
+    )
+    print(f"machine: {machine()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if signed_in:
+        print("gate: the gateway's own (session, Workspace row, OpenEditorInConsole), signed in\n")
+    else:
+        print("gate: admits everything at no cost (the real gate adds its own work)\n")
     load = OtherLoad()
+    rss_before = proxy_proc.memory_info().rss / 2**20
 
     print(
         f"HTTP GET {path.replace(EDITOR, '<e-id>')}, keep-alive, "
@@ -398,6 +522,7 @@ async def bench(
         " | proxy CPU per request |"
     )
     print("|---|---|---|---|---|")
+    rounds_cpu: list[str] = []
     for concurrency in (1, 10):
         rows: dict[str, list[HttpResult]] = {"proxy": [], "direct": []}
         for r in range(args.rounds):
@@ -409,19 +534,33 @@ async def bench(
                     )
                 else:
                     res = await http_load(
-                        proxy_port, path, {}, args.requests, concurrency, proxy_proc
+                        proxy_port, path, signed_in, args.requests, concurrency, proxy_proc
                     )
                 rows[target].append(res)
         p, d = rows["proxy"], rows["direct"]
         p50 = med([pct(x.latencies, 0.5) for x in p]), med([pct(x.latencies, 0.5) for x in d])
         p99 = med([pct(x.latencies, 0.99) for x in p]), med([pct(x.latencies, 0.99) for x in d])
         rate = med([x.rate for x in p]), med([x.rate for x in d])
-        cpu = med([x.cpu / len(x.latencies) * 1000 for x in p])
+        per_round = [x.cpu / len(x.latencies) * 1000 for x in p]
+        cpu = med(per_round)
         print(
             f"| {concurrency} | {pair(*p50)} | {pair(*p99)} | {rate[0]:.0f} / {rate[1]:.0f}"
             f" ({rate[0] / rate[1]:.2f}x) | {cpu:.3f} ms |"
         )
+        rounds_cpu.append(f"c={concurrency}: " + ", ".join(f"{x:.3f}" for x in per_round))
 
+    print("proxy CPU per request, round by round (ms): " + "; ".join(rounds_cpu))
+    if signed_in:
+        # A client polling a Workspace that is still starting: each request is a 409.
+        starting = path.replace(EDITOR, EDITOR_STARTING)
+        res = await http_load(
+            proxy_port, starting, signed_in, args.requests, 10, proxy_proc, expect=409
+        )
+        print(
+            f"409 for a Starting Workspace, 10 connections: p50 {pct(res.latencies, 0.5):.2f} ms,"
+            f" p99 {pct(res.latencies, 0.99):.2f} ms, {res.rate:.0f} req/s,"
+            f" gateway CPU {res.cpu / len(res.latencies) * 1000:.3f} ms per request"
+        )
     print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
     print(
         f'\nWebSocket execute_request("1+1") on one kernel channels socket, '
@@ -441,6 +580,7 @@ async def bench(
         channels = f"{upstream.base_url}api/kernels/{kernel}/channels"
         direct_url = f"ws://{upstream.netloc}{channels}"
         proxy_url = f"ws://127.0.0.1:{proxy_port}{channels}"
+        ws_headers = {"Host": signed_in["Host"], "Cookie": signed_in["Cookie"]} if signed_in else {}
         ws: dict[str, list[WsResult]] = {"proxy": [], "direct": []}
         ws_cpu: list[float] = []
         for r in range(args.rounds):
@@ -450,7 +590,7 @@ async def bench(
                     ws[target].append(await ws_round_trips(direct_url, auth(upstream), count))
                 else:
                     cpu_before = sum(proxy_proc.cpu_times()[:2])
-                    ws[target].append(await ws_round_trips(proxy_url, {}, count))
+                    ws[target].append(await ws_round_trips(proxy_url, ws_headers, count))
                     spent = sum(proxy_proc.cpu_times()[:2]) - cpu_before
                     ws_cpu.append(spent / (count + 20) * 1000)
         p_ws, d_ws = ws["proxy"], ws["direct"]
@@ -462,6 +602,8 @@ async def bench(
             f" | {pair(*idle50)} | {med(ws_cpu):.3f} ms |"
         )
     print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
+    rss_after = proxy_proc.memory_info().rss / 2**20
+    print(f"proxy process RSS: {rss_before:.0f} MB before the load, {rss_after:.0f} MB after")
 
 
 def main() -> None:
@@ -469,10 +611,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--ws-rounds", type=int, default=160)
+    parser.add_argument("--gate", choices=("real", "static"), default="real")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve_proxy(args.serve)
+        (serve_gateway if args.gate == "real" else serve_proxy)(args.serve)
         return
     started = time.monotonic()
     with ExitStack() as stack:
@@ -483,11 +626,15 @@ def main() -> None:
         }
         spec = json.dumps({k: vars(v) for k, v in upstreams.items()})
         proc = stack.enter_context(
-            process([sys.executable, __file__, "--serve", spec], stdout=subprocess.PIPE)
+            process(
+                [sys.executable, __file__, "--gate", args.gate, "--serve", spec],
+                stdout=subprocess.PIPE,
+                stderr=stack.enter_context(open(workdir / "gateway.log", "w")),
+            )
         )
         assert proc.stdout is not None
-        proxy_port = int(proc.stdout.readline())
-        asyncio.run(bench(args, upstreams, proxy_port, psutil.Process(proc.pid)))
+        proxy = json.loads(proc.stdout.readline())
+        asyncio.run(bench(args, upstreams, proxy, psutil.Process(proc.pid)))
     print(f"\n(total {time.monotonic() - started:.0f} s)")
 
 

@@ -43,7 +43,7 @@ from sqlmodel import Session, col, delete
 from emustudio.aws.protocol.base import iso8601
 from emustudio.aws.protocol.naming import lower_camel
 from emustudio.aws.sigv4 import AuthFailure
-from emustudio.context import Principal, RequestContext
+from emustudio.context import Principal, RequestContext, is_read_only
 from emustudio.store import Store
 from emustudio.store.audit_tables import RESOURCE_SEPARATOR, AuditEvent
 
@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 EVENT_VERSION = "1.08"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
-READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Lookup", "Simulate")
 # Secrets the botocore models do not all mark ``sensitive`` (STS's SessionToken, for one).
 SECRET_MEMBERS = frozenset(
     {
@@ -172,10 +171,6 @@ def _joined(values: Iterable[str]) -> str:
 
 
 # --- the pieces of a record ---------------------------------------------------------------------
-
-
-def is_read_only(operation_name: str) -> bool:
-    return operation_name.startswith(READ_ONLY_PREFIXES)
 
 
 def event_source(service: ServiceModel) -> str:

@@ -63,6 +63,11 @@ async def _up(settings: Settings) -> int:
         if demo.sso_studio_url:
             print(f"  Identity Center:   {demo.sso_studio_url} — alice is assigned, bob is not")
         print(f"  IdP portal:        {demo.portal_url} (users in {demo.users_file})")
+        if demo.console_user:
+            print(
+                f"  Console:           {demo.console_url} — sign in as IAM user"
+                f" {demo.console_user} / {demo.console_password} (an administrator)"
+            )
         print("  (--no-demo or EMUSTUDIO_DEMO=false to go without the demo)")
     sys.stdout.flush()
     stop = asyncio.Event()

@@ -111,10 +111,11 @@ class Settings:
     workspace_stop_timeout: int = _setting(
         5, "Seconds a Workspace server gets to shut down on stop before it is killed."
     )
-    workspace_health_interval: float | None = _setting(
-        None,
-        "Seconds between health checks of a Workspace (default the image's, 2). A Workspace is"
-        " ready at its first passing check; each check costs about 50 ms of CPU.",
+    workspace_ready_poll: float = _setting(
+        0.05,
+        "Seconds between the gateway's probes of a starting Workspace (GET .../emustudio/ready"
+        " at its address; a refused connection costs microseconds). Once it answers it is never"
+        " probed again: liveness comes from Docker's events.",
     )
     cookie_secret: str | None = _setting(
         None,
@@ -183,7 +184,9 @@ class Settings:
         " backup (catching changes no save event reported, such as files written by code).",
     )
     backup_debounce_seconds: float = _setting(
-        0.5, "A file saved again within this many seconds is uploaded once, latest content."
+        0.5,
+        "Adaptive debounce: a file saved after this many seconds of quiet is uploaded at once;"
+        " one saved again within them is uploaded once at the end of the window, latest content.",
     )
     backup_restore_timeout: float = _setting(
         120.0,

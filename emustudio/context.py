@@ -109,3 +109,12 @@ class RequestContext:
                 self._named = None
             self._named_read = True
         return self._named
+
+
+# CloudTrail's readOnly, and what the gate's memory need not forget (services/base.WRITES).
+READ_ONLY_PREFIXES = ("Describe", "Get", "List", "Lookup", "Simulate")
+
+
+def is_read_only(operation_name: str) -> bool:
+    """Whether an operation only reads (by AWS's naming of operations)."""
+    return operation_name.startswith(READ_ONLY_PREFIXES)

@@ -46,6 +46,7 @@ from emustudio.auth.saml import AWS_ACS_URL, SamlRejected, idp_entity_id
 from emustudio.aws.errors import AwsError
 from emustudio.config import DEMO_USERS_FILE, Settings
 from emustudio.context import Principal
+from emustudio.demo_console import admin_statements, ensure_console_admin
 from emustudio.demo_identity_center import IdentityCenterDemo
 from emustudio.pipeline import Gateway
 from emustudio.services.iam import IamService
@@ -112,6 +113,9 @@ class DemoFacts:
     sso_studio_url: str | None
     user: str | None
     password: str | None
+    console_url: str = ""
+    console_user: str = ""
+    console_password: str = ""
 
 
 def _document(*statements: dict[str, Any]) -> str:
@@ -226,12 +230,16 @@ class Demo:
         sso_studio_id = await IdentityCenterDemo(self).ensure(
             self.idp_users(users_file), await self.default_network()
         )
+        console_user, console_password = await ensure_console_admin(self)
         self.facts = DemoFacts(
             studio_id=studio_id,
             studio_url=f"{self.studio_url(studio_id)}/" if studio_id else None,
             users_file=users_file,
             portal_url=f"{self.base_url}/idp/portal",
             sso_studio_url=f"{self.studio_url(sso_studio_id)}/" if sso_studio_id else None,
+            console_url=f"{self.base_url}/console",
+            console_user=console_user,
+            console_password=console_password,
             **self.sign_in_hint(users_file),
         )
 
@@ -299,8 +307,8 @@ class Demo:
             "Resource": self.studio_arn(studio_id),
         }
         if role == ADMIN_ROLE:
-            everything = {"Effect": "Allow", "Action": "elasticmapreduce:*", "Resource": "*"}
-            return _document(open_studio, everything, self.pass_service_role())
+            # The console's Studio administration too (demo_console.py), as the IAM user admin.
+            return _document(open_studio, *admin_statements(self.account))
         basic = {"Effect": "Allow", "Action": BASIC_USER_ACTIONS, "Resource": "*"}
         return _document(open_studio, basic, self.pass_service_role())
 

@@ -46,6 +46,7 @@ from emustudio.services.sso_admin import SsoAdminService
 from emustudio.services.sts import StsCredentials, StsService
 from emustudio.store import Store
 from emustudio.web.console import StudioConsole
+from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
@@ -53,6 +54,7 @@ from emustudio.web.s3_handler import S3Addressing, s3_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
 from emustudio.web.sso import sso_rules
+from emustudio.web.start_page import landing_rules
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,11 @@ class EmuStudio:
     def make_app(self) -> web.Application:
         return web.Application(
             [
+                *landing_rules(
+                    self.studio_site,
+                    idp=self.idp is not None,
+                    endpoint_url=f"http://localhost:{self.settings.url_port}",
+                ),
                 *s3_rules(
                     self.gateway,
                     S3Addressing(
@@ -167,6 +174,13 @@ class EmuStudio:
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),
                 *federation_rules(self.studio_site, self.federation),
+                *console_admin_rules(
+                    self.studio_site,
+                    self.federation,
+                    self.console_signin,
+                    self.gateway,
+                    self.identitystore.store_id,
+                ),
                 *console_rules(self.studio_site, self.federation, self.console_signin),
                 *studio_rules(self.studio_site),
                 (r"/_emustudio/health", HealthHandler, {"region": self.settings.region}),
@@ -543,6 +557,9 @@ def make_studio_site(app: EmuStudio) -> StudioSite:
         session_hours=settings.session_hours,
         identity_center=app.identity_center,
         credentials=app.sts.credentials,
+        # A Studio's sign-out offers the built-in IdP's (when its users sign in through it).
+        idp_signout_url=f"{base_url(settings)}/idp/logout" if app.idp is not None else None,
+        idp_is_identity_source=settings.idc_idp_metadata_file is None,
     )
 
 
@@ -572,6 +589,8 @@ def make_proxy(
         account_id=settings.account_id,
         session_hours=settings.session_hours,
     )
+    # The gate remembers its decisions: a Workspace's status change makes it decide again.
+    workspaces.status_listeners.append(gate.forget_workspace)
     return WorkspaceProxy(
         gate,
         studio_domain=settings.studio_domain,

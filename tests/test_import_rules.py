@@ -30,6 +30,7 @@ MODULE_ROOMS = {
     "server": "composition",
     "demo": "composition",
     "demo_identity_center": "composition",
+    "demo_console": "composition",
     "__init__": "composition",
     "__main__": "composition",
 }

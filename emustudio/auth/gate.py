@@ -13,9 +13,21 @@
 Only then does it answer the `Upstream` (the container's address and JupyterLab token from the
 Workspace's row); a refusal raises before the proxy opens any connection.
 
-JupyterLab loads dozens of files per page, so an admission is remembered for
-``cache_seconds`` (2 s by default) per session and Workspace: a policy change, a stop, or a
-restart in another AZ reaches a page already open within that time; signing out at once.
+JupyterLab loads dozens of files per page and polls its API, so the gate decides once per
+session, Workspace and client address, and remembers the outcome, an admission or a refusal
+(404, 409, 403), until something it was decided from changes:
+
+* any write through the API (a policy, a user, a tag, a session mapping...: the count of
+  `WRITES` moved since the decision);
+* the Workspace's status (`forget_workspace`, called by the Workspace manager on every status
+  write: a stop, a restart in another AZ, Ready after Starting, an outage);
+* the session's end (signing out: `forget_session`) or expiry (checked on every request);
+* ``cache_seconds`` (60 s) at most, for what no write announces: a policy condition on the
+  time of day.
+
+So a revocation takes effect at the next request, and a request answered from memory costs
+a dictionary lookup: a client polling a starting Workspace gets its 409 in microseconds, not a
+store round trip per request.
 
 In the path form (``/studios/<es-id>/workspaces/<e-id>/...``) JupyterLab's own URLs leave the
 Studio's prefix for ``/workspaces/<e-id>/...`` on the gateway host, which the Studio's cookie
@@ -29,6 +41,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import urlencode
 
@@ -46,11 +59,30 @@ from emustudio.auth.sessions import (
 )
 from emustudio.iam import deny_message
 from emustudio.proxy.contract import Upstream
+from emustudio.services.base import WRITES
 from emustudio.store import Store
 from emustudio.store.tables import EDITOR_RUNNING, Editor
 
 OPEN_WORKSPACE = "elasticmapreduce:OpenEditorInConsole"
 _CACHE_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """One remembered outcome: the upstream, or the refusal to raise again."""
+
+    session: StudioSession
+    upstream: Upstream | None
+    refusal: tuple[int, str, tuple[object, ...], str | None] | None
+    writes: int
+    until: float  # monotonic
+
+    def fresh(self) -> bool:
+        return (
+            self.writes == WRITES.value
+            and time.monotonic() < self.until
+            and time.time() < self.session.expires_at
+        )
 
 
 def default_base_url(editor_id: str) -> str:
@@ -68,7 +100,7 @@ class StudioGate:
         account_id: str,
         session_hours: float,
         base_url: Callable[[str], str] = default_base_url,
-        cache_seconds: float = 2.0,
+        cache_seconds: float = 60.0,
     ) -> None:
         self.store = store
         self.sessions = sessions
@@ -78,36 +110,68 @@ class StudioGate:
         self.max_age_days = session_hours / 24 + 1
         self.base_url = base_url
         self.cache_seconds = cache_seconds
-        self._admitted: dict[tuple[str, str, str], tuple[Upstream, float, StudioSession]] = {}
+        # (session id, Studio id or "", Workspace id, client address) -> outcome.
+        self._decided: dict[tuple[str, str, str, str], _Decided] = {}
         sessions.on_end(self.forget_session)
 
     async def open(
         self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
     ) -> Upstream:
         session_id = session_id_from(handler, max_age_days=self.max_age_days)
-        key = (session_id or "", studio_id or "", editor_id)
-        hit = self._admitted.get(key)
-        if hit is not None and hit[1] > time.monotonic():
-            upstream, session = hit[0], hit[2]
-        else:
-            upstream, session = await self._admit(handler, session_id, studio_id, editor_id)
-            if len(self._admitted) >= _CACHE_LIMIT:
-                self._admitted.clear()
-            self._admitted[key] = (upstream, time.monotonic() + self.cache_seconds, session)
+        if session_id is None and studio_id is not None:
+            self._refuse_anonymous(handler, studio_id, bare=False)  # nothing to look up
+        remote_ip = handler.request.remote_ip or "127.0.0.1"
+        key = (session_id or "", studio_id or "", editor_id, remote_ip)
+        hit = self._decided.get(key)
+        if hit is None or not hit.fresh():
+            hit = await self._decide(handler, session_id, studio_id, editor_id, remote_ip)
+            if len(self._decided) >= _CACHE_LIMIT:
+                self._decided.clear()
+            self._decided[key] = hit
+        if hit.refusal is not None:
+            status, message, args, reason = hit.refusal
+            raise web.HTTPError(status, message, *args, reason=reason)
+        assert hit.upstream is not None
         if (
             studio_id is not None
             and _navigation(handler)
             and handler.request.path.startswith("/studios/")
         ):
             # Path form: hand the page to the bare form, with the session at the Workspace's path.
-            set_session_cookie(handler, session, workspace_cookie_path(editor_id))
+            set_session_cookie(handler, hit.session, workspace_cookie_path(editor_id))
             handler.redirect((handler.request.uri or "/")[len(f"/studios/{studio_id}") :])
             raise web.Finish()
-        return upstream
+        return hit.upstream
 
     def forget_session(self, session_id: str) -> None:
-        for key in [k for k in self._admitted if k[0] == session_id]:
-            del self._admitted[key]
+        for key in [k for k in self._decided if k[0] == session_id]:
+            del self._decided[key]
+
+    def forget_workspace(self, editor_id: str) -> None:
+        """The Workspace's row changed (status, endpoint, token): decide again."""
+        for key in [k for k in self._decided if k[2] == editor_id]:
+            del self._decided[key]
+
+    async def _decide(
+        self,
+        handler: web.RequestHandler,
+        session_id: str | None,
+        studio_id: str | None,
+        editor_id: str,
+        remote_ip: str,
+    ) -> _Decided:
+        # Noted before anything is read: a write landing meanwhile makes this outcome stale.
+        writes = WRITES.value
+        until = time.monotonic() + self.cache_seconds
+        try:
+            upstream, session = await self._admit(
+                handler, session_id, studio_id, editor_id, remote_ip
+            )
+        except _Refused as refused:
+            error = refused.error
+            refusal = (error.status_code, error.log_message or "", error.args, error.reason)
+            return _Decided(refused.session, None, refusal, writes, until)
+        return _Decided(session, upstream, None, writes, until)
 
     async def _admit(
         self,
@@ -115,6 +179,7 @@ class StudioGate:
         session_id: str | None,
         studio_id: str | None,
         editor_id: str,
+        remote_ip: str,
     ) -> tuple[Upstream, StudioSession]:
         def read(session: Session) -> Editor | None:
             editor = session.get(Editor, editor_id)
@@ -127,21 +192,34 @@ class StudioGate:
         session = await self.sessions.get(session_id, target)
         if session is None:
             self._refuse_anonymous(handler, target, bare=studio_id is None)
+        # From here on the outcome is remembered (`_Refused` carries a refusal to the cache).
         if editor is None or editor.studio_id != target:
-            raise web.HTTPError(404, "Workspace %s is not in %s", editor_id, target)
+            raise _Refused(
+                session, web.HTTPError(404, "Workspace %s is not in %s", editor_id, target)
+            )
         endpoint = editor.upstream()
         if editor.status not in EDITOR_RUNNING or endpoint is None:
-            raise web.HTTPError(
-                409, "Workspace %s is %s", editor_id, editor.status, reason="Workspace Not Running"
+            raise _Refused(
+                session,
+                web.HTTPError(
+                    409,
+                    "Workspace %s is %s",
+                    editor_id,
+                    editor.status,
+                    reason="Workspace Not Running",
+                ),
             )
         arn = ids.editor_arn(self.region, self.account_id, editor_id)
         principal = session.principal
         decision = await self.permissions.allowed(
-            principal, OPEN_WORKSPACE, arn, source_ip=handler.request.remote_ip or "127.0.0.1"
+            principal, OPEN_WORKSPACE, arn, source_ip=remote_ip
         )
         if not decision.allowed:
-            raise web.HTTPError(
-                403, "%s", deny_message(principal.arn, OPEN_WORKSPACE, arn, decision)
+            raise _Refused(
+                session,
+                web.HTTPError(
+                    403, "%s", deny_message(principal.arn, OPEN_WORKSPACE, arn, decision)
+                ),
             )
         upstream = Upstream(endpoint.host, endpoint.port, editor.token, self.base_url(editor_id))
         return upstream, session
@@ -159,6 +237,15 @@ class StudioGate:
             prefix, target = "", uri
         handler.redirect(f"{prefix}/signin?{urlencode({'next': target})}")
         raise web.Finish()
+
+
+class _Refused(Exception):
+    """A refusal decided for a signed-in session, to be remembered like an admission."""
+
+    def __init__(self, session: StudioSession, error: web.HTTPError) -> None:
+        super().__init__(error.status_code)
+        self.session = session
+        self.error = error
 
 
 def _navigation(handler: web.RequestHandler) -> bool:

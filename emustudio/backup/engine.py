@@ -134,6 +134,8 @@ class BackupEngine:
         self.timers: dict[Key, asyncio.TimerHandle] = {}
         self.active: dict[Key, asyncio.Task[None]] = {}
         self.again: dict[Key, float] = {}
+        self.parked: set[Key] = set()  # rounds waiting for S3 to come back
+        self.changed_at: dict[Key, float] = {}  # loop time of each path's last change
         self.slots = asyncio.Semaphore(concurrency)
         self.s3_up = asyncio.Event()
         self.s3_up.set()
@@ -340,7 +342,17 @@ class BackupEngine:
             ops = [(SYNC, path)]
         await self.journal.record(session.editor_id, str(session.location), ops, cursor)
         for _, p in ops:
-            self.schedule((session.editor_id, p.strip("/")), self.debounce)
+            key = (session.editor_id, p.strip("/"))
+            self.schedule(key, self._debounce(key))
+
+    def _debounce(self, key: Key) -> float:
+        """No wait for a path quiet for ``debounce`` s; the whole window for a busy one."""
+        now = asyncio.get_running_loop().time()
+        last = self.changed_at.get(key)
+        self.changed_at[key] = now
+        if len(self.changed_at) > 4096:  # forget the quiet ones: they wait for nothing anyway
+            self.changed_at = {k: t for k, t in self.changed_at.items() if now - t < self.debounce}
+        return 0.0 if last is None or now - last >= self.debounce else self.debounce
 
     # --- the sweep ----------------------------------------------------------------------------
 
@@ -411,6 +423,10 @@ class BackupEngine:
             return
         if key in self.active:
             self.again[key] = min(delay, self.again.get(key, delay))
+            if key in self.parked:
+                # It waits for S3 with what it read before; this change must be read now
+                # (a stop waits for the reads), so that round ends and a new one starts.
+                self.active[key].cancel()
             return
         loop = asyncio.get_running_loop()
         handle = self.timers.get(key)
@@ -430,6 +446,8 @@ class BackupEngine:
         self.active.pop(key, None)
         again = self.again.pop(key, None)
         if task.cancelled():
+            if again is not None and not self.closed:
+                self.schedule(key, again)
             return
         if (exc := task.exception()) is not None:
             log.error("backup of %s %s failed", key[0], key[1], exc_info=exc)
@@ -444,7 +462,13 @@ class BackupEngine:
             if outcome is None:
                 return
             if isinstance(outcome, _WaitForS3):
-                await self.s3_up.wait()
+                if self.again.pop(key, None) is not None:
+                    continue  # changed while this round ran: read it now, S3 or not
+                self.parked.add(key)
+                try:
+                    await self.s3_up.wait()
+                finally:
+                    self.parked.discard(key)
                 continue
             self.again[key] = min(outcome, self.again.get(key, outcome))
             return

@@ -48,6 +48,8 @@ class ProxyContext:
 
 
 class ProxyHandlerBase(web.RequestHandler):
+    quiet_access_log = True
+    """A proxied request that went well is logged at DEBUG only (see the gateway's log_request)."""
     context: ProxyContext
     form: Form
     editor_id: str
@@ -92,14 +94,39 @@ class ProxyHandlerBase(web.RequestHandler):
             self.set_header("Content-Type", "application/json")
             self.finish(json.dumps({"message": detail, "reason": reason}))
             return
-        title = f"{status_code} {html.escape(reason)}"
-        self.finish(
-            f"<!DOCTYPE html><html><head><title>{title}</title></head>"
-            f"<body><h1>{title}</h1><p>{html.escape(detail)}</p></body></html>"
-        )
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        studio_id = getattr(self, "studio_id", None)
+        # The way forward is the Studio's own pages, in the form this request came in.
+        prefix = "" if self.form is Form.HOST else f"/studios/{studio_id}" if studio_id else ""
+        try:
+            self.render(
+                "workspace_error.html",
+                title=_TITLES.get(status_code, f"{status_code} {reason}"),
+                detail=detail,
+                status_code=status_code,
+                editor_id=getattr(self, "editor_id", ""),
+                prefix=prefix,
+                studio=None,
+                user=None,
+                error=None,
+            )
+        except Exception:  # no templates (a bare proxy app): the plain page
+            title = f"{status_code} {html.escape(reason)}"
+            self.finish(
+                f"<!DOCTYPE html><html><head><title>{title}</title></head>"
+                f"<body><h1>{title}</h1><p>{html.escape(detail)}</p></body></html>"
+            )
 
 
 _DETAILS = {
     403: "You are not allowed to open this Workspace from here.",
+    404: "There is no such Workspace in this Studio.",
+    409: "This Workspace is stopped. Start it again from the Studio; its files come back from S3.",
     502: "The Workspace's JupyterLab did not answer. It may be starting or stopping.",
+}
+_TITLES = {
+    403: "Not allowed to open this Workspace",
+    404: "Workspace not found",
+    409: "Workspace not running",
+    502: "Workspace not answering",
 }

@@ -6,16 +6,17 @@ replaces ``load_state``); :class:`DockerWorkspaces` implements it on Docker.
 
 States of a Workspace container (:class:`Phase`), and what moves it::
 
-                    start()                      health: healthy
-      ABSENT ───────────────▶ CREATED ──▶ STARTING ───────────────▶ HEALTHY
-        ▲                                   │                        │   ▲
-        │     start fails: the server       │ die, health:           │   │ health: healthy
-        │     exits, turns unhealthy or     │ unhealthy, or          ▼   │
-        ├──── misses start_timeout; the ◀───┘ start_timeout       UNHEALTHY
-        │     container is removed and                               │
-        │     WorkspaceStartError says why                           │ die (crash, OOM kill)
-        │                                                            ▼
-        └────────────────────── stop(): from any phase ◀────────── EXITED
+                    start()                      answers /emustudio/ready
+      ABSENT ───────────────▶ CREATED ──▶ STARTING ─────────────────────────▶ HEALTHY
+        ▲                                   │                                    │
+        │     start fails: the server       │ die, or                            │
+        │     exits or misses               │ start_timeout                      │ die (crash,
+        ├──── start_timeout; the       ◀────┘                                    │ OOM kill):
+        │     container is removed and                                           │ on_exit
+        │     WorkspaceStartError says why                                       ▼ listeners
+        └────────────────────── stop(): from any phase ◀────────────────────── EXITED
+
+(UNHEALTHY remains for images of an older emustudio whose Docker health check is still on.)
 
 * ``start(spec)`` is idempotent: a HEALTHY container started from the same spec is returned as
   is, a STARTING one is waited for, anything else under the Workspace's name (exited, created,
@@ -28,14 +29,22 @@ States of a Workspace container (:class:`Phase`), and what moves it::
   subnet network and put it back (an AZ outage and its end); the phase does not change, the
   endpoint is None while disconnected.
 
-Readiness comes from the container's own signal, not from polling: the image's Docker health
-check (``GET <base_url>emustudio/ready`` inside the container, see compose/workspace/
-healthcheck.py) turns the container healthy, and dockerd announces it as a ``health_status``
-event.  The runtime keeps one events stream for all its containers (opened through the
-:class:`DockerExecutor`, read by one daemon thread, dispatched to waiters on the event loop),
-and a waiter re-inspects its container on each of its events, so the inspect result, never the
-event text, decides.  If the stream breaks (dockerd restart), waiters re-open it and re-inspect,
-so nothing is missed.
+Readiness is learnt once, liveness from Docker's events; nothing polls a running container.
+A starting container is probed by the gateway itself, ``GET <base_url>emustudio/ready`` at its
+address every ``ready_poll`` seconds (50 ms: a refused connection costs microseconds, and the
+server is noticed within one poll of listening, where JupyterHub's backoff is 0.6-3.3 s late).
+Once it answers, its container id is remembered as ready and never probed again (a fresh
+runtime, after a gateway restart, probes each running container once).  Docker's own
+HEALTHCHECK is switched off on every container: it ran an exec in every Workspace every 2 s,
+about half a core for ten idle Workspaces between the containers and dockerd.
+
+The runtime keeps one events stream for all its containers (opened through the
+:class:`DockerExecutor`, read by one daemon thread, dispatched on the event loop): a waiter
+re-inspects its container on each of its events, so the inspect result, never the event text,
+decides, and a ``die`` of a ready container that nobody is stopping goes to the
+:meth:`DockerWorkspaces.on_exit` listeners (the Workspace then shows it stopped).  If the
+stream breaks (dockerd restart), waiters re-open it and re-inspect, and the listeners' stream is
+re-opened, so nothing is missed.
 
 Each container is named ``emustudio-<instance>-<workspace id>``, labelled
 ``emustudio.instance``, ``emustudio.kind`` (``workspace``), ``emustudio.workspace-id``,
@@ -51,6 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import hashlib
 import json
@@ -89,6 +99,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KIND_WORKSPACE = "workspace"
+KIND_WORKSPACE_IMAGE = "workspace-image"
 L_WORKSPACE_ID = f"{LABEL}.workspace-id"
 L_STUDIO_ID = f"{LABEL}.studio-id"
 L_SPEC = f"{LABEL}.spec"
@@ -120,7 +131,10 @@ class Phase(enum.StrEnum):
 
 
 class StartStep(enum.StrEnum):
-    """Start progress, in order (pulling only for an image that is not present)."""
+    """Start progress, in order (pulling only for an image that is not present).
+
+    ``HEALTHY`` is kept as the name of "its server answers" (there is no Docker health check).
+    """
 
     PULLING = "pulling"
     CREATING = "creating"
@@ -222,7 +236,7 @@ ProgressCallback = Callable[[StartProgress], object]
 class WorkspaceStartError(RuntimeError):
     """A Workspace container did not become healthy; its container has been removed.
 
-    ``reason`` is one of ``image`` (missing, not pullable, or without a health check),
+    ``reason`` is one of ``image`` (missing, not pullable, or not a Workspace image),
     ``network`` (the subnet network is gone), ``exited``, ``unhealthy``, ``timeout``,
     ``stopped`` (stop() or someone else removed it meanwhile).  ``logs`` holds the last lines
     the server wrote, when there was a server.
@@ -243,7 +257,7 @@ class WorkspaceRuntime(ABC):
     async def start(
         self, spec: WorkspaceSpec, progress: ProgressCallback | None = None
     ) -> WorkspaceEndpoint:
-        """Start (or find running) the Workspace's server; return once it is healthy.
+        """Start (or find running) the Workspace's server; return once it answers.
 
         Raises :class:`WorkspaceStartError` (the container removed) when it cannot be.
         """
@@ -252,7 +266,7 @@ class WorkspaceRuntime(ABC):
     async def wait_ready(
         self, workspace_id: str, timeout: float | None = None
     ) -> WorkspaceEndpoint:
-        """Wait until an existing (e.g. adopted, STARTING) container is healthy."""
+        """Wait until an existing (e.g. adopted, STARTING) container's server answers."""
 
     @abstractmethod
     async def stop(self, workspace_id: str) -> None:
@@ -274,6 +288,9 @@ class WorkspaceRuntime(ABC):
     async def reconnect(self, workspace_id: str) -> WorkspaceEndpoint | None:
         """Put it back on its subnet network; its new endpoint, or None if it is gone."""
 
+    def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
+        """Call ``listener(workspace_id, why)`` when a ready container dies unasked."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the runtime holds (streams, threads); containers keep running."""
 
@@ -288,13 +305,13 @@ class DockerWorkspaces(WorkspaceRuntime):
         *,
         start_timeout: float = 120.0,
         stop_timeout: int = 5,
-        health_interval: float | None = None,
+        ready_poll: float = 0.05,
     ) -> None:
         self._docker = docker
         self._instance_id = instance_id
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
-        self.health_interval = health_interval
+        self.ready_poll = ready_poll
         self._events = _EventStream(
             docker,
             {
@@ -302,7 +319,14 @@ class DockerWorkspaces(WorkspaceRuntime):
                 "label": [f"{L_INSTANCE}={instance_id}", f"{L_KIND}={KIND_WORKSPACE}"],
                 "event": _EVENTS,
             },
+            on_event=self._on_event,
+            on_lost=self._on_lost,
         )
+        # Container id -> Workspace id of the servers seen answering: never probed again.
+        self._ready: dict[str, str] = {}
+        self._exit_listeners: list[Callable[[str, str], None]] = []
+        self._closed = False
+        self._reopening: asyncio.Future[None] | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # Workspaces whose stop() is running: a start waiting on one fails as "stopped".
         self._stopping: set[str] = set()
@@ -316,7 +340,7 @@ class DockerWorkspaces(WorkspaceRuntime):
             instance_id,
             start_timeout=settings.workspace_start_timeout,
             stop_timeout=settings.workspace_stop_timeout,
-            health_interval=settings.workspace_health_interval,
+            ready_poll=settings.workspace_ready_poll,
         )
 
     def container_name(self, workspace_id: str) -> str:
@@ -381,6 +405,9 @@ class DockerWorkspaces(WorkspaceRuntime):
             return True
 
         self._stopping.add(workspace_id)
+        # Forgotten before the container goes, so that its "die" is not taken for a crash.
+        for container_id in [c for c, w in self._ready.items() if w == workspace_id]:
+            del self._ready[container_id]
         try:
             async with self._lock(workspace_id):
                 if await self._docker.run(_stop):
@@ -390,9 +417,16 @@ class DockerWorkspaces(WorkspaceRuntime):
 
     async def state(self, workspace_id: str) -> ContainerState:
         attrs = await self._inspect(self.container_name(workspace_id))
-        return _state(workspace_id, attrs)
+        return await self._current(workspace_id, attrs)
+
+    def on_exit(self, listener: Callable[[str, str], None]) -> None:
+        """Call ``listener(workspace_id, why)`` when a ready container dies unasked (a crash,
+        an OOM kill, ``docker stop`` by hand); not for stop() nor for a failing start."""
+        self._exit_listeners.append(listener)
 
     async def adopt(self) -> list[ContainerState]:
+        # From now on the events stream stays open: it is how exits are noticed.
+        await self._events.open()
         filters = {"label": [f"{L_INSTANCE}={self._instance_id}", f"{L_KIND}={KIND_WORKSPACE}"]}
 
         def _list(client: docker.DockerClient) -> list[dict[str, Any]]:
@@ -402,10 +436,12 @@ class DockerWorkspaces(WorkspaceRuntime):
                     out.append(client.api.inspect_container(summary["Id"]))
             return out
 
-        states = [
-            _state(str(attrs["Config"]["Labels"].get(L_WORKSPACE_ID, "")), attrs)
-            for attrs in await self._docker.run(_list)
-        ]
+        states = await asyncio.gather(
+            *(
+                self._current(str(attrs["Config"]["Labels"].get(L_WORKSPACE_ID, "")), attrs)
+                for attrs in await self._docker.run(_list)
+            )
+        )
         return [s for s in states if s.workspace_id]
 
     async def disconnect(self, workspace_id: str) -> None:
@@ -450,6 +486,7 @@ class DockerWorkspaces(WorkspaceRuntime):
         return state.endpoint
 
     async def close(self) -> None:
+        self._closed = True
         self._events.close()
 
     # -- steps -----------------------------------------------------------------------------
@@ -463,15 +500,17 @@ class DockerWorkspaces(WorkspaceRuntime):
     async def _ensure_image(
         self, spec: WorkspaceSpec, report: Callable[[StartStep, str], None]
     ) -> None:
-        def _health(client: docker.DockerClient) -> bool | None:
+        def _usable(client: docker.DockerClient) -> bool | None:
+            # Built by `emustudio images build`, or FROM such an image (labels are inherited):
+            # it serves /emustudio/ready, which readiness needs.
             try:
                 image = client.images.get(spec.image)
             except ImageNotFound:
                 return None
-            return bool((image.attrs.get("Config") or {}).get("Healthcheck", {}).get("Test"))
+            return (image.labels or {}).get(L_KIND) == KIND_WORKSPACE_IMAGE
 
-        health = await self._docker.run(_health)
-        if health is None:
+        usable = await self._docker.run(_usable)
+        if usable is None:
             if spec.image.startswith("emustudio/"):
                 raise WorkspaceStartError(
                     spec.workspace_id,
@@ -485,12 +524,13 @@ class DockerWorkspaces(WorkspaceRuntime):
                 raise WorkspaceStartError(
                     spec.workspace_id, "image", f"image {spec.image} cannot be pulled: {exc}"
                 ) from exc
-            health = await self._docker.run(_health)
-        if not health:
+            usable = await self._docker.run(_usable)
+        if not usable:
             raise WorkspaceStartError(
                 spec.workspace_id,
                 "image",
-                f"image {spec.image} has no HEALTHCHECK; Workspace images need one",
+                f"image {spec.image} is not an emustudio Workspace image (label"
+                f" {L_KIND}={KIND_WORKSPACE_IMAGE}): build it FROM emustudio/workspace",
             )
 
     async def _ensure_started(
@@ -548,10 +588,9 @@ class DockerWorkspaces(WorkspaceRuntime):
             ENV_WORKSPACE_ID: spec.workspace_id,
             ENV_STUDIO_ID: spec.studio_id,
         }
-        # Only the interval is overridden; the test and the rest come from the image.
-        healthcheck = (
-            {"interval": round(self.health_interval * 1e9)} if self.health_interval else None
-        )
+        # No Docker health check, whatever the image says: readiness is probed once by the
+        # gateway, and liveness comes from Docker's events (see the module docstring).
+        healthcheck = {"test": ["NONE"]}
 
         def _create_sync(client: docker.DockerClient) -> None:
             try:
@@ -594,12 +633,13 @@ class DockerWorkspaces(WorkspaceRuntime):
         deadline: float,
         network: str | None,
     ) -> WorkspaceEndpoint:
-        """Until HEALTHY: inspect, then sleep until this container's next event or the deadline."""
+        """Until HEALTHY: probe every ``ready_poll`` s while the server may be coming up, and
+        re-inspect on each of the container's events (it died, it was removed...)."""
         loop = asyncio.get_running_loop()
         name = self.container_name(workspace_id)
+        attrs = await self._inspect(name)
         while True:
-            attrs = await self._inspect(name)
-            current = _state(workspace_id, attrs, network)
+            current = await self._current(workspace_id, attrs, network)
             if current.phase is Phase.HEALTHY:
                 if current.endpoint is None:
                     raise WorkspaceStartError(
@@ -624,15 +664,75 @@ class DockerWorkspaces(WorkspaceRuntime):
                 raise WorkspaceStartError(
                     workspace_id,
                     "timeout",
-                    f"JupyterLab was not healthy within {self.start_timeout:.0f} s",
+                    f"JupyterLab was not ready within {self.start_timeout:.0f} s",
                     await self._logs(name),
                 )
+            probing = current.phase is Phase.STARTING and current.endpoint is not None
             try:
-                event = await asyncio.wait_for(queue.get(), remaining)
+                event = await asyncio.wait_for(
+                    queue.get(), min(remaining, self.ready_poll) if probing else remaining
+                )
             except TimeoutError:
-                continue  # the loop re-inspects once more, then reports the timeout
+                if loop.time() >= deadline:
+                    attrs = await self._inspect(name)  # once more, then report the timeout
+                continue  # probe again: no event means Docker has nothing new to say
             if event is None:  # the events stream broke: re-open it, then re-inspect
                 await self._events.open()
+            attrs = await self._inspect(name)
+
+    async def _current(
+        self, workspace_id: str, attrs: Mapping[str, Any] | None, network: str | None = None
+    ) -> ContainerState:
+        """The container's state, STARTING turned HEALTHY once its server has answered."""
+        state = _state(workspace_id, attrs, network)
+        if attrs is None or state.phase is not Phase.STARTING:
+            return state
+        container_id = str(attrs.get("Id"))
+        if container_id not in self._ready:  # else ready, even while off its network
+            if state.endpoint is None or not await _answers(
+                state.endpoint, _env(attrs, ENV_BASE_URL) or "/"
+            ):
+                return state
+            self._ready[container_id] = workspace_id
+        return dataclasses.replace(state, phase=Phase.HEALTHY)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        action = event.get("Action") or event.get("status")
+        if action not in ("die", "destroy"):
+            return
+        container_id = str(event.get("id") or (event.get("Actor") or {}).get("ID"))
+        if self._ready.pop(container_id, None) is None:
+            return  # never ready, or being stopped: those paths report it themselves
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        workspace_id = str(attributes.get(L_WORKSPACE_ID, ""))
+        if action != "die" or not workspace_id or workspace_id in self._stopping:
+            return
+        why = f"JupyterLab exited with code {attributes.get('exitCode', '?')}"
+        log.warning("workspace %s: %s", workspace_id, why)
+        for listener in self._exit_listeners:
+            try:
+                listener(workspace_id, why)
+            except Exception:
+                log.exception("exit listener of %s failed", workspace_id)
+
+    def _on_lost(self) -> None:
+        # Waiters re-open the stream themselves; the exit listeners need it open all along.
+        if self._exit_listeners and not self._closed:
+            asyncio.get_running_loop().call_later(1.0, self._reopen)
+
+    def _reopen(self) -> None:
+        if self._closed:
+            return
+
+        async def reopen() -> None:
+            try:
+                await self._events.open()
+            except Exception as exc:  # dockerd still away: try again later
+                log.debug("docker events stream not re-opened: %s", exc)
+                asyncio.get_running_loop().call_later(5.0, self._reopen)
+
+        task = asyncio.ensure_future(reopen())
+        self._reopening = task  # keep a reference until it is done
 
     async def _inspect(self, name: str) -> dict[str, Any] | None:
         def _get(client: docker.DockerClient) -> dict[str, Any] | None:
@@ -710,6 +810,35 @@ def _state(
     )
 
 
+async def _answers(endpoint: WorkspaceEndpoint, base_url: str, timeout: float = 1.0) -> bool:
+    """Whether the server at ``endpoint`` answers ``GET <base_url>emustudio/ready`` with 200.
+
+    Before the server listens the connection is refused at once, so probing costs nothing.
+    """
+    path = "/" + (base_url.strip("/") + "/emustudio/ready").lstrip("/")
+    writer = None
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(endpoint.ip, endpoint.port), timeout
+        )
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {endpoint.ip}:{endpoint.port}\r\n\r\n".encode())
+        status = await asyncio.wait_for(reader.readline(), timeout)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        if writer is not None:
+            writer.close()
+    return status.split(b" ")[1:2] == [b"200"]
+
+
+def _env(attrs: Mapping[str, Any], name: str) -> str | None:
+    for item in (attrs.get("Config") or {}).get("Env") or ():
+        key, _, value = str(item).partition("=")
+        if key == name:
+            return value
+    return None
+
+
 def _address(attrs: Mapping[str, Any], network: str | None) -> str | None:
     """The container's IPv4 address on its subnet network (the one it was created on)."""
     networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
@@ -730,9 +859,18 @@ class _EventStream:
     stream ends or fails, every queue gets ``None`` and the next :meth:`open` makes a new one.
     """
 
-    def __init__(self, docker: DockerExecutor, filters: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        docker: DockerExecutor,
+        filters: dict[str, Any],
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
         self._docker = docker
         self._filters = filters
+        self._on_event = on_event
+        self._on_lost = on_lost
         self._stream: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._open_lock = asyncio.Lock()
@@ -791,10 +929,15 @@ class _EventStream:
         name = ((event.get("Actor") or {}).get("Attributes") or {}).get("name")
         for queue in self._subscribers.get(str(name), ()):
             queue.put_nowait(event)
+        if self._on_event is not None:
+            self._on_event(event)
 
     def _lost(self, stream: Any) -> None:
-        if stream is self._stream:
-            self._stream = None
+        if self._stream is not None and stream is not self._stream:
+            return  # an old stream, already replaced by a newer one
+        self._stream = None
         for queues in self._subscribers.values():
             for queue in queues:
                 queue.put_nowait(None)
+        if self._on_lost is not None:
+            self._on_lost()

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 from emustudio.aws.errors import NotImplementedOperation
-from emustudio.context import RequestContext
+from emustudio.context import RequestContext, is_read_only
 
 Params = dict[str, Any]
 Result = dict[str, Any]
@@ -34,6 +34,25 @@ def operation(name: str) -> Callable[[H], H]:
         return fn
 
     return mark
+
+
+class WriteCount:
+    """How many operations that may change stored state have run in this process.
+
+    A cache of decisions taken from the store (the Workspace gate's admissions) notes the count
+    when it decides, and decides again once the count moved: any call that is not a read
+    (``Describe``, ``Get``, ``List``...) may have changed a policy, a user, a group, a tag or a
+    session mapping. Reads are far more frequent than writes, so this costs little.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def bump(self) -> None:
+        self.value += 1
+
+
+WRITES = WriteCount()
 
 
 class Service:
@@ -59,4 +78,8 @@ class Service:
                 f"emustudio does not implement {ctx.operation_name} of {self.name} yet."
             )
         handler: Handler = getattr(self, attr)
-        return await handler(ctx, ctx.params)  # type: ignore[call-arg,arg-type]
+        try:
+            return await handler(ctx, ctx.params)  # type: ignore[call-arg,arg-type]
+        finally:
+            if not is_read_only(ctx.operation_name):
+                WRITES.bump()  # a failed write may have changed something too

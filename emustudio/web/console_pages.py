@@ -151,6 +151,8 @@ class ConsoleSignInHandler(ConsoleHandler):
             "account": self.site.emr.account_id,
             "username": "",
             "signed_out": False,
+            # A federated role's console session came through the IdP: its sign-out is offered.
+            "idp_signout_url": self.site.idp_signout_url,
         }
         values.update(args)
         self.page("console_signin.html", status, user=None, **values)

@@ -6,6 +6,7 @@ The page is never cached and shows only the session's own credentials."""
 
 from __future__ import annotations
 
+from emustudio.aws.spec import DATA_PATH
 from emustudio.web.base import StudioHandler
 
 
@@ -18,7 +19,21 @@ class CredentialsHandler(StudioHandler):
             else None
         )
         credential = found[0] if found is not None else None
-        self.render("credentials.html", **self.page_args(credential=credential))
+        self.render(
+            "credentials.html",
+            **self.page_args(
+                credential=credential,
+                region=self.site.region,
+                endpoint_url=self.endpoint_url(),
+                data_path=str(DATA_PATH),
+            ),
+        )
+
+    def endpoint_url(self) -> str:
+        """The API endpoint as this browser reaches the gateway: a Studio host's port on
+        ``localhost`` (the SDKs cannot sign for a Studio host's name)."""
+        port = self.request.host.rsplit(":", 1)[1] if ":" in self.request.host else ""
+        return f"{self.request.protocol}://localhost{':' + port if port else ''}"
 
 
 default_handlers = [(r"/credentials", CredentialsHandler)]

@@ -10,14 +10,22 @@
   if needed, then the auto-post with every role of the user and that RelayState.
   ``GET /idp/sso?SAMLRequest=...``: an AuthnRequest of a known SP (IAM Identity Center), answered
   with an auto-post to that SP's registered ACS.
-* ``POST /idp/logout``: ends the IdP session.
+* ``GET /idp/logout?return=<url>``: asks whether to sign out of the IdP (a Studio's sign-out
+  chains here, so that its next sign-in can be someone else); ``POST /idp/logout`` ends the IdP
+  session, on the server too (a copied cookie is dead after it), and goes back to ``return`` (a
+  Studio of this gateway or a path of its own) or the login page.
+
+IdP sessions live in the gateway's memory (`IdpSessions`); the cookie names one, signed. A
+gateway restart ends them all, which for an IdP session (half a day) is only a new login.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,6 +41,34 @@ log = logging.getLogger(__name__)
 IDP_COOKIE = "emustudio-idp"
 COOKIE_PATH = "/idp/"
 SESSION_DAYS = 0.5
+_MAX_SESSIONS = 10_000
+
+
+class IdpSessions:
+    """Signed-in IdP users by session id; ended by sign-out or after `SESSION_DAYS`."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, tuple[str, float]] = {}
+
+    def create(self, user_name: str) -> str:
+        now = time.time()
+        if len(self._sessions) >= _MAX_SESSIONS:  # drop the expired, then the oldest
+            self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
+            while len(self._sessions) >= _MAX_SESSIONS:
+                del self._sessions[next(iter(self._sessions))]
+        session_id = secrets.token_urlsafe(32)
+        self._sessions[session_id] = (user_name, now + SESSION_DAYS * 86400)
+        return session_id
+
+    def user(self, session_id: str) -> str | None:
+        found = self._sessions.get(session_id)
+        if found is None or found[1] < time.time():
+            self._sessions.pop(session_id, None)
+            return None
+        return found[0]
+
+    def end(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
 
 
 class IdpHandler(PageHandler):
@@ -47,10 +83,13 @@ class IdpHandler(PageHandler):
         "Cache-Control": "no-store",
     }
 
-    def initialize(self, idp: BuiltinIdp, saml_url: str, studio_url: str) -> None:
+    def initialize(
+        self, idp: BuiltinIdp, saml_url: str, studio_url: str, sessions: IdpSessions
+    ) -> None:
         self.idp = idp
         self.saml_url = saml_url
         self.studio_url = studio_url
+        self.sessions = sessions
         self.nonce = secrets.token_urlsafe(16)
 
     def page_values(self) -> dict[str, Any]:
@@ -80,11 +119,23 @@ class IdpHandler(PageHandler):
             return
         super().write_error(status_code, **kwargs)
 
-    def signed_in(self) -> IdpUser | None:
+    def session_id(self) -> str | None:
         raw = self.get_signed_cookie(IDP_COOKIE, max_age_days=SESSION_DAYS)
-        if raw is None:
-            return None
-        return self.idp.users.get(raw.decode())
+        return raw.decode() if raw is not None else None
+
+    def signed_in(self) -> IdpUser | None:
+        session_id = self.session_id()
+        name = self.sessions.user(session_id) if session_id is not None else None
+        return self.idp.users.get(name) if name is not None else None
+
+    def safe_return(self, value: str) -> str | None:
+        """Where sign-out may go back to: a Studio of this gateway, or a path of its own."""
+        if value.startswith("/") and not value.startswith("//") and "\\" not in value:
+            return value
+        studio = re.escape(self.studio_url).replace(re.escape("{studio_id}"), "es-[a-z0-9]{25}")
+        if re.match(rf"{studio}(/[^\\]*)?$", value, re.IGNORECASE):
+            return value
+        return None
 
     def studio_link(self, studio: str) -> str:
         if "://" in studio:
@@ -133,9 +184,11 @@ class LoginHandler(IdpHandler):
                 username=username,
             )
             return
+        if (old := self.session_id()) is not None:
+            self.sessions.end(old)
         self.set_signed_cookie(
             IDP_COOKIE,
-            user.name,
+            self.sessions.create(user.name),
             expires_days=None,
             path=COOKIE_PATH,
             httponly=True,
@@ -145,9 +198,22 @@ class LoginHandler(IdpHandler):
 
 
 class LogoutHandler(IdpHandler):
+    def get(self) -> None:
+        user = self.signed_in()
+        back = self.safe_return(self.get_argument("return", ""))
+        self.page(
+            "idp_logout.html",
+            idp_user_name=user.name if user is not None else None,
+            signed_in=user is not None,
+            back=back,
+        )
+
     def post(self) -> None:
+        if (session_id := self.session_id()) is not None:
+            self.sessions.end(session_id)
         self.clear_cookie(IDP_COOKIE, path=COOKIE_PATH)
-        self.redirect("/idp/login", status=303)
+        back = self.safe_return(self.get_body_argument("return", ""))
+        self.page("idp_logout.html", idp_user_name=None, signed_in=False, back=back)
 
 
 class PortalHandler(IdpHandler):
@@ -213,7 +279,12 @@ class SsoHandler(IdpHandler):
 
 def idp_rules(idp: BuiltinIdp, *, saml_url: str, studio_url: str, studio_domain: str) -> list[Rule]:
     """The IdP's routes, on every host but the Studios' own."""
-    args = {"idp": idp, "saml_url": saml_url, "studio_url": studio_url}
+    args = {
+        "idp": idp,
+        "saml_url": saml_url,
+        "studio_url": studio_url,
+        "sessions": IdpSessions(),
+    }
     return [
         Rule(
             HostMatches(ids.other_host_pattern(studio_domain)),

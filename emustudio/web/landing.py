@@ -49,11 +49,20 @@ class FederationHandler(PageHandler):
         self.federation = federation
 
     def refuse(self, refused: FederationRefused) -> None:
+        # The way forward: as someone else, through the built-in IdP's sign-out (back to where
+        # the sign-in was going, which the IdP checks is one of this gateway's Studios).
+        switch = None
+        if self.site.idp_signout_url is not None:
+            posted = self.request.method == "POST"
+            relay = self.get_body_argument("RelayState", "") if posted else ""
+            query = f"?{urlencode({'return': relay})}" if relay else ""
+            switch = f"{self.site.idp_signout_url}{query}"
         self.page(
             "federation_error.html",
             refused.status,
             error=refused.message,
             status_code=refused.status,
+            switch_url=switch,
         )
 
     async def proceed(self, verified: Verified, role_arn: str) -> None:

@@ -21,7 +21,7 @@ from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio import ids
 from emustudio.auth.sessions import HOST_FORM, PATH_FORM
-from emustudio.web import credentials, events, signin, workspaces
+from emustudio.web import credentials, details, events, signin, workspaces
 from emustudio.web.base import NotFoundHandler
 from emustudio.web.site import StudioSite
 
@@ -30,6 +30,7 @@ default_handlers: list[tuple[str, type[web.RequestHandler]]] = [
     *signin.default_handlers,
     *events.default_handlers,
     *credentials.default_handlers,
+    *details.default_handlers,
 ]
 
 

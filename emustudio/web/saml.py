@@ -95,6 +95,19 @@ class FederatedSignInHandler(SignInHandler):
 
     async def get(self, **kwargs: str) -> None:
         assert self.studio is not None
+        signed_out = self.get_argument("signed_out", None) is not None
+        federated = self.studio.auth_mode == "SSO" or self.studio.idp_auth_url
+        if signed_out and federated and self.user is None:
+            # Not straight back to the IdP: the user chose to leave; say so and offer the way
+            # back in, as the same user or (through the IdP's sign-out) as someone else.
+            again = f"{self.prefix}/signin"
+            idp_signout = self.site.idp_signout_for(self.studio)
+            switch = None
+            if idp_signout is not None:
+                back = f"{self.studio.url}{again}" if self.form == HOST_FORM else again
+                switch = f"{idp_signout}?{urlencode({'return': back})}"
+            self.render("signed_out.html", **self.page_args(again_url=again, switch_url=switch))
+            return
         if self.studio.auth_mode == "SSO" and self.user is None:
             await begin(self, self.site.identity_center)
             return

@@ -64,6 +64,8 @@ class SignOutHandler(StudioHandler):
         if self.user_session is not None:
             await self.site.sessions.end(self.user_session.id)
         clear_session_cookie(self, cookie_path(self.form, self.studio_id))
+        # A federated Studio's page says so and offers the IdP's sign-out too (a link: the
+        # page's CSP keeps forms to this origin), so the next sign-in can be someone else.
         self.redirect(f"{self.prefix}/signin?signed_out=1", status=303)
 
 

@@ -4,11 +4,12 @@
 kwargs): the EMR service, sessions, the sign-in, the console that calls operations as the user.
 :func:`app_settings` are the `tornado.web.Application` settings the pages rely on: the cookie
 secret, XSRF on every form (the AWS endpoint and the proxy opt out in ``check_xsrf_cookie``),
-templates and static files.
+templates and static files, and the access log (:func:`log_request`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
+from tornado import web
+from tornado.log import access_log
 
 from emustudio import ids
 from emustudio.audit import Auditor
@@ -26,6 +29,7 @@ from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
 from emustudio.services.emr import EmrService
 from emustudio.services.sts import StsCredentials
+from emustudio.web import shell
 from emustudio.web.console import StudioConsole
 
 WEB_DIR = Path(__file__).parent
@@ -45,7 +49,36 @@ def app_settings(cookie_secret: str) -> dict[str, Any]:
         "template_path": str(TEMPLATES),
         "static_path": str(STATIC),
         "static_url_prefix": STATIC_PREFIX,
+        # The page shell's navigation and user line (web/shell.py), for every template.
+        "ui_methods": {"shell_nav": shell.shell_nav, "role_of": shell.role_of},
+        "log_function": log_request,
     }
+
+
+def log_request(handler: web.RequestHandler) -> None:
+    """Tornado's access log, except for the requests of handlers with ``quiet_access_log``
+    (the Workspace proxy's) that went well: those are logged at DEBUG only. A JupyterLab page
+    makes dozens of requests and polls its API, and a log line costs about as much CPU as
+    proxying the request itself (configurable-http-proxy logs none either)."""
+    status = handler.get_status()
+    if status < 400:
+        if getattr(handler, "quiet_access_log", False):
+            if not access_log.isEnabledFor(logging.DEBUG):
+                return
+            log = access_log.debug
+        else:
+            log = access_log.info
+    else:
+        log = access_log.warning if status < 500 else access_log.error
+    request = handler.request
+    log(
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        request.uri,
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )
 
 
 @dataclass(frozen=True)
@@ -72,6 +105,21 @@ class StudioSite:
     identity_center: IdentityCenter | None = None
     # The temporary credentials of role sessions, for the session's credentials page.
     credentials: StsCredentials | None = None
+    # The built-in IdP's sign-out page (None: no built-in IdP), and whether it is Identity
+    # Center's identity source: a Studio's sign-out chains to it (`idp_signout_for`).
+    idp_signout_url: str | None = None
+    idp_is_identity_source: bool = False
+
+    def idp_signout_for(self, studio: StudioInfo) -> str | None:
+        """The built-in IdP's sign-out when ``studio`` signs its users in through it."""
+        if self.idp_signout_url is None:
+            return None
+        if studio.auth_mode == "SSO":
+            return self.idp_signout_url if self.idp_is_identity_source else None
+        idp_base = self.idp_signout_url.rsplit("/", 1)[0] + "/"
+        if studio.idp_auth_url and studio.idp_auth_url.startswith(idp_base):
+            return self.idp_signout_url
+        return None
 
     @property
     def region(self) -> str:

@@ -71,9 +71,11 @@ def test_a_gateway_killed_right_after_a_save_uploads_it_after_restart(
 ) -> None:
     editors, editor_id, ws = start_workspace(gateway, studio, "survives-sigkill")
 
-    # Killed once the change is journalled, before the upload (the debounce is 0.5 s).
+    # Killed once the change is journalled, before the upload: S3 is made to hang first (a
+    # quiet path's save goes to S3 at once, so no debounce window would leave time for it).
+    pause(rclone_process(gateway))
     ws.save_notebook("journalled.ipynb", notebook("journalled"))
-    time.sleep(0.15)
+    time.sleep(0.3)
     gateway.kill()
     engine = create_engine(f"sqlite:///{gateway.data_dir / 'emustudio.db'}")
     with Session(engine) as session:

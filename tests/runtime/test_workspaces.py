@@ -216,10 +216,14 @@ def test_no_port_is_published(
     assert all(binding is None for binding in ports.values())
 
 
-def test_health_is_healthy_and_state_says_so(
+def test_no_docker_health_check_runs_and_state_says_healthy(
     running: Running, subnet: Subnet, client: docker.DockerClient, docker_executor: DockerExecutor
 ) -> None:
-    assert inspect(client, subnet, running.spec)["State"]["Health"]["Status"] == "healthy"
+    # Idle costs nothing: no exec into the container every few seconds.
+    attrs = inspect(client, subnet, running.spec)
+    assert attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
+    assert "Health" not in attrs["State"]
+    # A fresh runtime (a restarted gateway) learns readiness with one probe.
     state = asyncio.run(
         DockerWorkspaces(docker_executor, subnet.instance_id).state(running.spec.workspace_id)
     )
@@ -408,14 +412,14 @@ def test_a_different_spec_replaces_the_container(
     assert (with_new, with_old) == (200, 403)
 
 
-def test_health_interval_base_url_a_broken_events_stream_and_an_outage(
+def test_ready_poll_base_url_a_broken_events_stream_and_an_outage(
     subnet: Subnet, client: docker.DockerClient, docker_executor: DockerExecutor
 ) -> None:
     base_url = f"/workspaces/{ids.editor_id()}/"
     spec = make_spec(subnet, base_url=base_url)
 
     async def scenario() -> dict[str, Any]:
-        runtime = DockerWorkspaces(docker_executor, subnet.instance_id, health_interval=1.0)
+        runtime = DockerWorkspaces(docker_executor, subnet.instance_id, ready_poll=0.2)
         try:
             task = asyncio.create_task(runtime.start(spec))
             await asyncio.sleep(0.5)
@@ -447,10 +451,38 @@ def test_health_interval_base_url_a_broken_events_stream_and_an_outage(
 
     attrs = asyncio.run(scenario())
     assert list(attrs["NetworkSettings"]["Networks"]) == [subnet.network.name]
-    health = attrs["Config"]["Healthcheck"]
-    assert health["Interval"] == 1_000_000_000
-    assert health["Test"][:2] == ["CMD", "python3"]  # the rest still comes from the image
-    assert attrs["State"]["Health"]["Status"] == "healthy"
+    assert attrs["Config"]["Healthcheck"]["Test"] == ["NONE"]
+
+
+def test_a_ready_container_that_dies_is_reported_and_a_stopped_one_is_not(
+    subnet: Subnet, client: docker.DockerClient, docker_executor: DockerExecutor
+) -> None:
+    crashing, stopped = make_spec(subnet), make_spec(subnet)
+
+    async def scenario() -> list[tuple[str, str]]:
+        runtime = DockerWorkspaces(docker_executor, subnet.instance_id, stop_timeout=1)
+        exits: list[tuple[str, str]] = []
+        heard = asyncio.Event()
+
+        def listener(workspace_id: str, why: str) -> None:
+            exits.append((workspace_id, why))
+            heard.set()
+
+        runtime.on_exit(listener)
+        try:
+            await asyncio.gather(runtime.start(crashing), runtime.start(stopped))
+            await runtime.stop(stopped.workspace_id)  # asked for: no report
+            name = f"emustudio-{subnet.instance_id}-{crashing.workspace_id}"
+            await asyncio.to_thread(client.api.kill, name)  # as an OOM kill would
+            await asyncio.wait_for(heard.wait(), 30)
+            await asyncio.sleep(0.5)  # nothing else comes
+            return exits
+        finally:
+            await runtime.stop(crashing.workspace_id)
+            await runtime.close()
+
+    exits = asyncio.run(scenario())
+    assert exits == [(crashing.workspace_id, "JupyterLab exited with code 137")]
 
 
 def test_stop_during_start_fails_the_start_as_stopped(
@@ -491,7 +523,7 @@ def test_start_timeout_removes_the_container(
         asyncio.run(start_once(docker_executor, subnet, spec, start_timeout=0.3))
     error = caught.value
     assert error.reason == "timeout"
-    assert "not healthy within" in str(error)
+    assert "not ready within" in str(error)
     with pytest.raises(docker.errors.NotFound):
         inspect(client, subnet, spec)
 
@@ -511,7 +543,7 @@ def test_a_server_killed_while_starting_fails_with_its_logs(
 
 @pytest.mark.parametrize(
     ("image", "message"),
-    [(BASE_IMAGE, "no HEALTHCHECK"), ("emustudio/not-built:0", "emustudio images build")],
+    [(BASE_IMAGE, "not an emustudio Workspace image"), ("emustudio/not-built:0", "images build")],
 )
 def test_unusable_images_fail_before_any_container(
     subnet: Subnet,

@@ -97,9 +97,9 @@ def test_sign_in_create_start_open_run_stop_and_move(
     row = page.locator("tr[data-editor]").filter(has_text="first-notebooks")
     editor_id = row.get_attribute("data-editor")
     assert editor_id and re.fullmatch(r"e-[A-Z0-9]{25}", editor_id)
-    playwright_api.expect(
-        row_of(page, editor_id).locator('[data-field="progress"]')
-    ).not_to_be_empty(timeout=START_TIMEOUT_MS)
+    playwright_api.expect(row_of(page, editor_id).locator('[data-field="reason"]')).not_to_be_empty(
+        timeout=START_TIMEOUT_MS
+    )
     wait_for_status(page, editor_id, "Ready")
     first_zone = row_of(page, editor_id).locator('[data-field="zone"]').inner_text()
     assert first_zone in ("us-east-1a", "us-east-1b")
@@ -137,6 +137,7 @@ def test_sign_in_create_start_open_run_stop_and_move(
     # Stop it, start it again: it comes back in the other Availability Zone.
     page.reload()
     row_of(page, editor_id).locator('[data-action="stop"]').click()
+    page.locator("#confirm-stop").click()
     page.wait_for_url(studio_url)
     wait_for_status(page, editor_id, "Idle")
     row_of(page, editor_id).locator('[data-action="start"]').click()
@@ -148,6 +149,8 @@ def test_sign_in_create_start_open_run_stop_and_move(
 
     # Delete it: the row goes.
     row_of(page, editor_id).locator('[data-action="delete"]').click()
+    playwright_api.expect(page.locator("#backup-location")).to_contain_text(editor_id)
+    page.locator("#confirm-delete").click()
     page.wait_for_url(studio_url)
     playwright_api.expect(row_of(page, editor_id)).to_have_count(0, timeout=60_000)
 

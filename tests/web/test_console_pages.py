@@ -87,7 +87,7 @@ def console_sign_in(
 
 def studio_links(page: Response) -> dict[str, str]:
     """Studio id -> its link (to the Studio's handoff), from the console's list."""
-    rows = re.findall(r'<tr data-studio="([^"]+)">\s*<td><a href="([^"]+)"', page.body)
+    rows = re.findall(r'<tr data-studio="([^"]+)">\s*<td[^>]*><a href="([^"]+)"', page.body)
     return {studio_id: href.replace("&amp;", "&") for studio_id, href in rows}
 
 

@@ -8,6 +8,7 @@ every refusal must leave it untouched, since the gate decides before the proxy c
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -204,7 +205,7 @@ def test_a_stopped_workspace_is_not_reached(
     with Untouched(upstream):
         answer = browser.get(host, lab(idle))
         assert answer.status == 409
-        assert "Workspace Not Running" in answer.body
+        assert "Workspace not running" in answer.body and "Start the Workspace" in answer.body
 
 
 def test_signing_out_closes_the_workspace_at_once(
@@ -231,3 +232,30 @@ def test_an_unknown_workspace_is_refused_without_a_hint(
     with Untouched(upstream):
         assert browser.get("localhost", lab(ghost)).status == 403
         assert browser.get(browser.host(studios["A"]), lab(ghost)).status == 302
+
+
+def test_a_policy_change_takes_effect_at_the_next_request(
+    browser: Browser, studios: dict[str, str], workspace: str, users: Users, upstream: Upstream
+) -> None:
+    """Admissions and refusals are remembered, but never past a write that may change them."""
+    name = users.create(allow([OPEN_STUDIO, OPEN_WORKSPACE]))
+
+    def policy(*statements: dict[str, object]) -> None:
+        document = {"Version": "2012-10-17", "Statement": list(statements)}
+        users.iam.put_user_policy(
+            UserName=name, PolicyName="studio", PolicyDocument=json.dumps(document)
+        )
+
+    host = browser.host(studios["A"])
+    assert browser.sign_in(studios["A"], name).status == 303
+    assert browser.get(host, lab(workspace)).status == 200  # admitted, and remembered
+    assert browser.get(host, lab(workspace)).status == 200
+    policy(allow(OPEN_STUDIO))  # revoked
+    with Untouched(upstream):
+        assert browser.get(host, lab(workspace)).status == 403
+        assert browser.get(host, lab(workspace)).status == 403  # the refusal, remembered
+    policy(allow([OPEN_STUDIO, OPEN_WORKSPACE]))  # granted again
+    assert browser.get(host, lab(workspace)).status == 200
+    users.iam.delete_user_policy(UserName=name, PolicyName="studio")
+    with Untouched(upstream):
+        assert browser.get(host, lab(workspace)).status == 403

@@ -467,7 +467,7 @@ def test_in_chromium_a_group_member_signs_in_and_an_outsider_is_refused(
     page.wait_for_url(studio_url)
     assert page.locator(".who").inner_text() == "dana"
     assert page.locator("h1, h2").filter(has_text="Workspaces").count() >= 1
-    page.click("a.credentials")  # the header's link, for role sessions
+    page.get_by_role("link", name="AWS credentials").click()  # the Studio's navigation
     page.wait_for_url(studio_url + "credentials")
     assert "assumed-role/IdcStudioUser/dana" in page.locator("#credentials").inner_text()
     page.close()

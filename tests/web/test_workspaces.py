@@ -66,10 +66,12 @@ def test_the_list_shows_only_workspaces_the_user_may_describe(
     row = row[: row.index("</tr>")]
     assert 'data-field="zone">us-east-1a<' in row
     assert 'data-field="subnet">subnet-test<' in row
-    assert ">Ready<" in row and 'data-action="open"' in row and 'data-action="stop"' in row
+    assert ">Ready<" in row and 'data-action="open"' in row
+    # Only what the user's policies allow is offered: no StopEditor, no Stop button.
+    assert 'data-action="stop"' not in row and 'data-action="delete"' not in row
     idle = page.body[page.body.index(f'id="row-{editors["idle"]}"') :]
     idle = idle[: idle.index("</tr>")]
-    assert 'data-action="start"' in idle and 'data-action="open"' not in idle
+    assert 'data-action="open"' not in idle and 'data-action="start"' not in idle
 
 
 def test_a_user_who_may_not_list_is_told_why(
@@ -111,7 +113,13 @@ def test_create_validates_like_the_api(
         host, "/console/workspaces", {"_xsrf": token, "name": "x", "description": "d" * 300}
     )
     assert answer.status == 400
-    assert alert(answer.body).startswith("ValidationException: 1 validation error detected")
+    # Beside the field it is about, in the API's words, the form as it was sent.
+    beside = re.search(
+        r'<span class="field-error" id="ws-description-error">(.*?)</span>', answer.body
+    )
+    assert beside, answer.body[:3000]
+    assert "at 'description' failed to satisfy constraint" in html.unescape(beside.group(1))
+    assert 'value="x"' in answer.body and 'aria-invalid="true"' in answer.body
 
 
 @pytest.mark.parametrize("action", ["start", "stop", "delete"])

@@ -62,6 +62,9 @@ class DockerContainers(Containers):
     async def stop(self, editor_id: str) -> None:
         await self.runtime.stop(editor_id)
 
+    def on_exit(self, listener: Callable[[str, str], None]) -> None:
+        self.runtime.on_exit(listener)
+
     async def running(self) -> dict[str, Endpoint]:
         return {
             state.workspace_id: Endpoint(state.endpoint.ip, state.endpoint.port)

@@ -73,6 +73,9 @@ class Containers(ABC):
     async def reconnect(self, editor_id: str, subnet_id: str) -> Endpoint | None:
         """Put it back; its new endpoint, or None when the container is gone."""
 
+    def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
+        """Call ``listener(editor_id, why)`` when a running container dies on its own."""
+
 
 class WorkspaceHooks(Protocol):
     """What other rooms do at a Workspace's transitions (the backup engine, for one: it has
@@ -124,6 +127,8 @@ class WorkspaceManager:
         self.progress: dict[str, Progress] = {}
         self.last_activity: dict[str, float] = {}
         self.hooks: list[WorkspaceHooks] = list(hooks)
+        self.status_listeners: list[Callable[[str], None]] = []
+        containers.on_exit(self.container_exited)
 
     # --- transitions --------------------------------------------------------------------------
 
@@ -145,6 +150,8 @@ class WorkspaceManager:
             session.add(editor)
 
         await self.store.tx(write)
+        for listener in self.status_listeners:
+            listener(editor_id)  # the proxy's gate forgets what it decided from the old row
         self.note(editor_id, status if reason is None else f"{status}: {reason}")
 
     def note(self, editor_id: str, message: str) -> None:
@@ -268,6 +275,18 @@ class WorkspaceManager:
         task = asyncio.create_task(coro, name=name)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def container_exited(self, editor_id: str, why: str) -> None:
+        """A running Workspace's container died on its own (crash, OOM kill): show it Idle."""
+        self.background(self._exited(editor_id, why), f"exited {editor_id}")
+
+    async def _exited(self, editor_id: str, why: str) -> None:
+        editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
+        if editor is None or editor.status not in RUNNING:
+            return  # starting, stopping or deleting: that path handles its container
+        await self.containers.stop(editor_id)  # remove what is left of it
+        self.last_activity.pop(editor_id, None)
+        await self.set_status(editor_id, "Idle", f"The Workspace stopped: {why}.", endpoint=None)
 
     # --- gateway start-up and outages --------------------------------------------------------
 

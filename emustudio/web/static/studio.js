@@ -13,7 +13,8 @@
     var initial = row.dataset.status;
     var source = new EventSource(row.dataset.events);
     source.addEventListener("progress", function (event) {
-      field(row, "progress").textContent = event.data;
+      // Progress shows under the status while it changes (no column of its own).
+      field(row, "reason").textContent = event.data;
     });
     source.addEventListener("status", function (event) {
       var state = JSON.parse(event.data);
@@ -21,7 +22,7 @@
       row.dataset.status = state.status;
       status.textContent = state.status;
       status.className = "status status-" + state.status.toLowerCase();
-      field(row, "reason").textContent = state.reason || "";
+      if (state.reason) field(row, "reason").textContent = state.reason;
       field(row, "zone").textContent = state.zone || "";
       field(row, "subnet").textContent = state.subnet || "";
     });

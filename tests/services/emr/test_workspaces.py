@@ -211,3 +211,25 @@ async def test_idle_workspaces_are_stopped(world) -> None:  # type: ignore[no-un
     manager.last_activity["e-1"] -= 7200
     assert await manager.cull_idle(3600) == ["e-1"]
     assert (await editor(store)).status == "Idle"
+
+
+async def test_a_container_that_dies_on_its_own_leaves_the_workspace_idle(world) -> None:  # type: ignore[no-untyped-def]
+    manager, containers, store = world
+    changed: list[str] = []
+    manager.status_listeners.append(changed.append)
+    # While it starts, a death is the start's own business.
+    manager.container_exited("e-1", "JupyterLab exited with code 137")
+    await settle(manager)
+    assert (await editor(store)).status == "Starting"
+
+    manager.launch("e-1")
+    await settle(manager)
+    assert changed[-1] == "e-1"  # the gate hears of Ready
+    changed.clear()
+    manager.container_exited("e-1", "JupyterLab exited with code 137")
+    await settle(manager)
+    dead = await editor(store)
+    assert (dead.status, dead.endpoint) == ("Idle", None)
+    assert dead.status_reason == "The Workspace stopped: JupyterLab exited with code 137."
+    assert "e-1" not in containers.live and "e-1" not in manager.last_activity
+    assert changed == ["e-1"]
