@@ -22,6 +22,7 @@ States, as EMR's::
 Steps go ``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``; a cluster runs one at a time,
 in the order they were added. A gateway restart ends clusters it finds unfinished
 ``TERMINATED_WITH_ERRORS`` and removes their nodes: nothing would run their steps any more.
+Workspaces attached to a cluster that ends are detached (Ready, with the reason).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from emustudio.engines import ClusterEngine, ClusterSpec, ClusterStartError, Nod
 from emustudio.services.emr.common import ValidationException
 from emustudio.store import Store
 from emustudio.store.cluster_tables import Cluster, ClusterStep
+from emustudio.store.tables import Editor
 
 log = logging.getLogger(__name__)
 
@@ -370,3 +372,14 @@ class ClusterLife:
 
         await self.store.tx(terminated)
         self._wake.pop(cluster_id, None)
+        await self.store.tx(lambda session: detach_all(session, cluster_id))
+
+
+def detach_all(session: Session, cluster_id: str) -> None:
+    """The Workspaces attached to an ended cluster are detached (Ready, no cluster)."""
+    for editor in session.exec(select(Editor).where(Editor.attached_cluster_id == cluster_id)):
+        editor.attached_cluster_id = None
+        if editor.status in ("Attaching", "Attached", "Detaching"):
+            editor.status, editor.last_modified_at = "Ready", time.time()
+            editor.status_reason = f"Cluster {cluster_id} terminated; the Workspace is detached."
+        session.add(editor)

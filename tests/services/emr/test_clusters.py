@@ -332,6 +332,9 @@ def test_attach_checks_the_security_groups_then_attaches(
     detached = editors.describe_editor(EditorId=editor_id)["Editor"]
     assert detached["Status"] == "Ready"
     assert "AttachedClusterId" not in detached and "ExecutionEngine" not in detached
+    # Attached again: the cluster's termination (below) detaches it.
+    editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
+    wait_for_status(editors, editor_id, "Attached")
 
 
 def _meta(answer: dict[str, Any]) -> dict[str, Any]:
@@ -361,6 +364,10 @@ def test_terminate_removes_the_nodes(
 
 def test_a_terminated_cluster_is_not_attached(cluster: str, workspace: tuple[str, Any]) -> None:
     editor_id, editors = workspace
+    detached = editors.describe_editor(EditorId=editor_id)["Editor"]
+    assert detached["Status"] == "Ready"
+    assert "AttachedClusterId" not in detached
+    assert detached["StatusReason"] == f"Cluster {cluster} terminated; the Workspace is detached."
     with pytest.raises(ClientError) as exc:
         editors.attach_editor(EditorId=editor_id, ExecutionEngine={"Id": cluster})
     assert error_of(exc) == (
