@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from emustudio.config import Settings
+from emustudio.engines import releases
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import ImageBuildError, Images
 from emustudio.runtime.networks import CidrConflict
@@ -88,6 +89,9 @@ async def _images(settings: Settings, action: str, force: bool) -> int:
             tag = await images.bootstrap(force=force)
         else:
             tag = await images.build_workspace(force=force)
+            # The EMR node image of the newest release's Spark (clusters build others on use).
+            spark = releases.releases()[0].spark
+            tag += ", " + await images.build_cluster(spark, force=force)
     except ImageBuildError as exc:
         print(f"emustudio: {exc}", file=sys.stderr)
         return 1
@@ -168,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         "bootstrap", help="make emustudio/base:bookworm from the Debian mirror (no registry)"
     )
     image_actions.add_parser(
-        "build", help="build the Workspace image (bootstraps its base when none is available)"
+        "build",
+        help="build the Workspace image and the EMR cluster image (bootstraps their base when"
+        " none is available)",
     )
     for action in image_actions.choices.values():
         action.add_argument("--force", action="store_true", help="rebuild even if up to date")

@@ -16,7 +16,7 @@ import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -90,6 +90,21 @@ class Settings:
     )
     workspace_memory: str = _setting("2g", "Memory limit of a Workspace container (Docker units).")
     workspace_cpus: float = _setting(1.0, "CPUs of a Workspace container (may be fractional).")
+    cluster_engine: Literal["docker"] = _setting(
+        "docker",
+        "What runs EMR clusters: docker (one container per EC2 instance on the cluster's subnet"
+        " network: Spark standalone, its history server and Jupyter Enterprise Gateway).",
+    )
+    cluster_node_memory_mib: int = _setting(
+        1536,
+        "Memory limit (MiB) of one cluster node's container; an instance type with less gets"
+        " its own. Spark's workers still advertise the instance type's memory and vCPUs.",
+    )
+    cluster_node_cpus: float = _setting(1.0, "CPU limit of one cluster node's container.")
+    cluster_max_nodes: int = _setting(5, "Most instances one cluster may have (RunJobFlow).")
+    cluster_start_timeout: float = _setting(
+        300.0, "Seconds a cluster's nodes may take to become ready before it fails to start."
+    )
     workspace_start_timeout: float = _setting(
         120.0, "Seconds a Workspace container may take to become healthy before start fails."
     )
@@ -283,6 +298,11 @@ def _coerce(name: str, hint: Any, value: Any) -> Any:
         if value is None or value == "":
             return None
         hint = next(a for a in args if a is not type(None))
+    if get_origin(hint) is Literal:  # a choice among names
+        if value not in get_args(hint):
+            choices = ", ".join(str(a) for a in get_args(hint))
+            raise ValueError(f"setting {name}: {value!r} is not one of {choices}")
+        return value
     if isinstance(value, hint):
         return value
     try:

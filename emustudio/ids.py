@@ -42,6 +42,10 @@ def cluster_id() -> str:
     return "j-" + _random(_UPPER_ALNUM, 13)
 
 
+def step_id() -> str:
+    return "s-" + _random(_UPPER_ALNUM, 13)
+
+
 def ec2_id(prefix: str) -> str:
     """EC2's long ids: ``vpc-`` + 17 lower-case hex digits."""
     return f"{prefix}-{secrets.token_hex(9)[:17]}"

@@ -22,6 +22,7 @@ from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
 from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.demo import Demo
+from emustudio.engines.docker import DockerClusterEngine
 from emustudio.pipeline import Gateway
 from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
@@ -34,6 +35,7 @@ from emustudio.services.base import Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
+from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
@@ -99,7 +101,9 @@ class EmuStudio:
         self.federation = make_federation(
             settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
+        self.clusters = make_clusters(settings, self.store, self.docker, self.networks)
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
+        self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
         self.gateway = Gateway(
             self.services(), self.credentials, region, account, self.authorizer, self.auditor
         )
@@ -131,6 +135,7 @@ class EmuStudio:
             self.demo.start_demo,
             self.start_s3,
             self.adopt_workspaces,
+            self.clusters.adopt,
             self.start_backup,
             self.listen,
         ]
@@ -301,6 +306,7 @@ class EmuStudio:
         # journal keeps what S3 does not have yet).
         await self.backup.close()
         await self.workspaces.close()
+        await self.clusters.close()
         await self.workspace_runtime.close()
         self.proxy.close()
         if self.s3_server is not None:
@@ -417,6 +423,24 @@ def make_workspaces(
     return WorkspaceManager(
         store, containers, region=settings.region, base_url=workspace_base_url, hooks=[backup]
     )
+
+
+def make_clusters(
+    settings: Settings, store: Store, docker: DockerExecutor, networks: SubnetNetworks
+) -> ClusterLife:
+    """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
+    long ``docker exec`` calls get a pool of their own."""
+    engine = DockerClusterEngine(
+        docker,
+        DockerExecutor(settings.docker_url, max_workers=2),
+        networks,
+        Images.from_settings(docker, settings),
+        settings.resolved_instance_id(),
+        max_node_memory_mib=settings.cluster_node_memory_mib,
+        max_node_cpus=settings.cluster_node_cpus,
+        start_timeout=settings.cluster_start_timeout,
+    )
+    return ClusterLife(store, engine, region=settings.region)
 
 
 def make_identity(settings: Settings, store: Store) -> tuple[IamService, StsService, Credentials]:

@@ -10,6 +10,9 @@ Three images, each built from the one before:
 ``emustudio/base:bookworm``
     ``compose/Dockerfile.base`` on that rootfs: Python 3.11 with venv and CA certificates, the
     stand-in for ``python:3.11-slim-bookworm``.
+``emustudio/emr:spark-<spark>-<version>``
+    ``compose/Dockerfile.cluster`` on the same base: an EMR node (Spark standalone from the
+    pyspark wheel, OpenJDK 17, Jupyter Enterprise Gateway), one image per Spark version.
 ``emustudio/workspace:<version>``
     ``compose/Dockerfile.workspace``: JupyterLab and ``jupyter_ext`` in ``/opt/venv``, run as
     ``emr-notebook``.  Its base is the ``workspace_base_image`` setting
@@ -63,6 +66,7 @@ __all__ = [
     "DEFAULT_MIRROR",
     "ImageBuildError",
     "Images",
+    "cluster_image",
     "default_workspace_image",
     "find_source_dir",
 ]
@@ -113,6 +117,11 @@ class ImageBuildError(RuntimeError):
 
 def default_workspace_image() -> str:
     return f"emustudio/workspace:{emustudio.__version__}"
+
+
+def cluster_image(spark_version: str) -> str:
+    """The EMR node image of one Spark version (``emustudio images build`` makes the default)."""
+    return f"emustudio/emr:spark-{spark_version}-{emustudio.__version__}"
 
 
 def find_source_dir(start: Path | None = None) -> Path:
@@ -217,6 +226,35 @@ class Images:
                 labels={L_KIND: "workspace-image", L_INPUTS: inputs},
             )
             return self.workspace_image
+
+    async def build_cluster(self, spark_version: str, *, force: bool = False) -> str:
+        """Build the EMR node image for ``spark_version`` on the Workspace's base; its tag.
+
+        ``compose/Dockerfile.cluster`` with ``compose/cluster/``: the pyspark wheel of that
+        version, OpenJDK 17 and Jupyter Enterprise Gateway. Skipped when up to date.
+        """
+        async with self._locked():
+            base = await self._resolve_base()
+            base_id = await self._image_id(base)
+            if base_id is None:
+                raise ImageBuildError(f"base image {base} is not present")
+            tag = cluster_image(spark_version)
+            files = dict(self._cluster_context_files(self.source_dir))
+            inputs = _hash_inputs(
+                files, extra={"base": base_id, "spark": spark_version, "ca": "excluded"}
+            )
+            if not force and await self._up_to_date(tag, inputs):
+                return tag
+            files["ca-certificates.crt"] = self._ca_bytes()
+            log.info("building %s on %s", tag, base)
+            await self._build(
+                tag,
+                files,
+                dockerfile="Dockerfile.cluster",
+                buildargs={"BASE_IMAGE": base, "PYSPARK_VERSION": spark_version},
+                labels={L_KIND: "cluster-image", L_INPUTS: inputs},
+            )
+            return tag
 
     async def resolve_base(self) -> str:
         """The base for the Workspace image: ``base_image`` if present or pullable, else ours."""
@@ -430,6 +468,14 @@ class Images:
                 if not path.is_file() or _skipped(rel.parts):
                     continue
                 yield f"{prefix}/{rel.as_posix()}", path.read_bytes()
+
+    def _cluster_context_files(self, root: Path) -> Iterator[tuple[str, bytes]]:
+        yield "Dockerfile.cluster", (root / "compose" / "Dockerfile.cluster").read_bytes()
+        base = root / "compose" / "cluster"
+        for path in sorted(base.rglob("*")):
+            rel = path.relative_to(base)
+            if path.is_file() and not _skipped(rel.parts):
+                yield f"cluster/{rel.as_posix()}", path.read_bytes()
 
     def _ca_bytes(self) -> bytes:
         if self._ca_bundle is not None and self._ca_bundle.is_file():

@@ -20,6 +20,7 @@ from sqlmodel import Session, SQLModel, create_engine
 # Importing the table modules registers them with SQLModel's metadata.
 from emustudio.store import audit_tables as _audit_tables  # noqa: F401
 from emustudio.store import backup_tables as _backup_tables  # noqa: F401
+from emustudio.store import cluster_tables as _cluster_tables  # noqa: F401
 from emustudio.store import iam_tables as _iam_tables  # noqa: F401
 from emustudio.store import identity_tables as _identity_tables  # noqa: F401
 from emustudio.store import s3_tables as _s3_tables  # noqa: F401

@@ -139,3 +139,16 @@ class StsSession(SQLModel, table=True):
     expiration: float = Field(index=True)
     created_at: float
     principal: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class IamInstanceProfile(SQLModel, table=True):
+    """An instance profile: the container of (at most) one role that EC2 instances, and so EMR
+    cluster nodes, take credentials from."""
+
+    id: str = Field(primary_key=True)
+    name: str
+    name_key: str = Field(unique=True, index=True)
+    path: str = "/"
+    role_id: str | None = Field(default=None, index=True)
+    created_at: float
+    tags: list[dict[str, str]] = Field(default_factory=list, sa_column=Column(JSON))

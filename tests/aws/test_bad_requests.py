@@ -164,8 +164,8 @@ def test_unsigned_query_request(gateway: GatewayProcess, snapshot: Any) -> None:
 
 
 def test_unimplemented_operation_names_itself(gateway: GatewayProcess, snapshot: Any) -> None:
-    status, body = send(gateway, b"{}", target="ElasticMapReduce.ListReleaseLabels")
+    status, body = send(gateway, b"{}", target="ElasticMapReduce.ListSecurityConfigurations")
     assert status == 501
-    assert isinstance(body, dict) and "ListReleaseLabels" in (
+    assert isinstance(body, dict) and "ListSecurityConfigurations" in (
         body.get("message") or body.get("Message")
     )

@@ -14,6 +14,8 @@ EDITOR_OPERATIONS = {
     "StartEditor",
     "StopEditor",
     "DeleteEditor",
+    "AttachEditor",
+    "DetachEditor",
     "OpenEditorInConsole",
     "CreateStudioPresignedUrl",
 }

@@ -1,28 +1,35 @@
-"""EMR: Studios, their session mappings and tags, Workspaces, and Studio sign-in URLs."""
+"""EMR: Studios, their session mappings and tags, Workspaces, Studio sign-in URLs, and clusters
+with their steps."""
 
 from __future__ import annotations
 
-from emustudio.services.emr.editors import EditorOperations
+from emustudio.services.emr.attach import AttachOperations
+from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.presigned import PresignedUrlOperations, StudioSignIns
 from emustudio.services.emr.session_mappings import (
     IdentityDirectory,
     SessionMappingOperations,
     UnlinkedDirectory,
 )
+from emustudio.services.emr.steps import StepOperations
 from emustudio.services.emr.studios import StudioOperations
 from emustudio.services.emr.workspaces import WorkspaceManager
 from emustudio.store import Store
 
 
 class EmrService(
-    StudioOperations, SessionMappingOperations, EditorOperations, PresignedUrlOperations
+    StudioOperations,
+    SessionMappingOperations,
+    PresignedUrlOperations,
+    AttachOperations,  # and EditorOperations
+    StepOperations,
 ):
     """The EMR operations emustudio answers; everything else in the model is NotImplemented.
 
     Its collaborators are optional (a unit test needs none): ``workspaces`` runs the Editor
     operations' containers, ``directory`` resolves session mappings' identities, ``sign_ins``
     makes ``CreateStudioPresignedUrl``'s one-time URLs, ``idc_instance_arn`` is the Identity
-    Center instance ``CreateStudio`` accepts.
+    Center instance ``CreateStudio`` accepts, ``clusters`` runs clusters and their steps.
     """
 
     def __init__(
@@ -38,6 +45,8 @@ class EmrService(
         directory: IdentityDirectory | None = None,
         sign_ins: StudioSignIns | None = None,
         idc_instance_arn: str | None = None,
+        clusters: ClusterLife | None = None,
+        max_cluster_nodes: int = 5,
     ) -> None:
         super().__init__(
             store,
@@ -51,6 +60,8 @@ class EmrService(
         self.directory = directory or UnlinkedDirectory()
         self.sign_ins = sign_ins
         self.idc_instance_arn = idc_instance_arn
+        self.clusters = clusters
+        self.max_cluster_nodes = max_cluster_nodes
 
 
 __all__ = ["EmrService"]

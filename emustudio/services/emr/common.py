@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlmodel import Session
 
@@ -73,3 +73,17 @@ class EmrBase(Service):
     def page(self, items: Sequence[T], marker: str | None) -> tuple[list[T], str | None]:
         """One page and the ``Marker`` of the next; a Marker is opaque to clients."""
         return pages.page(items, marker, self.page_size, InvalidRequest("Invalid marker."))
+
+
+def with_marker(result: dict[str, Any], marker: str | None) -> dict[str, Any]:
+    return pages.with_token(result, marker, "Marker")
+
+
+class ValidationException(AwsError):
+    """What EMR answers a ``RunJobFlow`` it cannot accept (a bad role, subnet, application)."""
+
+    code = "ValidationException"
+
+
+def cluster_not_valid(cluster_id: str) -> InvalidRequest:
+    return InvalidRequest(f"Cluster id '{cluster_id}' is not valid.")

@@ -62,6 +62,9 @@ class EditorOperations(EmrBase):
             "SubnetId": editor.subnet_id,
             "AvailabilityZone": editor.availability_zone,
             "AttachedClusterId": editor.attached_cluster_id,
+            "ExecutionEngine": {"Id": editor.attached_cluster_id, "Type": "EMR"}
+            if editor.attached_cluster_id and editor.status == "Attached"
+            else None,
             "CreatedBy": editor.created_by,
             "CreationTime": _epoch(editor.created_at),
             "LastModifiedTime": _epoch(editor.last_modified_at),

@@ -23,6 +23,7 @@ from emustudio.services.emr.common import (
     InternalServerException,
     InvalidRequest,
 )
+from emustudio.store.cluster_tables import Cluster
 from emustudio.store.tables import SecurityGroup, Studio, StudioSessionMapping, Subnet, Tag, Vpc
 
 MAX_SUBNETS = 5
@@ -303,7 +304,10 @@ class StudioOperations(EmrBase):
             self.get_studio_or_raise(session, resource_id)
             return str(resource_id)
         if resource_id.startswith("j-"):
-            raise InvalidRequest(f"Cluster id '{resource_id}' is not valid.", "NoSuchCluster")
+            cluster = session.get(Cluster, resource_id)
+            if cluster is None or cluster.region != self.region:
+                raise InvalidRequest(f"Cluster id '{resource_id}' is not valid.", "NoSuchCluster")
+            return str(resource_id)
         raise InvalidRequest(f"Resource '{resource_id}' is not a valid EMR resource id.")
 
     @operation("AddTags")
@@ -319,7 +323,7 @@ class StudioOperations(EmrBase):
                         resource_id=resource_id,
                         key=tag["Key"],
                         value=tag.get("Value", ""),
-                        resource_type="studio",
+                        resource_type="cluster" if resource_id.startswith("j-") else "studio",
                     )
                 )
             return {}

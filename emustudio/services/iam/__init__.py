@@ -1,6 +1,6 @@
 """IAM: users, groups, roles, managed, attached and inline policies, access keys, login
-profiles, SAML providers and the policy simulator; and what the authorizer and sign-in ask of
-IAM.
+profiles, instance profiles, SAML providers and the policy simulator; and what the authorizer
+and sign-in ask of IAM.
 
 One module per concern; :class:`IamService` puts them together. Call :meth:`IamService.load`
 once at start-up: it fills the access-key cache that SigV4 reads.
@@ -17,6 +17,7 @@ from emustudio.services.iam.common import now
 from emustudio.services.iam.credentials import IamCredentials, KeyEntry
 from emustudio.services.iam.groups import GroupOperations
 from emustudio.services.iam.inline import InlinePolicyOperations
+from emustudio.services.iam.instance_profiles import InstanceProfileOperations
 from emustudio.services.iam.login_profiles import LoginProfileOperations
 from emustudio.services.iam.policies import PolicyOperations
 from emustudio.services.iam.roles import RoleOperations
@@ -33,6 +34,7 @@ class IamService(
     UserOperations,
     GroupOperations,
     RoleOperations,
+    InstanceProfileOperations,
     PolicyOperations,
     AttachmentOperations,
     InlinePolicyOperations,

@@ -28,7 +28,12 @@ from emustudio.services.iam.common import (
     unique_id,
     with_prefix,
 )
-from emustudio.store.iam_tables import IamInlinePolicy, IamPolicyAttachment, IamRole
+from emustudio.store.iam_tables import (
+    IamInlinePolicy,
+    IamInstanceProfile,
+    IamPolicyAttachment,
+    IamRole,
+)
 
 
 class RoleOperations(IamBase):
@@ -163,6 +168,12 @@ class RoleOperations(IamBase):
                 )
             ).first():
                 raise DeleteConflict("Cannot delete entity, must detach all policies first.")
+            if session.exec(
+                select(IamInstanceProfile).where(IamInstanceProfile.role_id == role.id)
+            ).first():
+                raise DeleteConflict(
+                    "Cannot delete entity, must remove roles from instance profile first."
+                )
             session.delete(role)
             return {}
 

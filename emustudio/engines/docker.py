@@ -1,0 +1,299 @@
+"""The Docker engine: one container per EC2 instance, on the cluster's subnet network.
+
+Containers are named ``emustudio-<gateway instance>-<cluster id>-<instance id>`` and labelled
+``emustudio.instance``, ``emustudio.kind`` (``emr-node``), ``emustudio.cluster-id``,
+``emustudio.ec2-instance-id``, ``emustudio.instance-role`` and ``emustudio.subnet-id``. The
+hostname is the EC2 instance id (Spark's workers and executors reach the master by it through the
+network's DNS). Like a Workspace a node publishes no port, drops every capability, gets no new
+privileges and runs under Docker's init. Its CPU and memory limits are its instance type's, capped
+by the settings (the machine is not a rack); Spark's worker still advertises the instance type's
+vCPUs and memory, as YARN does on EMR.
+
+Readiness is the image's health check (``compose/cluster/healthcheck.py``): the master's Spark
+master, history server and gateway listen; a worker has registered. Steps run with ``docker
+exec`` on the master, on a pool of their own so that a long step never holds the gateway's
+Docker calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+
+from emustudio.engines.base import (
+    ClusterEngine,
+    ClusterSpec,
+    ClusterStartError,
+    NodeInfo,
+    NodeSpec,
+    StepOutcome,
+)
+from emustudio.runtime.docker_executor import DockerExecutor
+from emustudio.runtime.images import Images
+from emustudio.runtime.networks import L_INSTANCE, L_KIND, L_SUBNET_ID, LABEL, SubnetNetworks
+
+log = logging.getLogger(__name__)
+
+KIND_NODE = "emr-node"
+L_CLUSTER_ID = f"{LABEL}.cluster-id"
+L_EC2_INSTANCE = f"{LABEL}.ec2-instance-id"
+L_ROLE = f"{LABEL}.instance-role"
+GATEWAY_PORT = 18888
+_TAIL = 4000  # characters of a step's output kept for FailureDetails and logs
+_PIDS_LIMIT = 2048
+
+
+class DockerClusterEngine(ClusterEngine):
+    def __init__(
+        self,
+        docker_executor: DockerExecutor,
+        step_executor: DockerExecutor,
+        networks: SubnetNetworks,
+        images: Images,
+        instance_id: str,
+        *,
+        max_node_memory_mib: int = 1536,
+        max_node_cpus: float = 1.0,
+        start_timeout: float = 180.0,
+    ) -> None:
+        self._docker = docker_executor
+        self._steps = step_executor
+        self._networks = networks
+        self._images = images
+        self._instance_id = instance_id
+        self.max_node_memory_mib = max_node_memory_mib
+        self.max_node_cpus = max_node_cpus
+        self.start_timeout = start_timeout
+
+    def container_name(self, cluster_id: str, instance_id: str) -> str:
+        return f"emustudio-{self._instance_id}-{cluster_id}-{instance_id}"
+
+    def _filters(self, cluster_id: str) -> dict[str, list[str]]:
+        return {
+            "label": [
+                f"{L_INSTANCE}={self._instance_id}",
+                f"{L_KIND}={KIND_NODE}",
+                f"{L_CLUSTER_ID}={cluster_id}",
+            ]
+        }
+
+    # -- start -------------------------------------------------------------------------------
+
+    async def start(self, spec: ClusterSpec) -> list[NodeInfo]:
+        image = await self._images.build_cluster(spec.spark_version)
+        network = self._networks.network_name(spec.subnet_id)
+        master = next(n for n in spec.nodes if n.role == "MASTER")
+        try:
+            for node in spec.nodes:
+                await self._create(spec, node, image, network, master.instance_id)
+            return await self._wait_healthy(spec, network)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.stop(spec.cluster_id)
+            raise
+
+    async def _create(
+        self, spec: ClusterSpec, node: NodeSpec, image: str, network: str, master_host: str
+    ) -> None:
+        role = "master" if node.role == "MASTER" else node.role.lower()
+        memory_mib = min(node.instance_type.memory_mib, self.max_node_memory_mib)
+        env = {
+            "EMR_NODE_ROLE": role,
+            "EMR_MASTER_HOST": master_host,
+            "EMR_WORKER_CORES": str(node.instance_type.vcpu),
+            "EMR_WORKER_MEMORY": f"{max(node.instance_type.memory_mib - 1024, 512)}m",
+            "EMR_SPARK_DEFAULTS": json.dumps(spec.spark_defaults),
+        }
+        if role == "master":
+            env["EMR_JEG_TOKEN"] = spec.gateway_token
+        labels = {
+            L_INSTANCE: self._instance_id,
+            L_KIND: KIND_NODE,
+            L_CLUSTER_ID: spec.cluster_id,
+            L_EC2_INSTANCE: node.instance_id,
+            L_ROLE: node.role,
+            L_SUBNET_ID: spec.subnet_id,
+        }
+        name = self.container_name(spec.cluster_id, node.instance_id)
+
+        def _run(client: docker.DockerClient) -> None:
+            try:
+                client.networks.get(network)
+            except NotFound as exc:
+                raise ClusterStartError(
+                    f"The subnet {spec.subnet_id} has no network (docker network {network})."
+                ) from exc
+            container = client.containers.create(
+                image,
+                name=name,
+                hostname=node.instance_id,
+                labels=labels,
+                environment=env,
+                network=network,
+                mem_limit=f"{memory_mib}m",
+                memswap_limit=f"{memory_mib}m",
+                nano_cpus=round(min(node.instance_type.vcpu, self.max_node_cpus) * 1e9),
+                pids_limit=_PIDS_LIMIT,
+                restart_policy={"Name": "no"},
+                init=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                detach=True,
+            )
+            container.start()
+
+        await self._docker.run(_run)
+        log.info("cluster %s: started %s (%s) on %s", spec.cluster_id, name, node.role, network)
+
+    async def _wait_healthy(self, spec: ClusterSpec, network: str) -> list[NodeInfo]:
+        deadline = time.monotonic() + self.start_timeout
+        names = {
+            n.instance_id: self.container_name(spec.cluster_id, n.instance_id) for n in spec.nodes
+        }
+        while True:
+            states = await self._docker.run(lambda c: [_inspect(c, n) for n in names.values()])
+            for (instance_id, name), attrs in zip(names.items(), states, strict=True):
+                if attrs is None:
+                    raise ClusterStartError(f"The instance {instance_id} is gone.")
+                state = attrs["State"]
+                health = (state.get("Health") or {}).get("Status")
+                if not state.get("Running") or health == "unhealthy":
+                    tail = await self._logs_tail(name)
+                    raise ClusterStartError(
+                        f"The instance {instance_id} failed to start: {tail or state.get('Error')}"
+                    )
+            if all((a or {})["State"].get("Health", {}).get("Status") == "healthy" for a in states):
+                return [
+                    NodeInfo(
+                        instance_id=iid,
+                        private_ip=(a or {})["NetworkSettings"]["Networks"]
+                        .get(network, {})
+                        .get("IPAddress")
+                        or None,
+                        hostname=iid,
+                    )
+                    for iid, a in zip(names, states, strict=True)
+                ]
+            if time.monotonic() > deadline:
+                raise ClusterStartError(
+                    f"The cluster's instances did not become ready within {self.start_timeout:.0f}"
+                    " seconds."
+                )
+            await asyncio.sleep(0.5)
+
+    async def _logs_tail(self, name: str) -> str:
+        def _logs(client: docker.DockerClient) -> str:
+            try:
+                raw = client.containers.get(name).logs(tail=15)
+            except (NotFound, APIError):
+                return ""
+            return bytes(raw).decode(errors="replace").strip()
+
+        return (await self._docker.run(_logs))[-1000:]
+
+    # -- stop --------------------------------------------------------------------------------
+
+    async def stop(self, cluster_id: str) -> None:
+        filters = self._filters(cluster_id)
+
+        def _remove(client: docker.DockerClient) -> None:
+            for container in client.containers.list(all=True, filters=filters):
+                with contextlib.suppress(NotFound):
+                    container.remove(force=True)
+
+        await self._docker.run(_remove)
+        log.info("cluster %s: nodes removed", cluster_id)
+
+    # -- steps -------------------------------------------------------------------------------
+
+    async def _master(self, cluster_id: str) -> str | None:
+        filters = self._filters(cluster_id)
+        filters["label"].append(f"{L_ROLE}=MASTER")
+
+        def _find(client: docker.DockerClient) -> str | None:
+            found = client.containers.list(filters=filters)
+            return str(found[0].id) if found else None
+
+        return await self._docker.run(_find)
+
+    async def run_step(self, cluster_id: str, step_id: str, argv: list[str]) -> StepOutcome:
+        master = await self._master(cluster_id)
+        if master is None:
+            return StepOutcome(255, "", "The master instance is not running.")
+        pid_file = f"/tmp/step-{step_id}.pid"
+        # The shell records its pid, then becomes the command: cancel_step signals that pid.
+        command = ["/bin/sh", "-c", f'echo $$ > {pid_file}; exec "$@"', "step", *argv]
+
+        def _exec(client: docker.DockerClient) -> tuple[int, bytes, bytes]:
+            exec_id = client.api.exec_create(master, command, user="hadoop", workdir="/home/hadoop")
+            out, err = client.api.exec_start(exec_id, demux=True)
+            code = client.api.exec_inspect(exec_id).get("ExitCode")
+            return (255 if code is None else int(code)), out or b"", err or b""
+
+        code, out, err = await self._steps.run(_exec)
+        cancelled = code in (143, 137) and await self._was_cancelled(master, step_id)
+        return StepOutcome(
+            code,
+            out.decode(errors="replace")[-_TAIL:],
+            err.decode(errors="replace")[-_TAIL:],
+            cancelled,
+        )
+
+    async def _was_cancelled(self, master: str, step_id: str) -> bool:
+        def _check(client: docker.DockerClient) -> bool:
+            result = client.containers.get(master).exec_run(
+                ["test", "-e", f"/tmp/step-{step_id}.cancelled"], user="hadoop"
+            )
+            return int(result.exit_code) == 0
+
+        with contextlib.suppress(NotFound, APIError):
+            return await self._docker.run(_check)
+        return False
+
+    async def cancel_step(self, cluster_id: str, step_id: str) -> None:
+        master = await self._master(cluster_id)
+        if master is None:
+            return
+        script = (
+            f"touch /tmp/step-{step_id}.cancelled; "
+            f'pid=$(cat /tmp/step-{step_id}.pid 2>/dev/null) && kill -TERM "$pid"'
+        )
+
+        def _kill(client: docker.DockerClient) -> None:
+            client.containers.get(master).exec_run(["/bin/sh", "-c", script], user="hadoop")
+
+        with contextlib.suppress(NotFound, APIError):
+            await self._docker.run(_kill)
+
+    # -- the notebook gateway ----------------------------------------------------------------
+
+    async def gateway_endpoint(self, cluster_id: str) -> str | None:
+        filters = self._filters(cluster_id)
+        filters["label"].append(f"{L_ROLE}=MASTER")
+
+        def _find(client: docker.DockerClient) -> str | None:
+            for container in client.containers.list(filters=filters):
+                networks = container.attrs["NetworkSettings"]["Networks"] or {}
+                for net in networks.values():
+                    if net.get("IPAddress"):
+                        return f"{net['IPAddress']}:{GATEWAY_PORT}"
+            return None
+
+        return await self._docker.run(_find)
+
+    async def close(self) -> None:
+        self._steps.close()
+
+
+def _inspect(client: docker.DockerClient, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(client.api.inspect_container(name))
+    except NotFound:
+        return None

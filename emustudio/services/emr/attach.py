@@ -1,0 +1,144 @@
+"""AttachEditor and DetachEditor: a Workspace's kernels move to an EMR cluster and back.
+
+AWS's checks, each with its own message, in this order: the Workspace is running (Ready); the
+cluster exists and is ``RUNNING`` or ``WAITING``; it is in the Studio's VPC and one of the
+Studio's subnets; it has Spark, Livy and JupyterEnterpriseGateway; its release supports Studio;
+the Workspace security group allows outbound TCP 18888 to the engine security group, and the
+engine group allows it inbound from the Workspace group. A refused attach changes nothing.
+
+Statuses go ``Ready → Attaching → Attached`` (Attached once the cluster's gateway answers an
+address) and ``Attached → Detaching → Ready``. A Workspace whose cluster ends is detached.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from emustudio.context import RequestContext
+from emustudio.engines import releases
+from emustudio.services.base import operation
+from emustudio.services.emr.clusters import ClusterOperations
+from emustudio.services.emr.common import InvalidRequest
+from emustudio.services.emr.editors import EditorOperations
+from emustudio.store.cluster_tables import Cluster
+from emustudio.store.tables import SecurityGroup, Studio
+
+GATEWAY_PORT = 18888
+NEEDED_APPLICATIONS = ("Spark", "Livy", "JupyterEnterpriseGateway")
+
+
+def _allows(group: SecurityGroup, *, egress: bool, peer: str) -> bool:
+    """Whether ``group`` has a rule for TCP 18888 to (egress) or from (ingress) group ``peer``."""
+    for rule in group.rules:
+        # An outbound rule to anywhere covers the engine group too; inbound must name the peer.
+        anywhere = egress and rule.get("cidr_ipv4") == "0.0.0.0/0"
+        if bool(rule.get("egress")) != egress or not (rule.get("group_id") == peer or anywhere):
+            continue
+        if rule.get("protocol") == "-1":
+            return True
+        low, high = rule.get("from_port"), rule.get("to_port")
+        if rule.get("protocol") == "tcp" and (
+            low is None or high is None or low <= GATEWAY_PORT <= high
+        ):
+            return True
+    return False
+
+
+def check_attach(
+    session: Session, studio: Studio, cluster: Cluster | None, cluster_id: str
+) -> None:
+    if cluster is None:
+        raise InvalidRequest(f"Cluster id '{cluster_id}' is not valid.")
+    if cluster.state not in ("RUNNING", "WAITING"):
+        raise InvalidRequest(
+            f"Cluster {cluster.id} is {cluster.state}. A Workspace can be attached only to a"
+            " cluster that is RUNNING or WAITING."
+        )
+    if cluster.vpc_id != studio.vpc_id:
+        raise InvalidRequest(
+            f"Cluster {cluster.id} is in VPC {cluster.vpc_id}, not in the Studio's VPC"
+            f" {studio.vpc_id}."
+        )
+    if cluster.subnet_id not in studio.subnet_ids:
+        raise InvalidRequest(
+            f"Cluster {cluster.id} is in subnet {cluster.subnet_id}, which is not one of the"
+            f" Studio's subnets ({', '.join(studio.subnet_ids)})."
+        )
+    installed = {a["Name"] for a in cluster.applications}
+    missing = [a for a in NEEDED_APPLICATIONS if a not in installed]
+    if missing:
+        raise InvalidRequest(
+            f"Cluster {cluster.id} must have Spark, Livy and JupyterEnterpriseGateway installed"
+            f" to attach a Workspace; missing: {', '.join(missing)}."
+        )
+    release = releases.release(cluster.release_label)
+    if release is None or not release.studio:
+        raise InvalidRequest(f"Release {cluster.release_label} does not support EMR Studio.")
+    workspace_sg = session.get(SecurityGroup, studio.workspace_security_group_id)
+    engine_sg = session.get(SecurityGroup, studio.engine_security_group_id)
+    if workspace_sg is None or not _allows(
+        workspace_sg, egress=True, peer=studio.engine_security_group_id
+    ):
+        raise InvalidRequest(
+            f"The Workspace security group {studio.workspace_security_group_id} must allow"
+            f" outbound TCP traffic on port {GATEWAY_PORT} to the engine security group"
+            f" {studio.engine_security_group_id}."
+        )
+    if engine_sg is None or not _allows(
+        engine_sg, egress=False, peer=studio.workspace_security_group_id
+    ):
+        raise InvalidRequest(
+            f"The engine security group {studio.engine_security_group_id} must allow inbound"
+            f" TCP traffic on port {GATEWAY_PORT} from the Workspace security group"
+            f" {studio.workspace_security_group_id}."
+        )
+
+
+class AttachOperations(EditorOperations, ClusterOperations):
+    @operation("AttachEditor")
+    async def attach_editor(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        manager, life = self.manager(), self.life()
+        editor_id = params["EditorId"]
+        engine = params["ExecutionEngine"]
+        if engine.get("Type", "EMR") != "EMR":
+            raise InvalidRequest("ExecutionEngine Type must be EMR.")
+        cluster_id = engine["Id"]
+
+        def check(session: Session) -> None:
+            editor = self.get_editor_or_raise(session, editor_id)
+            if editor.status != "Ready":
+                raise InvalidRequest(
+                    f"Workspace {editor_id} is {editor.status}; it can be attached only when Ready."
+                )
+            studio = self.get_studio_or_raise(session, editor.studio_id)
+            cluster = session.get(Cluster, cluster_id)
+            if cluster is not None and cluster.region != self.region:
+                cluster = None
+            check_attach(session, studio, cluster, cluster_id)
+
+        await self.store.tx(check)
+        await manager.set_status(editor_id, "Attaching", attached_cluster_id=cluster_id)
+
+        async def finish() -> None:
+            endpoint = await life.engine.gateway_endpoint(cluster_id)
+            if endpoint is None:
+                await manager.set_status(
+                    editor_id, "Ready", "The cluster's gateway does not answer.",
+                    attached_cluster_id=None,
+                )  # fmt: skip
+            else:
+                await manager.set_status(editor_id, "Attached")
+
+        manager.background(finish(), f"attach {editor_id}")
+        return {"EditorId": editor_id, "Status": "Attaching"}
+
+    @operation("DetachEditor")
+    async def detach_editor(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+        manager = self.manager()
+        editor_id = params["EditorId"]
+        await self._transition(editor_id, ("Attached",), "detached")
+        await manager.set_status(editor_id, "Detaching")
+        await manager.set_status(editor_id, "Ready", attached_cluster_id=None)
+        return {"EditorId": editor_id, "Status": "Ready"}

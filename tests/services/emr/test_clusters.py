@@ -1,0 +1,371 @@
+"""EMR clusters through boto3: RunJobFlow's checks, and one real cluster (Spark in containers)
+shared by the module's life tests: the waiters, steps that complete, fail and are cancelled,
+and termination that removes the nodes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+from botocore.exceptions import ClientError
+
+from emustudio.testing.gateway import GatewayProcess
+from emustudio.testing.resources import wait_for_status
+from emustudio.testing.vpc import StudioNetwork, studio_args
+from tests.services.emr.test_editors import studio_client
+
+TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+             "Action": "sts:AssumeRole"}
+        ],
+    }
+)  # fmt: skip
+FAST = {"Delay": 2, "MaxAttempts": 200}
+
+
+def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    err = exc.value.response["Error"]
+    return err["Code"], err["Message"]
+
+
+@pytest.fixture(scope="module")
+def roles(gateway: GatewayProcess) -> None:
+    iam = gateway.client("iam")
+    iam.create_role(RoleName="EMR_DefaultRole", AssumeRolePolicyDocument=TRUST)
+    iam.create_role(RoleName="EMR_EC2_DefaultRole", AssumeRolePolicyDocument=TRUST)
+    iam.create_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
+    iam.add_role_to_instance_profile(
+        InstanceProfileName="EMR_EC2_DefaultRole", RoleName="EMR_EC2_DefaultRole"
+    )
+
+
+def job_flow(**overrides: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "Name": "analytics",
+        "ReleaseLabel": "emr-7.12.0",
+        "Applications": [{"Name": "Spark"}, {"Name": "Livy"}, {"Name": "JupyterEnterpriseGateway"}],
+        "Instances": {
+            "InstanceGroups": [
+                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
+                {"InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 1},
+            ],
+            "KeepJobFlowAliveWhenNoSteps": True,
+        },
+        "JobFlowRole": "EMR_EC2_DefaultRole",
+        "ServiceRole": "EMR_DefaultRole",
+        "VisibleToAllUsers": True,
+    }
+    args.update(overrides)
+    return args
+
+
+def bash_step(name: str, script: str, on_failure: str = "CONTINUE") -> dict[str, Any]:
+    return {
+        "Name": name,
+        "ActionOnFailure": on_failure,
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["bash", "-c", script]},
+    }
+
+
+# --- what RunJobFlow refuses (no container is made) -----------------------------------------------
+
+
+def test_instance_profile_operations(gateway: GatewayProcess, roles: None) -> None:
+    iam = gateway.client("iam")
+    profile = iam.get_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")["InstanceProfile"]
+    assert profile["Arn"] == "arn:aws:iam::000000000000:instance-profile/EMR_EC2_DefaultRole"
+    assert [r["RoleName"] for r in profile["Roles"]] == ["EMR_EC2_DefaultRole"]
+    listed = iam.list_instance_profiles_for_role(RoleName="EMR_EC2_DefaultRole")
+    assert [p["InstanceProfileName"] for p in listed["InstanceProfiles"]] == ["EMR_EC2_DefaultRole"]
+    with pytest.raises(ClientError) as exc:
+        iam.delete_role(RoleName="EMR_EC2_DefaultRole")
+    assert error_of(exc)[0] == "DeleteConflict"
+    with pytest.raises(ClientError) as exc:
+        iam.delete_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
+    assert error_of(exc)[0] == "DeleteConflict"
+    with pytest.raises(ClientError) as exc:
+        iam.get_instance_profile(InstanceProfileName="nope")
+    assert error_of(exc)[0] == "NoSuchEntity"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"JobFlowRole": "missing-profile"}, "Invalid InstanceProfile: missing-profile."),
+        ({"ServiceRole": "missing-role"}, "Invalid ServiceRole: missing-role."),
+        ({"ReleaseLabel": "emr-9.9.9"}, "The requested release label 'emr-9.9.9' is invalid"),
+        ({"Applications": [{"Name": "Hive"}]}, "Specified application: Hive is invalid"),
+        (
+            {"Instances": {"MasterInstanceType": "x9.huge", "InstanceCount": 1}},
+            "The requested instance type x9.huge is not supported",
+        ),
+        (
+            {"Instances": {"InstanceGroups": [
+                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 3}]}},
+            "exactly one master node",
+        ),
+        (
+            {"Instances": {"MasterInstanceType": "m5.xlarge", "InstanceCount": 1,
+                           "Ec2SubnetId": "subnet-00000000000000000"}},
+            "The subnet ID 'subnet-00000000000000000' does not exist",
+        ),
+    ],
+)  # fmt: skip
+def test_run_job_flow_refuses(
+    emr: Any, roles: None, overrides: dict[str, Any], message: str
+) -> None:
+    before = emr.list_clusters()["Clusters"]
+    with pytest.raises(ClientError) as exc:
+        emr.run_job_flow(**job_flow(**overrides))
+    code, text = error_of(exc)
+    assert code == "ValidationException"
+    assert message in text
+    assert emr.list_clusters()["Clusters"] == before
+
+
+def test_unknown_cluster(emr: Any) -> None:
+    with pytest.raises(ClientError) as exc:
+        emr.describe_cluster(ClusterId="j-AAAAAAAAAAAAA")
+    assert error_of(exc) == (
+        "InvalidRequestException",
+        "Cluster id 'j-AAAAAAAAAAAAA' is not valid.",
+    )
+
+
+def test_release_labels_come_from_data(emr: Any) -> None:
+    labels = emr.list_release_labels(Filters={"Prefix": "emr-7"})["ReleaseLabels"]
+    assert "emr-7.12.0" in labels and labels == sorted(
+        labels, key=lambda label: [int(p) for p in label[4:].split(".")], reverse=True
+    )
+    apps = emr.describe_release_label(ReleaseLabel="emr-7.12.0")["Applications"]
+    assert {"Name": "Spark", "Version": "3.5.9"} in apps
+    types = emr.list_supported_instance_types(ReleaseLabel="emr-7.12.0")["SupportedInstanceTypes"]
+    assert {"Type": "m5.xlarge", "VCPU": 4}.items() <= types[
+        [t["Type"] for t in types].index("m5.xlarge")
+    ].items()
+
+
+# --- one real cluster --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    emr: Any, roles: None, gateway: GatewayProcess, network: StudioNetwork
+) -> Iterator[str]:
+    instances = job_flow()["Instances"] | {"Ec2SubnetId": network.subnet_ids[0]}
+    created = emr.run_job_flow(
+        **job_flow(
+            Instances=instances,
+            Tags=[{"Key": "team", "Value": "data"}],
+            Steps=[bash_step("hello", "echo hello from $(hostname)")],
+            Configurations=[
+                {"Classification": "spark-defaults",
+                 "Properties": {"spark.executor.memory": "512m"}}
+            ],
+        )
+    )  # fmt: skip
+    cluster_id = created["JobFlowId"]
+    try:
+        yield cluster_id
+    finally:
+        emr.terminate_job_flows(JobFlowIds=[cluster_id])
+        emr.get_waiter("cluster_terminated").wait(ClusterId=cluster_id, WaiterConfig=FAST)
+
+
+def node_containers(docker_client: docker.DockerClient, cluster_id: str) -> list[Any]:
+    return docker_client.containers.list(
+        all=True, filters={"label": [f"emustudio.cluster-id={cluster_id}"]}
+    )
+
+
+def test_cluster_runs_spark_on_its_nodes(
+    emr: Any, cluster: str, docker_client: docker.DockerClient
+) -> None:
+    assert re.fullmatch(r"j-[A-Z0-9]{13}", cluster)
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    described = emr.describe_cluster(ClusterId=cluster)["Cluster"]
+    assert described["Status"]["State"] in ("RUNNING", "WAITING")
+    assert described["ReleaseLabel"] == "emr-7.12.0"
+    assert {"Name": "Spark", "Version": "3.5.9"} in described["Applications"]
+    assert described["Ec2InstanceAttributes"]["IamInstanceProfile"] == "EMR_EC2_DefaultRole"
+    assert described["Tags"] == [{"Key": "team", "Value": "data"}]
+    assert described["AutoTerminate"] is False
+    assert "ReadyDateTime" in described["Status"]["Timeline"]
+
+    instances = emr.list_instances(ClusterId=cluster)["Instances"]
+    assert len(instances) == 2
+    assert all(re.fullmatch(r"i-[0-9a-f]{17}", i["Ec2InstanceId"]) for i in instances)
+    assert all(i["PrivateIpAddress"] for i in instances)
+    groups = emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"]
+    assert sorted(g["InstanceGroupType"] for g in groups) == ["CORE", "MASTER"]
+
+    containers = node_containers(docker_client, cluster)
+    roles = sorted(c.labels["emustudio.instance-role"] for c in containers)
+    assert roles == ["CORE", "MASTER"]
+
+    # The first step ran on the master and completed; the cluster then waits.
+    steps = emr.list_steps(ClusterId=cluster)["Steps"]
+    emr.get_waiter("step_complete").wait(
+        ClusterId=cluster, StepId=steps[-1]["Id"], WaiterConfig=FAST
+    )
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+
+    # A spark-submit step runs a job on the workers.
+    script = (
+        "cat > /tmp/count.py <<'EOF'\n"
+        "from pyspark.sql import SparkSession\n"
+        "s = SparkSession.builder.appName('count').getOrCreate()\n"
+        "assert s.range(10**5).count() == 10**5\n"
+        "EOF\n"
+        "spark-submit /tmp/count.py"
+    )
+    step_id = emr.add_job_flow_steps(JobFlowId=cluster, Steps=[bash_step("count", script)])[
+        "StepIds"
+    ][0]
+    assert re.fullmatch(r"s-[A-Z0-9]{13}", step_id)
+    emr.get_waiter("step_complete").wait(ClusterId=cluster, StepId=step_id, WaiterConfig=FAST)
+    step = emr.describe_step(ClusterId=cluster, StepId=step_id)["Step"]
+    assert step["Status"]["State"] == "COMPLETED"
+    assert "FailureDetails" not in step["Status"]
+
+
+def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    failing, blocked, cancelled = emr.add_job_flow_steps(
+        JobFlowId=cluster,
+        Steps=[
+            bash_step("fails", "echo 'java.lang.IllegalStateException: boom' >&2; exit 3"),
+            bash_step("sleeps", "sleep 600"),
+            bash_step("never", "echo never"),
+        ],
+    )["StepIds"]
+    info = emr.cancel_steps(ClusterId=cluster, StepIds=[cancelled])["CancelStepsInfoList"]
+    assert info == [{"StepId": cancelled, "Status": "SUBMITTED"}]
+    with pytest.raises(Exception, match="Waiter StepComplete failed"):
+        emr.get_waiter("step_complete").wait(ClusterId=cluster, StepId=failing, WaiterConfig=FAST)
+    failed = emr.describe_step(ClusterId=cluster, StepId=failing)["Step"]["Status"]
+    assert failed["State"] == "FAILED"
+    assert failed["FailureDetails"]["Reason"] == "java.lang.IllegalStateException: boom"
+    assert "3" in failed["FailureDetails"]["Message"]
+    assert emr.describe_step(ClusterId=cluster, StepId=cancelled)["Step"]["Status"]["State"] == (
+        "CANCELLED"
+    )
+    # A running step is cancelled too.
+    for _ in range(100):
+        if emr.describe_step(ClusterId=cluster, StepId=blocked)["Step"]["Status"]["State"] == (
+            "RUNNING"
+        ):
+            break
+        import time
+
+        time.sleep(0.5)
+    emr.cancel_steps(ClusterId=cluster, StepIds=[blocked])
+    with pytest.raises(Exception, match="Waiter StepComplete failed"):
+        emr.get_waiter("step_complete").wait(ClusterId=cluster, StepId=blocked, WaiterConfig=FAST)
+    assert emr.describe_step(ClusterId=cluster, StepId=blocked)["Step"]["Status"]["State"] == (
+        "CANCELLED"
+    )
+    listed = emr.list_steps(ClusterId=cluster, StepStates=["FAILED"])["Steps"]
+    assert [s["Id"] for s in listed] == [failing]
+
+
+@pytest.fixture(scope="module")
+def workspace(gateway: GatewayProcess, network: StudioNetwork) -> tuple[str, Any]:
+    studio_id = gateway.client("emr").create_studio(**studio_args(network))["StudioId"]
+    editors = studio_client(gateway)
+    editor_id = editors.create_editor(StudioId=studio_id, Name="spark work")["EditorId"]
+    return editor_id, editors
+
+
+def test_attach_checks_the_security_groups_then_attaches(
+    gateway: GatewayProcess, cluster: str, network: StudioNetwork, workspace: tuple[str, Any]
+) -> None:
+    editor_id, editors = workspace
+    ec2 = gateway.client("ec2")
+    wait_for_status(editors, editor_id, "Ready")
+    engine = {"Id": cluster, "Type": "EMR"}
+    # The Workspace group keeps only what AWS asks of it: no egress to anywhere.
+    ec2.revoke_security_group_egress(
+        GroupId=network.workspace_sg,
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    with pytest.raises(ClientError) as exc:
+        editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
+    assert error_of(exc) == (
+        "InvalidRequestException",
+        f"The Workspace security group {network.workspace_sg} must allow outbound TCP traffic"
+        f" on port 18888 to the engine security group {network.engine_sg}.",
+    )
+    ec2.authorize_security_group_egress(
+        GroupId=network.workspace_sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
+                        "UserIdGroupPairs": [{"GroupId": network.engine_sg}]}],
+    )  # fmt: skip
+    with pytest.raises(ClientError) as exc:
+        editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
+    assert "must allow inbound TCP traffic on port 18888" in error_of(exc)[1]
+    described = editors.describe_editor(EditorId=editor_id)["Editor"]
+    assert described["Status"] == "Ready"
+    assert "AttachedClusterId" not in described and "ExecutionEngine" not in described
+
+    ec2.authorize_security_group_ingress(
+        GroupId=network.engine_sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
+                        "UserIdGroupPairs": [{"GroupId": network.workspace_sg}]}],
+    )  # fmt: skip
+    emr = gateway.client("emr")
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    answer = editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
+    assert answer == {"EditorId": editor_id, "Status": "Attaching", **_meta(answer)}
+    attached = wait_for_status(editors, editor_id, "Attached")
+    assert attached["AttachedClusterId"] == cluster
+    assert attached["ExecutionEngine"] == {"Id": cluster, "Type": "EMR"}
+
+    assert editors.detach_editor(EditorId=editor_id)["Status"] == "Ready"
+    detached = editors.describe_editor(EditorId=editor_id)["Editor"]
+    assert detached["Status"] == "Ready"
+    assert "AttachedClusterId" not in detached and "ExecutionEngine" not in detached
+
+
+def _meta(answer: dict[str, Any]) -> dict[str, Any]:
+    return {"ResponseMetadata": answer["ResponseMetadata"]}
+
+
+def test_terminate_removes_the_nodes(
+    emr: Any, cluster: str, docker_client: docker.DockerClient
+) -> None:
+    emr.terminate_job_flows(JobFlowIds=[cluster])
+    emr.get_waiter("cluster_terminated").wait(ClusterId=cluster, WaiterConfig=FAST)
+    status = emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]
+    assert status["State"] == "TERMINATED"
+    assert status["StateChangeReason"] == {
+        "Code": "USER_REQUEST",
+        "Message": "Terminated by user request",
+    }
+    assert "EndDateTime" in status["Timeline"]
+    assert node_containers(docker_client, cluster) == []
+    with pytest.raises(ClientError) as exc:
+        emr.add_job_flow_steps(JobFlowId=cluster, Steps=[bash_step("late", "true")])
+    assert error_of(exc)[0] == "ValidationException"
+    assert [c["Id"] for c in emr.list_clusters(ClusterStates=["TERMINATED"])["Clusters"]] == [
+        cluster
+    ]
+
+
+def test_a_terminated_cluster_is_not_attached(cluster: str, workspace: tuple[str, Any]) -> None:
+    editor_id, editors = workspace
+    with pytest.raises(ClientError) as exc:
+        editors.attach_editor(EditorId=editor_id, ExecutionEngine={"Id": cluster})
+    assert error_of(exc) == (
+        "InvalidRequestException",
+        f"Cluster {cluster} is TERMINATED. A Workspace can be attached only to a cluster that is"
+        " RUNNING or WAITING.",
+    )
+    assert editors.describe_editor(EditorId=editor_id)["Editor"]["Status"] == "Ready"
