@@ -591,6 +591,18 @@ class ClusterOperations(EmrBase):
 
         return await self.store.tx(list_)
 
+    @operation("ListBootstrapActions")
+    async def list_bootstrap_actions(
+        self, ctx: RequestContext, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Always none: RunJobFlow refuses BootstrapActions until they run on the nodes."""
+
+        def list_(session: Session) -> dict[str, Any]:
+            self.get_cluster_or_raise(session, params["ClusterId"])
+            return {"BootstrapActions": []}
+
+        return await self.store.tx(list_)
+
     # --- changes --------------------------------------------------------------------------------
 
     @operation("TerminateJobFlows")

@@ -203,6 +203,7 @@ def test_cluster_runs_spark_on_its_nodes(
     assert len(instances) == 2
     assert all(re.fullmatch(r"i-[0-9a-f]{17}", i["Ec2InstanceId"]) for i in instances)
     assert all(i["PrivateIpAddress"] for i in instances)
+    assert emr.list_bootstrap_actions(ClusterId=cluster)["BootstrapActions"] == []
     groups = emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"]
     assert sorted(g["InstanceGroupType"] for g in groups) == ["CORE", "MASTER"]
 
