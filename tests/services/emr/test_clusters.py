@@ -189,7 +189,10 @@ def test_cluster_runs_spark_on_its_nodes(
     emr: Any, cluster: str, docker_client: docker.DockerClient
 ) -> None:
     assert re.fullmatch(r"j-[A-Z0-9]{13}", cluster)
-    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    # On a fresh machine the first cluster builds its image first (pyspark's sdist: minutes).
+    emr.get_waiter("cluster_running").wait(
+        ClusterId=cluster, WaiterConfig={"Delay": 2, "MaxAttempts": 600}
+    )
     described = emr.describe_cluster(ClusterId=cluster)["Cluster"]
     assert described["Status"]["State"] in ("RUNNING", "WAITING")
     assert described["ReleaseLabel"] == "emr-7.12.0"
