@@ -74,13 +74,17 @@ def test_full_life_of_a_studio(emr: Any, network: StudioNetwork, gateway: Gatewa
     assert studio_id not in {s["StudioId"] for s in emr.list_studios()["Studios"]}
 
 
-def test_every_model_member_round_trips(emr: Any, network: StudioNetwork) -> None:
+def test_every_model_member_round_trips(
+    emr: Any, network: StudioNetwork, gateway: GatewayProcess
+) -> None:
+    # The account's one Identity Center instance, found as AWS's setup guide finds it.
+    instance_arn = gateway.client("sso-admin").list_instances()["Instances"][0]["InstanceArn"]
     studio_id = emr.create_studio(
         **studio_args(
             network,
             AuthMode="SSO",
             UserRole="arn:aws:iam::000000000000:role/EMRStudio_User_Role",
-            IdcInstanceArn="arn:aws:sso:::instance/ssoins-1234567890abcdef",
+            IdcInstanceArn=instance_arn,
             IdcUserAssignment="REQUIRED",
             TrustedIdentityPropagationEnabled=True,
             EncryptionKeyArn="arn:aws:kms:us-east-1:000000000000:key/1234",
@@ -88,7 +92,7 @@ def test_every_model_member_round_trips(emr: Any, network: StudioNetwork) -> Non
     )["StudioId"]
     studio = emr.describe_studio(StudioId=studio_id)["Studio"]
     assert studio["UserRole"] == "arn:aws:iam::000000000000:role/EMRStudio_User_Role"
-    assert studio["IdcInstanceArn"] == "arn:aws:sso:::instance/ssoins-1234567890abcdef"
+    assert studio["IdcInstanceArn"] == instance_arn
     assert studio["IdcUserAssignment"] == "REQUIRED"
     assert studio["TrustedIdentityPropagationEnabled"] is True
     assert studio["EncryptionKeyArn"] == "arn:aws:kms:us-east-1:000000000000:key/1234"
