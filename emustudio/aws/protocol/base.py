@@ -172,6 +172,29 @@ def b64decode(text: str) -> bytes:
         raise ValueError(f"invalid base64 {text!r}") from exc
 
 
+def scalar_from_text(type_name: str, text: str) -> Any:
+    """A scalar member sent as text (query strings, XML, headers) as its model type; strings
+    come back as they are. ValueError or OverflowError when the text is not of that type."""
+    if type_name in ("integer", "long"):
+        number = int(text.strip())
+        low, high = INT_RANGE if type_name == "integer" else LONG_RANGE
+        if not low <= number <= high:
+            raise ValueError(text)
+        return number
+    if type_name in ("float", "double"):
+        return float(text)
+    if type_name == "boolean":
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(text)
+        return lowered == "true"
+    if type_name == "timestamp":
+        return parse_timestamp_text(text)
+    if type_name == "blob":
+        return b64decode(text)
+    return text
+
+
 # --- misc ---------------------------------------------------------------------------------
 
 

@@ -24,12 +24,9 @@ from botocore.model import OperationModel, Shape
 from emustudio.aws.errors import AwsError, UnknownOperation
 from emustudio.aws.http import HttpRequest, HttpResponse
 from emustudio.aws.protocol.base import (
-    INT_RANGE,
-    LONG_RANGE,
     ProtocolParser,
     ProtocolSerializer,
-    b64decode,
-    parse_timestamp_text,
+    scalar_from_text,
 )
 from emustudio.aws.protocol.naming import query_name
 from emustudio.aws.protocol.xmlout import XmlWriter, escape, escape_attr
@@ -206,24 +203,8 @@ class QueryParser(ProtocolParser):
         expected = _TYPE_NAMES.get(type_name)
         if expected is None:
             return text
-        stripped = text.strip()
         try:
-            if type_name in ("integer", "long"):
-                number = int(stripped)
-                low, high = INT_RANGE if type_name == "integer" else LONG_RANGE
-                if not low <= number <= high:
-                    raise ValueError(stripped)
-                return number
-            if type_name in ("float", "double"):
-                return float(stripped)
-            if type_name == "boolean":
-                lowered = stripped.lower()
-                if lowered not in ("true", "false"):
-                    raise ValueError(stripped)
-                return lowered == "true"
-            if type_name == "timestamp":
-                return parse_timestamp_text(stripped)
-            return b64decode(stripped)
+            return scalar_from_text(type_name, text)
         except (ValueError, OverflowError) as exc:
             raise invalid_value(path, text, expected) from exc
 

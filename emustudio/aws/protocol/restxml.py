@@ -33,12 +33,9 @@ from botocore.model import OperationModel, Shape
 from emustudio.aws.errors import AwsError, UnknownOperation
 from emustudio.aws.http import HttpRequest, HttpResponse
 from emustudio.aws.protocol.base import (
-    INT_RANGE,
-    LONG_RANGE,
     ProtocolParser,
     ProtocolSerializer,
-    b64decode,
-    parse_timestamp_text,
+    scalar_from_text,
     to_datetime,
 )
 from emustudio.aws.protocol.validate import validate
@@ -327,30 +324,12 @@ class RestXmlParser(ProtocolParser):
         return self.text(shape, element.text or "", _local(element.tag), malformed=True)
 
     def text(self, shape: Shape, text: str, where: str, *, malformed: bool = False) -> Any:
-        kind = shape.type_name
         try:
-            if kind in ("integer", "long"):
-                number = int(text.strip())
-                low, high = INT_RANGE if kind == "integer" else LONG_RANGE
-                if not low <= number <= high:
-                    raise ValueError(text)
-                return number
-            if kind in ("float", "double"):
-                return float(text)
-            if kind == "boolean":
-                lowered = text.strip().lower()
-                if lowered not in ("true", "false"):
-                    raise ValueError(text)
-                return lowered == "true"
-            if kind == "timestamp":
-                return parse_timestamp_text(text)
-            if kind == "blob":
-                return b64decode(text)
+            return scalar_from_text(shape.type_name, text)
         except (ValueError, OverflowError) as exc:
             if malformed:
                 raise MalformedXML() from exc
             raise InvalidArgument(f"Invalid argument {where}: {text!r}") from exc
-        return text
 
     def header(self, shape: Shape, text: str, wire: str) -> Any:
         if shape.type_name == "timestamp":
