@@ -8,6 +8,7 @@ gateway's store, as only a test may).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -76,7 +77,9 @@ def pause(process: psutil.Process) -> None:
 
 
 def resume(process: psutil.Process) -> None:
-    os.kill(process.pid, signal.SIGCONT)
+    # A process killed while stopped may already be reaped (the gateway restarts it at once).
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, signal.SIGCONT)
 
 
 def data_path(gateway: GatewayProcess) -> Path:
