@@ -222,7 +222,7 @@ def jupyter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 @pytest.fixture(scope="session")
 def echo() -> Iterator[Upstream]:
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("echo_upstream.py")), "0.3"],
+        [sys.executable, str(Path(__file__).with_name("echo_upstream.py")), "1.0"],
         stdout=subprocess.PIPE,
         text=True,
     )

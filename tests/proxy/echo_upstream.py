@@ -175,7 +175,9 @@ def main() -> None:
 
     async def serve() -> None:
         sockets = bind_sockets(0, "127.0.0.1")
-        # Short idle timeout: the proxy's stale-connection check gets exercised.
+        # Short idle timeout: the proxy's stale-connection check gets exercised. Tornado also
+        # uses it as the deadline for a new connection's request head, so it must outlast a
+        # busy CI machine's scheduling stalls (0.3 s did not).
         server = httpserver.HTTPServer(app, idle_connection_timeout=float(sys.argv[1]))
         server.add_sockets(sockets)
         print(sockets[0].getsockname()[1], flush=True)
