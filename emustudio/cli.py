@@ -15,7 +15,7 @@ from pathlib import Path
 from emustudio.config import Settings
 from emustudio.engines import releases
 from emustudio.runtime.docker_executor import DockerExecutor
-from emustudio.runtime.images import ImageBuildError, Images
+from emustudio.runtime.images import ImageBuildError, Images, cluster_image
 from emustudio.runtime.networks import CidrConflict
 from emustudio.server import EmuStudio, StartupError
 
@@ -88,10 +88,11 @@ async def _images(settings: Settings, action: str, force: bool) -> int:
         if action == "bootstrap":
             tag = await images.bootstrap(force=force)
         else:
-            tag = await images.build_workspace(force=force)
+            await images.build_workspace(force=force)
             # The EMR node image of the newest release's Spark (clusters build others on use).
             spark = releases.releases()[0].spark
-            tag += ", " + await images.build_cluster(spark, force=force)
+            await images.build_cluster(spark, force=force)
+            tag = f"{images.workspace_image}, {cluster_image(spark)}"
     except ImageBuildError as exc:
         print(f"emustudio: {exc}", file=sys.stderr)
         return 1

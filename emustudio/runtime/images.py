@@ -21,8 +21,12 @@ Three images, each built from the one before:
 
 Every image built here carries the label ``emustudio.inputs``: a hash of what went into it
 (Dockerfile, sources, the base image's id).  A build whose tag already exists with the same hash
-is skipped, so ``emustudio images build`` is cheap to repeat.  Builds of one host are serialised
-by a lock file, so two test sessions never build the same image twice at once.
+is skipped, so ``emustudio images build`` is cheap to repeat; an untagged image with that hash
+(left by a build from other sources, such as another checkout on the same Docker host) is tagged
+again instead of rebuilt.  Builds of one host are serialised by a lock file, so two test sessions
+never build the same image twice at once.  The Workspace and cluster builds return the image's
+id, and containers are made from that id, not the tag: a gateway runs exactly the image whose
+inputs it checked, even when another checkout moves the tag a moment later.
 
 Builds use the classic builder through the docker SDK (dockerd 20.10 has no BuildKit front-end
 for the API); the Dockerfiles therefore use no BuildKit syntax.  Build output goes to this
@@ -51,7 +55,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
-from docker.errors import APIError, BuildError, ImageNotFound, NotFound
+from docker.errors import BuildError, ImageNotFound
 
 import emustudio
 from emustudio.runtime.docker_executor import DockerExecutor
@@ -200,7 +204,7 @@ class Images:
             return await self._bootstrap(force=force)
 
     async def build_workspace(self, base: str | None = None, *, force: bool = False) -> str:
-        """Build the Workspace image on ``base`` (default :meth:`resolve_base`); return its tag.
+        """Build the Workspace image on ``base`` (default :meth:`resolve_base`); return its id.
 
         Skipped when the tag exists and was built from the same inputs, unless ``force``.
         """
@@ -213,22 +217,21 @@ class Images:
             root = self.source_dir
             files = dict(self._workspace_context_files(root))
             inputs = _hash_inputs(files, extra={"base": base_id, "ca": "excluded"})
-            if not force and await self._up_to_date(self.workspace_image, inputs):
+            if not force and (found := await self._find(self.workspace_image, inputs)):
                 log.info("%s is up to date (base %s)", self.workspace_image, base)
-                return self.workspace_image
+                return found
             files["ca-certificates.crt"] = self._ca_bytes()
             log.info("building %s on %s", self.workspace_image, base)
-            await self._build(
+            return await self._build(
                 self.workspace_image,
                 files,
                 dockerfile="Dockerfile.workspace",
                 buildargs={"BASE_IMAGE": base},
                 labels={L_KIND: "workspace-image", L_INPUTS: inputs},
             )
-            return self.workspace_image
 
     async def build_cluster(self, spark_version: str, *, force: bool = False) -> str:
-        """Build the EMR node image for ``spark_version`` on the Workspace's base; its tag.
+        """Build the EMR node image for ``spark_version`` on the Workspace's base; its id.
 
         ``compose/Dockerfile.cluster`` with ``compose/cluster/``: the pyspark wheel of that
         version, OpenJDK 17 and Jupyter Enterprise Gateway. Skipped when up to date.
@@ -243,18 +246,17 @@ class Images:
             inputs = _hash_inputs(
                 files, extra={"base": base_id, "spark": spark_version, "ca": "excluded"}
             )
-            if not force and await self._up_to_date(tag, inputs):
-                return tag
+            if not force and (found := await self._find(tag, inputs)):
+                return found
             files["ca-certificates.crt"] = self._ca_bytes()
             log.info("building %s on %s", tag, base)
-            await self._build(
+            return await self._build(
                 tag,
                 files,
                 dockerfile="Dockerfile.cluster",
                 buildargs={"BASE_IMAGE": base, "PYSPARK_VERSION": spark_version},
                 labels={L_KIND: "cluster-image", L_INPUTS: inputs},
             )
-            return tag
 
     async def resolve_base(self) -> str:
         """The base for the Workspace image: ``base_image`` if present or pullable, else ours."""
@@ -280,7 +282,7 @@ class Images:
         return await self._bootstrap(force=False)
 
     async def _bootstrap(self, *, force: bool) -> str:
-        if force or not await self._up_to_date(DEBIAN_IMAGE, self._debian_inputs()):
+        if force or not await self._find(DEBIAN_IMAGE, self._debian_inputs()):
             await self._import_debian()
         debian_id = await self._image_id(DEBIAN_IMAGE)
         if debian_id is None:  # just imported it
@@ -288,7 +290,7 @@ class Images:
         dockerfile = (self.source_dir / "compose" / "Dockerfile.base").read_bytes()
         files = {"Dockerfile.base": dockerfile}
         inputs = _hash_inputs(files, extra={"base": debian_id})
-        if not force and await self._up_to_date(BASE_IMAGE, inputs):
+        if not force and await self._find(BASE_IMAGE, inputs):
             log.info("%s is up to date", BASE_IMAGE)
             return BASE_IMAGE
         log.info("building %s on %s", BASE_IMAGE, DEBIAN_IMAGE)
@@ -374,15 +376,22 @@ class Images:
 
         return await self._docker.run(_get)
 
-    async def _up_to_date(self, tag: str, inputs: str) -> bool:
-        def _labels(client: docker.DockerClient) -> dict[str, str] | None:
-            try:
-                return dict(client.images.get(tag).labels or {})
-            except ImageNotFound:
-                return None
+    async def _find(self, tag: str, inputs: str) -> str | None:
+        """The id of an image built from ``inputs``, tagged ``tag`` (again, if need be)."""
 
-        labels = await self._docker.run(_labels)
-        return labels is not None and labels.get(L_INPUTS) == inputs
+        def _lookup(client: docker.DockerClient) -> str | None:
+            with contextlib.suppress(ImageNotFound):
+                image = client.images.get(tag)
+                if (image.labels or {}).get(L_INPUTS) == inputs:
+                    return str(image.id)
+            for image in client.images.list(filters={"label": f"{L_INPUTS}={inputs}"}):
+                repository, _, name = tag.rpartition(":")
+                image.tag(repository, name)
+                log.info("%s: tagged the image already built from these inputs", tag)
+                return str(image.id)
+            return None
+
+        return await self._docker.run(_lookup)
 
     async def _try_pull(self, ref: str) -> bool:
         repo, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
@@ -406,9 +415,8 @@ class Images:
         dockerfile: str,
         buildargs: dict[str, str],
         labels: dict[str, str],
-    ) -> None:
+    ) -> str:
         context = _tar_context(files)
-        old_id = await self._image_id(tag)
 
         def _run_build(client: docker.DockerClient) -> str:
             image_id: str | None = None
@@ -444,17 +452,10 @@ class Images:
         except BuildError as exc:
             raise ImageBuildError(f"building {tag} failed: {exc.msg}") from exc
         log.info("built %s (%s)", tag, new_id[:19])
-        if old_id is not None and old_id != new_id:
-            await self._remove_quietly(old_id)
-
-    async def _remove_quietly(self, image_id: str) -> None:
-        """Drop the image a rebuild replaced; keep it if a container still uses it."""
-
-        def _remove(client: docker.DockerClient) -> None:
-            with contextlib.suppress(NotFound, APIError):
-                client.images.remove(image_id, noprune=False)
-
-        await self._docker.run(_remove)
+        # The image this build replaced stays, untagged: another checkout on this host may still
+        # want it (and `_find` tags it again rather than rebuilding); `docker image prune` drops
+        # it.
+        return new_id
 
     # -- context ---------------------------------------------------------------------------
 

@@ -511,7 +511,7 @@ class DockerWorkspaces(WorkspaceRuntime):
 
         usable = await self._docker.run(_usable)
         if usable is None:
-            if spec.image.startswith("emustudio/"):
+            if spec.image.startswith(("emustudio/", "sha256:")):
                 raise WorkspaceStartError(
                     spec.workspace_id,
                     "image",

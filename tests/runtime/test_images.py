@@ -86,6 +86,24 @@ def test_build_again_is_a_no_op(
     assert client.images.get(workspace_images.workspace).id == before
 
 
+def test_a_tag_moved_by_another_checkout_is_moved_back_without_a_rebuild(
+    workspace_images: BuiltImages, docker_executor: DockerExecutor, client: Any
+) -> None:
+    """Two checkouts on one Docker host (two CI jobs, two worktrees) share the version tag: each
+    gets back the image of its own sources at once, and runs that image by id."""
+    images = Images(docker_executor, pull_base=False)
+    repository, _, name = images.workspace_image.rpartition(":")
+    client.images.get(BASE_IMAGE).tag(repository, name)  # "another checkout" took the tag
+    try:
+        started = time.monotonic()
+        assert asyncio.run(images.build_workspace(BASE_IMAGE)) == workspace_images.workspace
+        assert time.monotonic() - started < 10
+    finally:
+        if client.images.get(images.workspace_image).id != workspace_images.workspace:
+            client.images.get(workspace_images.workspace).tag(repository, name)
+    assert client.images.get(images.workspace_image).id == workspace_images.workspace
+
+
 def test_missing_base_falls_back_to_the_bootstrapped_one(
     workspace_images: BuiltImages, docker_executor: DockerExecutor, monkeypatch: Any
 ) -> None:
