@@ -10,6 +10,7 @@ from tornado.routing import Rule
 
 from emustudio.audit import Auditor
 from emustudio.auth import SESSION_COOKIE, IamUserSignIn, SessionStore, StudioGate
+from emustudio.auth.engine_gate import KernelRouteGate
 from emustudio.auth.federation import Federation
 from emustudio.auth.idc import IdentityCenter, acs_url_for, entity_id_for
 from emustudio.auth.idp import BuiltinIdp, UsersFile
@@ -23,8 +24,10 @@ from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.demo import Demo
 from emustudio.engines.docker import DockerClusterEngine
+from emustudio.kernel_listeners import KernelRouteListeners
 from emustudio.pipeline import Gateway
 from emustudio.proxy import WorkspaceProxy
+from emustudio.proxy.engine import EngineProxy
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
@@ -37,6 +40,7 @@ from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
+from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
@@ -88,9 +92,17 @@ class EmuStudio:
         self.workspace_runtime = DockerWorkspaces.from_settings(
             self.docker, self.instance_id, settings
         )
+        # The kernel route: attached Workspaces' servers reach their cluster's kernels through
+        # the gateway, at its address on their subnet (kernel_listeners.py).
+        self.kernel_routes = KernelRoutes()
+        self.kernel_listeners = KernelRouteListeners(
+            self.networks, self.docker, host=settings.host, port=settings.port,
+            make_app=lambda: web.Application(self.engine_proxy.rules()),
+        )  # fmt: skip
         self.workspaces = make_workspaces(
-            settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup
-        )
+            settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup,
+            self.kernel_listeners.address,
+        )  # fmt: skip
         self.culler: ioloop.PeriodicCallback | None = None
         # IAM, STS and the credentials SigV4 checks; then the pipeline with every service.
         self.iam, self.sts, self.credentials = make_identity(settings, self.store)
@@ -101,7 +113,12 @@ class EmuStudio:
         self.federation = make_federation(
             settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
-        self.clusters = make_clusters(settings, self.store, self.docker, self.networks)
+        self.clusters = make_clusters(
+            settings, self.store, self.docker, self.networks, self.kernel_routes
+        )
+        self.engine_proxy = EngineProxy(
+            KernelRouteGate(self.kernel_routes), activity=self.workspaces.touch
+        )
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
         self.gateway = Gateway(
@@ -171,6 +188,7 @@ class EmuStudio:
                     ),
                 ),
                 *self.proxy.rules(),
+                *self.engine_proxy.rules(),
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),
                 *federation_rules(self.studio_site, self.federation),
@@ -309,6 +327,8 @@ class EmuStudio:
         await self.clusters.close()
         await self.workspace_runtime.close()
         self.proxy.close()
+        self.kernel_listeners.close()
+        self.engine_proxy.close()
         if self.s3_server is not None:
             await self.s3_server.stop()
         self.docker.close()
@@ -412,6 +432,7 @@ def make_workspaces(
     runtime: DockerWorkspaces,
     networks: SubnetNetworks,
     backup: BackupEngine,
+    engine_address: Callable[[str], Awaitable[str | None]] | None = None,
 ) -> WorkspaceManager:
     containers = DockerContainers(
         runtime,
@@ -419,6 +440,7 @@ def make_workspaces(
         Images.from_settings(docker, settings),
         memory=settings.workspace_memory,
         cpus=settings.workspace_cpus,
+        engine_address=engine_address,
     )
     return WorkspaceManager(
         store, containers, region=settings.region, base_url=workspace_base_url, hooks=[backup]
@@ -426,7 +448,11 @@ def make_workspaces(
 
 
 def make_clusters(
-    settings: Settings, store: Store, docker: DockerExecutor, networks: SubnetNetworks
+    settings: Settings,
+    store: Store,
+    docker: DockerExecutor,
+    networks: SubnetNetworks,
+    kernels: KernelRoutes | None = None,
 ) -> ClusterLife:
     """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
     long ``docker exec`` calls get a pool of their own."""
@@ -440,7 +466,7 @@ def make_clusters(
         max_node_cpus=settings.cluster_node_cpus,
         start_timeout=settings.cluster_start_timeout,
     )
-    return ClusterLife(store, engine, region=settings.region)
+    return ClusterLife(store, engine, region=settings.region, kernels=kernels)
 
 
 def make_identity(settings: Settings, store: Store) -> tuple[IamService, StsService, Credentials]:

@@ -29,6 +29,8 @@ class Upstream:
     port: int
     token: str
     base_url: str
+    host_header: str | None = None
+    """The ``Host`` to send, when not the upstream's own address (see `headers`)."""
 
     @property
     def netloc(self) -> str:
@@ -77,3 +79,24 @@ class ProxyOptions:
     html_scrub_bytes: int = 1 << 20
     """HTML responses up to this size are scrubbed of the upstream token (JupyterLab writes it
     into its page config); larger HTML is streamed untouched."""
+
+
+class EngineGate(Protocol):
+    """Decides what a Workspace's server may reach on the kernel route (``proxy/engine.py``).
+
+    ``authorization`` is the request's ``Authorization`` header (the Workspace's engine secret
+    as ``token <secret>``); ``path`` is the path below ``/engine/<e-id>``, query included.
+    """
+
+    def open_engine(self, editor_id: str, authorization: str, path: str) -> Upstream:
+        """The upstream (the attached cluster's kernel gateway) for this request, or raise
+        ``tornado.web.HTTPError``: 403 for a wrong secret, 409 when nothing is attached, 404
+        for a path or kernel that is not this Workspace's."""
+        ...
+
+    async def kernels(
+        self, editor_id: str, authorization: str, method: str, body: bytes
+    ) -> tuple[int, bytes]:
+        """``GET`` or ``POST /api/kernels`` answered by the gate itself (JSON status and
+        body): the list holds only this Workspace's kernels, a start runs as its kernel user."""
+        ...

@@ -1,6 +1,6 @@
 """emustudio's Jupyter server extension, loaded by the server of every Workspace.
 
-It does three things now:
+It does four things now:
 
 * **TCP_NODELAY on every connection**, WebSockets included (:mod:`.nodelay`).  Stock
   jupyter_server leaves Nagle's algorithm on for WebSockets, so a small kernel message written
@@ -10,6 +10,8 @@ It does three things now:
   Docker health check and the gateway ask it.
 * **WebSocket <base_url>emustudio/events** (:mod:`.events`): the contents changes (save,
   rename, delete...) the gateway's S3 backup follows, numbered and replayable after a reconnect.
+* **<base_url>emustudio/engine** (:mod:`.engine`): the engine switch; kernels run here, or on
+  the attached EMR cluster through the gateway's kernel route, without a restart.
 
 and leaves documented hook points (:mod:`.hooks`) for what the gateway will need from inside a
 Workspace: the user identity the gateway passes, and the attached cluster.
@@ -24,8 +26,9 @@ from typing import Any
 from jupyter_server.utils import url_path_join
 
 from emustudio_jupyter_ext import hooks
+from emustudio_jupyter_ext.engine import EngineSwitch
 from emustudio_jupyter_ext.events import EventsSocket
-from emustudio_jupyter_ext.handlers import ReadyHandler
+from emustudio_jupyter_ext.handlers import EngineHandler, ReadyHandler
 from emustudio_jupyter_ext.nodelay import NoDelay, make_sticky
 
 __version__ = "0.1.0"
@@ -41,12 +44,14 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     make_sticky()
     web_app.add_transform(NoDelay)
     base_url = web_app.settings.get("base_url", "/")
+    web_app.settings["emustudio_engine"] = switch = EngineSwitch(serverapp)
     web_app.add_handlers(
         ".*$",
         [
             (url_path_join(base_url, "emustudio/ready"), ReadyHandler),
             (url_path_join(base_url, "emustudio/events"), EventsSocket),
+            (url_path_join(base_url, "emustudio/engine"), EngineHandler),
         ],
     )
-    hooks.install(serverapp)
+    hooks.install(serverapp, switch)
     serverapp.log.info("emustudio_jupyter_ext %s loaded (TCP_NODELAY on)", __version__)

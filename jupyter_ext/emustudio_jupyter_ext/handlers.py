@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import allow_unauthenticated
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from tornado import web
 
+from emustudio_jupyter_ext.engine import EngineSwitch
 from emustudio_jupyter_ext.nodelay import nodelay_active
 
 
@@ -22,3 +24,32 @@ class ReadyHandler(JupyterHandler):
     def get(self) -> None:
         self.set_header("Cache-Control", "no-store")
         self.finish({"ready": True, "tcp_nodelay": nodelay_active(self.request)})
+
+
+class EngineHandler(APIHandler):
+    """GET/POST <base_url>emustudio/engine: where the kernels run (see :mod:`.engine`).
+
+    Only the gateway calls it, with the server's token; a browser's call through the proxy
+    is refused by the gateway's Origin rules before it gets here, and carries no token.
+    """
+
+    @property
+    def switch(self) -> EngineSwitch:
+        return self.settings["emustudio_engine"]  # type: ignore[no-any-return]
+
+    @web.authenticated
+    def get(self) -> None:
+        self.finish({"attached": self.switch.attached_cluster()})
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self.get_json_body() or {}
+        cluster_id = body.get("cluster_id")
+        if cluster_id is None:
+            await self.switch.detach()
+        elif not self.switch.available:
+            raise web.HTTPError(409, "This Workspace was started without a kernel route.")
+        else:
+            user = str(body.get("kernel_username") or "emr-notebook")
+            await self.switch.attach(str(cluster_id), user)
+        self.finish({"attached": self.switch.attached_cluster()})

@@ -8,9 +8,9 @@ not the wiring).  :func:`on_contents_event` has one: it feeds the S3 backup's ch
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
+from emustudio_jupyter_ext.engine import EngineSwitch
 from emustudio_jupyter_ext.events import FEED
 
 log = logging.getLogger("emustudio_jupyter_ext")
@@ -18,8 +18,13 @@ log = logging.getLogger("emustudio_jupyter_ext")
 CONTENTS_SCHEMA = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 
 
-def install(serverapp: Any) -> None:
+_SWITCH: EngineSwitch | None = None
+
+
+def install(serverapp: Any, switch: EngineSwitch | None = None) -> None:
     """Wire the hooks into ``serverapp``; called when the extension loads."""
+    global _SWITCH
+    _SWITCH = switch
     event_logger = getattr(serverapp, "event_logger", None)
     if event_logger is not None:
         event_logger.add_listener(schema_id=CONTENTS_SCHEMA, listener=on_contents_event)
@@ -59,15 +64,9 @@ def gateway_identity(headers: Any) -> dict[str, str] | None:
 
 
 def attached_cluster() -> dict[str, str] | None:
-    """Hook: the EMR cluster this Workspace is attached to, for the side panel and the gateway.
+    """The EMR cluster this Workspace's kernels run on, or None (local kernels).
 
-    Attaching points the server's kernels at the cluster's kernel gateway
-    (``GatewayClient.url``, port 18888); the gateway restarts or reconfigures the server to do
-    so.  This reports what the server actually uses: the cluster id the gateway set in
-    ``EMUSTUDIO_CLUSTER_ID`` and the gateway URL, or None when detached (local kernels).
+    Attaching points the server's kernels at the gateway's kernel route without a restart
+    (:mod:`.engine`); this reports what the engine switch has in place.
     """
-    cluster = os.environ.get("EMUSTUDIO_CLUSTER_ID")
-    url = os.environ.get("JUPYTER_GATEWAY_URL")
-    if not cluster or not url:
-        return None
-    return {"cluster_id": cluster, "gateway_url": url}
+    return None if _SWITCH is None else _SWITCH.attached_cluster()

@@ -7,7 +7,10 @@ the Workspace security group allows outbound TCP 18888 to the engine security gr
 engine group allows it inbound from the Workspace group. A refused attach changes nothing.
 
 Statuses go ``Ready → Attaching → Attached`` (Attached once the cluster's gateway answers an
-address) and ``Attached → Detaching → Ready``. A Workspace whose cluster ends is detached.
+address, the kernel route is open and the Workspace's server has switched to it) and
+``Attached → Detaching → Ready`` (the Workspace's kernels on the cluster ended, its server back
+on local kernels). A Workspace whose cluster ends is detached. ``kernel_route.py`` holds the
+route; ``KERNEL_USERNAME`` is the attaching principal's name (``kernel_username``).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from emustudio.services.base import operation
 from emustudio.services.emr.clusters import ClusterOperations
 from emustudio.services.emr.common import InvalidRequest
 from emustudio.services.emr.editors import EditorOperations
+from emustudio.services.emr.kernel_route import kernel_username
 from emustudio.store.cluster_tables import Cluster
-from emustudio.store.tables import SecurityGroup, Studio
+from emustudio.store.tables import Editor, SecurityGroup, Studio
 
 GATEWAY_PORT = 18888
 NEEDED_APPLICATIONS = ("Spark", "Livy", "JupyterEnterpriseGateway")
@@ -121,6 +125,8 @@ class AttachOperations(EditorOperations, ClusterOperations):
         await self.store.tx(check)
         await manager.set_status(editor_id, "Attaching", attached_cluster_id=cluster_id)
 
+        user = kernel_username(ctx.principal)
+
         async def finish() -> None:
             endpoint = await life.engine.gateway_endpoint(cluster_id)
             if endpoint is None:
@@ -128,8 +134,16 @@ class AttachOperations(EditorOperations, ClusterOperations):
                     editor_id, "Ready", "The cluster's gateway does not answer.",
                     attached_cluster_id=None,
                 )  # fmt: skip
-            else:
-                await manager.set_status(editor_id, "Attached")
+                return
+
+            def read(session: Session) -> tuple[Editor | None, Cluster | None]:
+                return session.get(Editor, editor_id), session.get(Cluster, cluster_id)
+
+            editor, cluster = await self.store.tx(read)
+            if editor is None or cluster is None or editor.status != "Attaching":
+                return  # deleted, stopped or detached meanwhile
+            await life.kernels.attach(editor, cluster_id, endpoint, cluster.gateway_token, user)
+            await manager.set_status(editor_id, "Attached")
 
         manager.background(finish(), f"attach {editor_id}")
         return {"EditorId": editor_id, "Status": "Attaching"}
@@ -140,5 +154,7 @@ class AttachOperations(EditorOperations, ClusterOperations):
         editor_id = params["EditorId"]
         await self._transition(editor_id, ("Attached",), "detached")
         await manager.set_status(editor_id, "Detaching")
+        editor = await self.store.tx(lambda session: session.get(Editor, editor_id))
+        await self.life().kernels.detach(editor, editor_id)
         await manager.set_status(editor_id, "Ready", attached_cluster_id=None)
         return {"EditorId": editor_id, "Status": "Ready"}

@@ -39,6 +39,7 @@ from sqlmodel import Session, col, select
 from emustudio import ids
 from emustudio.engines import ClusterEngine, ClusterSpec, ClusterStartError, NodeSpec, releases
 from emustudio.services.emr.common import ValidationException
+from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.store import Store
 from emustudio.store.cluster_tables import Cluster, ClusterStep
 from emustudio.store.tables import Editor
@@ -58,13 +59,22 @@ def step_argv(jar: str, args: list[str]) -> list[str] | None:
 
 
 class ClusterLife:
-    def __init__(self, store: Store, engine: ClusterEngine, *, region: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        engine: ClusterEngine,
+        *,
+        region: str,
+        kernels: KernelRoutes | None = None,
+    ) -> None:
         self.store = store
         self.engine = engine
         self.region = region
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._running_step: dict[str, str] = {}
+        self.kernels = kernels or KernelRoutes()
+        """The attached Workspaces' kernel routes (AttachEditor opens one, the end closes it)."""
 
     # --- what the API calls ---------------------------------------------------------------------
 
@@ -373,6 +383,12 @@ class ClusterLife:
         await self.store.tx(terminated)
         self._wake.pop(cluster_id, None)
         await self.store.tx(lambda session: detach_all(session, cluster_id))
+        for editor_id in self.kernels.editors_on(cluster_id):
+
+            def read(session: Session, editor_id: str = editor_id) -> Editor | None:
+                return session.get(Editor, editor_id)
+
+            await self.kernels.detach(await self.store.tx(read), editor_id, cluster_gone=True)
 
 
 def detach_all(session: Session, cluster_id: str) -> None:

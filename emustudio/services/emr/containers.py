@@ -8,13 +8,17 @@ runtime's start steps as progress messages.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import SubnetNetworks
 from emustudio.runtime.workspaces import Phase, WorkspaceRuntime, WorkspaceSpec
+from emustudio.services.emr.kernel_route import ENGINE_PATH, engine_secret
 from emustudio.services.emr.workspaces import Containers, ContainerSpec
 from emustudio.store.tables import Endpoint
+
+ENV_ENGINE_URL = "EMUSTUDIO_ENGINE_URL"
+ENV_ENGINE_TOKEN = "EMUSTUDIO_ENGINE_TOKEN"
 
 
 class DockerContainers(Containers):
@@ -26,8 +30,11 @@ class DockerContainers(Containers):
         *,
         memory: str,
         cpus: float,
+        engine_address: Callable[[str], Awaitable[str | None]] | None = None,
     ) -> None:
         self.runtime = runtime
+        self.engine_address = engine_address
+        """``host:port`` of the kernel route as seen from a subnet (``kernel_listeners``)."""
         self.networks = networks
         self.images = images
         self.memory = memory
@@ -43,6 +50,13 @@ class DockerContainers(Containers):
             return self._image
 
     async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
+        env: dict[str, str] = {}
+        address = await self.engine_address(spec.subnet_id) if self.engine_address else None
+        if address is not None:
+            # Where the server's gateway client reaches kernels once attached, and its secret
+            # there (fresh with the token at every start; jupyter_ext takes both).
+            env[ENV_ENGINE_URL] = f"http://{address}{ENGINE_PATH}{spec.editor_id}/"
+            env[ENV_ENGINE_TOKEN] = engine_secret(spec.token)
         endpoint = await self.runtime.start(
             WorkspaceSpec(
                 workspace_id=spec.editor_id,
@@ -54,6 +68,7 @@ class DockerContainers(Containers):
                 memory=self.memory,
                 cpus=self.cpus,
                 base_url=spec.base_url,
+                env=env,
             ),
             lambda step: progress(step.message),
         )
