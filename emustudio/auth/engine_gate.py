@@ -49,9 +49,7 @@ class KernelRouteGate:
                 raise web.HTTPError(404, reason="No such kernel for this Workspace.")
         elif _SPEC_PATH.fullmatch(path) is None:
             raise web.HTTPError(404, reason="Not a kernel gateway path.")
-        return Upstream(
-            attachment.host, attachment.port, attachment.token, "/", attachment.host_header
-        )
+        return Upstream(attachment.host, attachment.port, attachment.token, "/")
 
     async def kernels(
         self, editor_id: str, authorization: str, method: str, body: bytes

@@ -29,8 +29,6 @@ class Upstream:
     port: int
     token: str
     base_url: str
-    host_header: str | None = None
-    """The ``Host`` to send, when not the upstream's own address (see `headers`)."""
 
     @property
     def netloc(self) -> str:

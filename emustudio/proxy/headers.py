@@ -82,7 +82,7 @@ def forwarded(
     named = connection_tokens(incoming)
     drop = _DROP | named if named else _DROP
     out = [
-        ("Host", upstream.host_header or upstream.netloc),
+        ("Host", upstream.netloc),
         ("Authorization", f"token {upstream.token}"),
         # The gateway is the edge: whatever a client says it forwarded for is not believed.
         ("X-Forwarded-For", request.remote_ip or ""),

@@ -44,10 +44,8 @@ class Kernels(web.RequestHandler):
         self.fake = fake
 
     def get(self) -> None:
-        _checked(self, self.fake)
-        self.finish(
-            json.dumps([{"id": k, "name": v.get("name")} for k, v in self.fake.kernels.items()])
-        )
+        # Enterprise Gateway's default (and the cluster image's): no kernel listing.
+        raise web.HTTPError(403, "Forbidden")
 
     def post(self) -> None:
         _checked(self, self.fake)

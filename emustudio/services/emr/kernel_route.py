@@ -22,6 +22,7 @@ ending, shuts the Workspace's kernels down on the cluster before the entry goes.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -77,13 +78,6 @@ class Attachment:
     def base(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
-
-    @property
-    def host_header(self) -> str:
-        """Enterprise Gateway 3.3 (on jupyter_server 1.24) refuses a request whose ``Host`` is
-        not a local name (its DNS-rebinding guard; it sets no ``allow_remote_access``): the
-        gateway, its one client, names it ``localhost``."""
-        return f"localhost:{self.port}"
 
     def owns(self, kernel_id: str) -> bool:
         return kernel_id in self.kernels
@@ -164,15 +158,26 @@ class KernelRoutes:
         return code, answer
 
     async def list_kernels(self, attachment: Attachment) -> tuple[int, bytes]:
-        """``GET /api/kernels``: this Workspace's kernels only."""
-        code, answer = await self._call(attachment, "GET", "/api/kernels", None)
-        if code != 200:
-            return code, answer
-        try:
-            models = [m for m in json.loads(answer) if attachment.owns(str(m.get("id")))]
-        except (ValueError, TypeError, AttributeError):
-            return 502, _message("The cluster's kernel gateway answered no kernel list.")
-        attachment.kernels &= {str(m["id"]) for m in models}
+        """``GET /api/kernels``: this Workspace's kernels only, each asked for by id.
+
+        Enterprise Gateway lists no kernels unless ``list_kernels`` is on (it is off on the
+        cluster image, as by default); the route knows this Workspace's kernels anyway, and
+        a kernel that is gone answers 404 and leaves the list."""
+        ids = sorted(attachment.kernels)
+        answers = await asyncio.gather(
+            *(self._call(attachment, "GET", f"/api/kernels/{k}", None) for k in ids)
+        )
+        models = []
+        for kernel_id, (code, answer) in zip(ids, answers, strict=True):
+            if code == 404:
+                attachment.kernels.discard(kernel_id)
+            elif code == 200:
+                try:
+                    models.append(json.loads(answer))
+                except ValueError:
+                    return 502, _message("The cluster's kernel gateway answered no kernel model.")
+            else:
+                return code, answer
         return 200, json.dumps(models).encode()
 
     async def _delete_kernel(self, attachment: Attachment, kernel_id: str) -> None:
@@ -192,7 +197,6 @@ class KernelRoutes:
             body=body,
             headers={
                 "Authorization": f"token {attachment.token}",
-                "Host": attachment.host_header,
                 "Content-Type": "application/json",
             },
             request_timeout=_TIMEOUT,
