@@ -31,6 +31,7 @@ from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
+from emustudio.s3_handler import S3Addressing, s3_rules
 from emustudio.services.base import Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
@@ -50,7 +51,6 @@ from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
-from emustudio.web.s3_handler import S3Addressing, s3_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
 from emustudio.web.sso import sso_rules
