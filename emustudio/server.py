@@ -31,7 +31,7 @@ from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
-from emustudio.s3_handler import S3Addressing, s3_rules
+from emustudio.s3_handler import S3Addressing, anonymous_s3_rules, s3_rules
 from emustudio.services.base import Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
@@ -157,6 +157,9 @@ class EmuStudio:
         }
 
     def make_app(self) -> web.Application:
+        s3_addressing = S3Addressing(
+            (self.settings.s3_virtual_host_domain,), self.settings.studio_domain
+        )
         return web.Application(
             [
                 *landing_rules(
@@ -164,12 +167,7 @@ class EmuStudio:
                     idp=self.idp is not None,
                     endpoint_url=f"http://localhost:{self.settings.url_port}",
                 ),
-                *s3_rules(
-                    self.gateway,
-                    S3Addressing(
-                        (self.settings.s3_virtual_host_domain,), self.settings.studio_domain
-                    ),
-                ),
+                *s3_rules(self.gateway, s3_addressing),
                 *self.proxy.rules(),
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),
@@ -192,6 +190,7 @@ class EmuStudio:
                         "max_request_bytes": self.settings.max_request_bytes,
                     },
                 ),
+                *anonymous_s3_rules(self.gateway, s3_addressing),  # what no rule above took
             ],
             **app_settings(self.settings.resolved_cookie_secret()),
         )

@@ -693,3 +693,55 @@ def test_crc32c_and_crc64nvme_are_checked_and_a_mismatch_writes_nothing(
     )
     assert status == 400 and b"<Code>BadDigest</Code>" in body
     assert keys(s3, bucket) == ["good", "trailed"]
+
+
+def _unsigned(
+    gateway: GatewayProcess, method: str, path: str, host: str | None = None, body: bytes = b""
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    headers = {"Host": host or f"localhost:{gateway.port}"}
+    connection.request(method, path, body=body or None, headers=headers)
+    answer = connection.getresponse()
+    return answer.status, answer.read()
+
+
+def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Unsigned requests, path-style and virtual-hosted, are S3's and judged as anonymous."""
+    public, private = bucket_name(), bucket_name()
+    for bucket in (public, private):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="docs/readme.txt", Body=b"hello")
+    s3.put_bucket_policy(
+        Bucket=public,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{public}/*",
+                    }
+                ],
+            }
+        ),
+    )
+    assert _unsigned(gateway, "GET", f"/{public}/docs/readme.txt") == (200, b"hello")
+    virtual = f"{public}.localhost:{gateway.port}"
+    assert _unsigned(gateway, "GET", "/docs/readme.txt", host=virtual) == (200, b"hello")
+    refused = [
+        _unsigned(gateway, "GET", f"/{private}/docs/readme.txt"),
+        _unsigned(gateway, "GET", f"/{public}"),  # listing is not granted
+        _unsigned(gateway, "PUT", f"/{public}/docs/new.txt", body=b"anonymous write"),
+        _unsigned(gateway, "DELETE", f"/{public}/docs/readme.txt"),
+    ]
+    for status, body in refused:
+        assert status == 403, body
+        assert b"<Code>AccessDenied</Code><Message>Access Denied</Message>" in body
+    assert keys(s3, public) == ["docs/readme.txt"]
+    # An unsigned request to the API's / is still refused in that API's own words.
+    status, body = _unsigned(gateway, "GET", "/?Action=ListUsers&Version=2010-05-08")
+    assert status in (400, 403) and b"MissingAuthenticationToken" in body, body
