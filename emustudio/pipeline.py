@@ -35,7 +35,7 @@ from emustudio.aws.payload import Payload
 from emustudio.aws.protocol import create_parser, create_serializer, validate
 from emustudio.aws.sigv2 import is_presigned_v2, verify_presigned_v2
 from emustudio.aws.sigv4 import AuthFailure, Credential, read_scope, verify
-from emustudio.context import Principal, RequestContext
+from emustudio.context import ANONYMOUS, Principal, RequestContext
 from emustudio.credentials import Credentials
 from emustudio.services.base import Service
 
@@ -218,6 +218,12 @@ class Gateway:
             found[access_key_id] = hit[1]
             return hit[0]
 
+        if ctx.service.service_name == "s3" and _unsigned(ctx):
+            # S3 answers unsigned requests as an anonymous caller's (a public bucket policy).
+            ctx.principal = ANONYMOUS
+            if ctx.http.stream is not None:
+                ctx.payload = Payload(ctx.http.stream, ctx.http.headers, None)
+            return
         if ctx.service.service_name == "s3" and is_presigned_v2(ctx.http):
             # S3 alone still takes the older presigned form boto3 and the CLI make by default.
             signed = verify_presigned_v2(ctx.http, lookup, region=self.region)
@@ -269,6 +275,19 @@ class Gateway:
         if isinstance(error, AuthFailure):
             error = error.for_protocol(model.protocol)
         ctx.response = serializer.serialize_error(error, ctx.request_id, op_model=ctx.operation)
+
+
+def _unsigned(ctx: RequestContext) -> bool:
+    """Nothing of a signature: no Authorization header, no presigned query of either form."""
+    query = ctx.http.query
+    return (
+        "authorization" not in ctx.http.headers
+        and not any(name in query for name in _SIGNATURE_QUERY)
+        and ctx.scope is None
+    )
+
+
+_SIGNATURE_QUERY = ("X-Amz-Credential", "X-Amz-Signature", "X-Amz-Algorithm", "AWSAccessKeyId")
 
 
 def _fallback_model(http: HttpRequest) -> ServiceModel:

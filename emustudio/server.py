@@ -31,6 +31,7 @@ from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
+from emustudio.s3_handler import S3Addressing, anonymous_s3_rules, s3_rules
 from emustudio.services.base import Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
@@ -51,7 +52,6 @@ from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
-from emustudio.web.s3_handler import S3Addressing, s3_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
 from emustudio.web.sso import sso_rules
@@ -160,6 +160,9 @@ class EmuStudio:
         }
 
     def make_app(self) -> web.Application:
+        s3_addressing = S3Addressing(
+            (self.settings.s3_virtual_host_domain,), self.settings.studio_domain
+        )
         return web.Application(
             [
                 *landing_rules(
@@ -167,12 +170,7 @@ class EmuStudio:
                     idp=self.idp is not None,
                     endpoint_url=f"http://localhost:{self.settings.url_port}",
                 ),
-                *s3_rules(
-                    self.gateway,
-                    S3Addressing(
-                        (self.settings.s3_virtual_host_domain,), self.settings.studio_domain
-                    ),
-                ),
+                *s3_rules(self.gateway, s3_addressing),
                 *self.proxy.rules(),
                 *self.idp_rules(),
                 *sso_rules(self.studio_site, self.federation, self.identity_center),
@@ -195,6 +193,7 @@ class EmuStudio:
                         "max_request_bytes": self.settings.max_request_bytes,
                     },
                 ),
+                *anonymous_s3_rules(self.gateway, s3_addressing),  # what no rule above took
             ],
             **app_settings(self.settings.resolved_cookie_secret()),
         )

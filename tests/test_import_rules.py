@@ -25,6 +25,7 @@ MODULE_ROOMS = {
     "audit": "audit",
     "pipeline": "pipeline",
     "aws_handler": "pipeline",
+    "s3_handler": "pipeline",
     "config": "config",
     "cli": "composition",
     "server": "composition",

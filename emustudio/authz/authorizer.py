@@ -127,11 +127,11 @@ class PolicyAuthorizer:
         )
         if plan.exempt:
             return
-        identity, boundary = await self.policies.identity_policy_set(principal)
+        identity, boundary = await self.identity_of(principal)
         session = session_policies(principal.session_policies)
         policies = PolicySet(identity=identity, session=session, boundary=boundary)
         base = merge_contexts(
-            self.principal_context(principal, await self.policies.principal_tags(principal)),
+            await self.principal_context_of(principal),
             self.request_context(ctx),
             plan.extra_context,
         )
@@ -169,13 +169,13 @@ class PolicyAuthorizer:
         """
         if principal.is_root:
             return Decision(Effect.ALLOW, (), "root")
-        identity, boundary = await self.policies.identity_policy_set(principal)
+        identity, boundary = await self.identity_of(principal)
         session = session_policies(principal.session_policies)
         now = datetime.now(UTC)
         rid = None if resource.endswith("*") else resource.rsplit("/", 1)[-1]
         tags = (await self.resource_tags_of([rid])).get(rid, {}) if rid else {}
         context = merge_contexts(
-            self.principal_context(principal, await self.policies.principal_tags(principal)),
+            await self.principal_context_of(principal),
             {
                 "aws:CurrentTime": now,
                 "aws:EpochTime": int(now.timestamp()),
@@ -191,6 +191,17 @@ class PolicyAuthorizer:
             AuthzRequest(action, resource, principal.arn, context),
             await self.with_resource_policies(policies, resource),
         )
+
+    async def identity_of(self, principal: Principal) -> tuple[list[Policy], Policy | None]:
+        """The principal's identity policies and boundary; an anonymous caller has none."""
+        if principal.is_anonymous:
+            return [], None
+        return await self.policies.identity_policy_set(principal)
+
+    async def principal_context_of(self, principal: Principal) -> dict[str, object]:
+        if principal.is_anonymous:
+            return {}  # no aws:Principal* key is present for an unsigned request
+        return self.principal_context(principal, await self.policies.principal_tags(principal))
 
     async def with_resource_policies(self, policies: PolicySet, resource: str) -> PolicySet:
         if self.resource_policies is None or resource == "*":
@@ -217,6 +228,8 @@ class PolicyAuthorizer:
     ) -> None:
         decision = evaluate(AuthzRequest(action, resource, principal.arn, context), policies)
         if not decision.allowed:
+            if principal.is_anonymous:
+                raise refusal(denied, "Access Denied")  # S3 names no caller to anonymous
             shown = "" if resource == "*" else resource
             raise refusal(denied, deny_message(principal.arn, action, shown, decision))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -633,3 +634,114 @@ def test_virtual_hosted_requests_and_studio_hosts_are_told_apart(
     )
     page = studio.getresponse()
     assert b"<Error><Code>" not in page.read()
+
+
+def _unsigned_trailer_put(
+    gateway: GatewayProcess, bucket: str, key: str, data: bytes, trailer: str
+) -> tuple[int, bytes]:
+    """A PUT as boto3 sends one over HTTPS: aws-chunked, unsigned, a checksum in the trailer."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = trailer.split(":", 1)[0]
+    headers = {
+        "content-encoding": "aws-chunked",
+        "host": f"localhost:{gateway.port}",
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "x-amz-date": stamp,
+        "x-amz-decoded-content-length": str(len(data)),
+        "x-amz-trailer": name,
+    }
+    headers["authorization"] = _signing(gateway, stamp, headers, f"/{bucket}/{key}")
+    body = f"{len(data):x}\r\n".encode() + data + f"\r\n0\r\n{trailer}\r\n\r\n".encode()
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    connection.request("PUT", f"/{bucket}/{key}", body=body, headers=headers)
+    answer = connection.getresponse()
+    return answer.status, answer.read()
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32C", "CRC64NVME"])
+def test_crc32c_and_crc64nvme_are_checked_and_a_mismatch_writes_nothing(
+    gateway: GatewayProcess, s3: Any, algorithm: str
+) -> None:
+    """boto3 computes these with awscrt; the gateway checks them, in a header or a trailer."""
+    from awscrt import checksums
+
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    data = os.urandom(200_000)
+    s3.put_object(Bucket=bucket, Key="good", Body=data, ChecksumAlgorithm=algorithm)
+    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == data
+    if algorithm == "CRC32C":
+        right = checksums.crc32c(data).to_bytes(4, "big")
+    else:
+        right = checksums.crc64nvme(data).to_bytes(8, "big")
+    wrong = base64.b64encode(bytes(len(right))).decode()
+    member = "Checksum" + algorithm
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=bucket, Key="wrong", Body=data, **{member: wrong})
+    assert code_of(info) == "BadDigest"
+    assert algorithm in info.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=bucket, Key="malformed", Body=data, **{member: "not-base64!"})
+    assert code_of(info) == "InvalidRequest"
+    header = f"x-amz-checksum-{algorithm.lower()}"
+    status, _ = _unsigned_trailer_put(
+        gateway, bucket, "trailed", data, f"{header}:{base64.b64encode(right).decode()}"
+    )
+    assert status == 200
+    status, body = _unsigned_trailer_put(
+        gateway, bucket, "trailed-wrong", data, f"{header}:{wrong}"
+    )
+    assert status == 400 and b"<Code>BadDigest</Code>" in body
+    assert keys(s3, bucket) == ["good", "trailed"]
+
+
+def _unsigned(
+    gateway: GatewayProcess, method: str, path: str, host: str | None = None, body: bytes = b""
+) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=30)
+    headers = {"Host": host or f"localhost:{gateway.port}"}
+    connection.request(method, path, body=body or None, headers=headers)
+    answer = connection.getresponse()
+    return answer.status, answer.read()
+
+
+def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Unsigned requests, path-style and virtual-hosted, are S3's and judged as anonymous."""
+    public, private = bucket_name(), bucket_name()
+    for bucket in (public, private):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="docs/readme.txt", Body=b"hello")
+    s3.put_bucket_policy(
+        Bucket=public,
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": "*",
+                        "Action": "s3:GetObject",
+                        "Resource": f"arn:aws:s3:::{public}/*",
+                    }
+                ],
+            }
+        ),
+    )
+    assert _unsigned(gateway, "GET", f"/{public}/docs/readme.txt") == (200, b"hello")
+    virtual = f"{public}.localhost:{gateway.port}"
+    assert _unsigned(gateway, "GET", "/docs/readme.txt", host=virtual) == (200, b"hello")
+    refused = [
+        _unsigned(gateway, "GET", f"/{private}/docs/readme.txt"),
+        _unsigned(gateway, "GET", f"/{public}"),  # listing is not granted
+        _unsigned(gateway, "PUT", f"/{public}/docs/new.txt", body=b"anonymous write"),
+        _unsigned(gateway, "DELETE", f"/{public}/docs/readme.txt"),
+    ]
+    for status, body in refused:
+        assert status == 403, body
+        assert b"<Code>AccessDenied</Code><Message>Access Denied</Message>" in body
+    assert keys(s3, public) == ["docs/readme.txt"]
+    # An unsigned request to the API's / is still refused in that API's own words.
+    status, body = _unsigned(gateway, "GET", "/?Action=ListUsers&Version=2010-05-08")
+    assert status in (400, 403) and b"MissingAuthenticationToken" in body, body

@@ -77,6 +77,8 @@ class S3Base(Service):
         )
         if decision.allowed:
             return None
+        if principal.is_anonymous:
+            return s3_error("AccessDenied", "Access Denied")
         return s3_error("AccessDenied", deny_message(principal.arn, action, resource, decision))
 
     async def config(self, bucket: str) -> BucketConfig | None:
