@@ -39,6 +39,7 @@ from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
+from emustudio.services.emr.service_role import ServiceRoleAttach
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
@@ -115,6 +116,8 @@ class EmuStudio:
             self.auditor,
             other_accounts={a.account_id: a.answering(self.s3) for a in self.accounts},
         )
+        # AttachEditor acts as the Studio's service role, authorized and recorded.
+        self.emr.service_role_attach = ServiceRoleAttach(self.sts, self.gateway.call)
         # Sign-in (IAM users, IAM federation, Identity Center, the built-in IdP) and the pages.
         self.identity_center = make_identity_center(
             settings, self.store, self.sts, self.auditor, self.identitystore, self.idc_idp_metadata
