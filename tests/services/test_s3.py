@@ -901,3 +901,61 @@ def test_another_accounts_buckets_are_its_own(two_accounts: GatewayProcess) -> N
     with pytest.raises(ClientError) as info:
         _as(gw, "ec2", OTHER_KEY, OTHER_SECRET).describe_vpcs()
     assert "222222222222" in str(info.value)
+
+
+def test_assume_role_across_accounts_needs_trust_and_identity(
+    two_accounts: GatewayProcess,
+) -> None:
+    """A role of account A assumed by a user of account B: A's trust policy must name B and
+    B's identity policy must allow sts:AssumeRole on it; the session is A's."""
+    gw = two_accounts
+    own_iam, other_iam = gw.client("iam"), _as(gw, "iam", OTHER_KEY, OTHER_SECRET)
+    suffix = secrets.token_hex(3)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    shared = own_iam.create_role(
+        RoleName=f"shared-{suffix}", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    untrusting = own_iam.create_role(
+        RoleName=f"private-{suffix}",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                **trust,
+                "Statement": [{**trust["Statement"][0], "Principal": {"AWS": "000000000000"}}],
+            }
+        ),
+    )["Role"]["Arn"]
+    other_iam.create_user(UserName=f"bob-{suffix}")
+    key = other_iam.create_access_key(UserName=f"bob-{suffix}")["AccessKey"]
+    bob = _as(gw, "sts", key["AccessKeyId"], key["SecretAccessKey"])
+
+    def refused(role_arn: str) -> None:
+        with pytest.raises(ClientError) as info:
+            bob.assume_role(RoleArn=role_arn, RoleSessionName="job")
+        assert code_of(info) == "AccessDenied"
+
+    refused(shared)  # A trusts B, but B's identity policy allows nothing yet
+    other_iam.put_user_policy(
+        UserName=f"bob-{suffix}",
+        PolicyName="assume",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+            }
+        ),
+    )
+    refused(untrusting)  # B allows, A's trust policy does not name B
+    creds = bob.assume_role(RoleArn=shared, RoleSessionName="job")["Credentials"]
+    session = _as(gw, "sts", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    identity = session.get_caller_identity()
+    assert identity["Account"] == "000000000000"
+    assert identity["Arn"] == f"arn:aws:sts::000000000000:assumed-role/shared-{suffix}/job"
