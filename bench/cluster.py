@@ -34,6 +34,7 @@ from tornado import httpclient, websocket
 from emustudio.testing.backup import Workspace
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.resources import wait_for_status
+from emustudio.testing.service_role import ensure_studio_service_role
 from emustudio.testing.vpc import make_studio_network, studio_args
 
 TRUST = json.dumps(
@@ -216,6 +217,7 @@ def main() -> None:
             IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
                             "UserIdGroupPairs": [{"GroupId": net.workspace_sg}]}],
         )  # fmt: skip
+        ensure_studio_service_role(iam)
         studio_id = emr.create_studio(**studio_args(net))["StudioId"]
         editors = gateway.client("emr-studio")
         editor_id = editors.create_editor(StudioId=studio_id, Name="bench")["EditorId"]

@@ -35,6 +35,7 @@ from emustudio.aws.spec import DATA_PATH
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
 from emustudio.testing.resources import wait_for_status
+from emustudio.testing.service_role import ensure_studio_service_role
 from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 from tests.services.emr.test_clusters import FAST, TRUST, job_flow
 from tests.web.test_browser import row_of, workspace_image
@@ -174,6 +175,7 @@ def test_a_pyspark_cell_runs_on_the_attached_cluster(
     docker_client: docker.DockerClient,
     tmp_path: Path,
 ) -> None:
+    ensure_studio_service_role(gateway.client("iam"))  # the attach runs as it, as on AWS
     studio_id = emr.create_studio(**studio_args(studio_net, Name="spark-studio"))["StudioId"]
     user = Users(gateway).create(
         allow("elasticmapreduce:CreateStudioPresignedUrl", studio_arn(studio_id)),
