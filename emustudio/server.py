@@ -59,7 +59,7 @@ from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
-from emustudio.web.site import SignInTrail, StudioSite, app_settings
+from emustudio.web.site import SignInTrail, StudioSite, app_settings, log_request
 from emustudio.web.sso import sso_rules
 from emustudio.web.start_page import landing_rules
 
@@ -100,7 +100,7 @@ class EmuStudio:
         self.kernel_routes = KernelRoutes()
         self.kernel_listeners = KernelRouteListeners(
             self.networks, self.docker, host=settings.host, port=settings.port,
-            make_app=lambda: web.Application(self.engine_proxy.rules()),
+            make_app=lambda: web.Application(self.engine_proxy.rules(), log_function=log_request),
         )  # fmt: skip
         self.workspaces = make_workspaces(
             settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup,

@@ -78,6 +78,7 @@ class StreamingEngineHandler(EngineHandler):
 class KernelsHandler(web.RequestHandler):
     """``GET``/``POST /engine/<e-id>/api/kernels``, answered by the gate."""
 
+    quiet_access_log = True  # the Workspace's server polls it
     gate: EngineGate
 
     def initialize(self, gate: EngineGate, touch: Activity) -> None:

@@ -220,7 +220,7 @@ def test_a_pyspark_cell_runs_on_the_attached_cluster(
             ClusterId=cluster, WaiterConfig={"Delay": 2, "MaxAttempts": 600}
         )
     status = emr.describe_cluster(ClusterId=cluster)["Cluster"]["Status"]
-    assert status["State"] == "WAITING", status
+    assert status["State"] == "WAITING", status.get("StateChangeReason", {}).get("Message")
     roles = nodes(docker_client, cluster)
     assert (len(roles["MASTER"]), len(roles["CORE"])) == (1, 2)
     master = roles["MASTER"][0]
