@@ -274,18 +274,31 @@ def test_a_pyspark_cell_runs_on_the_attached_cluster(
     assert editors.detach_editor(EditorId=editor_id)["Status"] == "Ready"
     detached = editors.describe_editor(EditorId=editor_id)["Editor"]
     assert "ExecutionEngine" not in detached and "AttachedClusterId" not in detached
-    assert kernels_on(master) == []
+    poll_until(lambda: kernels_on(master) == [], "no kernel left on the master")
     assert route_status(workspace) == 409
     engine = engine_of(chromium, f"{studio_url}workspaces/{editor_id}/emustudio/engine")
     assert engine == {"attached": None}
     lab.close()
 
 
+def poll_until(check: Any, what: str, timeout: float = 20) -> None:
+    """A process that was told to end may take a moment to go."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
+
+
 def engine_of(chromium: Any, url: str) -> Any:
-    """What the Workspace's server says about its kernels, asked with the browser's session."""
-    answer = chromium.request.get(url)
-    assert answer.ok, answer.status
-    return answer.json()
+    """What the Workspace's server says about its kernels, asked by the browser (its session,
+    through the gateway's proxy)."""
+    page = chromium.new_page()
+    try:
+        answer = page.goto(url)
+        assert answer is not None and answer.ok, answer and answer.status
+        return answer.json()
+    finally:
+        page.close()
 
 
 def http_json(url: str) -> Any:
