@@ -25,6 +25,7 @@ from emustudio.runtime.images import Images
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
 from emustudio.testing.resources import delete_workspace, wait_for_status
+from emustudio.testing.service_role import ensure_studio_service_role
 from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 from tests.web.test_browser_pages import axe_check
 
@@ -58,7 +59,9 @@ def net(ec2: Any) -> StudioNetwork:
 
 
 @pytest.fixture(scope="module")
-def studio_id(emr: Any, net: StudioNetwork) -> str:
+def studio_id(gateway: GatewayProcess, emr: Any, net: StudioNetwork) -> str:
+    # Attaching runs as the Studio's service role: the EMR Studio guide's.
+    ensure_studio_service_role(gateway.client("iam"))
     return str(emr.create_studio(**studio_args(net, Name="clusters-studio"))["StudioId"])
 
 
