@@ -706,7 +706,7 @@ def _unsigned(
 
 
 def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
-    gateway: GatewayProcess, s3: Any
+    gateway: GatewayProcess, s3: Any, tmp_path: Path
 ) -> None:
     """Unsigned requests, path-style and virtual-hosted, are S3's and judged as anonymous."""
     public, private = bucket_name(), bucket_name()
@@ -730,6 +730,15 @@ def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
         ),
     )
     assert _unsigned(gateway, "GET", f"/{public}/docs/readme.txt") == (200, b"hello")
+    # The AWS CLI's --no-sign-request sends exactly such requests.
+    out = tmp_path / "readme.txt"
+    aws_cli(gateway, "s3", "cp", "--no-sign-request", f"s3://{public}/docs/readme.txt", str(out))
+    assert out.read_bytes() == b"hello"
+    denied = aws_cli(
+        gateway, "s3", "cp", "--no-sign-request", f"s3://{private}/docs/readme.txt", str(out),
+        check=False,
+    )  # fmt: skip
+    assert denied.returncode != 0 and "403" in denied.stderr, denied.stderr
     virtual = f"{public}.localhost:{gateway.port}"
     assert _unsigned(gateway, "GET", "/docs/readme.txt", host=virtual) == (200, b"hello")
     refused = [
