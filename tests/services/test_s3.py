@@ -906,6 +906,18 @@ def test_another_accounts_buckets_are_its_own(two_accounts: GatewayProcess) -> N
             call()
         assert code_of(info) == "AccessDenied"
     assert theirs.get_object(Bucket=other, Key="k")["Body"].read() == b"theirs"
+
+    def created(trail: Any) -> set[str]:
+        found = trail.lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateBucket"}]
+        )["Events"]
+        records = [json.loads(e["CloudTrailEvent"]) for e in found]
+        return {r["requestParameters"]["bucket"] for r in records if "errorCode" not in r}
+
+    # Each account's calls are in its own trail (B's refused CreateBucket of ours too).
+    own_trail, their_trail = gw.client("cloudtrail"), _as(gw, "cloudtrail", OTHER_KEY, OTHER_SECRET)
+    assert other in created(their_trail) and ours not in created(their_trail)
+    assert ours in created(own_trail) and other not in created(own_trail)
     # The other account is played for IAM, STS and S3 (and its trail), nothing else.
     with pytest.raises(ClientError) as info:
         _as(gw, "ec2", OTHER_KEY, OTHER_SECRET).describe_vpcs()
