@@ -869,6 +869,25 @@ def test_a_bucket_policy_grants_another_accounts_role(two_accounts: GatewayProce
     }
     owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps(grant))
     assert read() == b"1,2"
+    # Even let through by a policy, only the owner's account reads or changes the policy.
+    everything = {**grant["Statement"][0], "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}"}
+    owner.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps({**grant, "Statement": [grant["Statement"][0], everything]}),
+    )
+    other_iam.put_role_policy(
+        RoleName="reader",
+        PolicyName="all",
+        PolicyDocument=json.dumps(
+            {**reads, "Statement": [{**reads["Statement"][0], "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
+    with pytest.raises(ClientError) as info:
+        as_role.get_bucket_policy(Bucket=bucket)
+    assert code_of(info) == "MethodNotAllowed"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 405
+    other_iam.delete_role_policy(RoleName="reader", PolicyName="all")
+    owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps(grant))
     # The bucket policy grants reads only; writing is refused and writes nothing.
     with pytest.raises(ClientError) as info:
         as_role.put_object(Bucket=bucket, Key="shared/new.csv", Body=b"x")
