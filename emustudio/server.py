@@ -47,6 +47,7 @@ from emustudio.services.operator import OperatorService
 from emustudio.services.s3 import Forwarder, S3Service
 from emustudio.services.sso_admin import SsoAdminService
 from emustudio.services.sts import StsCredentials, StsService
+from emustudio.services.sts.common import StsBase
 from emustudio.store import Store
 from emustudio.web.console import StudioConsole
 from emustudio.web.console_admin import console_admin_rules
@@ -96,7 +97,7 @@ class EmuStudio:
         self.culler: ioloop.PeriodicCallback | None = None
         # IAM, STS and the credentials SigV4 checks; then the pipeline with every service.
         self.iam, self.sts, self.credentials = make_identity(settings, self.store)
-        self.accounts = make_other_accounts(settings, self.credentials)
+        self.accounts = make_other_accounts(settings, self.credentials, self.sts)
         self.authorizer = make_authorizer(settings, self.store, self.iam, self.accounts)
         self.auditor = Auditor(self.store, region=region, account_id=account)
         self.identitystore, self.sso_admin = make_directory(settings, self.store)
@@ -407,19 +408,23 @@ class Account:
         )
 
 
-def make_other_accounts(settings: Settings, credentials: Credentials) -> list[Account]:
-    """The accounts of setting ``other_accounts``, their keys added to ``credentials``."""
-    accounts = []
+def make_other_accounts(
+    settings: Settings, credentials: Credentials, sts: StsService
+) -> list[Account]:
+    """The accounts of setting ``other_accounts``, their keys added to ``credentials``; every
+    account's STS knows every other's (``sts.accounts``), for AssumeRole across accounts."""
+    accounts = sts.accounts
+    made = []
     for account_id, key_id, secret in settings.parsed_other_accounts():
         own = replace(
             settings, account_id=account_id, access_key_id=key_id, secret_access_key=secret
         )
         store = Store(f"sqlite:///{settings.data_dir / f'account-{account_id}.db'}")
-        iam, sts, found = make_identity(own, store)
+        iam, its_sts, found = make_identity(own, store, accounts)
         credentials.sources.extend(found.sources)
         auditor = Auditor(store, region=settings.region, account_id=account_id)
-        accounts.append(Account(account_id, store, iam, sts, auditor))
-    return accounts
+        made.append(Account(account_id, store, iam, its_sts, auditor))
+    return made
 
 
 def make_directory(
@@ -497,7 +502,9 @@ def make_clusters(
     return ClusterLife(store, engine, region=settings.region)
 
 
-def make_identity(settings: Settings, store: Store) -> tuple[IamService, StsService, Credentials]:
+def make_identity(
+    settings: Settings, store: Store, accounts: dict[str, StsBase] | None = None
+) -> tuple[IamService, StsService, Credentials]:
     """IAM, STS (AssumeRoleWithSAML verified against the provider's metadata, as AWS does), and
     the credential sources SigV4 looks keys up in: root, IAM users' keys, STS sessions."""
     iam_credentials, sts_credentials = IamCredentials(), StsCredentials()
@@ -509,6 +516,7 @@ def make_identity(settings: Settings, store: Store) -> tuple[IamService, StsServ
         region=settings.region,
         credentials=sts_credentials,
         saml_verifier=sts_verifier(replay_cache=StoreReplayCache(store)),
+        accounts=accounts,
     )
     root = RootCredentials(settings.access_key_id, settings.secret_access_key, settings.account_id)
     return iam, sts, Credentials([root, iam_credentials, sts_credentials])
