@@ -59,6 +59,12 @@ class Settings:
         " network_remap_pool instead of failing.",
     )
     network_remap_pool: str = _setting("10.192.0.0/10", "Where remapped subnet networks go.")
+    enforce_security_groups: bool = _setting(
+        True,
+        "Enforce EC2 security groups between containers of a subnet network (iptables; needs"
+        " root or CAP_NET_ADMIN in the Docker host's network namespace). Off: any two"
+        " containers of a subnet reach each other.",
+    )
     gateway_container: str | None = _setting(
         None,
         "Name or id of the container the gateway runs in (docker compose); that container joins"
