@@ -18,6 +18,7 @@ import pytest
 
 from emustudio.services.ec2.enforcement import allowed
 from emustudio.testing import GatewayProcess, Studio
+from emustudio.testing.resources import delete_workspace, start_workspace
 
 IMAGE = "emustudio/base:bookworm"  # bootstrapped by tests/runtime; python3 is all we need
 
@@ -209,3 +210,39 @@ def test_the_gateways_rules_are_labelled_and_name_only_its_own_bridges(
     assert named and named <= bridges
     network = client.networks.get(subnet_network(client, emu_gateway, emu_studio.subnet_ids[0]))
     assert network.attrs["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+
+
+def test_a_workspace_cannot_open_its_neighbours_jupyter(
+    emu_gateway: GatewayProcess, emu_studio: Studio, emu_boto3: Any, client: docker.DockerClient
+) -> None:
+    """The issue's own finding, with two real Workspaces of one Studio on one subnet: a cell's
+    connection to the neighbour's 8888 fails; the gateway (the host) still reaches both."""
+    editors = emu_boto3("emr-studio")
+    made = [start_workspace(editors, emu_studio.studio_id, name=n) for n in ("mine", "theirs")]
+    try:
+        boxes = [
+            client.containers.get(f"emustudio-{emu_gateway.instance_id}-{w.editor_id}")
+            for w in made
+        ]
+        ips = [
+            next(iter(b.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"] for b in boxes
+        ]
+        assert (
+            boxes[0].attrs["HostConfig"]["NetworkMode"]
+            == boxes[1].attrs["HostConfig"]["NetworkMode"]
+        )
+        probe = (
+            "import socket,sys\n"
+            "try: socket.create_connection((sys.argv[1], 8888), 1.5).close()\n"
+            "except OSError: sys.exit(1)"
+        )
+        mine, theirs = boxes
+        assert mine.exec_run(["python3", "-c", probe, ips[1]], user="emr-notebook").exit_code == 1
+        assert theirs.exec_run(["python3", "-c", probe, ips[0]], user="emr-notebook").exit_code == 1
+        assert (
+            mine.exec_run(["python3", "-c", probe, "127.0.0.1"], user="emr-notebook").exit_code == 0
+        )
+        assert host_connects(ips[0], 8888) and host_connects(ips[1], 8888)
+    finally:
+        for workspace in made:
+            delete_workspace(editors, workspace.editor_id)
