@@ -85,7 +85,7 @@ class EmuStudio:
             remap=settings.network_remap,
             remap_pool=settings.network_remap_pool,
             gateway_container=settings.gateway_container,
-            isolate=settings.enforce_security_groups,
+            isolate=settings.enforce_security_groups != "off",
         )
         self.enforcement = make_enforcement(settings, self.store, self.docker, self.instance_id)
         self.ec2 = Ec2Service(
@@ -149,6 +149,7 @@ class EmuStudio:
             self.load_iam,
             self.load_sts,
             self.connect_docker,
+            self.check_firewall,
             self.reconcile_networks,
             self.ensure_default_vpc,
             self.enforce_security_groups,
@@ -273,14 +274,26 @@ class EmuStudio:
     async def ensure_default_vpc(self) -> None:
         await self.ec2.ensure_default_vpc()
 
-    async def enforce_security_groups(self) -> None:
-        """Close the subnet networks but for what the security groups allow."""
+    async def check_firewall(self) -> None:
+        """Whether security groups can be enforced here; before any network is made, which
+        is made closed only when they can (a closed network without the firewall would keep
+        a cluster's nodes apart)."""
         if self.enforcement is None:
             return
         try:
-            await self.enforcement.start()
+            await self.enforcement.firewall.check()
         except FirewallUnavailable as exc:
-            raise StartupError(str(exc)) from exc
+            if self.settings.enforce_security_groups == "on":
+                raise StartupError(str(exc)) from exc
+            log.warning("%s", exc)
+            self.enforcement = None
+            self.ec2.groups_changed = None
+            self.networks.isolate = False
+
+    async def enforce_security_groups(self) -> None:
+        """Close the subnet networks but for what the security groups allow."""
+        if self.enforcement is not None:
+            await self.enforcement.start()
 
     async def listen(self) -> None:
         # Tornado's own limit sits far above ours so that the handler, not Tornado, answers
@@ -356,7 +369,7 @@ class EmuStudio:
 def make_enforcement(
     settings: Settings, store: Store, docker: DockerExecutor, instance_id: str
 ) -> GroupEnforcement | None:
-    if not settings.enforce_security_groups:
+    if settings.enforce_security_groups == "off":
         return None
     firewall = SubnetFirewall(docker, instance_id, gateway_container=settings.gateway_container)
     return GroupEnforcement(store, docker, firewall, instance_id)

@@ -221,9 +221,9 @@ class SubnetFirewall:
             raise FirewallUnavailable(
                 f"security groups cannot be enforced: `{self._iptables} -S {_DOCKER_USER}` "
                 f"failed ({out.strip() or f'exit {code}'}). The gateway needs root (or "
-                "CAP_NET_ADMIN) in the Docker host's network namespace; set "
-                "EMUSTUDIO_ENFORCE_SECURITY_GROUPS=false to run without (any two containers "
-                "of a subnet then reach each other)."
+                "CAP_NET_ADMIN) in the Docker host's network namespace. Without it any two "
+                "containers of a subnet reach each other (EMUSTUDIO_ENFORCE_SECURITY_GROUPS: "
+                "auto runs on with this warning, off says so, on refuses to start)."
             )
 
     def render(

@@ -377,7 +377,7 @@ class SubnetNetworks:
         # The container the gateway runs in, if any: it joins every subnet network.
         self._gateway_container = gateway_container or None
         # New networks get Docker's inter-container traffic off (security groups enforced).
-        self._isolate = isolate
+        self.isolate = isolate
         # Serialises our own mutations: two concurrent ensure() calls for one
         # subnet would otherwise both create, and two remaps would pick the same
         # free block.  Other processes are covered by Docker's overlap error.
@@ -608,7 +608,7 @@ class SubnetNetworks:
                 keep is None
                 and current is not None
                 and _matches(current, cidr, wanted)
-                and (not self._isolate or _isolated(net) or not self._empty_sync(client, net))
+                and (not self.isolate or _isolated(net) or not self._empty_sync(client, net))
             ):
                 keep = current
                 continue
@@ -722,7 +722,7 @@ class SubnetNetworks:
                     internal=False,
                     attachable=True,
                     labels=labels,
-                    options={ICC_OPTION: "false"} if self._isolate else None,
+                    options={ICC_OPTION: "false"} if self.isolate else None,
                 )
             except APIError as exc:
                 if not _is_pool_overlap(exc):

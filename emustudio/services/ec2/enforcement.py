@@ -184,8 +184,7 @@ class GroupEnforcement:
         self._closed = False
 
     async def start(self) -> None:
-        """Check iptables, install the rules, and follow Docker's events from now on."""
-        await self.firewall.check()
+        """Install the rules, and follow Docker's events from now on."""
         await self.refresh()
         await self._events.open()
 
