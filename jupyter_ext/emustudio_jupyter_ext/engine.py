@@ -41,6 +41,7 @@ log = logging.getLogger("emustudio_jupyter_ext")
 
 ENV_URL = "EMUSTUDIO_ENGINE_URL"
 ENV_TOKEN = "EMUSTUDIO_ENGINE_TOKEN"
+REQUEST_TIMEOUT = 300.0
 _MANAGERS = (
     "kernel_manager",
     "kernel_spec_manager",
@@ -79,6 +80,13 @@ class EngineSwitch:
             client.ws_url = "ws" + self.url[len("http") :]
             client.auth_scheme = "token"
             client.auth_token = self.token
+            # The kernel's WebSocket opens only once the kernel has answered kernel_info
+            # (Enterprise Gateway waits for it), and a PySpark kernel answers after Python and
+            # pyspark have loaded: tens of seconds on a busy machine, past the client's
+            # default 42 s, after which it drops the socket and Enterprise Gateway's reconnect
+            # path fails. Give both the same margin as a kernel launch.
+            client.request_timeout = max(client.request_timeout, REQUEST_TIMEOUT)
+            client.connect_timeout = max(client.connect_timeout, REQUEST_TIMEOUT)
             app = self.serverapp
             specs = GatewayKernelSpecManager(parent=app)
             kernels = GatewayMappingKernelManager(
