@@ -56,7 +56,8 @@ def poll(url_of: Any, deadline: float = 180.0) -> float:
 
 
 def container_url(client: docker.DockerClient, editor_id: str) -> str | None:
-    found = client.containers.list(filters={"label": [f"emustudio.workspace-id={editor_id}"]})
+    # By name: a container claimed from the warm pool has the pool's labels.
+    found = client.containers.list(filters={"name": f"-{editor_id}$"})
     if not found:
         return None
     networks = found[0].attrs["NetworkSettings"]["Networks"]
@@ -133,9 +134,7 @@ def main() -> None:
         )["StudioId"]
         editor_id = editors.create_editor(StudioId=studio, Name="bench")["EditorId"]
         poll(lambda: container_url(client, editor_id))  # first start builds/checks the image
-        image = client.containers.list(filters={"label": [f"emustudio.workspace-id={editor_id}"]})[
-            0
-        ].image.tags[0]
+        image = client.containers.list(filters={"name": f"-{editor_id}$"})[0].image.id
         network = f"emustudio-{gateway.instance_id}-{subnets[0]}"
 
         bare, through = [], []
