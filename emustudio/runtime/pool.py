@@ -16,8 +16,9 @@ that the claimed server starts first; an AZ outage drains its subnets' pools
 (:meth:`WarmPool.drain`) and they refill only when asked again (:meth:`WarmPool.fill`).
 
 Pooled containers are named ``emustudio-<instance>-pool-<hex>`` and labelled like Workspace
-containers (``emustudio.kind=workspace``) plus ``emustudio.pool``; their spec label is the hash
-of their :class:`PoolKey`.  Those of an earlier run of the gateway are removed at its first fill.
+containers (``emustudio.kind=workspace``, their Studio and subnet, no Workspace id) plus
+``emustudio.pool``; their spec label is the hash of their :class:`PoolKey`.  Those of an
+earlier run of the gateway are removed at its first fill.
 """
 
 from __future__ import annotations
@@ -43,14 +44,21 @@ __all__ = ["ENV_CLAIM_KEY", "L_POOL", "PoolKey", "Warm", "WarmPool", "claim", "r
 log = logging.getLogger(__name__)
 
 L_POOL = f"{LABEL}.pool"
+L_STUDIO_ID = f"{LABEL}.studio-id"  # as runtime/workspaces.py labels Workspace containers
 ENV_CLAIM_KEY = "EMUSTUDIO_CLAIM_KEY"
 WARM_COMMAND = ["emustudio-warm"]
 
 
 @dataclass(frozen=True)
 class PoolKey:
-    """What makes pooled containers interchangeable: a claim only takes one of its own key."""
+    """What makes pooled containers interchangeable: a claim only takes one of its own key.
 
+    The Studio is part of it: a pooled container is labelled with its Studio from the start, so
+    the subnet's security groups (the Studio's Workspace group) apply to it as to any of the
+    Studio's Workspaces, claimed or not.  Nothing of the Studio is inside the container.
+    """
+
+    studio_id: str
     subnet_id: str
     network: str
     image: str
@@ -73,7 +81,7 @@ class Warm:
 
 
 class WarmPool:
-    """``size`` warm containers per :class:`PoolKey` (0: no pool, every start is cold)."""
+    """``size`` warm containers per :class:`PoolKey`, i.e. per Studio subnet (0: no pool)."""
 
     def __init__(
         self,
@@ -174,6 +182,7 @@ class WarmPool:
             L_INSTANCE: self._instance_id,
             L_KIND: "workspace",
             L_POOL: "warm",
+            L_STUDIO_ID: key.studio_id,
             L_SUBNET_ID: key.subnet_id,
             f"{LABEL}.network": key.network,
             f"{LABEL}.spec": key.digest(),

@@ -102,7 +102,7 @@ log = logging.getLogger(__name__)
 KIND_WORKSPACE = "workspace"
 KIND_WORKSPACE_IMAGE = "workspace-image"
 L_WORKSPACE_ID = f"{LABEL}.workspace-id"
-L_STUDIO_ID = f"{LABEL}.studio-id"
+L_STUDIO_ID = f"{LABEL}.studio-id"  # runtime/pool.py labels pooled containers with it too
 L_SPEC = f"{LABEL}.spec"
 L_NETWORK = f"{LABEL}.network"
 JUPYTER_PORT = 8888
@@ -527,7 +527,9 @@ class DockerWorkspaces(WorkspaceRuntime):
         await self.pool.drain(subnet_ids)
 
     def pool_key(self, spec: WorkspaceSpec) -> PoolKey:
-        return PoolKey(spec.subnet_id, spec.network, spec.image, spec.memory, spec.cpus)
+        return PoolKey(
+            spec.studio_id, spec.subnet_id, spec.network, spec.image, spec.memory, spec.cpus
+        )
 
     # -- steps -----------------------------------------------------------------------------
 

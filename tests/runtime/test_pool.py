@@ -20,7 +20,12 @@ from tornado.websocket import websocket_connect
 
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.pool import Warm, claim, request
-from emustudio.runtime.workspaces import DockerWorkspaces, StartProgress, WorkspaceEndpoint
+from emustudio.runtime.workspaces import (
+    DockerWorkspaces,
+    StartProgress,
+    WorkspaceEndpoint,
+    WorkspaceSpec,
+)
 from tests.runtime import test_workspaces
 from tests.runtime.conftest import say
 from tests.runtime.test_workspaces import Subnet, http_get, make_spec
@@ -49,8 +54,15 @@ def run(
     return asyncio.run(main())
 
 
+STUDIO = "es-" + "POOLTEST" * 3 + "X"  # the pools of these tests are this Studio's
+
+
+def spec_of(subnet: Subnet, **overrides: Any) -> WorkspaceSpec:
+    return make_spec(subnet, studio_id=STUDIO, memory="512m", cpus=0.5, **overrides)
+
+
 async def warm_up(runtime: DockerWorkspaces, subnet: Subnet, count: int) -> list[Warm]:
-    key = runtime.pool_key(make_spec(subnet, memory="512m", cpus=0.5))
+    key = runtime.pool_key(spec_of(subnet))
     runtime.pool.fill(key)
     for _ in range(1200):
         if len(runtime.pool.warm(key)) >= count:
@@ -83,7 +95,8 @@ def test_a_pooled_container_has_no_token_identity_files_or_credentials(
         (warm,) = await warm_up(runtime, subnet, 1)
         attrs = client.api.inspect_container(warm.container_id)
         labels = attrs["Config"]["Labels"]
-        assert "emustudio.workspace-id" not in labels and "emustudio.studio-id" not in labels
+        # Labelled with its Studio (its security groups apply), with no Workspace of it.
+        assert labels["emustudio.studio-id"] == STUDIO and "emustudio.workspace-id" not in labels
         env = {e.partition("=")[0] for e in attrs["Config"]["Env"]}
         assert "EMUSTUDIO_CLAIM_KEY" in env
         assert not env & {
@@ -103,7 +116,10 @@ def test_a_pooled_container_has_no_token_identity_files_or_credentials(
         # And the claim's environment cannot reach beyond EMUSTUDIO_* (no PATH, no LD_PRELOAD).
         bad = {"LD_PRELOAD": "/tmp/x.so"}
         assert not await claim(warm, token="t" * 32, base_url="/", allow_origin="", env=bad)
-        assert runtime.pool.warm(runtime.pool_key(make_spec(subnet))) == [warm]
+        assert runtime.pool.warm(runtime.pool_key(spec_of(subnet))) == [warm]
+        # Another Studio on the same subnet does not get this Studio's warm container.
+        other = make_spec(subnet, memory="512m", cpus=0.5)
+        assert runtime.pool.take(runtime.pool_key(other)) is None
 
     run(subnet, docker_executor, 1, body)
 
@@ -156,13 +172,9 @@ def test_a_claim_gets_its_token_and_identity_and_is_never_pooled_again(
     client: docker.DockerClient,
     pytestconfig: pytest.Config,
 ) -> None:
-    spec = make_spec(subnet, memory="512m", cpus=0.5)
-    spec = make_spec(
-        subnet,
-        workspace_id=spec.workspace_id,
-        memory="512m",
-        cpus=0.5,
-        base_url=f"/workspaces/{spec.workspace_id}/",
+    spec = spec_of(subnet)
+    spec = spec_of(
+        subnet, workspace_id=spec.workspace_id, base_url=f"/workspaces/{spec.workspace_id}/"
     )
     steps: list[StartProgress] = []
 
@@ -205,7 +217,7 @@ def test_a_claim_gets_its_token_and_identity_and_is_never_pooled_again(
 def test_two_concurrent_claims_never_share_a_container(
     subnet: Subnet, docker_executor: DockerExecutor, client: docker.DockerClient
 ) -> None:
-    specs = [make_spec(subnet, memory="512m", cpus=0.5) for _ in range(3)]
+    specs = [spec_of(subnet) for _ in range(3)]
 
     async def body(runtime: DockerWorkspaces) -> None:
         await warm_up(runtime, subnet, 2)
@@ -236,7 +248,7 @@ def test_an_outage_drains_the_subnets_pool(
 ) -> None:
     async def body(runtime: DockerWorkspaces) -> None:
         (warm,) = await warm_up(runtime, subnet, 1)
-        key = runtime.pool_key(make_spec(subnet, memory="512m", cpus=0.5))
+        key = runtime.pool_key(spec_of(subnet))
         await runtime.drain_pool({subnet.network.subnet_id})
         assert runtime.pool.take(key) is None
         assert warm.container_id not in {c.id for c in client.containers.list(all=True)}

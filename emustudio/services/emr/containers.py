@@ -64,15 +64,17 @@ class DockerContainers(Containers):
         )
         return Endpoint(endpoint.ip, endpoint.port)
 
-    async def warm(self, subnet_ids: set[str]) -> None:
-        if not subnet_ids or self.runtime.pool_size == 0:
+    async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:
+        if not studio_subnets or self.runtime.pool_size == 0:
             return
 
         async def fill() -> None:
             image = await self.image(lambda _message: None)  # a first run builds it: minutes
-            for subnet_id in sorted(subnet_ids):
+            for studio_id, subnet_id in sorted(studio_subnets):
                 network = self.networks.network_name(subnet_id)
-                self.runtime.fill_pool(PoolKey(subnet_id, network, image, self.memory, self.cpus))
+                self.runtime.fill_pool(
+                    PoolKey(studio_id, subnet_id, network, image, self.memory, self.cpus)
+                )
 
         task = asyncio.create_task(fill(), name="warm the Workspace pool")
         self._tasks.add(task)

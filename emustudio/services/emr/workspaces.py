@@ -76,8 +76,8 @@ class Containers(ABC):
     def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
         """Call ``listener(editor_id, why)`` when a running container dies on its own."""
 
-    async def warm(self, subnet_ids: set[str]) -> None:  # noqa: B027 - optional
-        """Keep warm containers ready on these subnets (the warm pool), if there is one."""
+    async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:  # noqa: B027 - optional
+        """Keep warm containers ready on these (Studio, subnet) pairs, if there is a pool."""
 
     async def drain(self, subnet_ids: set[str]) -> None:  # noqa: B027 - optional
         """Remove the warm containers of these subnets and stop refilling them (an outage)."""
@@ -325,20 +325,21 @@ class WorkspaceManager:
         """Warm pools on the subnets of this region's Studios outside impaired AZs; none
         elsewhere (after a Studio's creation, change or deletion, an outage and its end)."""
 
-        def subnets(session: Session) -> tuple[set[str], set[str]]:
+        def subnets(session: Session) -> tuple[set[tuple[str, str]], set[str]]:
             failed = {z.name for z in session.exec(select(ZoneState))}
-            used = {
-                sid
+            every = list(session.exec(select(Subnet).where(Subnet.region == self.region)))
+            healthy = {s.id for s in every if s.availability_zone not in failed}
+            wanted = {
+                (studio.id, sid)
                 for studio in session.exec(select(Studio).where(Studio.region == self.region))
                 for sid in studio.subnet_ids
+                if sid in healthy
             }
-            every = list(session.exec(select(Subnet).where(Subnet.region == self.region)))
-            healthy = {s.id for s in every if s.id in used and s.availability_zone not in failed}
-            return healthy, {s.id for s in every} - healthy
+            return wanted, {s.id for s in every} - {sid for _, sid in wanted}
 
-        healthy, others = await self.store.tx(subnets)
+        wanted, others = await self.store.tx(subnets)
         await self.containers.drain(others)
-        await self.containers.warm(healthy)
+        await self.containers.warm(wanted)
 
     async def fail_zone(self, zone: str) -> list[str]:
         """Mark ``zone`` failed; its running Workspaces lose their network."""
