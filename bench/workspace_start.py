@@ -15,6 +15,8 @@ bare ``docker run``.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import secrets
 import statistics
 import time
@@ -78,7 +80,7 @@ def bare_start(client: docker.DockerClient, image: str, network: str) -> float:
         detach=True,
         network=network,
         environment={
-            "EMUSTUDIO_JUPYTER_TOKEN": secrets.token_urlsafe(32),
+            "EMUSTUDIO_JUPYTER_TOKEN_SHA256": hashlib.sha256(os.urandom(32)).hexdigest(),
             "EMUSTUDIO_BASE_URL": f"/workspaces/{editor_id}/",
             "EMUSTUDIO_WORKSPACE_ID": editor_id,
         },

@@ -280,14 +280,15 @@ async def request(
 async def claim(
     warm: Warm, *, token: str, base_url: str, allow_origin: str, env: Mapping[str, str]
 ) -> bool:
-    """Give ``warm`` its Workspace: True once its process has accepted the claim."""
+    """Give ``warm`` its Workspace: True once its process has accepted the claim.  Only the
+    token's SHA-256 is sent, as a cold start's environment has only that."""
     status, _ = await request(
         warm.ip,
         "POST",
         "/emustudio/claim",
         {
             "key": warm.claim_key,
-            "token": token,
+            "token_sha256": hashlib.sha256(token.encode()).hexdigest(),
             "base_url": base_url,
             "allow_origin": allow_origin,
             "env": dict(env),

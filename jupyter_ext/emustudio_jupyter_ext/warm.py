@@ -6,15 +6,16 @@ ahead, the server is up about 0.25 s after its claim.  Until then the process ho
 anyone: no token, no user, no files (the home directory is the image's, empty), no credentials.
 
 It listens on the server's port for exactly one claim, ``POST /emustudio/claim`` with JSON
-``{"key", "token", "base_url", "allow_origin", "env"}``:
+``{"key", "token_sha256", "base_url", "allow_origin", "env"}``:
 
 * ``key`` must equal the one-time claim key the gateway gave the container at creation
   (``EMUSTUDIO_CLAIM_KEY``, removed from the environment at once).  Anything else on the
   subnet network cannot claim it; after the claim the key opens nothing, so it does not matter
   that the container's first environment still shows it.
-* ``token`` is the server's token.  It arrives over this socket and stays in this process's
-  memory (jupyter_server_config.py reads :data:`claimed`): never in a process environment or a
-  file, where kernels and terminals of the same user could read it.
+* ``token_sha256`` is the SHA-256 of the server's token, what a cold start passes in
+  EMUSTUDIO_JUPYTER_TOKEN_SHA256 (:mod:`.identity`: the server never holds the token itself).
+  It stays in this process's memory (jupyter_server_config.py reads :data:`claimed`), which
+  the config makes non-dumpable before JupyterLab starts.
 * ``env`` is the Workspace's identity (``EMUSTUDIO_WORKSPACE_ID``, ``EMUSTUDIO_STUDIO_ID``...):
   put in the environment, so kernels see it, as they would in a container made for it.
 
@@ -29,20 +30,24 @@ import hmac
 import http.server
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+
+from emustudio_jupyter_ext.identity import protect_process
 
 CLAIM_KEY_ENV = "EMUSTUDIO_CLAIM_KEY"
 PORT = 8888
 _MAX_BODY = 65536
 # Only these may be set by a claim; PATH, PYTHONPATH, LD_* and the like never.
 _ENV_PREFIX = "EMUSTUDIO_"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
 class Claim:
-    token: str
+    token_sha256: str
     base_url: str = "/"
     allow_origin: str = ""
     env: dict[str, str] = field(default_factory=dict)
@@ -60,10 +65,10 @@ def parse_claim(body: bytes, key: str) -> Claim | None:
         return None
     if not isinstance(data, dict):
         return None
-    given, token = data.get("key"), data.get("token")
+    given, digest = data.get("key"), data.get("token_sha256")
     if not isinstance(given, str) or not hmac.compare_digest(given.encode(), key.encode()):
         return None
-    if not isinstance(token, str) or len(token) < 16:
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
         return None
     env = data.get("env") or {}
     if not isinstance(env, dict) or not all(
@@ -75,7 +80,7 @@ def parse_claim(body: bytes, key: str) -> Claim | None:
     origin = data.get("allow_origin") or ""
     if not isinstance(base_url, str) or not isinstance(origin, str):
         return None
-    return Claim(token, base_url, origin, dict(env))
+    return Claim(digest, base_url, origin, dict(env))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -130,6 +135,7 @@ def main() -> None:
     key = os.environ.pop(CLAIM_KEY_ENV, "")
     if len(key) < 16:
         raise SystemExit(f"{CLAIM_KEY_ENV} is not set: a warm Workspace needs its claim key")
+    protect_process()  # its memory holds the claim key, then the token's hash
     # What a server's start spends its time on, done before anyone waits for it.
     import jupyter_server.serverapp
     import jupyter_server.services.contents.largefilemanager
