@@ -28,6 +28,7 @@ from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
+from emustudio.runtime.reach import API, METADATA, GatewayReach
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
@@ -37,6 +38,7 @@ from emustudio.services.ec2 import Ec2Service
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
+from emustudio.services.emr.metadata import InstanceMetadata
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
@@ -49,6 +51,7 @@ from emustudio.web.console import StudioConsole
 from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
+from emustudio.web.metadata import metadata_app
 from emustudio.web.routes import studio_rules
 from emustudio.web.s3_handler import S3Addressing, s3_rules
 from emustudio.web.saml import federation_rules
@@ -82,6 +85,10 @@ class EmuStudio:
             gateway_container=settings.gateway_container,
         )
         self.ec2 = Ec2Service(self.store, self.networks, region=region, account_id=account)
+        # Where containers on a subnet reach the gateway (S3, instance metadata): runtime/reach.py.
+        self.reach = GatewayReach(
+            self.networks, self.docker, host=settings.host, metadata_port=settings.metadata_port
+        )
         # Workspaces: JupyterLab containers on the Studio's subnet networks, backed up to S3.
         self.s3_server = make_s3_server(settings)
         self.backup = make_backup(settings, self.store, self.s3_server)
@@ -101,7 +108,8 @@ class EmuStudio:
         self.federation = make_federation(
             settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
-        self.clusters = make_clusters(settings, self.store, self.docker, self.networks)
+        self.clusters = make_clusters(settings, self.store, self.docker, self.networks, self.reach)
+        self.instance_metadata = InstanceMetadata(self.store, self.iam, self.sts, region=region)
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
         self.gateway = Gateway(
@@ -119,6 +127,7 @@ class EmuStudio:
             settings, self.store, self.sessions, self.authorizer, self.workspaces
         )
         self.http_server: httpserver.HTTPServer | None = None
+        self.metadata_server: httpserver.HTTPServer | None = None
         # `emustudio up`'s demo (setting demo): the IdP's users, IAM federation, a Studio.
         self.demo = make_demo(self)
 
@@ -257,7 +266,9 @@ class EmuStudio:
         self.http_server = httpserver.HTTPServer(
             self.make_app(), max_body_size=max(self.settings.max_request_bytes * 64, 1 << 30)
         )
-        self.http_server.listen(self.settings.port, self.settings.host)
+        self.reach.listen(API, self.http_server, self.settings.port)
+        self.metadata_server = httpserver.HTTPServer(metadata_app(self.instance_metadata))
+        self.reach.listen(METADATA, self.metadata_server, self.settings.metadata_port)
 
     async def adopt_workspaces(self) -> None:
         """Keep Workspaces whose containers still run; mark the others Idle; stop idle ones."""
@@ -299,9 +310,10 @@ class EmuStudio:
     async def stop(self) -> None:
         if self.culler is not None:
             self.culler.stop()
-        if self.http_server is not None:
-            self.http_server.stop()
-            await self.http_server.close_all_connections()
+        for server in (self.http_server, self.metadata_server):
+            if server is not None:
+                server.stop()
+                await server.close_all_connections()
         # Workspace containers keep running: the next start adopts them (and the backup
         # journal keeps what S3 does not have yet).
         await self.backup.close()
@@ -426,7 +438,11 @@ def make_workspaces(
 
 
 def make_clusters(
-    settings: Settings, store: Store, docker: DockerExecutor, networks: SubnetNetworks
+    settings: Settings,
+    store: Store,
+    docker: DockerExecutor,
+    networks: SubnetNetworks,
+    reach: GatewayReach,
 ) -> ClusterLife:
     """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
     long ``docker exec`` calls get a pool of their own."""
@@ -436,6 +452,8 @@ def make_clusters(
         networks,
         Images.from_settings(docker, settings),
         settings.resolved_instance_id(),
+        reach,
+        region=settings.region,
         max_node_memory_mib=settings.cluster_node_memory_mib,
         max_node_cpus=settings.cluster_node_cpus,
         start_timeout=settings.cluster_start_timeout,

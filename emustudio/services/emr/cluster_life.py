@@ -310,7 +310,9 @@ class ClusterLife:
         session: Session, cluster_id: str, step: ClusterStep, code: int, stderr: str
     ) -> dict[str, str]:
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        errors = [line for line in lines if _ERROR_LINE.search(line)]
+        # A Java stack frame names exceptions too ("at ...translateException(...)"): the
+        # exception's own line, or its last "Caused by:", says what went wrong.
+        errors = [line for line in lines if _ERROR_LINE.search(line) and not line.startswith("at ")]
         reason = (errors[-1] if errors else lines[-1] if lines else "Unknown Error.")[:256]
         out = {"Reason": reason, "Message": f"Command exited with code {code}."}
         cluster = session.get(Cluster, cluster_id)
