@@ -183,6 +183,9 @@ def _name_in_arn(arn: str | None) -> str | None:
 
 
 def user_identity(principal: Principal) -> dict[str, Any]:
+    if principal.is_anonymous:
+        # How CloudTrail writes an unsigned S3 request's caller.
+        return {"type": "AWSAccount", "principalId": "", "accountId": "anonymous"}
     identity: dict[str, Any] = {
         "type": principal.kind,
         "principalId": principal.user_id,

@@ -47,6 +47,16 @@ class Principal:
     def is_root(self) -> bool:
         return self.kind == "Root"
 
+    @property
+    def is_anonymous(self) -> bool:
+        return self.kind == "Anonymous"
+
+
+# An unsigned S3 request: no identity policies, only what a resource policy grants to "*".
+ANONYMOUS = Principal(
+    kind="Anonymous", arn="*", account_id="", access_key_id="", name="", user_id="anonymous"
+)
+
 
 @dataclass
 class RequestContext:

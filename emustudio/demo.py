@@ -48,6 +48,7 @@ from emustudio.config import DEMO_USERS_FILE, Settings
 from emustudio.context import Principal
 from emustudio.demo_console import admin_statements, ensure_console_admin
 from emustudio.demo_identity_center import IdentityCenterDemo
+from emustudio.iam.documented import EMR_TAG, studio_service_policy
 from emustudio.pipeline import Gateway
 from emustudio.services.iam import IamService
 from emustudio.store import Store
@@ -291,13 +292,21 @@ class Demo:
         )
 
     def service_policy(self) -> str:
+        """The EMR Studio guide's service-role policy (what EMR Studio does as the role when a
+        Workspace attaches to a cluster), its S3 statement narrowed to the demo's bucket."""
         bucket = self.settings.s3_default_bucket
+        statements = [
+            s
+            for s in studio_service_policy()["Statement"]
+            if not str(s["Action"][0]).startswith("s3:")
+        ]
         return _document(
+            *statements,
             {
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"],
                 "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-            }
+            },
         )
 
     def user_policy(self, role: str, studio_id: str) -> str:
@@ -370,6 +379,13 @@ class Demo:
             log.warning("demo: no default VPC (deleted?), so no demo Studio")
             return DemoStudio(None)
         vpc_id, subnet_ids, group_id = network
+        # Tagged as the EMR Studio guide asks: the service role makes the attach's network
+        # interface only in subnets and groups that carry EMR's tag.
+        await self.call(
+            "ec2",
+            "CreateTags",
+            {"Resources": [*subnet_ids, group_id], "Tags": [{"Key": EMR_TAG, "Value": "true"}]},
+        )
         made = await self.call(
             "emr",
             "CreateStudio",

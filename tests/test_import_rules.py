@@ -25,6 +25,7 @@ MODULE_ROOMS = {
     "audit": "audit",
     "pipeline": "pipeline",
     "aws_handler": "pipeline",
+    "s3_handler": "pipeline",
     "config": "config",
     "cli": "composition",
     "server": "composition",
@@ -53,10 +54,11 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "auth": frozenset({"aws", "context", "iam", "store", "audit", "services", "proxy"}),
     "proxy": frozenset({"context"}),
     "web": frozenset({"aws", "context", "iam", "store", "audit", "services", "auth", "pipeline"}),
-    "testing": frozenset({"aws", "store"}),
+    "testing": frozenset({"aws", "iam", "store"}),
     "composition": frozenset(
         {
             "aws",
+            "iam",
             "config",
             "store",
             "context",

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from emustudio.testing.service_role import ensure_studio_service_role, tag_for_emr
+
 __all__ = [
     "Boto3Factory",
     "IamUser",
@@ -184,7 +186,6 @@ def create_studio(
     """A VPC, a subnet in each of the region's first two Availability Zones, the Workspace and
     engine security groups, and an IAM-mode Studio on them (as the EMR Studio guide sets up)."""
     ec2, emr = boto3("ec2"), boto3("emr")
-    account = boto3("sts").get_caller_identity()["Account"]
     name = name or "emu-studio-" + secrets.token_hex(3)
     zones = tuple(
         sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])[:2]
@@ -203,12 +204,16 @@ def create_studio(
     engine_sg = ec2.create_security_group(
         GroupName=f"{name}-engine", Description="EMR Studio engine", VpcId=vpc_id
     )["GroupId"]
+    # As the guide sets up: the network tagged for EMR's managed policies, and the service role
+    # EMR Studio acts as when it attaches a Workspace to a cluster.
+    tag_for_emr(ec2, *subnet_ids, workspace_sg, engine_sg)
+    service_role = ensure_studio_service_role(boto3("iam"))
     created = emr.create_studio(
         Name=name,
         AuthMode="IAM",
         VpcId=vpc_id,
         SubnetIds=list(subnet_ids),
-        ServiceRole=f"arn:aws:iam::{account}:role/EMRStudio_Service_Role",
+        ServiceRole=service_role,
         WorkspaceSecurityGroupId=workspace_sg,
         EngineSecurityGroupId=engine_sg,
         DefaultS3Location=default_s3_location,

@@ -10,6 +10,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from emustudio.testing.service_role import tag_for_emr
+
 __all__ = ["StudioNetwork", "make_studio_network", "random_block", "studio_args"]
 
 
@@ -29,7 +31,7 @@ class StudioNetwork:
 
 def make_studio_network(ec2: Any, subnets: int = 2) -> StudioNetwork:
     """A VPC on a random /16 with ``subnets`` /24s spread over the first three AZs, and the
-    Workspace and engine security groups."""
+    Workspace and engine security groups; subnets and groups tagged for EMR's managed policies."""
     cidr = random_block()
     prefix = cidr.rsplit(".", 2)[0]
     vpc_id = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
@@ -46,6 +48,7 @@ def make_studio_network(ec2: Any, subnets: int = 2) -> StudioNetwork:
     engine_sg = ec2.create_security_group(GroupName="engine", Description="Engine", VpcId=vpc_id)[
         "GroupId"
     ]
+    tag_for_emr(ec2, *subnet_ids, workspace_sg, engine_sg)  # as the EMR Studio guide asks
     return StudioNetwork(vpc_id, subnet_ids, workspace_sg, engine_sg, cidr)
 
 

@@ -24,8 +24,25 @@ __all__ = ["Ec2Error", "Ec2Service"]
 _DEFAULT_SUBNET_CIDRS = ("172.31.0.0/20", "172.31.16.0/20", "172.31.32.0/20")
 
 
+# Operations only ever asked with DryRun (EMR Studio's service-role check at attach): the
+# authorization is real, the resource is not made.
+DRY_RUN_ONLY = frozenset({"CreateNetworkInterface"})
+
+
 class Ec2Service(VpcOperations, SubnetOperations, SecurityGroupOperations, TagOperations):
-    """The EC2 operations emustudio answers; everything else in the model is NotImplemented."""
+    """The EC2 operations emustudio answers; everything else in the model is NotImplemented.
+
+    ``DryRun``: the pipeline has authorized the call by the time it is dispatched, so a dry run
+    ends here with EC2's ``DryRunOperation`` (412), as AWS answers a permitted dry run."""
+
+    async def dispatch(self, ctx: RequestContext) -> dict[str, Any]:
+        if ctx.params.get("DryRun") and (
+            ctx.operation_name in self.operations or ctx.operation_name in DRY_RUN_ONLY
+        ):
+            raise Ec2Error(
+                "DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412
+            )
+        return await super().dispatch(ctx)
 
     @operation("DescribeAvailabilityZones")
     async def describe_availability_zones(

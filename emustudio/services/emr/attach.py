@@ -22,6 +22,7 @@ from emustudio.services.base import operation
 from emustudio.services.emr.clusters import ClusterOperations
 from emustudio.services.emr.common import InvalidRequest
 from emustudio.services.emr.editors import EditorOperations
+from emustudio.services.emr.service_role import ServiceRoleAttach
 from emustudio.store.cluster_tables import Cluster
 from emustudio.store.tables import SecurityGroup, Studio
 
@@ -97,6 +98,9 @@ def check_attach(
 
 
 class AttachOperations(EditorOperations, ClusterOperations):
+    # The service-role check; the composition wires it (a unit test without STS goes without).
+    service_role_attach: ServiceRoleAttach | None = None
+
     @operation("AttachEditor")
     async def attach_editor(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         manager, life = self.manager(), self.life()
@@ -106,7 +110,7 @@ class AttachOperations(EditorOperations, ClusterOperations):
             raise InvalidRequest("ExecutionEngine Type must be EMR.")
         cluster_id = engine["Id"]
 
-        def check(session: Session) -> None:
+        def check(session: Session) -> tuple[str, str, str]:
             editor = self.get_editor_or_raise(session, editor_id)
             if editor.status != "Ready":
                 raise InvalidRequest(
@@ -117,8 +121,12 @@ class AttachOperations(EditorOperations, ClusterOperations):
             if cluster is not None and cluster.region != self.region:
                 cluster = None
             check_attach(session, studio, cluster, cluster_id)
+            assert cluster is not None
+            return studio.service_role, cluster.subnet_id, studio.engine_security_group_id
 
-        await self.store.tx(check)
+        service_role, subnet_id, engine_group = await self.store.tx(check)
+        if self.service_role_attach is not None:
+            await self.service_role_attach.check(service_role, cluster_id, subnet_id, engine_group)
         await manager.set_status(editor_id, "Attaching", attached_cluster_id=cluster_id)
 
         async def finish() -> None:

@@ -1,4 +1,5 @@
-"""EMR Studio assuming a Studio's user role on an Identity Center user's behalf.
+"""EMR Studio assuming a Studio's roles: the user role on an Identity Center user's behalf, and
+the service role for what the Studio itself does (attaching a Workspace to a cluster).
 
 No STS operation of its own: in IAM Identity Center mode, EMR Studio (the service principal
 ``elasticmapreduce.amazonaws.com``) assumes the Studio's ``UserRole`` for the signed-in user with
@@ -49,3 +50,20 @@ class StudioSessionOperations(StsBase):
             source_identity=source_identity,
             federated=True,
         )
+
+    async def assume_service_role(self, role_arn: str, session_name: str) -> Issued:
+        """A session of the Studio's service role ``role_arn``, as EMR Studio makes one to act
+        for the Studio (``ElasticMapReduceEditorsSession`` when it attaches a Workspace): no
+        session policy, the role's own policies decide. Raises ``AccessDenied`` when the role
+        does not exist or does not trust EMR."""
+        role = await self.iam.get_role(role_arn)
+        denied = AccessDenied(
+            f"EMR Studio could not assume the service role {role_arn}: the role does not exist"
+            f" or its trust policy does not allow {EMR_SERVICE} to call sts:AssumeRole."
+        )
+        if role is None:
+            raise denied
+        request = AuthzRequest("sts:AssumeRole", role_arn, EMR_SERVICE, {})
+        if not evaluate_trust(request, trust_policy(role), {"Service": [EMR_SERVICE]}).allowed:
+            raise denied
+        return await self.issue_role_session(role, session_name, 900)

@@ -323,3 +323,51 @@ def test_the_aws_cli_builds_a_vpc(
     failed = aws_cli(gateway, "ec2", "delete-vpc", "--vpc-id", vpc["VpcId"], check=False)
     assert failed.returncode != 0
     assert "DependencyViolation" in failed.stderr
+
+
+def test_dry_run_answers_what_the_policy_decides(ec2: Any, emu_iam_user: Any, network: Any) -> None:
+    """DryRun checks the permission and makes nothing: DryRunOperation when allowed,
+    UnauthorizedOperation when not (EMR Studio's service-role check at attach asks this way)."""
+    tagged = {"Condition": {"StringEquals": {
+        "aws:ResourceTag/for-use-with-amazon-emr-managed-policies": "true"}}}  # fmt: skip
+    user = emu_iam_user(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "ec2:CreateNetworkInterface",
+                    "Resource": "arn:aws:ec2:*:*:network-interface/*",
+                },
+                {
+                    "Effect": "Allow",
+                    "Action": ["ec2:CreateNetworkInterface", "ec2:CreateVpc"],
+                    "Resource": ["arn:aws:ec2:*:*:subnet/*", "arn:aws:ec2:*:*:security-group/*"],
+                    **tagged,
+                },
+            ],
+        }
+    ).client("ec2")
+    args = {"SubnetId": network.subnet_ids[0], "Groups": [network.engine_sg], "DryRun": True}
+    for client in (ec2, user):
+        with pytest.raises(ClientError) as exc:
+            client.create_network_interface(**args)
+        assert error_of(exc) == (
+            "DryRunOperation",
+            "Request would have succeeded, but DryRun flag is set.",
+        )
+    untagged = ec2.create_security_group(
+        GroupName="untagged", Description="no EMR tag", VpcId=network.vpc_id
+    )["GroupId"]
+    with pytest.raises(ClientError) as exc:
+        user.create_network_interface(**(args | {"Groups": [untagged]}))
+    code, message = error_of(exc)
+    assert code == "UnauthorizedOperation"
+    assert (
+        f"ec2:CreateNetworkInterface on resource: arn:aws:ec2:us-east-1:000000000000:security-group/{untagged}"
+        in message
+    )
+    with pytest.raises(ClientError) as exc:
+        user.create_vpc(CidrBlock=random_block(), DryRun=True)
+    assert error_of(exc)[0] == "UnauthorizedOperation"
+    assert ec2.describe_security_groups(GroupIds=[untagged])["SecurityGroups"]

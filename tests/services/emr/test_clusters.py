@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.resources import wait_for_status
+from emustudio.testing.service_role import ensure_studio_service_role
 from emustudio.testing.vpc import StudioNetwork, studio_args
 from tests.services.emr.test_editors import studio_client
 
@@ -282,6 +283,7 @@ def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
 
 @pytest.fixture(scope="module")
 def workspace(gateway: GatewayProcess, network: StudioNetwork) -> tuple[str, Any]:
+    ensure_studio_service_role(gateway.client("iam"))
     studio_id = gateway.client("emr").create_studio(**studio_args(network))["StudioId"]
     editors = studio_client(gateway)
     editor_id = editors.create_editor(StudioId=studio_id, Name="spark work")["EditorId"]
@@ -326,6 +328,7 @@ def test_attach_checks_the_security_groups_then_attaches(
     )  # fmt: skip
     emr = gateway.client("emr")
     emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    refused_by_the_service_role(gateway, cluster, editor_id, editors)
     answer = editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
     assert answer == {"EditorId": editor_id, "Status": "Attaching", **_meta(answer)}
     attached = wait_for_status(editors, editor_id, "Attached")
@@ -339,6 +342,57 @@ def test_attach_checks_the_security_groups_then_attaches(
     # Attached again: the cluster's termination (below) detaches it.
     editors.attach_editor(EditorId=editor_id, ExecutionEngine=engine)
     wait_for_status(editors, editor_id, "Attached")
+
+
+def refused_by_the_service_role(
+    gateway: GatewayProcess, cluster: str, editor_id: str, editors: Any
+) -> None:
+    """The attach runs as the Studio's service role: a role that may not make the Workspace's
+    network interface in the cluster's subnet fails it in AWS's words, CloudTrail records the
+    refusal under the role's session, and nothing is attached. The full policy lets it on."""
+    iam = gateway.client("iam")
+    subnet = gateway.client("emr").describe_cluster(ClusterId=cluster)["Cluster"][
+        "Ec2InstanceAttributes"
+    ]["Ec2SubnetId"]
+    ensure_studio_service_role(
+        iam, without=("AllowEC2ENICreationInSubnetAndSecurityGroupWithEMRTags",)
+    )
+    try:
+        with pytest.raises(ClientError) as exc:
+            editors.attach_editor(EditorId=editor_id, ExecutionEngine={"Id": cluster})
+        code, message = error_of(exc)
+        assert code == "InvalidRequestException"
+        assert message.startswith(
+            "Cluster failed to attach to the Workspace. Reason: Attaching the workspace(notebook)"
+            " failed. Service Role does not have the required permissions."
+        )
+        session = (
+            "arn:aws:sts::000000000000:assumed-role/EMRStudio_Service_Role/"
+            "ElasticMapReduceEditorsSession"
+        )
+        assert (
+            f"User: {session} is not authorized to perform: ec2:CreateNetworkInterface on"
+            f" resource: arn:aws:ec2:us-east-1:000000000000:subnet/{subnet}"
+        ) in message
+        described = editors.describe_editor(EditorId=editor_id)["Editor"]
+        assert described["Status"] == "Ready" and "AttachedClusterId" not in described
+
+        trail = gateway.client("cloudtrail")
+        events = trail.lookup_events(
+            LookupAttributes=[{"AttributeKey": "Username",
+                               "AttributeValue": "ElasticMapReduceEditorsSession"}]
+        )["Events"]  # fmt: skip
+        record = json.loads(events[0]["CloudTrailEvent"])
+        assert record["eventName"] == "CreateNetworkInterface"
+        assert record["eventSource"] == "ec2.amazonaws.com"
+        assert record["errorCode"] == "UnauthorizedOperation"
+        assert record["userIdentity"]["arn"] == session
+        assert record["userIdentity"]["sessionContext"]["sessionIssuer"]["userName"] == (
+            "EMRStudio_Service_Role"
+        )
+        assert record["requestParameters"]["subnetId"] == subnet
+    finally:
+        ensure_studio_service_role(iam)
 
 
 def _meta(answer: dict[str, Any]) -> dict[str, Any]:

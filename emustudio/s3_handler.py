@@ -6,6 +6,13 @@ boto3 builds virtual-hosted URLs from ``http://localhost:<port>``); Studio hosts
 (``<studio-id>.<studio domain>``) never are. A virtual-hosted request keeps its path (it is what
 was signed) and names its bucket beside it (``HttpRequest.virtual_bucket``).
 
+An unsigned path-style request (``/<bucket>[/<key>]``, no signature) is S3's too, as an
+anonymous caller's, when no other rule of the app takes its path: :func:`anonymous_s3_rules`
+is the app's last rule. ``/`` stays the AWS API's, so unsigned requests to the other services
+keep their answers, and the pages' own first segments (:data:`PAGE_PREFIXES`) stay the pages'
+even where a page is off (no IdP configured: ``/idp/...`` is a 404, not a bucket); a bucket
+named like one of them is reached anonymously only virtual-hosted.
+
 The body is not read before the pipeline starts: the pipeline runs as the body arrives, at most
 a few pieces ahead of it (:class:`~emustudio.aws.http.BodyStream`), and the answer's body is
 written as the store sends it, each piece flushed before the next is read.
@@ -65,6 +72,28 @@ class S3Addressing:
         return (request.path or "/") != "/" and all(
             f"{name}=" in query for name in ("AWSAccessKeyId", "Signature", "Expires")
         )
+
+
+# The first path segments of the gateway's pages (web/, auth/): never a path-style bucket when
+# unsigned. Signed requests are told apart by their signature and need no such list.
+PAGE_PREFIXES = frozenset(
+    {"console", "idp", "sso", "saml", "signin", "signout", "studios", "federation", "_emustudio"}
+)
+
+
+class AnonymousPathMatcher(Matcher):
+    """What no other rule took: a path under a bucket, on any host but a Studio's."""
+
+    def __init__(self, addressing: S3Addressing) -> None:
+        self.addressing = addressing
+
+    def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
+        path = request.path or "/"
+        if path == "/" or self.addressing.is_studio_host(request.host or ""):
+            return None
+        if path.split("/", 2)[1] in PAGE_PREFIXES:
+            return None
+        return {}
 
 
 class _S3Headers(httputil.HTTPHeaders):
@@ -176,3 +205,14 @@ class S3Handler(web.RequestHandler):
 def s3_rules(gateway: Gateway, addressing: S3Addressing) -> list[Rule]:
     """The rule that takes S3's requests, to be placed before every other rule."""
     return [Rule(S3Matcher(addressing), S3Handler, {"gateway": gateway, "addressing": addressing})]
+
+
+def anonymous_s3_rules(gateway: Gateway, addressing: S3Addressing) -> list[Rule]:
+    """The rule that takes unsigned path-style requests, to be placed after every other rule."""
+    return [
+        Rule(
+            AnonymousPathMatcher(addressing),
+            S3Handler,
+            {"gateway": gateway, "addressing": addressing},
+        )
+    ]
