@@ -52,7 +52,8 @@ L_CLUSTER_ID = f"{LABEL}.cluster-id"
 L_EC2_INSTANCE = f"{LABEL}.ec2-instance-id"
 L_ROLE = f"{LABEL}.instance-role"
 GATEWAY_PORT = 18888
-_TAIL = 4000  # characters of a step's output kept for FailureDetails and logs
+_TAIL = 16000  # characters of a step's output kept for FailureDetails and logs (a JVM's
+# stack trace is long; the exception it starts with is the reason)
 _PIDS_LIMIT = 2048
 
 

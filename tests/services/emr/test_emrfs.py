@@ -179,7 +179,7 @@ def test_the_role_policy_denies_a_bucket(
     assert step["Status"]["State"] == "FAILED"
     failure = step["Status"]["FailureDetails"]
     # S3A's exception, with S3's error code, is the reason the step failed.
-    assert "AccessDenied" in failure["Reason"], failure
+    assert "AccessDenied" in failure["Reason"] and secret in failure["Reason"], failure
 
 
 def test_nodes_hold_no_long_term_keys(
