@@ -181,6 +181,8 @@ class PolicyAuthorizer:
             with_resource = await self.with_resource_policies(policies, resource)
             if plan.action == "s3:CreateBucket":  # the new bucket will be the caller's
                 with_resource = replace(with_resource, resource_account=principal.account_id)
+            if "s3:ResourceAccount" in context and with_resource.resource_account:
+                context["s3:ResourceAccount"] = with_resource.resource_account  # the owner's
             self.check(plan.action, resource, principal, context, with_resource, plan.denied)
         for role_arn in plan.pass_roles:
             context = merge_contexts(base, {"iam:PassedToService": plan.passed_to})
