@@ -27,6 +27,7 @@ from emustudio.engines.docker import DockerClusterEngine
 from emustudio.pipeline import Gateway, OtherAccount
 from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
+from emustudio.runtime.firewall import FirewallUnavailable, SubnetFirewall
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
 from emustudio.runtime.reach import API, METADATA, GatewayReach
@@ -37,6 +38,7 @@ from emustudio.s3_handler import S3Addressing, anonymous_s3_rules, s3_rules
 from emustudio.services.base import Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
+from emustudio.services.ec2.enforcement import GroupEnforcement
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
@@ -86,8 +88,13 @@ class EmuStudio:
             remap=settings.network_remap,
             remap_pool=settings.network_remap_pool,
             gateway_container=settings.gateway_container,
+            isolate=settings.enforce_security_groups != "off",
         )
-        self.ec2 = Ec2Service(self.store, self.networks, region=region, account_id=account)
+        self.enforcement = make_enforcement(settings, self.store, self.docker, self.instance_id)
+        self.ec2 = Ec2Service(
+            self.store, self.networks, region=region, account_id=account,
+            groups_changed=self.enforcement.refresh if self.enforcement else None,
+        )  # fmt: skip
         # Where containers on a subnet reach the gateway (S3, instance metadata): runtime/reach.py.
         self.reach = GatewayReach(
             self.networks, self.docker, host=settings.host, metadata_port=settings.metadata_port
@@ -151,8 +158,10 @@ class EmuStudio:
             self.load_iam,
             self.load_sts,
             self.connect_docker,
+            self.check_firewall,
             self.reconcile_networks,
             self.ensure_default_vpc,
+            self.enforce_security_groups,
             self.demo.start_demo,
             self.start_s3,
             self.adopt_workspaces,
@@ -274,6 +283,27 @@ class EmuStudio:
     async def ensure_default_vpc(self) -> None:
         await self.ec2.ensure_default_vpc()
 
+    async def check_firewall(self) -> None:
+        """Whether security groups can be enforced here; before any network is made, which
+        is made closed only when they can (a closed network without the firewall would keep
+        a cluster's nodes apart)."""
+        if self.enforcement is None:
+            return
+        try:
+            await self.enforcement.firewall.check()
+        except FirewallUnavailable as exc:
+            if self.settings.enforce_security_groups == "on":
+                raise StartupError(str(exc)) from exc
+            log.warning("%s", exc)
+            self.enforcement = None
+            self.ec2.groups_changed = None
+            self.networks.isolate = False
+
+    async def enforce_security_groups(self) -> None:
+        """Close the subnet networks but for what the security groups allow."""
+        if self.enforcement is not None:
+            await self.enforcement.start()
+
     async def listen(self) -> None:
         # Tornado's own limit sits far above ours so that the handler, not Tornado, answers
         # an oversized request, in AWS's error format.
@@ -328,6 +358,10 @@ class EmuStudio:
             if server is not None:
                 server.stop()
                 await server.close_all_connections()
+        # The firewall's rules go first: nothing after may keep them in place. The networks
+        # made with inter-container traffic off stay closed meanwhile (runtime/firewall.py).
+        if self.enforcement is not None:
+            await self.enforcement.close()
         # Workspace containers keep running: the next start adopts them (and the backup
         # journal keeps what S3 does not have yet).
         await self.backup.close()
@@ -342,6 +376,15 @@ class EmuStudio:
 
 
 # --- the parts, each from settings and its collaborators ----------------------------------------
+
+
+def make_enforcement(
+    settings: Settings, store: Store, docker: DockerExecutor, instance_id: str
+) -> GroupEnforcement | None:
+    if settings.enforce_security_groups == "off":
+        return None
+    firewall = SubnetFirewall(docker, instance_id, gateway_container=settings.gateway_container)
+    return GroupEnforcement(store, docker, firewall, instance_id)
 
 
 def make_s3_server(settings: Settings) -> EmbeddedS3 | None:

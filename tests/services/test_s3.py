@@ -585,6 +585,42 @@ def test_s3_condition_keys_reach_the_policy_engine(gateway: GatewayProcess, s3: 
         assert code_of(info) == "AccessDenied"
 
 
+def test_an_object_named_like_a_tagged_resource_has_none_of_its_tags(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """aws:ResourceTag never reaches S3 from the gateway's tags table: an object whose key ends
+    like an EC2 resource's id is not that resource."""
+    ec2 = gateway.client("ec2")
+    vpc = ec2.create_vpc(
+        CidrBlock="10.77.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "team", "Value": "a"}]}],
+    )["Vpc"]["VpcId"]
+    try:
+        bucket = bucket_name()
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=f"ids/{vpc}", Body=b"v")
+        user = _user_client(
+            gateway,
+            "tagged-" + secrets.token_hex(3),
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "s3:GetObject",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:ResourceTag/team": "a"}},
+                    }
+                ],
+            },
+        )
+        with pytest.raises(ClientError) as info:
+            user.get_object(Bucket=bucket, Key=f"ids/{vpc}")
+        assert code_of(info) == "AccessDenied"
+    finally:
+        ec2.delete_vpc(VpcId=vpc)
+
+
 def test_bucket_calls_are_in_cloudtrail_and_object_calls_are_not(
     gateway: GatewayProcess, s3: Any
 ) -> None:
