@@ -329,7 +329,9 @@ def test_ready_endpoint_reports_tcp_nodelay(running: Running) -> None:
     assert body == {"ready": True, "tcp_nodelay": True}
 
 
-async def _kernel_round_trips(endpoint: WorkspaceEndpoint, token: str) -> tuple[str, list[float]]:
+async def _kernel_round_trips(
+    endpoint: WorkspaceEndpoint, token: str
+) -> tuple[str, list[float], str]:
     request = urllib.request.Request(
         endpoint.url() + "api/kernels",
         data=b'{"name": "python3"}',
@@ -369,8 +371,10 @@ async def _kernel_round_trips(endpoint: WorkspaceEndpoint, token: str) -> tuple[
 
     try:
         facts = await execute(
-            "import os; print(os.getuid(), os.getcwd(), 'EMUSTUDIO_JUPYTER_TOKEN' in os.environ)"
+            "import os; print(os.getuid(), os.getcwd(),"
+            " any(k.startswith('EMUSTUDIO_JUPYTER_TOKEN') for k in os.environ))"
         )
+        loot = await execute(_LOOT)  # what a cell can gather, as in the test above
         for _ in range(5):
             await execute("1+1")
         times = []
@@ -380,14 +384,17 @@ async def _kernel_round_trips(endpoint: WorkspaceEndpoint, token: str) -> tuple[
             times.append((time.perf_counter() - started) * 1000)
     finally:
         ws.close()
-    return facts, times
+    return facts, times, loot
 
 
 def test_kernel_runs_as_emr_notebook_without_the_token_and_without_nagle_stalls(
     running: Running, pytestconfig: pytest.Config
 ) -> None:
-    facts, times = asyncio.run(_kernel_round_trips(running.endpoint, running.spec.token))
+    facts, times, loot = asyncio.run(_kernel_round_trips(running.endpoint, running.spec.token))
     assert facts.split() == ["1000", "/home/emr-notebook", "False"]
+    found = json.loads(loot)
+    assert found["server"] and found["traced"] == []
+    assert running.spec.token.encode() not in base64.b64decode(found["loot"])
     median = statistics.median(times)
     say(
         pytestconfig, f"[workspaces] execute 1+1 until idle over the websocket: p50 {median:.1f} ms"

@@ -169,24 +169,28 @@ def test_workspaces_of_a_subnet_reach_each_other_only_as_their_group_allows(
         assert not alice.connects(bob.ip, 8889)  # only the port the rule names
         assert not stranger.connects(alice.ip, 8888)  # not in the group
 
-        emu_ec2.revoke_security_group_ingress(
-            GroupId=group,
-            IpPermissions=[
-                {
-                    "IpProtocol": "tcp",
-                    "FromPort": 8888,
-                    "ToPort": 8888,
-                    "UserIdGroupPairs": [{"GroupId": group}],
-                }
-            ],
-        )
-        assert not alice.connects(bob.ip, 8888)
-
-        # A container that starts later is closed as well, without any API call.
+        # A container that starts later gets what its group allows, without any API call
+        # (Docker's events), and loses it when the rule goes.
         carol = Box(client, emu_gateway, network, **workspace)
         try:
-            assert not carol.connects(alice.ip, 8888)
+            deadline = time.monotonic() + 10
+            while not alice.connects(carol.ip, 8888):
+                assert time.monotonic() < deadline, "the new container was never admitted"
+            assert carol.connects(bob.ip, 8888)
+            emu_ec2.revoke_security_group_ingress(
+                GroupId=group,
+                IpPermissions=[
+                    {
+                        "IpProtocol": "tcp",
+                        "FromPort": 8888,
+                        "ToPort": 8888,
+                        "UserIdGroupPairs": [{"GroupId": group}],
+                    }
+                ],
+            )
+            assert not alice.connects(bob.ip, 8888)
             assert not alice.connects(carol.ip, 8888)
+            assert not carol.connects(alice.ip, 8888)
         finally:
             carol.remove()
     finally:
