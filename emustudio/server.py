@@ -35,7 +35,7 @@ from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
 from emustudio.s3_handler import S3Addressing, anonymous_s3_rules, s3_rules
-from emustudio.services.base import Service
+from emustudio.services.base import WRITES, Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.ec2.enforcement import GroupEnforcement
@@ -439,6 +439,7 @@ def make_authorizer(
         account_id=settings.account_id,
         resource_policies=BucketPolicies(store, account_id=settings.account_id),
         multi_account=bool(others),
+        writes=WRITES,  # what it reads from the store is kept until a write
     )
 
 
