@@ -121,6 +121,11 @@ class Settings:
     )
     cluster_node_cpus: float = _setting(1.0, "CPU limit of one cluster node's container.")
     cluster_max_nodes: int = _setting(5, "Most instances one cluster may have (RunJobFlow).")
+    metadata_port: int = _setting(
+        16925,
+        "Port of the instance metadata service (a cluster node's instance-profile credentials),"
+        " served only on the subnet networks' gateway addresses.",
+    )
     cluster_start_timeout: float = _setting(
         300.0, "Seconds a cluster's nodes may take to become ready before it fails to start."
     )
