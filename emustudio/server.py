@@ -25,7 +25,6 @@ from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.demo import Demo
 from emustudio.engines.docker import DockerClusterEngine
-from emustudio.kernel_listeners import KernelRouteListeners
 from emustudio.pipeline import Gateway, OtherAccount
 from emustudio.proxy import WorkspaceProxy
 from emustudio.proxy.engine import EngineProxy
@@ -33,11 +32,12 @@ from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.firewall import FirewallUnavailable, SubnetFirewall
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
+from emustudio.runtime.reach import API, METADATA, GatewayReach, ReachError
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
 from emustudio.s3_handler import S3Addressing, anonymous_s3_rules, s3_rules
-from emustudio.services.base import Service
+from emustudio.services.base import WRITES, Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.ec2.enforcement import GroupEnforcement
@@ -45,6 +45,7 @@ from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.kernel_route import KernelRoutes
+from emustudio.services.emr.metadata import InstanceMetadata
 from emustudio.services.emr.service_role import ServiceRoleAttach
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
@@ -59,9 +60,10 @@ from emustudio.web.console import StudioConsole
 from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
+from emustudio.web.metadata import metadata_app
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
-from emustudio.web.site import SignInTrail, StudioSite, app_settings, log_request
+from emustudio.web.site import SignInTrail, StudioSite, app_settings
 from emustudio.web.sso import sso_rules
 from emustudio.web.start_page import landing_rules
 
@@ -96,6 +98,10 @@ class EmuStudio:
             self.store, self.networks, region=region, account_id=account,
             groups_changed=self.enforcement.refresh if self.enforcement else None,
         )  # fmt: skip
+        # Where containers on a subnet reach the gateway (S3, instance metadata): runtime/reach.py.
+        self.reach = GatewayReach(
+            self.networks, self.docker, host=settings.host, metadata_port=settings.metadata_port
+        )
         # Workspaces: JupyterLab containers on the Studio's subnet networks, backed up to S3.
         self.s3_server = make_s3_server(settings)
         self.backup = make_backup(settings, self.store, self.s3_server)
@@ -103,15 +109,11 @@ class EmuStudio:
             self.docker, self.instance_id, settings
         )
         # The kernel route: attached Workspaces' servers reach their cluster's kernels through
-        # the gateway, at its address on their subnet (kernel_listeners.py).
+        # the gateway's API server, at its address on their subnet (runtime/reach.py).
         self.kernel_routes = KernelRoutes()
-        self.kernel_listeners = KernelRouteListeners(
-            self.networks, self.docker, host=settings.host, port=settings.port,
-            make_app=lambda: web.Application(self.engine_proxy.rules(), log_function=log_request),
-        )  # fmt: skip
         self.workspaces = make_workspaces(
             settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup,
-            self.kernel_listeners.address,
+            self.kernel_route_address,
         )  # fmt: skip
         self.culler: ioloop.PeriodicCallback | None = None
         # IAM, STS and the credentials SigV4 checks; then the pipeline with every service.
@@ -125,11 +127,12 @@ class EmuStudio:
             settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
         self.clusters = make_clusters(
-            settings, self.store, self.docker, self.networks, self.kernel_routes
+            settings, self.store, self.docker, self.networks, self.reach, self.kernel_routes
         )
         self.engine_proxy = EngineProxy(
             KernelRouteGate(self.kernel_routes), activity=self.workspaces.touch
         )
+        self.instance_metadata = InstanceMetadata(self.store, self.iam, self.sts, region=region)
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
         self.gateway = Gateway(
@@ -155,6 +158,7 @@ class EmuStudio:
             settings, self.store, self.sessions, self.authorizer, self.workspaces
         )
         self.http_server: httpserver.HTTPServer | None = None
+        self.metadata_server: httpserver.HTTPServer | None = None
         # `emustudio up`'s demo (setting demo): the IdP's users, IAM federation, a Studio.
         self.demo = make_demo(self)
 
@@ -177,6 +181,14 @@ class EmuStudio:
             self.start_backup,
             self.listen,
         ]
+
+    async def kernel_route_address(self, subnet_id: str) -> str | None:
+        """``host:port`` of the kernel route (the API server) from a container on the subnet."""
+        try:
+            return f"{await self.reach.address(subnet_id)}:{self.reach.port(API)}"
+        except (ReachError, KeyError):
+            log.warning("the kernel route is not reachable from subnet %s", subnet_id)
+            return None
 
     def services(self) -> dict[str, Service]:
         """The pipeline's services, by botocore name."""
@@ -319,7 +331,9 @@ class EmuStudio:
         self.http_server = httpserver.HTTPServer(
             self.make_app(), max_body_size=max(self.settings.max_request_bytes * 64, 1 << 30)
         )
-        self.http_server.listen(self.settings.port, self.settings.host)
+        self.reach.listen(API, self.http_server, self.settings.port)
+        self.metadata_server = httpserver.HTTPServer(metadata_app(self.instance_metadata))
+        self.reach.listen(METADATA, self.metadata_server, self.settings.metadata_port)
 
     async def adopt_workspaces(self) -> None:
         """Keep Workspaces whose containers still run; mark the others Idle; stop idle ones."""
@@ -361,9 +375,10 @@ class EmuStudio:
     async def stop(self) -> None:
         if self.culler is not None:
             self.culler.stop()
-        if self.http_server is not None:
-            self.http_server.stop()
-            await self.http_server.close_all_connections()
+        for server in (self.http_server, self.metadata_server):
+            if server is not None:
+                server.stop()
+                await server.close_all_connections()
         # The firewall's rules go first: nothing after may keep them in place. The networks
         # made with inter-container traffic off stay closed meanwhile (runtime/firewall.py).
         if self.enforcement is not None:
@@ -375,7 +390,6 @@ class EmuStudio:
         await self.clusters.close()
         await self.workspace_runtime.close()
         self.proxy.close()
-        self.kernel_listeners.close()
         self.engine_proxy.close()
         if self.s3_server is not None:
             await self.s3_server.stop()
@@ -447,6 +461,7 @@ def make_authorizer(
         account_id=settings.account_id,
         resource_policies=BucketPolicies(store, account_id=settings.account_id),
         multi_account=bool(others),
+        writes=WRITES,  # what it reads from the store is kept until a write
     )
 
 
@@ -554,6 +569,7 @@ def make_clusters(
     store: Store,
     docker: DockerExecutor,
     networks: SubnetNetworks,
+    reach: GatewayReach,
     kernels: KernelRoutes | None = None,
 ) -> ClusterLife:
     """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
@@ -564,6 +580,8 @@ def make_clusters(
         networks,
         Images.from_settings(docker, settings),
         settings.resolved_instance_id(),
+        reach,
+        region=settings.region,
         max_node_memory_mib=settings.cluster_node_memory_mib,
         max_node_cpus=settings.cluster_node_cpus,
         start_timeout=settings.cluster_start_timeout,

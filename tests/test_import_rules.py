@@ -29,7 +29,6 @@ MODULE_ROOMS = {
     "config": "config",
     "cli": "composition",
     "server": "composition",
-    "kernel_listeners": "composition",
     "demo": "composition",
     "demo_identity_center": "composition",
     "demo_console": "composition",

@@ -8,10 +8,12 @@ runtime's start steps as progress messages.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import SubnetNetworks
+from emustudio.runtime.pool import PoolKey
 from emustudio.runtime.workspaces import Phase, WorkspaceRuntime, WorkspaceSpec
 from emustudio.services.emr.kernel_route import ENGINE_PATH, engine_secret
 from emustudio.services.emr.workspaces import Containers, ContainerSpec
@@ -34,13 +36,14 @@ class DockerContainers(Containers):
     ) -> None:
         self.runtime = runtime
         self.engine_address = engine_address
-        """``host:port`` of the kernel route as seen from a subnet (``kernel_listeners``)."""
+        """``host:port`` of the kernel route as seen from a subnet (``runtime/reach.py``)."""
         self.networks = networks
         self.images = images
         self.memory = memory
         self.cpus = cpus
         self._image: str | None = None
         self._image_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def image(self, progress: Callable[[str], None]) -> str:
         async with self._image_lock:
@@ -48,6 +51,19 @@ class DockerContainers(Containers):
                 progress("Preparing the Workspace image (built once, on first use)")
                 self._image = await self.images.build_workspace()
             return self._image
+
+    def workspace_spec(self, spec: ContainerSpec, image: str) -> WorkspaceSpec:
+        return WorkspaceSpec(
+            workspace_id=spec.editor_id,
+            studio_id=spec.studio_id,
+            subnet_id=spec.subnet_id,
+            network=self.networks.network_name(spec.subnet_id),
+            token=spec.token,
+            image=image,
+            memory=self.memory,
+            cpus=self.cpus,
+            base_url=spec.base_url,
+        )
 
     async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
         env: dict[str, str] = {}
@@ -58,21 +74,29 @@ class DockerContainers(Containers):
             env[ENV_ENGINE_URL] = f"http://{address}{ENGINE_PATH}{spec.editor_id}/"
             env[ENV_ENGINE_TOKEN] = engine_secret(spec.token)
         endpoint = await self.runtime.start(
-            WorkspaceSpec(
-                workspace_id=spec.editor_id,
-                studio_id=spec.studio_id,
-                subnet_id=spec.subnet_id,
-                network=self.networks.network_name(spec.subnet_id),
-                token=spec.token,
-                image=await self.image(progress),
-                memory=self.memory,
-                cpus=self.cpus,
-                base_url=spec.base_url,
-                env=env,
-            ),
+            dataclasses.replace(self.workspace_spec(spec, await self.image(progress)), env=env),
             lambda step: progress(step.message),
         )
         return Endpoint(endpoint.ip, endpoint.port)
+
+    async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:
+        if not studio_subnets or self.runtime.pool_size == 0:
+            return
+
+        async def fill() -> None:
+            image = await self.image(lambda _message: None)  # a first run builds it: minutes
+            for studio_id, subnet_id in sorted(studio_subnets):
+                network = self.networks.network_name(subnet_id)
+                self.runtime.fill_pool(
+                    PoolKey(studio_id, subnet_id, network, image, self.memory, self.cpus)
+                )
+
+        task = asyncio.create_task(fill(), name="warm the Workspace pool")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, subnet_ids: set[str]) -> None:
+        await self.runtime.drain_pool(subnet_ids)
 
     async def stop(self, editor_id: str) -> None:
         await self.runtime.stop(editor_id)
