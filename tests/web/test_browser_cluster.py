@@ -122,6 +122,8 @@ KERNELS_OF = """
 import json, os, pwd
 found = []
 for pid in filter(str.isdigit, os.listdir("/proc")):
+    if int(pid) == os.getpid():
+        continue  # this script, whose own command line names ipykernel_launcher
     try:
         env = open(f"/proc/{pid}/environ", "rb").read().split(b"\\0")
         cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
