@@ -125,11 +125,14 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
     if int(pid) == os.getpid():
         continue  # this script, whose own command line names ipykernel_launcher
     try:
-        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\\0")
         cmd = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0")
         uid = os.stat(f"/proc/{pid}").st_uid
     except OSError:
         continue
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\\0")
+    except OSError:
+        env = []
     if any(b"ipykernel_launcher" in part for part in cmd):
         user = [e.split(b"=", 1)[1].decode() for e in env if e.startswith(b"KERNEL_USERNAME=")]
         found.append({"os_user": pwd.getpwuid(uid).pw_name, "kernel_user": user[:1]})
@@ -139,7 +142,9 @@ print(json.dumps(found))
 
 def kernels_on(master: Any) -> list[dict[str, Any]]:
     """The kernel processes on the master: OS user and KERNEL_USERNAME of each."""
-    result = master.exec_run(["python3", "-c", KERNELS_OF], user="root")
+    # As hadoop: a container's root lacks CAP_SYS_PTRACE, which reading another user's
+    # /proc/<pid>/environ needs; a kernel running as anyone else is still listed (uid, cmdline).
+    result = master.exec_run(["python3", "-c", KERNELS_OF], user="hadoop")
     assert result.exit_code == 0, result.output
     return list(json.loads(result.output.decode().strip().splitlines()[-1]))
 
