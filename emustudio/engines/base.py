@@ -8,6 +8,7 @@ the master's Jupyter Enterprise Gateway answers. The setting ``cluster_engine`` 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from emustudio.engines.releases import InstanceType
@@ -67,6 +68,14 @@ class ClusterEngine(ABC):
     @abstractmethod
     async def run_step(self, cluster_id: str, step_id: str, argv: list[str]) -> StepOutcome:
         """Run ``argv`` on the master as the ``hadoop`` user until it exits."""
+
+    @abstractmethod
+    async def run_on_node(
+        self, cluster_id: str, instance_id: str, argv: list[str], files: Mapping[str, bytes]
+    ) -> StepOutcome:
+        """Put ``files`` (absolute path -> content, the ``hadoop`` user's, executable) on the
+        node ``instance_id``, then run ``argv`` there as ``hadoop`` until it exits (bootstrap
+        actions)."""
 
     @abstractmethod
     async def cancel_step(self, cluster_id: str, step_id: str) -> None:

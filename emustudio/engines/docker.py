@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
+import tarfile
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import docker
@@ -246,6 +249,36 @@ class DockerClusterEngine(ClusterEngine):
             cancelled,
         )
 
+    async def run_on_node(
+        self, cluster_id: str, instance_id: str, argv: list[str], files: Mapping[str, bytes]
+    ) -> StepOutcome:
+        filters = self._filters(cluster_id)
+        filters["label"].append(f"{L_EC2_INSTANCE}={instance_id}")
+        archive = _tar(files)
+
+        def _put(client: docker.DockerClient) -> str | None:
+            found = client.containers.list(filters=filters)
+            if not found:
+                return None
+            # Docker extracts as root, keeping the archive's owner: the files are hadoop's.
+            found[0].put_archive("/", archive)
+            return str(found[0].id)
+
+        container = await self._docker.run(_put)
+        if container is None:
+            return StepOutcome(255, "", f"The instance {instance_id} is not running.")
+
+        def _exec(client: docker.DockerClient) -> tuple[int, bytes, bytes]:
+            exec_id = client.api.exec_create(container, argv, user="hadoop", workdir="/home/hadoop")
+            out, err = client.api.exec_start(exec_id, demux=True)
+            code = client.api.exec_inspect(exec_id).get("ExitCode")
+            return (255 if code is None else int(code)), out or b"", err or b""
+
+        code, out, err = await self._steps.run(_exec)
+        return StepOutcome(
+            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:]
+        )
+
     async def _was_cancelled(self, master: str, step_id: str) -> bool:
         def _check(client: docker.DockerClient) -> bool:
             result = client.containers.get(master).exec_run(
@@ -290,6 +323,27 @@ class DockerClusterEngine(ClusterEngine):
 
     async def close(self) -> None:
         self._steps.close()
+
+
+def _tar(files: Mapping[str, bytes]) -> bytes:
+    """``files`` as a tar archive for ``put_archive``: mode 0755, owner hadoop (uid 1000)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        dirs: set[str] = set()
+        for path, data in files.items():
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder not in dirs and folder not in ("home", "home/hadoop", "tmp"):
+                    dirs.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, 1000, 1000
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.uid, info.gid = len(data), 0o755, 1000, 1000
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
 
 
 def _inspect(client: docker.DockerClient, name: str) -> dict[str, Any] | None:

@@ -76,3 +76,14 @@ class ClusterStep(SQLModel, table=True):
     created_at: float
     started_at: float | None = None
     ended_at: float | None = None
+
+
+class ClusterBootstrapAction(SQLModel, table=True):
+    """A cluster's bootstrap action ``seq`` (1, 2...: the order they run in on each node). A
+    table of its own, so a store made before bootstrap actions existed gains it unchanged."""
+
+    cluster_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    name: str
+    path: str
+    args: list[str] = Field(default_factory=list, sa_column=Column(JSON))

@@ -9,6 +9,8 @@ States, as EMR's::
 
 * the nodes fail to start: ``TERMINATED_WITH_ERRORS``, ``INTERNAL_ERROR`` with the engine's
   reason;
+* a bootstrap action fails on a node (``bootstrap.py``): ``TERMINATED_WITH_ERRORS``,
+  ``BOOTSTRAP_FAILURE`` with EMR's message;
 * no step is left: ``WAITING`` if ``KeepJobFlowAliveWhenNoSteps``, else terminate with
   ``ALL_STEPS_COMPLETED`` "Steps completed";
 * a step fails with ``ActionOnFailure`` ``TERMINATE_CLUSTER``/``TERMINATE_JOB_FLOW``: the
@@ -38,7 +40,9 @@ from sqlmodel import Session, col, select
 
 from emustudio import ids
 from emustudio.engines import ClusterEngine, ClusterSpec, ClusterStartError, NodeSpec, releases
+from emustudio.services.emr import bootstrap
 from emustudio.services.emr.common import ValidationException
+from emustudio.services.emr.instance_s3 import InstanceProfileS3
 from emustudio.store import Store
 from emustudio.store.cluster_tables import Cluster, ClusterStep
 from emustudio.store.tables import Editor
@@ -65,6 +69,8 @@ class ClusterLife:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._running_step: dict[str, str] = {}
+        # S3 as the nodes reach it (bootstrap scripts, step logs); the composition wires it.
+        self.s3: InstanceProfileS3 | None = None
 
     # --- what the API calls ---------------------------------------------------------------------
 
@@ -215,12 +221,33 @@ class ClusterLife:
             if not await self._state(cluster_id, "BOOTSTRAPPING", "Running bootstrap actions"):
                 await self._finish(cluster_id, None)
                 return
+            failure = await self._bootstrap(cluster_id)
+            if failure is not None:
+                await self._finish(cluster_id, ("BOOTSTRAP_FAILURE", failure))
+                return
             await self._steps(cluster_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or Docker failing: the cluster must not hang STARTING
             log.exception("cluster %s: runner failed", cluster_id)
             await self._finish(cluster_id, ("INTERNAL_ERROR", f"emustudio failed: {exc}"))
+
+    async def _bootstrap(self, cluster_id: str) -> str | None:
+        """Run the cluster's bootstrap actions on its nodes; the failure's message, if any."""
+
+        def read(session: Session) -> tuple[str, list[bootstrap.Node], list[bootstrap.Action]]:
+            cluster = session.get(Cluster, cluster_id)
+            assert cluster is not None
+            nodes = [bootstrap.Node(n["Ec2InstanceId"], n["Role"]) for n in cluster.instances]
+            return cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id)
+
+        profile, nodes, actions = await self.store.tx(read)
+        if not actions:
+            return None
+        if self.s3 is None:
+            return "Bootstrap actions need the gateway's S3."
+        return await bootstrap.run_actions(self.engine, self.s3, cluster_id, profile, nodes,
+                                           actions)  # fmt: skip
 
     async def _steps(self, cluster_id: str) -> None:
         ran_any = False

@@ -24,6 +24,7 @@ from emustudio import ids
 from emustudio.context import RequestContext
 from emustudio.engines import releases
 from emustudio.services.base import operation
+from emustudio.services.emr import bootstrap
 from emustudio.services.emr.cluster_life import TERMINAL, ClusterLife
 from emustudio.services.emr.common import (
     EmrBase,
@@ -388,8 +389,9 @@ class ClusterOperations(EmrBase):
         steps = list(params.get("Steps") or [])
         for step in steps:
             life.check_step(step)
-        if params.get("BootstrapActions"):
-            raise ValidationException("emustudio does not run bootstrap actions yet.")
+        actions = bootstrap.check_actions(list(params.get("BootstrapActions") or []))
+        if actions and life.s3 is None:
+            raise ValidationException("Bootstrap actions need the gateway's S3.")
         idle = (params.get("AutoTerminationPolicy") or {}).get("IdleTimeout")
 
         def create(session: Session) -> str:
@@ -447,6 +449,7 @@ class ClusterOperations(EmrBase):
                 session.merge(Tag(resource_id=cluster.id, key=tag["Key"],
                                   value=tag.get("Value", ""), resource_type="cluster"))  # fmt: skip
             life.add_steps(session, cluster.id, steps, now)
+            bootstrap.add_actions(session, cluster.id, actions)
             return cluster.id
 
         cluster_id = await self.store.tx(create)
@@ -595,11 +598,13 @@ class ClusterOperations(EmrBase):
     async def list_bootstrap_actions(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
-        """Always none: RunJobFlow refuses BootstrapActions until they run on the nodes."""
-
         def list_(session: Session) -> dict[str, Any]:
             self.get_cluster_or_raise(session, params["ClusterId"])
-            return {"BootstrapActions": []}
+            actions = bootstrap.actions_of(session, params["ClusterId"])
+            page, marker = self.page(actions, params.get("Marker"))
+            return with_marker(
+                {"BootstrapActions": [bootstrap.command_shape(a) for a in page]}, marker
+            )
 
         return await self.store.tx(list_)
 

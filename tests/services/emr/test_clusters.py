@@ -47,6 +47,28 @@ def roles(gateway: GatewayProcess) -> None:
     )
 
 
+BUCKET = "cluster-scripts"
+# A bootstrap action leaves a mark on each node (its arguments, as hadoop), in EMR's place.
+MARK = b'#!/bin/bash\nset -e\necho "$@" > /home/hadoop/bootstrapped-$(hostname)\n'
+
+
+@pytest.fixture(scope="module")
+def scripts(gateway: GatewayProcess, roles: None) -> str:
+    """A bucket of bootstrap scripts the nodes' role (EMR_EC2_DefaultRole) may read."""
+    s3 = gateway.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="bootstrap/mark.sh", Body=MARK)
+    s3.put_object(Bucket=BUCKET, Key="bootstrap/fails.sh", Body=b"echo broken >&2\nexit 3\n")
+    gateway.client("iam").put_role_policy(
+        RoleName="EMR_EC2_DefaultRole",
+        PolicyName="ReadScripts",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"arn:aws:s3:::{BUCKET}/bootstrap/*"}]}),
+    )  # fmt: skip
+    return f"s3://{BUCKET}/bootstrap"
+
+
 def job_flow(**overrides: Any) -> dict[str, Any]:
     args: dict[str, Any] = {
         "Name": "analytics",
@@ -158,12 +180,15 @@ def test_release_labels_come_from_data(emr: Any) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(
-    emr: Any, roles: None, gateway: GatewayProcess, network: StudioNetwork
+    emr: Any, roles: None, gateway: GatewayProcess, network: StudioNetwork, scripts: str
 ) -> Iterator[str]:
     instances = job_flow()["Instances"] | {"Ec2SubnetId": network.subnet_ids[0]}
     created = emr.run_job_flow(
         **job_flow(
             Instances=instances,
+            BootstrapActions=[{"Name": "mark",
+                               "ScriptBootstrapAction": {"Path": f"{scripts}/mark.sh",
+                                                         "Args": ["from", "s3"]}}],
             Tags=[{"Key": "team", "Value": "data"}],
             Steps=[bash_step("hello", "echo hello from $(hostname)")],
             Configurations=[
@@ -207,13 +232,21 @@ def test_cluster_runs_spark_on_its_nodes(
     assert len(instances) == 2
     assert all(re.fullmatch(r"i-[0-9a-f]{17}", i["Ec2InstanceId"]) for i in instances)
     assert all(i["PrivateIpAddress"] for i in instances)
-    assert emr.list_bootstrap_actions(ClusterId=cluster)["BootstrapActions"] == []
+    assert emr.list_bootstrap_actions(ClusterId=cluster)["BootstrapActions"] == [
+        {"Name": "mark", "ScriptPath": f"s3://{BUCKET}/bootstrap/mark.sh", "Args": ["from", "s3"]}
+    ]
     groups = emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"]
     assert sorted(g["InstanceGroupType"] for g in groups) == ["CORE", "MASTER"]
 
     containers = node_containers(docker_client, cluster)
     roles = sorted(c.labels["emustudio.instance-role"] for c in containers)
     assert roles == ["CORE", "MASTER"]
+    # The bootstrap action ran on every node, as hadoop, with its arguments.
+    for container in containers:
+        mark = container.exec_run(
+            ["bash", "-c", "cat ~/bootstrapped-$(hostname); stat -c %U ~/bootstrapped-*"]
+        )
+        assert mark.output.decode().split() == ["from", "s3", "hadoop"]
 
     # The first step ran on the master and completed; the cluster then waits.
     steps = emr.list_steps(ClusterId=cluster)["Steps"]
@@ -434,3 +467,51 @@ def test_a_terminated_cluster_is_not_attached(cluster: str, workspace: tuple[str
         " RUNNING or WAITING.",
     )
     assert editors.describe_editor(EditorId=editor_id)["Editor"]["Status"] == "Ready"
+
+
+@pytest.mark.timeout(900)  # a second cluster: minutes on a loaded 2-core machine
+def test_a_failing_bootstrap_action_ends_the_cluster(
+    emr: Any, network: StudioNetwork, scripts: str, docker_client: docker.DockerClient
+) -> None:
+    """The second action fails on the (only) node: the cluster ends TERMINATED_WITH_ERRORS with
+    EMR's BOOTSTRAP_FAILURE, its nodes removed; the first action ran before it."""
+    instances = {
+        "MasterInstanceType": "m5.xlarge",
+        "InstanceCount": 1,
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "Ec2SubnetId": network.subnet_ids[0],
+    }
+    actions = [
+        {"Name": "mark", "ScriptBootstrapAction": {"Path": f"{scripts}/mark.sh"}},
+        {"Name": "fails", "ScriptBootstrapAction": {"Path": f"{scripts}/fails.sh"}},
+    ]  # fmt: skip
+    cluster_id = emr.run_job_flow(
+        **job_flow(Name="broken", Instances=instances, BootstrapActions=actions)
+    )["JobFlowId"]
+    with pytest.raises(Exception, match="Waiter ClusterRunning failed"):
+        emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=FAST)
+    # ClusterTerminated's failure state is the one this cluster is meant to end in.
+    with pytest.raises(Exception, match='matched expected path: "TERMINATED_WITH_ERRORS"'):
+        emr.get_waiter("cluster_terminated").wait(ClusterId=cluster_id, WaiterConfig=FAST)
+    described = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    master = emr.list_instances(ClusterId=cluster_id)["Instances"][0]["Ec2InstanceId"]
+    assert described["Status"]["State"] == "TERMINATED_WITH_ERRORS"
+    assert described["Status"]["StateChangeReason"] == {
+        "Code": "BOOTSTRAP_FAILURE",
+        "Message": f"On the master instance ({master}), bootstrap action 2 returned a non-zero"
+        " return code",
+    }
+    assert node_containers(docker_client, cluster_id) == []
+    assert [a["Name"] for a in emr.list_bootstrap_actions(ClusterId=cluster_id)[
+        "BootstrapActions"]] == ["mark", "fails"]  # fmt: skip
+
+
+def test_bootstrap_actions_need_s3_paths(emr: Any, roles: None) -> None:
+    with pytest.raises(ClientError) as exc:
+        emr.run_job_flow(**job_flow(BootstrapActions=[
+            {"Name": "local", "ScriptBootstrapAction": {"Path": "/tmp/x.sh"}}]))  # fmt: skip
+    assert error_of(exc) == (
+        "ValidationException",
+        "The bootstrap action local has an invalid path: /tmp/x.sh (an s3:// location is"
+        " expected).",
+    )
