@@ -38,6 +38,13 @@ class Settings:
     account_id: str = _setting("000000000000", "The AWS account id of every resource.")
     access_key_id: str = _setting("test", "Root access key id (bypasses IAM policies).")
     secret_access_key: str = _setting("test", "Root secret access key.")
+    other_accounts: str = _setting(
+        "",
+        "Further accounts, comma-separated <account id>:<root access key id>:<root secret>."
+        " Each has its own IAM and STS (kept in data_dir/account-<id>.db) and owns the S3"
+        " buckets its principals create: enough for cross-account bucket policies. Only IAM,"
+        " STS and S3 answer them.",
+    )
     store_url: str | None = _setting(
         None, "SQLAlchemy URL of the store; default a SQLite file in data_dir."
     )
@@ -198,6 +205,21 @@ class Settings:
         "Seconds a stopping Workspace waits for its unsaved changes to be read into the backup"
         " (uploaded, or kept on disk while S3 is down) before its container goes.",
     )
+
+    def parsed_other_accounts(self) -> list[tuple[str, str, str]]:
+        """``other_accounts`` as (account id, access key id, secret) triples."""
+        found: list[tuple[str, str, str]] = []
+        for entry in filter(None, (e.strip() for e in self.other_accounts.split(","))):
+            account_id, _, rest = entry.partition(":")
+            key, _, secret = rest.partition(":")
+            if not (account_id.isdigit() and len(account_id) == 12 and key and secret):
+                raise ValueError(
+                    f"other_accounts: {entry!r} is not <12-digit account id>:<key id>:<secret>"
+                )
+            if account_id == self.account_id or key == self.access_key_id:
+                raise ValueError(f"other_accounts: {account_id} repeats the gateway's own account")
+            found.append((account_id, key, secret))
+        return found
 
     @property
     def sqlite_path(self) -> Path:

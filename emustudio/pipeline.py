@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from botocore.model import ServiceModel
@@ -77,9 +77,19 @@ class RootOnly:
         )
 
 
+@dataclass(frozen=True)
+class OtherAccount:
+    """An account besides the gateway's own (setting ``other_accounts``): the services that
+    answer its principals (its own IAM and STS, the shared S3) and the trail of its calls."""
+
+    services: Mapping[str, Service]
+    auditor: Auditor | None = None
+
+
 @dataclass
 class Gateway:
-    """Runs the pipeline. ``services`` is keyed by botocore service name."""
+    """Runs the pipeline. ``services`` is keyed by botocore service name; a principal of one of
+    ``other_accounts`` is answered by that account's services instead."""
 
     services: Mapping[str, Service]
     credentials: Credentials
@@ -89,6 +99,7 @@ class Gateway:
     auditor: Auditor | None = None
     # The largest body read whole when it comes as a stream (S3's XML bodies).
     max_body_bytes: int = 1 << 20
+    other_accounts: Mapping[str, OtherAccount] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.steps: list[Step] = [
@@ -100,7 +111,7 @@ class Gateway:
         ]
         self.finalizers: list[Step] = [self.serialize]
         if self.auditor is not None:
-            self.finalizers.insert(0, self.auditor.record)
+            self.finalizers.insert(0, self.record)
 
     async def handle(self, http: HttpRequest, *, service: str | None = None) -> HttpResponse:
         """Answer one request. ``service`` names the service when the front door already knows
@@ -254,14 +265,43 @@ class Gateway:
         validate(ctx.operation, ctx.params)
 
     async def authorize(self, ctx: RequestContext) -> None:
-        if ctx.principal is not None and not ctx.principal.is_root:
+        principal = ctx.principal
+        if principal is None:
+            return
+        # Root is unchecked in its own account. With other accounts, an S3 bucket may be
+        # another's, so roots' S3 calls are checked too (their bucket policies grant or not).
+        s3 = ctx.service is not None and ctx.service.service_name == "s3"
+        if not principal.is_root or (s3 and self.other_accounts):
             await self.authorizer.authorize(ctx)
 
     async def dispatch(self, ctx: RequestContext) -> None:
         assert ctx.service is not None
-        ctx.result = await self.services[ctx.service.service_name].dispatch(ctx)
+        name = ctx.service.service_name
+        other = self.account_of(ctx.principal)
+        if other is None:
+            ctx.result = await self.services[name].dispatch(ctx)
+            return
+        if name not in other.services:
+            raise UnsupportedService(
+                f"emustudio plays account {ctx.principal.account_id if ctx.principal else ''}"
+                f" for {', '.join(sorted(other.services))} only."
+            )
+        ctx.result = await other.services[name].dispatch(ctx)
+
+    def account_of(self, principal: Principal | None) -> OtherAccount | None:
+        """The other account whose principal signed, or None for the gateway's own."""
+        if principal is None or principal.account_id == self.account_id:
+            return None
+        return self.other_accounts.get(principal.account_id)
 
     # --- finalizers -----------------------------------------------------------------------------
+
+    async def record(self, ctx: RequestContext) -> None:
+        """CloudTrail: a call is recorded in the trail of the caller's account."""
+        other = self.account_of(ctx.principal)
+        auditor = other.auditor if other is not None else self.auditor
+        if auditor is not None:
+            await auditor.record(ctx)
 
     async def serialize(self, ctx: RequestContext) -> None:
         model = ctx.service or _fallback_model(ctx.http)

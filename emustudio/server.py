@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
 from tornado import httpserver, ioloop, web
 from tornado.routing import Rule
@@ -15,7 +16,7 @@ from emustudio.auth.idc import IdentityCenter, acs_url_for, entity_id_for
 from emustudio.auth.idp import BuiltinIdp, UsersFile
 from emustudio.auth.saml import AWS_ACS_URL, StoreReplayCache, sts_verifier
 from emustudio.auth.signin import ConsoleSignIn
-from emustudio.authz import BucketPolicies, PolicyAuthorizer
+from emustudio.authz import BucketPolicies, PerAccount, PolicyAuthorizer
 from emustudio.aws import spec
 from emustudio.aws_handler import AwsHandler, HealthHandler
 from emustudio.backup import BackupEngine, S3Endpoint, S3Failure
@@ -23,7 +24,7 @@ from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.demo import Demo
 from emustudio.engines.docker import DockerClusterEngine
-from emustudio.pipeline import Gateway
+from emustudio.pipeline import Gateway, OtherAccount
 from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
@@ -47,6 +48,7 @@ from emustudio.services.operator import OperatorService
 from emustudio.services.s3 import Forwarder, S3Service
 from emustudio.services.sso_admin import SsoAdminService
 from emustudio.services.sts import StsCredentials, StsService
+from emustudio.services.sts.common import StsBase
 from emustudio.store import Store
 from emustudio.web.console import StudioConsole
 from emustudio.web.console_admin import console_admin_rules
@@ -96,7 +98,8 @@ class EmuStudio:
         self.culler: ioloop.PeriodicCallback | None = None
         # IAM, STS and the credentials SigV4 checks; then the pipeline with every service.
         self.iam, self.sts, self.credentials = make_identity(settings, self.store)
-        self.authorizer = make_authorizer(settings, self.store, self.iam)
+        self.accounts = make_other_accounts(settings, self.credentials, self.sts)
+        self.authorizer = make_authorizer(settings, self.store, self.iam, self.accounts)
         self.auditor = Auditor(self.store, region=region, account_id=account)
         self.identitystore, self.sso_admin = make_directory(settings, self.store)
         self.s3 = make_s3(settings, self.store, self.s3_server, self.authorizer)
@@ -107,7 +110,13 @@ class EmuStudio:
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
         self.gateway = Gateway(
-            self.services(), self.credentials, region, account, self.authorizer, self.auditor
+            self.services(),
+            self.credentials,
+            region,
+            account,
+            self.authorizer,
+            self.auditor,
+            other_accounts={a.account_id: a.answering(self.s3) for a in self.accounts},
         )
         # AttachEditor acts as the Studio's service role, authorized and recorded.
         self.emr.service_role_attach = ServiceRoleAttach(self.sts, self.gateway.call)
@@ -225,14 +234,17 @@ class EmuStudio:
     # --- start-up steps ---------------------------------------------------------------------------
 
     async def open_store(self) -> None:
-        await self.store.tx(lambda session: None)
-        self.store.create_all()
+        for store in (self.store, *(a.store for a in self.accounts)):
+            await store.tx(lambda session: None)
+            store.create_all()
 
     async def load_iam(self) -> None:
-        await self.iam.load()
+        for iam in (self.iam, *(a.iam for a in self.accounts)):
+            await iam.load()
 
     async def load_sts(self) -> None:
-        await self.sts.load()
+        for sts in (self.sts, *(a.sts for a in self.accounts)):
+            await sts.load()
 
     async def connect_docker(self) -> None:
         if not await self.docker.ping():
@@ -362,15 +374,60 @@ def make_backup(settings: Settings, store: Store, s3_server: EmbeddedS3 | None) 
     )
 
 
-def make_authorizer(settings: Settings, store: Store, iam: IamService) -> PolicyAuthorizer:
-    """The policy engine's authorizer; S3's bucket policies are its resource policies."""
+def make_authorizer(
+    settings: Settings, store: Store, iam: IamService, accounts: list[Account] | None = None
+) -> PolicyAuthorizer:
+    """The policy engine's authorizer; S3's bucket policies are its resource policies; each
+    principal's identity policies come from its own account's IAM."""
+    others = {a.account_id: a.iam for a in accounts or []}
     return PolicyAuthorizer(
         store,
-        iam,
+        PerAccount(iam, others) if others else iam,
         region=settings.region,
         account_id=settings.account_id,
-        resource_policies=BucketPolicies(store),
+        resource_policies=BucketPolicies(store, account_id=settings.account_id),
+        multi_account=bool(others),
     )
+
+
+@dataclass(frozen=True)
+class Account:
+    """One of ``other_accounts``: its own store (IAM, STS sessions, CloudTrail), IAM and STS."""
+
+    account_id: str
+    store: Store
+    iam: IamService
+    sts: StsService
+    auditor: Auditor
+
+    def answering(self, s3: S3Service) -> OtherAccount:
+        """What the pipeline answers this account's principals with: S3 is shared (one bucket
+        namespace; each bucket has its owner), CloudTrail reads this account's trail."""
+        cloudtrail = CloudTrailService(
+            self.store, region=self.auditor.region, account_id=self.account_id
+        )
+        return OtherAccount(
+            {"iam": self.iam, "sts": self.sts, "s3": s3, "cloudtrail": cloudtrail}, self.auditor
+        )
+
+
+def make_other_accounts(
+    settings: Settings, credentials: Credentials, sts: StsService
+) -> list[Account]:
+    """The accounts of setting ``other_accounts``, their keys added to ``credentials``; every
+    account's STS knows every other's (``sts.accounts``), for AssumeRole across accounts."""
+    accounts = sts.accounts
+    made = []
+    for account_id, key_id, secret in settings.parsed_other_accounts():
+        own = replace(
+            settings, account_id=account_id, access_key_id=key_id, secret_access_key=secret
+        )
+        store = Store(f"sqlite:///{settings.data_dir / f'account-{account_id}.db'}")
+        iam, its_sts, found = make_identity(own, store, accounts)
+        credentials.sources.extend(found.sources)
+        auditor = Auditor(store, region=settings.region, account_id=account_id)
+        made.append(Account(account_id, store, iam, its_sts, auditor))
+    return made
 
 
 def make_directory(
@@ -448,7 +505,9 @@ def make_clusters(
     return ClusterLife(store, engine, region=settings.region)
 
 
-def make_identity(settings: Settings, store: Store) -> tuple[IamService, StsService, Credentials]:
+def make_identity(
+    settings: Settings, store: Store, accounts: dict[str, StsBase] | None = None
+) -> tuple[IamService, StsService, Credentials]:
     """IAM, STS (AssumeRoleWithSAML verified against the provider's metadata, as AWS does), and
     the credential sources SigV4 looks keys up in: root, IAM users' keys, STS sessions."""
     iam_credentials, sts_credentials = IamCredentials(), StsCredentials()
@@ -460,6 +519,7 @@ def make_identity(settings: Settings, store: Store) -> tuple[IamService, StsServ
         region=settings.region,
         credentials=sts_credentials,
         saml_verifier=sts_verifier(replay_cache=StoreReplayCache(store)),
+        accounts=accounts,
     )
     root = RootCredentials(settings.access_key_id, settings.secret_access_key, settings.account_id)
     return iam, sts, Credentials([root, iam_credentials, sts_credentials])

@@ -10,6 +10,7 @@ checked as ``iam:PassRole`` after the action itself, as AWS does.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Protocol
@@ -62,7 +63,36 @@ class PolicySource(Protocol):
 class ResourcePolicySource(Protocol):
     """The resource-based policies that bear on a resource ARN (S3 bucket policies)."""
 
-    async def policies_for(self, resource: str) -> list[Policy]: ...
+    async def bearing_on(self, resource: str) -> tuple[list[Policy], str | None]:
+        """The policies, and the account that owns the resource when the source knows it
+        (a bucket's owner: S3 ARNs name no account)."""
+        ...
+
+
+class PerAccount:
+    """Each principal's policies from its own account's IAM (setting ``other_accounts``)."""
+
+    def __init__(self, own: PolicySource, others: Mapping[str, PolicySource]) -> None:
+        self.own = own
+        self.others = others
+
+    def _of(self, principal: Principal) -> PolicySource:
+        return self.others.get(principal.account_id, self.own)
+
+    async def identity_policy_set(self, principal: Principal) -> tuple[list[Policy], Policy | None]:
+        return await self._of(principal).identity_policy_set(principal)
+
+    async def principal_tags(self, principal: Principal) -> dict[str, str]:
+        return await self._of(principal).principal_tags(principal)
+
+
+# Root may do anything in its own account; evaluated only where another account's resource
+# policy must grant it too (S3 across accounts), this stands for that.
+_ROOT = parse_policy(
+    '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}',
+    "identity",
+    name="root",
+)
 
 
 class AccessDenied(AwsError):
@@ -106,7 +136,10 @@ class PolicyAuthorizer:
         account_id: str,
         catalog: Catalog | None = None,
         resource_policies: ResourcePolicySource | None = None,
+        multi_account: bool = False,
     ) -> None:
+        # ``multi_account``: other accounts exist, so root's S3 calls are decided too.
+        self.multi_account = multi_account
         self.store = store
         self.policies = policies
         self.resource_policies = resource_policies
@@ -146,6 +179,8 @@ class PolicyAuthorizer:
                 ),
             )
             with_resource = await self.with_resource_policies(policies, resource)
+            if plan.action == "s3:CreateBucket":  # the new bucket will be the caller's
+                with_resource = replace(with_resource, resource_account=principal.account_id)
             self.check(plan.action, resource, principal, context, with_resource, plan.denied)
         for role_arn in plan.pass_roles:
             context = merge_contexts(base, {"iam:PassedToService": plan.passed_to})
@@ -167,7 +202,7 @@ class PolicyAuthorizer:
         For what is no API call of its own: opening a Studio (``CreateStudioPresignedUrl``),
         a Workspace (``OpenEditorInConsole``), and the Studio pages' checks. Root is allowed.
         """
-        if principal.is_root:
+        if principal.is_root and not self.multi_account:
             return Decision(Effect.ALLOW, (), "root")
         identity, boundary = await self.identity_of(principal)
         session = session_policies(principal.session_policies)
@@ -196,6 +231,8 @@ class PolicyAuthorizer:
         """The principal's identity policies and boundary; an anonymous caller has none."""
         if principal.is_anonymous:
             return [], None
+        if principal.is_root:
+            return [_ROOT], None
         return await self.policies.identity_policy_set(principal)
 
     async def principal_context_of(self, principal: Principal) -> dict[str, object]:
@@ -206,16 +243,11 @@ class PolicyAuthorizer:
     async def with_resource_policies(self, policies: PolicySet, resource: str) -> PolicySet:
         if self.resource_policies is None or resource == "*":
             return policies
-        found = await self.resource_policies.policies_for(resource)
-        if not found:
+        found, owner = await self.resource_policies.bearing_on(resource)
+        if not found and owner is None:
             return policies
-        return PolicySet(
-            identity=policies.identity,
-            session=policies.session,
-            boundary=policies.boundary,
-            resource=found,
-            resource_account=self.account_id,
-        )
+        # The owner decides whether the call crosses accounts: then both sides must allow.
+        return replace(policies, resource=found, resource_account=owner or self.account_id)
 
     @staticmethod
     def check(

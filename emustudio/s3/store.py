@@ -163,6 +163,16 @@ class StoreClient:
         self.region = region
         self.tcp = TCPClient()
         self.idle: list[IOStream] = []
+        self._key: tuple[str, bytes] | None = None
+
+    def _day_key(self, day: str) -> bytes:
+        """The day's signing key, derived once a day rather than once a request."""
+        if self._key is None or self._key[0] != day:
+            key = _hmac(f"AWS4{self.secret_access_key}".encode(), day)
+            for part in (self.region, "s3", "aws4_request"):
+                key = _hmac(key, part)
+            self._key = (day, key)
+        return self._key[1]
 
     def __repr__(self) -> str:  # never print the secret
         return f"StoreClient({self.scheme}://{self.netloc})"
@@ -190,9 +200,7 @@ class StoreClient:
         to_sign = "\n".join(
             ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
         )
-        key = _hmac(f"AWS4{self.secret_access_key}".encode(), stamp[:8])
-        for part in (self.region, "s3", "aws4_request"):
-            key = _hmac(key, part)
+        key = self._day_key(stamp[:8])
         signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
         headers["authorization"] = (
             f"AWS4-HMAC-SHA256 Credential={self.access_key_id}/{scope}, "
@@ -234,13 +242,13 @@ class StoreClient:
             connection = HTTP1Connection(stream, True, _KEEP_ALIVE if pooled else _PARAMS)
             reader = _Reader()
             try:
-                connection.write_headers(
-                    RequestStartLine(method, target, "HTTP/1.1"), HTTPHeaders(out)
-                )
+                start = RequestStartLine(method, target, "HTTP/1.1")
                 if isinstance(body, bytes):
-                    if body:
-                        await connection.write(body)
+                    # The head and a body in hand leave in one write (one segment, one wake-up
+                    # of the store), not two.
+                    connection.write_headers(start, HTTPHeaders(out), body or None)
                 else:
+                    connection.write_headers(start, HTTPHeaders(out))
                     async for piece in body:
                         await connection.write(piece)
                 connection.finish()

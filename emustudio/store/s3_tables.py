@@ -3,6 +3,10 @@
 The store behind (the embedded server, MinIO, AWS) holds buckets and objects; a bucket's policy
 is a resource policy the gateway's authorizer evaluates, and its tags are the gateway's too, so
 neither depends on what the store supports. A row goes with its bucket.
+
+Each bucket's owner is an account: a bucket made by a principal of another account (setting
+``other_accounts``) has a ``BucketOwner`` row; one without a row is the gateway's own account's
+(every bucket made before other accounts existed, the backups' too).
 """
 
 from __future__ import annotations
@@ -19,3 +23,10 @@ class BucketConfig(SQLModel, table=True):
     bucket: str = Field(primary_key=True)
     policy: str | None = None
     tags: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class BucketOwner(SQLModel, table=True):
+    __tablename__ = "s3_bucket_owner"
+
+    bucket: str = Field(primary_key=True)
+    account_id: str

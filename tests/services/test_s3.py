@@ -745,3 +745,217 @@ def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
     # An unsigned request to the API's / is still refused in that API's own words.
     status, body = _unsigned(gateway, "GET", "/?Action=ListUsers&Version=2010-05-08")
     assert status in (400, 403) and b"MissingAuthenticationToken" in body, body
+
+
+# --- another account -----------------------------------------------------------------------------
+
+OTHER_ACCOUNT, OTHER_KEY, OTHER_SECRET = "222222222222", "AKIAOTHERACCOUNTROOT", "other-secret"
+
+
+@pytest.fixture(scope="module")
+def two_accounts() -> Any:
+    """A gateway that plays a second account (setting other_accounts) beside its own."""
+    gw = GatewayProcess(
+        env={"EMUSTUDIO_OTHER_ACCOUNTS": f"{OTHER_ACCOUNT}:{OTHER_KEY}:{OTHER_SECRET}"}
+    )
+    try:
+        yield gw.start()
+    finally:
+        gw.close()
+
+
+def _as(gateway: GatewayProcess, service: str, key: str, secret: str, token: str = "") -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=gateway.endpoint_url,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        aws_session_token=token or None,
+        region_name="us-east-1",
+    )
+
+
+def test_a_bucket_policy_grants_another_accounts_role(two_accounts: GatewayProcess) -> None:
+    """Account B's role reads account A's bucket only when both sides allow, as AWS decides
+    across accounts: A's bucket policy names the role, and B's identity policy allows."""
+    gw = two_accounts
+    owner = gw.client("s3")
+    bucket = bucket_name()
+    owner.create_bucket(Bucket=bucket)
+    owner.put_object(Bucket=bucket, Key="shared/data.csv", Body=b"1,2")
+    # Account B, as its root: its own IAM (a role and a user that may assume it).
+    other_iam = _as(gw, "iam", OTHER_KEY, OTHER_SECRET)
+    other_root = _as(gw, "sts", OTHER_KEY, OTHER_SECRET).get_caller_identity()
+    assert other_root["Account"] == OTHER_ACCOUNT
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = other_iam.create_role(RoleName="reader", AssumeRolePolicyDocument=json.dumps(trust))
+    role_arn = role["Role"]["Arn"]
+    assert role_arn == f"arn:aws:iam::{OTHER_ACCOUNT}:role/reader"
+    with pytest.raises(ClientError) as info:
+        gw.client("iam").get_role(RoleName="reader")  # not in account A
+    assert code_of(info) == "NoSuchEntity"
+    reads = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/*",
+            }
+        ],
+    }
+    other_iam.put_role_policy(
+        RoleName="reader", PolicyName="reads", PolicyDocument=json.dumps(reads)
+    )
+    other_iam.create_user(UserName="alice")
+    other_iam.put_user_policy(
+        UserName="alice",
+        PolicyName="assume",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": role_arn}
+                ],
+            }
+        ),
+    )
+    key = other_iam.create_access_key(UserName="alice")["AccessKey"]
+    alice = _as(gw, "sts", key["AccessKeyId"], key["SecretAccessKey"])
+    creds = alice.assume_role(RoleArn=role_arn, RoleSessionName="job")["Credentials"]
+    as_role = _as(gw, "s3", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    session = _as(gw, "sts", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    assert session.get_caller_identity()["Arn"].startswith(
+        f"arn:aws:sts::{OTHER_ACCOUNT}:assumed-role/reader/"
+    )
+
+    def read() -> bytes:
+        body: bytes = as_role.get_object(Bucket=bucket, Key="shared/data.csv")["Body"].read()
+        return body
+
+    # B's identity policy allows, A's bucket has no policy: refused.
+    with pytest.raises(ClientError) as info:
+        read()
+    assert code_of(info) == "AccessDenied"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    grant = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": role_arn},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/shared/*",
+            }
+        ],
+    }
+    owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps(grant))
+    assert read() == b"1,2"
+    # The bucket policy grants reads only; writing is refused and writes nothing.
+    with pytest.raises(ClientError) as info:
+        as_role.put_object(Bucket=bucket, Key="shared/new.csv", Body=b"x")
+    assert code_of(info) == "AccessDenied"
+    assert keys(owner, bucket) == ["shared/data.csv"]
+    # A's bucket policy grants, B's identity policy no longer allows: refused.
+    other_iam.delete_role_policy(RoleName="reader", PolicyName="reads")
+    with pytest.raises(ClientError) as info:
+        read()
+    assert code_of(info) == "AccessDenied"
+
+
+def test_another_accounts_buckets_are_its_own(two_accounts: GatewayProcess) -> None:
+    """One bucket namespace, each bucket its creator's account's: listed only there, not
+    creatable by another, not readable by another account's root without a grant."""
+    gw = two_accounts
+    mine, theirs = gw.client("s3"), _as(gw, "s3", OTHER_KEY, OTHER_SECRET)
+    ours, other = bucket_name(), bucket_name()
+    mine.create_bucket(Bucket=ours)
+    mine.put_object(Bucket=ours, Key="k", Body=b"ours")
+    theirs.create_bucket(Bucket=other)
+    theirs.put_object(Bucket=other, Key="k", Body=b"theirs")
+    listed = {b["Name"] for b in theirs.list_buckets()["Buckets"]}
+    assert other in listed and ours not in listed
+    assert other not in {b["Name"] for b in mine.list_buckets()["Buckets"]}
+    assert theirs.list_buckets()["Owner"]["ID"] == OTHER_ACCOUNT
+    with pytest.raises(ClientError) as info:
+        theirs.create_bucket(Bucket=ours)
+    assert code_of(info) == "BucketAlreadyExists"
+    for call in (
+        lambda: theirs.get_object(Bucket=ours, Key="k"),
+        lambda: mine.get_object(Bucket=other, Key="k"),
+    ):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert code_of(info) == "AccessDenied"
+    assert theirs.get_object(Bucket=other, Key="k")["Body"].read() == b"theirs"
+    # The other account is played for IAM, STS and S3 (and its trail), nothing else.
+    with pytest.raises(ClientError) as info:
+        _as(gw, "ec2", OTHER_KEY, OTHER_SECRET).describe_vpcs()
+    assert "222222222222" in str(info.value)
+
+
+def test_assume_role_across_accounts_needs_trust_and_identity(
+    two_accounts: GatewayProcess,
+) -> None:
+    """A role of account A assumed by a user of account B: A's trust policy must name B and
+    B's identity policy must allow sts:AssumeRole on it; the session is A's."""
+    gw = two_accounts
+    own_iam, other_iam = gw.client("iam"), _as(gw, "iam", OTHER_KEY, OTHER_SECRET)
+    suffix = secrets.token_hex(3)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    shared = own_iam.create_role(
+        RoleName=f"shared-{suffix}", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    untrusting = own_iam.create_role(
+        RoleName=f"private-{suffix}",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                **trust,
+                "Statement": [{**trust["Statement"][0], "Principal": {"AWS": "000000000000"}}],
+            }
+        ),
+    )["Role"]["Arn"]
+    other_iam.create_user(UserName=f"bob-{suffix}")
+    key = other_iam.create_access_key(UserName=f"bob-{suffix}")["AccessKey"]
+    bob = _as(gw, "sts", key["AccessKeyId"], key["SecretAccessKey"])
+
+    def refused(role_arn: str) -> None:
+        with pytest.raises(ClientError) as info:
+            bob.assume_role(RoleArn=role_arn, RoleSessionName="job")
+        assert code_of(info) == "AccessDenied"
+
+    refused(shared)  # A trusts B, but B's identity policy allows nothing yet
+    other_iam.put_user_policy(
+        UserName=f"bob-{suffix}",
+        PolicyName="assume",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+            }
+        ),
+    )
+    refused(untrusting)  # B allows, A's trust policy does not name B
+    creds = bob.assume_role(RoleArn=shared, RoleSessionName="job")["Credentials"]
+    session = _as(gw, "sts", creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    identity = session.get_caller_identity()
+    assert identity["Account"] == "000000000000"
+    assert identity["Arn"] == f"arn:aws:sts::000000000000:assumed-role/shared-{suffix}/job"

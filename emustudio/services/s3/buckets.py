@@ -27,13 +27,20 @@ class Buckets(S3Base):
                 f"The {wanted or 'unspecified'} location constraint is incompatible for the"
                 f" region specific endpoint this request was sent to.",
             )
+        account = self.caller_account(ctx)
         try:
             await self.store_s3.call("CreateBucket", {"Bucket": bucket})
         except AwsError as exc:
+            if exc.code == "BucketAlreadyOwnedByYou":
+                owner = (await self.owners()).get(bucket, self.account_id)
+                if owner != account:
+                    raise s3_error("BucketAlreadyExists", BucketName=bucket) from exc
             # S3 in us-east-1 answers 200 to its owner's second CreateBucket (legacy rule);
             # every other region says BucketAlreadyOwnedByYou.
             if exc.code != "BucketAlreadyOwnedByYou" or self.region != "us-east-1":
                 raise
+            return {"Location": f"/{bucket}"}
+        await self.set_owner(bucket, account)
         return {"Location": f"/{bucket}"}
 
     @operation("DeleteBucket")
@@ -45,13 +52,18 @@ class Buckets(S3Base):
     @operation("ListBuckets")
     async def list_buckets(self, ctx: RequestContext, params: Params) -> Result:
         result = await self.store_s3.call("ListBuckets", {})
-        buckets = result.get("Buckets", [])
+        account, owners = self.caller_account(ctx), await self.owners()
+        buckets = [
+            b
+            for b in result.get("Buckets", [])
+            if owners.get(b["Name"], self.account_id) == account
+        ]
         prefix = params.get("Prefix")
         if prefix:
             buckets = [b for b in buckets if b["Name"].startswith(prefix)]
         return {
             "Buckets": [{**b, "BucketRegion": self.region} for b in buckets],
-            "Owner": {"ID": self.account_id, "DisplayName": "emustudio"},
+            "Owner": {"ID": account, "DisplayName": "emustudio"},
             **({"Prefix": prefix} if prefix else {}),
         }
 

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal, RequestContext
@@ -17,7 +17,7 @@ from emustudio.services.s3.errors import s3_error
 from emustudio.services.s3.forward import Forwarder
 from emustudio.services.s3.markers import Markers
 from emustudio.store import Store
-from emustudio.store.s3_tables import BucketConfig
+from emustudio.store.s3_tables import BucketConfig, BucketOwner
 
 # S3's general-purpose bucket names: 3-63 of a-z 0-9 . -, starting and ending alphanumeric.
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -70,8 +70,8 @@ class S3Base(Service):
     async def may(self, ctx: RequestContext, action: str, resource: str) -> AwsError | None:
         """None if the caller may ``action`` on ``resource``, else S3's refusal."""
         principal = ctx.principal
-        if principal is None or principal.is_root or self.access is None:
-            return None
+        if principal is None or self.access is None:
+            return None  # root is decided by the authorizer (unchecked in a single account)
         decision = await self.access.allowed(
             principal, action, resource, source_ip=ctx.http.remote_ip
         )
@@ -101,11 +101,32 @@ class S3Base(Service):
 
     async def forget(self, bucket: str) -> None:
         def delete(session: Session) -> None:
-            row = session.get(BucketConfig, bucket)
-            if row is not None:
-                session.delete(row)
+            for table in (BucketConfig, BucketOwner):
+                row = session.get(table, bucket)
+                if row is not None:
+                    session.delete(row)
 
         await self.store.tx(delete)
+
+    def caller_account(self, ctx: RequestContext) -> str:
+        """The account a call is made in: its principal's (another account's), else ours."""
+        principal = ctx.principal
+        return principal.account_id if principal and principal.account_id else self.account_id
+
+    async def owners(self) -> dict[str, str]:
+        """The buckets of other accounts, with their owners (every other bucket is ours)."""
+
+        def read(session: Session) -> dict[str, str]:
+            return {r.bucket: r.account_id for r in session.exec(select(BucketOwner))}
+
+        return await self.store.tx(read)
+
+    async def set_owner(self, bucket: str, account_id: str) -> None:
+        def write(session: Session) -> None:
+            if account_id != self.account_id:
+                session.merge(BucketOwner(bucket=bucket, account_id=account_id))
+
+        await self.store.tx(write)
 
     async def require_bucket(self, bucket: str) -> None:
         """NoSuchBucket unless the store has the bucket."""

@@ -20,6 +20,11 @@ MESSAGES: dict[str, tuple[int, str]] = {
         409,
         "Your previous request to create the named bucket succeeded and you already own it.",
     ),
+    "BucketAlreadyExists": (
+        409,
+        "The requested bucket name is not available. The bucket namespace is shared by all"
+        " users of the system. Please select a different name and try again.",
+    ),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "NoSuchBucketPolicy": (404, "The bucket policy does not exist"),
@@ -65,7 +70,9 @@ def from_store(
     else:
         code = _BY_STATUS.get(status, "InternalError" if status >= 500 else "InvalidRequest")
     if code == "BucketAlreadyExists":
-        code = "BucketAlreadyOwnedByYou"  # one account: every bucket in the store is its own
+        # The store's buckets are all the gateway's; whose a bucket is, CreateBucket reads in
+        # the gateway's own records (store/s3_tables.BucketOwner).
+        code = "BucketAlreadyOwnedByYou"
     if code == "NoSuchBucket":
         return no_such_bucket(bucket or "")
     if code == "NoSuchKey":

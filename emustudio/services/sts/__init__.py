@@ -11,6 +11,7 @@ from emustudio.aws.sigv4 import Credential
 from emustudio.context import Principal
 from emustudio.services.iam import IamService
 from emustudio.services.sts.assume import AssumeRoleOperations
+from emustudio.services.sts.common import StsBase
 from emustudio.services.sts.credentials import (
     EXPIRED_KEPT_SECONDS,
     StsCredentials,
@@ -36,9 +37,14 @@ class StsService(AssumeRoleOperations, SamlOperations, StudioSessionOperations):
         region: str,
         credentials: StsCredentials | None = None,
         saml_verifier: SamlVerifier | None = None,
+        accounts: dict[str, StsBase] | None = None,
     ) -> None:
         super().__init__(store, iam, account_id=account_id, region=region, credentials=credentials)
         self.saml_verifier = saml_verifier
+        # Every account's STS by account id, this one's included (setting other_accounts): a
+        # role of another account is found, and its session issued, by that account's STS.
+        self.accounts = accounts if accounts is not None else {}
+        self.accounts[account_id] = self
 
     async def load(self) -> None:
         """Start-up: forget sessions expired more than a day ago; cache the others."""

@@ -1,12 +1,15 @@
 """``GetCallerIdentity``, ``AssumeRole`` and ``GetSessionToken``.
 
-``AssumeRole`` decides as AWS does within one account: the role's trust policy is always
+``AssumeRole`` decides as AWS does. Within one account: the role's trust policy is always
 required; a trust policy that names the caller's own ARN (the user, or the calling session) is
 enough on its own; one that names only the account (or the calling session's role) delegates to
 the caller's identity policies, which must then allow ``sts:AssumeRole`` on the role (within the
 caller's permissions boundary and session policies). Passing session tags needs
 ``sts:TagSession`` and a source identity ``sts:SetSourceIdentity``, decided the same way. Root
 cannot assume roles, and a role session assuming a role (role chaining) gets at most an hour.
+Across accounts (setting ``other_accounts``) both sides must allow: the role's trust policy, in
+its account, and the caller's identity policies, in the caller's; the session is the role's
+account's.
 """
 
 from __future__ import annotations
@@ -115,7 +118,10 @@ class AssumeRoleOperations(StsBase):
                 f" {caller.source_identity}."
             )
 
-        role = await self.iam.get_role(role_arn)
+        # The role's own account's STS finds the role and issues its session; the caller's
+        # identity policies are this account's IAM's (across accounts both sides must allow).
+        home = self.accounts.get(role_arn.split(":")[4] if role_arn.count(":") >= 5 else "", self)
+        role = await home.iam.get_role(role_arn)
         context = caller_context(caller, await self.iam.principal_tags(caller), self.now())
         context.update(tag_context(request_tags=requested_tags) if requested_tags else {})
         context["sts:RoleSessionName"] = session_name
@@ -139,7 +145,7 @@ class AssumeRoleOperations(StsBase):
                 "The requested DurationSeconds exceeds the 1 hour session limit for roles"
                 " assumed by role chaining."
             )
-        issued = await self.issue_role_session(
+        issued = await home.issue_role_session(
             role,
             session_name,
             duration,

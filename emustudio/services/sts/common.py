@@ -164,6 +164,7 @@ class StsBase(Service):
         self.account_id = account_id
         self.region = region
         self.credentials = credentials or StsCredentials()
+        self.accounts: dict[str, StsBase] = {account_id: self}
 
     def now(self) -> float:
         return float(int(self.credentials.clock()))
