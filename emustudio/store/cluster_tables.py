@@ -87,3 +87,11 @@ class ClusterBootstrapAction(SQLModel, table=True):
     name: str
     path: str
     args: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class ClusterOptions(SQLModel, table=True):
+    """What a cluster's row did not hold when it was first made: ``StepConcurrencyLevel``
+    (``RunJobFlow``, ``ModifyCluster``). A table of its own keeps older stores readable."""
+
+    cluster_id: str = Field(primary_key=True)
+    step_concurrency_level: int = 1

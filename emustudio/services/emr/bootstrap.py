@@ -105,6 +105,8 @@ async def run_actions(
 
     async def on(node: Node) -> str | None:
         for action in actions:
+            log.info("cluster %s: bootstrap action %d on %s: fetching %s", cluster_id,
+                     action.seq, node.instance_id, action.path)  # fmt: skip
             try:
                 script = await s3.get(profile, node.instance_id, action.path)
             except S3Refused as exc:
@@ -118,6 +120,8 @@ async def run_actions(
             path = f"{ACTION_DIR}/{action.seq}/{name}"
             # A script without "#!" is a shell script, as EMR runs it.
             argv = [path] if script.startswith(b"#!") else ["/bin/bash", path]
+            log.info("cluster %s: bootstrap action %d on %s: running", cluster_id, action.seq,
+                     node.instance_id)  # fmt: skip
             outcome = await engine.run_on_node(
                 cluster_id, node.instance_id, [*argv, *action.args], {path: script}
             )
