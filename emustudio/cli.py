@@ -50,6 +50,8 @@ async def _up(settings: Settings) -> int:
     print(f"  secret access key: {settings.secret_access_key}")
     if app.s3_server is not None:
         print(f"  s3 (embedded):     {app.s3_server.url}, keys in {app.s3_server.state_path}")
+    if app.enforcement is None:
+        print("  security groups:   NOT enforced between containers (enforce_security_groups)")
     print(
         f"  try: aws emr list-studios --endpoint-url {settings.endpoint_url}"
         f" --region {settings.region}"

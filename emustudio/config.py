@@ -66,6 +66,13 @@ class Settings:
         " network_remap_pool instead of failing.",
     )
     network_remap_pool: str = _setting("10.192.0.0/10", "Where remapped subnet networks go.")
+    enforce_security_groups: Literal["auto", "on", "off"] = _setting(
+        "auto",
+        "Enforce EC2 security groups between the containers of a subnet network (iptables; needs"
+        " root or CAP_NET_ADMIN in the Docker host's network namespace). auto: when it can, else"
+        " a warning at start; on: start fails without it; off: any two containers of a subnet"
+        " reach each other.",
+    )
     gateway_container: str | None = _setting(
         None,
         "Name or id of the container the gateway runs in (docker compose); that container joins"
@@ -109,6 +116,11 @@ class Settings:
     )
     cluster_node_cpus: float = _setting(1.0, "CPU limit of one cluster node's container.")
     cluster_max_nodes: int = _setting(5, "Most instances one cluster may have (RunJobFlow).")
+    metadata_port: int = _setting(
+        16925,
+        "Port of the instance metadata service (a cluster node's instance-profile credentials),"
+        " served only on the subnet networks' gateway addresses.",
+    )
     cluster_start_timeout: float = _setting(
         300.0, "Seconds a cluster's nodes may take to become ready before it fails to start."
     )

@@ -27,19 +27,23 @@ from emustudio.engines.docker import DockerClusterEngine
 from emustudio.pipeline import Gateway, OtherAccount
 from emustudio.proxy import WorkspaceProxy
 from emustudio.runtime.docker_executor import DockerExecutor
+from emustudio.runtime.firewall import FirewallUnavailable, SubnetFirewall
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
+from emustudio.runtime.reach import API, METADATA, GatewayReach
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
 from emustudio.s3_handler import S3Addressing, anonymous_s3_rules, s3_rules
-from emustudio.services.base import Service
+from emustudio.services.base import WRITES, Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
+from emustudio.services.ec2.enforcement import GroupEnforcement
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.instance_s3 import InstanceProfileS3
+from emustudio.services.emr.metadata import InstanceMetadata
 from emustudio.services.emr.service_role import ServiceRoleAttach
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
@@ -54,6 +58,7 @@ from emustudio.web.console import StudioConsole
 from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
+from emustudio.web.metadata import metadata_app
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
@@ -84,8 +89,17 @@ class EmuStudio:
             remap=settings.network_remap,
             remap_pool=settings.network_remap_pool,
             gateway_container=settings.gateway_container,
+            isolate=settings.enforce_security_groups != "off",
         )
-        self.ec2 = Ec2Service(self.store, self.networks, region=region, account_id=account)
+        self.enforcement = make_enforcement(settings, self.store, self.docker, self.instance_id)
+        self.ec2 = Ec2Service(
+            self.store, self.networks, region=region, account_id=account,
+            groups_changed=self.enforcement.refresh if self.enforcement else None,
+        )  # fmt: skip
+        # Where containers on a subnet reach the gateway (S3, instance metadata): runtime/reach.py.
+        self.reach = GatewayReach(
+            self.networks, self.docker, host=settings.host, metadata_port=settings.metadata_port
+        )
         # Workspaces: JupyterLab containers on the Studio's subnet networks, backed up to S3.
         self.s3_server = make_s3_server(settings)
         self.backup = make_backup(settings, self.store, self.s3_server)
@@ -106,7 +120,8 @@ class EmuStudio:
         self.federation = make_federation(
             settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
-        self.clusters = make_clusters(settings, self.store, self.docker, self.networks)
+        self.clusters = make_clusters(settings, self.store, self.docker, self.networks, self.reach)
+        self.instance_metadata = InstanceMetadata(self.store, self.iam, self.sts, region=region)
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
         self.gateway = Gateway(
@@ -134,6 +149,7 @@ class EmuStudio:
             settings, self.store, self.sessions, self.authorizer, self.workspaces
         )
         self.http_server: httpserver.HTTPServer | None = None
+        self.metadata_server: httpserver.HTTPServer | None = None
         # `emustudio up`'s demo (setting demo): the IdP's users, IAM federation, a Studio.
         self.demo = make_demo(self)
 
@@ -145,8 +161,10 @@ class EmuStudio:
             self.load_iam,
             self.load_sts,
             self.connect_docker,
+            self.check_firewall,
             self.reconcile_networks,
             self.ensure_default_vpc,
+            self.enforce_security_groups,
             self.demo.start_demo,
             self.start_s3,
             self.adopt_workspaces,
@@ -268,13 +286,36 @@ class EmuStudio:
     async def ensure_default_vpc(self) -> None:
         await self.ec2.ensure_default_vpc()
 
+    async def check_firewall(self) -> None:
+        """Whether security groups can be enforced here; before any network is made, which
+        is made closed only when they can (a closed network without the firewall would keep
+        a cluster's nodes apart)."""
+        if self.enforcement is None:
+            return
+        try:
+            await self.enforcement.firewall.check()
+        except FirewallUnavailable as exc:
+            if self.settings.enforce_security_groups == "on":
+                raise StartupError(str(exc)) from exc
+            log.warning("%s", exc)
+            self.enforcement = None
+            self.ec2.groups_changed = None
+            self.networks.isolate = False
+
+    async def enforce_security_groups(self) -> None:
+        """Close the subnet networks but for what the security groups allow."""
+        if self.enforcement is not None:
+            await self.enforcement.start()
+
     async def listen(self) -> None:
         # Tornado's own limit sits far above ours so that the handler, not Tornado, answers
         # an oversized request, in AWS's error format.
         self.http_server = httpserver.HTTPServer(
             self.make_app(), max_body_size=max(self.settings.max_request_bytes * 64, 1 << 30)
         )
-        self.http_server.listen(self.settings.port, self.settings.host)
+        self.reach.listen(API, self.http_server, self.settings.port)
+        self.metadata_server = httpserver.HTTPServer(metadata_app(self.instance_metadata))
+        self.reach.listen(METADATA, self.metadata_server, self.settings.metadata_port)
 
     async def adopt_workspaces(self) -> None:
         """Keep Workspaces whose containers still run; mark the others Idle; stop idle ones."""
@@ -316,9 +357,14 @@ class EmuStudio:
     async def stop(self) -> None:
         if self.culler is not None:
             self.culler.stop()
-        if self.http_server is not None:
-            self.http_server.stop()
-            await self.http_server.close_all_connections()
+        for server in (self.http_server, self.metadata_server):
+            if server is not None:
+                server.stop()
+                await server.close_all_connections()
+        # The firewall's rules go first: nothing after may keep them in place. The networks
+        # made with inter-container traffic off stay closed meanwhile (runtime/firewall.py).
+        if self.enforcement is not None:
+            await self.enforcement.close()
         # Workspace containers keep running: the next start adopts them (and the backup
         # journal keeps what S3 does not have yet).
         await self.backup.close()
@@ -333,6 +379,15 @@ class EmuStudio:
 
 
 # --- the parts, each from settings and its collaborators ----------------------------------------
+
+
+def make_enforcement(
+    settings: Settings, store: Store, docker: DockerExecutor, instance_id: str
+) -> GroupEnforcement | None:
+    if settings.enforce_security_groups == "off":
+        return None
+    firewall = SubnetFirewall(docker, instance_id, gateway_container=settings.gateway_container)
+    return GroupEnforcement(store, docker, firewall, instance_id)
 
 
 def make_s3_server(settings: Settings) -> EmbeddedS3 | None:
@@ -387,6 +442,7 @@ def make_authorizer(
         account_id=settings.account_id,
         resource_policies=BucketPolicies(store, account_id=settings.account_id),
         multi_account=bool(others),
+        writes=WRITES,  # what it reads from the store is kept until a write
     )
 
 
@@ -488,7 +544,11 @@ def make_workspaces(
 
 
 def make_clusters(
-    settings: Settings, store: Store, docker: DockerExecutor, networks: SubnetNetworks
+    settings: Settings,
+    store: Store,
+    docker: DockerExecutor,
+    networks: SubnetNetworks,
+    reach: GatewayReach,
 ) -> ClusterLife:
     """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
     long ``docker exec`` calls get a pool of their own."""
@@ -498,6 +558,8 @@ def make_clusters(
         networks,
         Images.from_settings(docker, settings),
         settings.resolved_instance_id(),
+        reach,
+        region=settings.region,
         max_node_memory_mib=settings.cluster_node_memory_mib,
         max_node_cpus=settings.cluster_node_cpus,
         start_timeout=settings.cluster_start_timeout,

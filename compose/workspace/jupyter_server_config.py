@@ -1,22 +1,34 @@
 """Jupyter server settings of every emustudio Workspace (installed as
 /opt/venv/etc/jupyter/jupyter_server_config.py; command-line options still override it).
 
-The gateway passes what differs per Workspace in the environment: EMUSTUDIO_JUPYTER_TOKEN
-(required), EMUSTUDIO_BASE_URL and EMUSTUDIO_ALLOW_ORIGIN. The token is removed from the
-environment here, so kernels and terminals started by the server never see it.
+The gateway passes what differs per Workspace in the environment: EMUSTUDIO_JUPYTER_TOKEN_SHA256
+(required: the SHA-256 of the token only the gateway knows), EMUSTUDIO_BASE_URL and
+EMUSTUDIO_ALLOW_ORIGIN. The server is made non-dumpable first, so kernels and terminals (same
+uid) cannot read its memory, where each forwarded request's token passes
+(emustudio_jupyter_ext.identity; docs/decisions.md).
 """
 
 import os
 
+from emustudio_jupyter_ext.identity import protect_process
+
+protect_process()
+
 c = get_config()  # type: ignore[name-defined]  # noqa: F821 - provided by traitlets
 
-token = os.environ.pop("EMUSTUDIO_JUPYTER_TOKEN", "")
-if not token:
-    raise SystemExit("EMUSTUDIO_JUPYTER_TOKEN is not set: a Workspace never runs without a token")
+token_sha256 = os.environ.pop("EMUSTUDIO_JUPYTER_TOKEN_SHA256", "")
+if not token_sha256:
+    raise SystemExit(
+        "EMUSTUDIO_JUPYTER_TOKEN_SHA256 is not set: a Workspace never runs without a token"
+    )
 
 base_url = "/" + os.environ.get("EMUSTUDIO_BASE_URL", "/").strip("/") + "/"
 
-c.IdentityProvider.token = token
+c.ServerApp.identity_provider_class = "emustudio_jupyter_ext.identity.HashedTokenIdentityProvider"
+c.HashedTokenIdentityProvider.token_sha256 = token_sha256
+c.HashedTokenIdentityProvider.token = ""  # nothing to write into jpserver-*.json or the page
+# The login cookie's key in memory only, not in a runtime file kernels could read and forge with.
+c.ServerApp.cookie_secret = os.urandom(32)
 c.ServerApp.ip = "0.0.0.0"
 c.ServerApp.port = 8888
 c.ServerApp.port_retries = 0

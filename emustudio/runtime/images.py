@@ -87,8 +87,10 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 L_INPUTS = "emustudio.inputs"
 L_KIND = "emustudio.kind"
 
-# Files of jupyter_ext/ and compose/workspace/ that never go into the build context.
+# Files of jupyter_ext/ and compose/workspace/ that never go into the build context (the lab
+# extension's source and node modules: the image takes its committed build).
 _SKIP_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "build", "dist"}
+_SKIP_PARTS |= {"labextension_src", "node_modules"}
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 
 # What `debian:bookworm-slim` keeps out of its images (its /etc/dpkg/dpkg.cfg.d/docker).

@@ -53,12 +53,20 @@ The gateway in a container
     any other member still makes the removal fail with :class:`NetworkInUse`.
     A configured container that does not exist is
     :class:`GatewayContainerMissing`.
+
+Isolation
+    With ``isolate`` (security groups enforced, ``runtime/firewall.py``) a new network is made
+    with Docker's inter-container traffic off (``com.docker.network.bridge.enable_icc=false``).
+    Docker cannot change that on an existing network: one made before, found by ``ensure`` or
+    ``reconcile``, is re-created when no container but the gateway's is attached, and kept
+    otherwise (the firewall's final DROP for its bridge closes it just the same).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import functools
 import ipaddress
 import logging
@@ -77,6 +85,7 @@ from docker.types import IPAMConfig, IPAMPool
 from emustudio.runtime.docker_executor import DockerExecutor
 
 __all__ = [
+    "ICC_OPTION",
     "KIND_SUBNET",
     "LABEL",
     "CidrConflict",
@@ -101,6 +110,9 @@ L_AZ = f"{LABEL}.availability-zone"
 L_CIDR = f"{LABEL}.cidr"
 L_DOCKER_CIDR = f"{LABEL}.docker-cidr"
 KIND_SUBNET = "subnet"
+# Docker's inter-container traffic on a bridge; off on networks made while security groups are
+# enforced (runtime/firewall.py opens what the groups allow).
+ICC_OPTION = "com.docker.network.bridge.enable_icc"
 
 REMAP_ENV = "EMUSTUDIO_NETWORK_REMAP"
 
@@ -351,6 +363,7 @@ class SubnetNetworks:
         remap: bool = False,
         remap_pool: str = "10.192.0.0/10",
         gateway_container: str | None = None,
+        isolate: bool = False,
     ) -> None:
         if not _NAME_PART.match(instance_id):
             raise ValueError(f"instance id {instance_id!r} must match {_NAME_PART.pattern}")
@@ -363,6 +376,8 @@ class SubnetNetworks:
         self._pool = pool
         # The container the gateway runs in, if any: it joins every subnet network.
         self._gateway_container = gateway_container or None
+        # New networks get Docker's inter-container traffic off (security groups enforced).
+        self.isolate = isolate
         # Serialises our own mutations: two concurrent ensure() calls for one
         # subnet would otherwise both create, and two remaps would pick the same
         # free block.  Other processes are covered by Docker's overlap error.
@@ -556,6 +571,18 @@ class SubnetNetworks:
         log.info("gateway container %s left %s", self._gateway_container, net.name)
         return True
 
+    def _empty_sync(self, client: docker.DockerClient, net: Network) -> bool:
+        """Whether no container but the gateway's own is attached to ``net``."""
+        try:
+            net.reload()
+        except NotFound:
+            return True
+        members = set((net.attrs.get("Containers") or {}).keys())
+        if members and self._gateway_container is not None:
+            with contextlib.suppress(GatewayContainerMissing):
+                members.discard(self._gateway_container_id_sync(client))
+        return not members
+
     def _remove_subnet_sync(self, client: docker.DockerClient, subnet_id: str) -> None:
         for net in self._find_sync(client, subnet_id):
             self._remove_network_sync(client, net)
@@ -575,7 +602,14 @@ class SubnetNetworks:
         keep: SubnetNetwork | None = None
         for net in self._find_sync(client, spec.subnet_id):
             current = _to_subnet_network(net)
-            if keep is None and current is not None and _matches(current, cidr, wanted):
+            # A busy network made before isolation stays: the firewall's DROP for its bridge
+            # closes it all the same (docs/decisions.md).
+            if (
+                keep is None
+                and current is not None
+                and _matches(current, cidr, wanted)
+                and (not self.isolate or _isolated(net) or not self._empty_sync(client, net))
+            ):
                 keep = current
                 continue
             # Stale (CIDR changed, broken IPAM) or a duplicate from an old race.
@@ -688,6 +722,7 @@ class SubnetNetworks:
                     internal=False,
                     attachable=True,
                     labels=labels,
+                    options={ICC_OPTION: "false"} if self.isolate else None,
                 )
             except APIError as exc:
                 if not _is_pool_overlap(exc):
@@ -722,6 +757,10 @@ def _remove_once(net: Network) -> bool:
             raise NetworkInUse(net.name, _labels(net).get(L_SUBNET_ID), str(exc)) from exc
         raise
     return True
+
+
+def _isolated(net: Network) -> bool:
+    return str((net.attrs.get("Options") or {}).get(ICC_OPTION, "true")).lower() == "false"
 
 
 def _matches(current: SubnetNetwork, cidr: IPv4Network, wanted: IPv4Network | None) -> bool:

@@ -107,8 +107,9 @@ L_NETWORK = f"{LABEL}.network"
 JUPYTER_PORT = 8888
 
 # Environment the image reads (compose/workspace/jupyter_server_config.py); the spec's own env
-# cannot override these.
-ENV_TOKEN = "EMUSTUDIO_JUPYTER_TOKEN"
+# cannot override these. The token itself is never passed: only its SHA-256, which the server
+# checks presented tokens against (a kernel can read /proc/1/environ; docs/decisions.md).
+ENV_TOKEN_SHA256 = "EMUSTUDIO_JUPYTER_TOKEN_SHA256"
 ENV_BASE_URL = "EMUSTUDIO_BASE_URL"
 ENV_ALLOW_ORIGIN = "EMUSTUDIO_ALLOW_ORIGIN"
 ENV_WORKSPACE_ID = "EMUSTUDIO_WORKSPACE_ID"
@@ -582,7 +583,7 @@ class DockerWorkspaces(WorkspaceRuntime):
         }
         environment = {
             **spec.env,
-            ENV_TOKEN: spec.token,
+            ENV_TOKEN_SHA256: hashlib.sha256(spec.token.encode()).hexdigest(),
             ENV_BASE_URL: spec.base_url,
             ENV_ALLOW_ORIGIN: spec.allow_origin,
             ENV_WORKSPACE_ID: spec.workspace_id,

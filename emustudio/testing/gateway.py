@@ -6,6 +6,7 @@ test kill and restart it as a user would.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import signal
@@ -143,7 +144,9 @@ class GatewayProcess:
         return env
 
     def purge_docker(self) -> None:
-        """Remove every Docker container and network labelled with this instance id."""
+        """Remove every Docker container and network labelled with this instance id, and the
+        gateway's firewall chain (left behind when it was killed)."""
+        _purge_firewall(self.instance_id)
         client = docker.from_env()
         label = {"label": [f"emustudio.instance={self.instance_id}"]}
         try:
@@ -160,6 +163,19 @@ class GatewayProcess:
         self.purge_docker()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def _purge_firewall(instance_id: str) -> None:
+    # The chain and jump of runtime/firewall.py (its name: a hash of the instance id).
+    chain = "EMUSTUDIO-" + hashlib.sha256(instance_id.encode()).hexdigest()[:12]
+    jump = ["DOCKER-USER", "-m", "comment", "--comment", f"emustudio:{instance_id}", "-j", chain]
+    try:
+        while subprocess.run(["iptables", "-w", "-D", *jump], capture_output=True).returncode == 0:
+            pass
+        subprocess.run(["iptables", "-w", "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-w", "-X", chain], capture_output=True)
+    except OSError:  # no iptables here: nothing was installed either
+        pass
 
 
 def aws_cli(

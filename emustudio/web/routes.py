@@ -21,7 +21,7 @@ from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio import ids
 from emustudio.auth.sessions import HOST_FORM, PATH_FORM
-from emustudio.web import credentials, details, events, signin, workspaces
+from emustudio.web import clusters, credentials, details, events, signin, spark_ui, workspaces
 from emustudio.web.base import NotFoundHandler
 from emustudio.web.site import StudioSite
 
@@ -31,6 +31,8 @@ default_handlers: list[tuple[str, type[web.RequestHandler]]] = [
     *events.default_handlers,
     *credentials.default_handlers,
     *details.default_handlers,
+    *clusters.default_handlers,
+    *spark_ui.default_handlers,
 ]
 
 

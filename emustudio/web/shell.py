@@ -31,8 +31,7 @@ class NavLink:
 
 STUDIO_NAV: list[NavLink] = [
     NavLink("Workspaces", "/", also=("/console/workspaces",)),
-    # Clusters: the clusters feature replaces this entry with its view's path.
-    NavLink("Clusters", None),
+    NavLink("Clusters", "/clusters"),
     NavLink("Studio details", "/details"),
     NavLink("AWS credentials", "/credentials"),
 ]

@@ -29,6 +29,7 @@ from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
 from emustudio.services.emr import EmrService
 from emustudio.services.sts import StsCredentials
+from emustudio.store.cluster_tables import Cluster
 from emustudio.web import shell
 from emustudio.web.console import StudioConsole
 
@@ -91,6 +92,19 @@ class StudioInfo:
     url: str
     idp_auth_url: str | None
     idp_relay_state_parameter_name: str | None = None
+    vpc_id: str = ""
+    subnet_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClusterPlace:
+    """Where a cluster runs: its VPC and subnet, and its master node's address (None until the
+    node has one). What the Spark UI route needs, and no API shows (ListInstances is not a
+    Studio user's permission)."""
+
+    vpc_id: str
+    subnet_id: str
+    master_ip: str | None
 
 
 @dataclass
@@ -142,9 +156,24 @@ class StudioSite:
                 url=emr.studio_url(studio.id),
                 idp_auth_url=studio.idp_auth_url,
                 idp_relay_state_parameter_name=studio.idp_relay_state_parameter_name,
+                vpc_id=studio.vpc_id,
+                subnet_ids=tuple(studio.subnet_ids),
             )
 
         return await emr.store.tx(read)
+
+    async def cluster_place(self, cluster_id: str) -> ClusterPlace | None:
+        """The cluster's network place and master address; None: no such cluster here."""
+        region = self.region
+
+        def read(session: Session) -> ClusterPlace | None:
+            cluster = session.get(Cluster, cluster_id)
+            if cluster is None or cluster.region != region:
+                return None
+            master = next((n for n in cluster.instances if n.get("Role") == "MASTER"), {})
+            return ClusterPlace(cluster.vpc_id, cluster.subnet_id, master.get("PrivateIpAddress"))
+
+        return await self.emr.store.tx(read)
 
     def editor_arn(self, editor_id: str) -> str:
         return ids.editor_arn(self.region, self.emr.account_id, editor_id)

@@ -10,6 +10,10 @@ Each row offers only the actions the user's policies allow on that Workspace (it
 and delete ask first (``GET .../stop|delete`` is the question, ``POST`` the action); the
 question for a delete says where the Workspace's notebooks stay in S3. A create that the API
 refuses for one field shows the API's message beside that field, the form kept.
+
+A Ready Workspace offers "Attach" to a running cluster of the Studio's subnets (``ListClusters``
+as the user), an Attached one "Detach": ``AttachEditor`` and ``DetachEditor``; a refused attach
+shows AWS's message in that Workspace's row.
 """
 
 from __future__ import annotations
@@ -41,12 +45,14 @@ class WorkspaceListing(StudioHandler):
         error: str | None = None,
         draft: dict[str, str] | None = None,
         field_errors: dict[str, str] | None = None,
+        row_errors: dict[str, str] | None = None,
     ) -> None:
         rows: list[dict[str, Any]] = []
         try:
             rows = await self.visible_workspaces()
         except AwsError as exc:
             error = error or f"{exc.code}: {exc.message}"
+        clusters = await self.attachable_clusters() if rows else []
         self.render(
             "workspaces.html",
             **self.page_args(
@@ -56,8 +62,26 @@ class WorkspaceListing(StudioHandler):
                 field_errors=field_errors or {},
                 openable=OPENABLE,
                 changing=CHANGING,
+                clusters=clusters,
+                row_errors=row_errors or {},
             ),
         )
+
+    async def attachable_clusters(self) -> list[dict[str, str]]:
+        """The running clusters in this Studio's subnets that the user may list."""
+        assert self.studio is not None
+        try:
+            listed = await self.call(
+                "ListClusters", {"ClusterStates": ["RUNNING", "WAITING"]}, record=False
+            )
+        except AwsError:
+            return []  # not allowed to list clusters: nothing to offer
+        out = []
+        for summary in listed.get("Clusters", []):
+            place = await self.site.cluster_place(summary["Id"])
+            if place is not None and place.subnet_id in self.studio.subnet_ids:
+                out.append({"Id": summary["Id"], "Name": summary.get("Name", "")})
+        return out
 
     async def may(self, action: str, editor_arn: str) -> bool:
         decision = await self.site.console.allowed(
@@ -99,7 +123,13 @@ class WorkspaceListing(StudioHandler):
             editor["CreatorName"] = creator_name(editor.get("CreatedBy", ""))
             editor["May"] = {
                 action: await self.may(action, summary["EditorArn"])
-                for action in ("StartEditor", "StopEditor", "DeleteEditor")
+                for action in (
+                    "StartEditor",
+                    "StopEditor",
+                    "DeleteEditor",
+                    "AttachEditor",
+                    "DetachEditor",
+                )
             }
             rows.append(editor)
         return rows
@@ -181,6 +211,25 @@ class WorkspaceAction(WorkspaceListing):
         self.redirect(f"{self.prefix}/", status=303)
 
 
+class AttachAction(WorkspaceListing):
+    """``POST <prefix>/console/workspaces/<e-id>/attach`` (form field ``cluster_id``) and
+    ``.../detach``: ``AttachEditor`` and ``DetachEditor`` as the user."""
+
+    async def post(self, editor_id: str, action: str, **_: str) -> None:
+        self.require_user()
+        try:
+            if action == "attach":
+                engine = {"Id": self.get_body_argument("cluster_id", ""), "Type": "EMR"}
+                await self.call("AttachEditor", {"EditorId": editor_id, "ExecutionEngine": engine})
+            else:
+                await self.call("DetachEditor", {"EditorId": editor_id})
+        except AwsError as exc:
+            self.set_status(page_status(exc))
+            await self.show(row_errors={editor_id: exc.message})
+            return
+        self.redirect(f"{self.prefix}/", status=303)
+
+
 class OpenWorkspace(WorkspaceListing):
     """``OpenEditorInConsole`` as the user, then JupyterLab through the proxy."""
 
@@ -221,4 +270,5 @@ default_handlers = [
     (r"/console/workspaces", CreateWorkspace),
     (rf"/console/workspaces/{EDITOR_ID}/(?P<action>start|stop|delete)", WorkspaceActionPage),
     (rf"/console/workspaces/{EDITOR_ID}/open", OpenWorkspace),
+    (rf"/console/workspaces/{EDITOR_ID}/(?P<action>attach|detach)", AttachAction),
 ]

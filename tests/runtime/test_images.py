@@ -147,6 +147,9 @@ def test_inputs_hash_follows_sources_and_ignores_caches(tmp_path: Path) -> None:
     assert "jupyter_ext/pyproject.toml" in names
     assert "workspace/healthcheck.py" in names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+    # The prebuilt lab extension goes in; its source and node modules never do.
+    assert "jupyter_ext/emustudio_jupyter_ext/labextension/package.json" in names
+    assert not any("labextension_src" in n or "node_modules" in n for n in names)
 
     cache = tmp_path / "jupyter_ext" / "emustudio_jupyter_ext" / "__pycache__"
     cache.mkdir(exist_ok=True)

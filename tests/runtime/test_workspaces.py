@@ -9,7 +9,9 @@ host reaches the containers at their address on the test bridge network, as the 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 import secrets
 import statistics
@@ -242,13 +244,94 @@ def test_jupyter_answers_with_the_token_only(running: Running) -> None:
     assert http_get(url, "not-the-token-" + secrets.token_hex(8))[0] == 403
 
 
+# Run inside the Workspace as its user (what a notebook cell can do): gather every byte of every
+# process's environment and command line, every file under the writable places, and the Jupyter
+# server's memory if Linux lets us; report what was refused. Printed as base64 for the test to
+# search, so the token itself never goes into the container.
+_LOOT = r"""
+import base64, ctypes, json, os
+blobs, refused = [], []
+def grab(path, limit=1 << 20):
+    try:
+        with open(path, "rb") as f:
+            blobs.append(f.read(limit))
+        return True
+    except OSError:
+        refused.append(path)
+        return False
+pids = [p for p in os.listdir("/proc") if p.isdigit() and int(p) != os.getpid()]
+for pid in pids:
+    grab(f"/proc/{pid}/environ"); grab(f"/proc/{pid}/cmdline")
+for top in ("/home", "/tmp", "/var/tmp", "/dev/shm", "/run"):
+    for folder, _, files in os.walk(top):
+        for name in files:
+            grab(os.path.join(folder, name))
+cmdlines = {p: open(f"/proc/{p}/cmdline", "rb").read() for p in pids}
+# The Jupyter server (Docker's init, pid 1, only names it in its arguments).
+server = [p for p, c in cmdlines.items() if b"jupyter" in c and b"docker-init" not in c]
+libc = ctypes.CDLL(None, use_errno=True)
+traced = []
+for pid in server:
+    if libc.ptrace(16, int(pid), 0, 0) == 0:  # PTRACE_ATTACH
+        traced.append(pid)
+        libc.ptrace(17, int(pid), 0, 0)  # PTRACE_DETACH
+    try:
+        maps = open(f"/proc/{pid}/maps").read().splitlines()
+        with open(f"/proc/{pid}/mem", "rb") as mem:
+            for line in maps:
+                span, perms = line.split()[:2]
+                if not perms.startswith("rw"):
+                    continue
+                lo, hi = (int(x, 16) for x in span.split("-"))
+                try:
+                    mem.seek(lo); blobs.append(mem.read(min(hi - lo, 64 << 20)))
+                except OSError:
+                    pass
+    except OSError:
+        refused.append(f"/proc/{pid}/mem")
+print(json.dumps({"server": server, "traced": traced, "refused": refused,
+                  "loot": base64.b64encode(b"\0".join(blobs)).decode()}))
+"""
+
+
+def test_code_in_the_workspace_cannot_read_the_token(
+    running: Running, client: docker.DockerClient, subnet: Subnet
+) -> None:
+    """As a notebook cell can: every process's environment and command line, the files, and the
+    server's memory (ptrace, /proc/<pid>/mem) after the server has served the token."""
+    url = running.endpoint.url() + "api/status"
+    assert http_get(url, running.spec.token)[0] == 200  # the token is in the server's memory now
+    container = client.containers.get(f"emustudio-{subnet.instance_id}-{running.spec.workspace_id}")
+    done = container.exec_run(["python3", "-c", _LOOT], user="emr-notebook")
+    assert done.exit_code == 0, done.output
+    found = json.loads(done.output)
+    loot = base64.b64decode(found["loot"])
+    assert found["server"], "the server's process was not found"
+    assert len(loot) > 1000  # it did read things (its own environment at least)
+    assert running.spec.token.encode() not in loot
+    assert found["traced"] == []
+    for pid in found["server"]:
+        assert f"/proc/{pid}/environ" in found["refused"]
+        assert f"/proc/{pid}/mem" in found["refused"]
+    # Nor does the container's configuration hold it (Docker's API is the gateway's, but still).
+    assert running.spec.token not in json.dumps(container.attrs)
+    # What they could read, the token's SHA-256, opens nothing.
+    digest = hashlib.sha256(running.spec.token.encode()).hexdigest()
+    assert digest.encode() in loot
+    assert http_get(url, digest)[0] == 403
+    # The gateway's way in still works.
+    assert http_get(url, running.spec.token)[0] == 200
+
+
 def test_ready_endpoint_reports_tcp_nodelay(running: Running) -> None:
     status, body = http_get(running.endpoint.url() + "emustudio/ready")
     assert status == 200
     assert body == {"ready": True, "tcp_nodelay": True}
 
 
-async def _kernel_round_trips(endpoint: WorkspaceEndpoint, token: str) -> tuple[str, list[float]]:
+async def _kernel_round_trips(
+    endpoint: WorkspaceEndpoint, token: str
+) -> tuple[str, list[float], str]:
     request = urllib.request.Request(
         endpoint.url() + "api/kernels",
         data=b'{"name": "python3"}',
@@ -288,8 +371,10 @@ async def _kernel_round_trips(endpoint: WorkspaceEndpoint, token: str) -> tuple[
 
     try:
         facts = await execute(
-            "import os; print(os.getuid(), os.getcwd(), 'EMUSTUDIO_JUPYTER_TOKEN' in os.environ)"
+            "import os; print(os.getuid(), os.getcwd(),"
+            " any(k.startswith('EMUSTUDIO_JUPYTER_TOKEN') for k in os.environ))"
         )
+        loot = await execute(_LOOT)  # what a cell can gather, as in the test above
         for _ in range(5):
             await execute("1+1")
         times = []
@@ -299,14 +384,17 @@ async def _kernel_round_trips(endpoint: WorkspaceEndpoint, token: str) -> tuple[
             times.append((time.perf_counter() - started) * 1000)
     finally:
         ws.close()
-    return facts, times
+    return facts, times, loot
 
 
 def test_kernel_runs_as_emr_notebook_without_the_token_and_without_nagle_stalls(
     running: Running, pytestconfig: pytest.Config
 ) -> None:
-    facts, times = asyncio.run(_kernel_round_trips(running.endpoint, running.spec.token))
+    facts, times, loot = asyncio.run(_kernel_round_trips(running.endpoint, running.spec.token))
     assert facts.split() == ["1000", "/home/emr-notebook", "False"]
+    found = json.loads(loot)
+    assert found["server"] and found["traced"] == []
+    assert running.spec.token.encode() not in base64.b64decode(found["loot"])
     median = statistics.median(times)
     say(
         pytestconfig, f"[workspaces] execute 1+1 until idle over the websocket: p50 {median:.1f} ms"

@@ -585,6 +585,42 @@ def test_s3_condition_keys_reach_the_policy_engine(gateway: GatewayProcess, s3: 
         assert code_of(info) == "AccessDenied"
 
 
+def test_an_object_named_like_a_tagged_resource_has_none_of_its_tags(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """aws:ResourceTag never reaches S3 from the gateway's tags table: an object whose key ends
+    like an EC2 resource's id is not that resource."""
+    ec2 = gateway.client("ec2")
+    vpc = ec2.create_vpc(
+        CidrBlock="10.77.0.0/16",
+        TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "team", "Value": "a"}]}],
+    )["Vpc"]["VpcId"]
+    try:
+        bucket = bucket_name()
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key=f"ids/{vpc}", Body=b"v")
+        user = _user_client(
+            gateway,
+            "tagged-" + secrets.token_hex(3),
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "s3:GetObject",
+                        "Resource": "*",
+                        "Condition": {"StringEquals": {"aws:ResourceTag/team": "a"}},
+                    }
+                ],
+            },
+        )
+        with pytest.raises(ClientError) as info:
+            user.get_object(Bucket=bucket, Key=f"ids/{vpc}")
+        assert code_of(info) == "AccessDenied"
+    finally:
+        ec2.delete_vpc(VpcId=vpc)
+
+
 def test_bucket_calls_are_in_cloudtrail_and_object_calls_are_not(
     gateway: GatewayProcess, s3: Any
 ) -> None:
@@ -706,7 +742,7 @@ def _unsigned(
 
 
 def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
-    gateway: GatewayProcess, s3: Any
+    gateway: GatewayProcess, s3: Any, tmp_path: Path
 ) -> None:
     """Unsigned requests, path-style and virtual-hosted, are S3's and judged as anonymous."""
     public, private = bucket_name(), bucket_name()
@@ -730,6 +766,15 @@ def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
         ),
     )
     assert _unsigned(gateway, "GET", f"/{public}/docs/readme.txt") == (200, b"hello")
+    # The AWS CLI's --no-sign-request sends exactly such requests.
+    out = tmp_path / "readme.txt"
+    aws_cli(gateway, "s3", "cp", "--no-sign-request", f"s3://{public}/docs/readme.txt", str(out))
+    assert out.read_bytes() == b"hello"
+    denied = aws_cli(
+        gateway, "s3", "cp", "--no-sign-request", f"s3://{private}/docs/readme.txt", str(out),
+        check=False,
+    )  # fmt: skip
+    assert denied.returncode != 0 and "403" in denied.stderr, denied.stderr
     virtual = f"{public}.localhost:{gateway.port}"
     assert _unsigned(gateway, "GET", "/docs/readme.txt", host=virtual) == (200, b"hello")
     refused = [
@@ -860,6 +905,25 @@ def test_a_bucket_policy_grants_another_accounts_role(two_accounts: GatewayProce
     }
     owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps(grant))
     assert read() == b"1,2"
+    # Even let through by a policy, only the owner's account reads or changes the policy.
+    everything = {**grant["Statement"][0], "Action": "s3:*", "Resource": f"arn:aws:s3:::{bucket}"}
+    owner.put_bucket_policy(
+        Bucket=bucket,
+        Policy=json.dumps({**grant, "Statement": [grant["Statement"][0], everything]}),
+    )
+    other_iam.put_role_policy(
+        RoleName="reader",
+        PolicyName="all",
+        PolicyDocument=json.dumps(
+            {**reads, "Statement": [{**reads["Statement"][0], "Action": "s3:*", "Resource": "*"}]}
+        ),
+    )
+    with pytest.raises(ClientError) as info:
+        as_role.get_bucket_policy(Bucket=bucket)
+    assert code_of(info) == "MethodNotAllowed"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 405
+    other_iam.delete_role_policy(RoleName="reader", PolicyName="all")
+    owner.put_bucket_policy(Bucket=bucket, Policy=json.dumps(grant))
     # The bucket policy grants reads only; writing is refused and writes nothing.
     with pytest.raises(ClientError) as info:
         as_role.put_object(Bucket=bucket, Key="shared/new.csv", Body=b"x")
@@ -897,6 +961,18 @@ def test_another_accounts_buckets_are_its_own(two_accounts: GatewayProcess) -> N
             call()
         assert code_of(info) == "AccessDenied"
     assert theirs.get_object(Bucket=other, Key="k")["Body"].read() == b"theirs"
+
+    def created(trail: Any) -> set[str]:
+        found = trail.lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "CreateBucket"}]
+        )["Events"]
+        records = [json.loads(e["CloudTrailEvent"]) for e in found]
+        return {r["requestParameters"]["bucket"] for r in records if "errorCode" not in r}
+
+    # Each account's calls are in its own trail (B's refused CreateBucket of ours too).
+    own_trail, their_trail = gw.client("cloudtrail"), _as(gw, "cloudtrail", OTHER_KEY, OTHER_SECRET)
+    assert other in created(their_trail) and ours not in created(their_trail)
+    assert ours in created(own_trail) and other not in created(own_trail)
     # The other account is played for IAM, STS and S3 (and its trail), nothing else.
     with pytest.raises(ClientError) as info:
         _as(gw, "ec2", OTHER_KEY, OTHER_SECRET).describe_vpcs()

@@ -116,7 +116,6 @@ def test_sign_in_create_start_open_run_stop_and_move(
     lab.locator('.jp-LauncherCard[data-category="Notebook"]').first.click(timeout=90_000)
     notebook = lab.locator(".jp-NotebookPanel").first
     run_cell(lab, notebook, "1+1", expect="2", shots=tmp_path)
-    lab.close()
 
     # The path form, for clients that cannot resolve the Studio's host: the same Workspace.
     path_form = chromium.new_page()
@@ -140,6 +139,23 @@ def test_sign_in_create_start_open_run_stop_and_move(
     page.locator("#confirm-stop").click()
     page.wait_for_url(studio_url)
     wait_for_status(page, editor_id, "Idle")
+    # The notebook's tab, still open, says that the Workspace was stopped and leads back to the
+    # Studio (jupyter_ext's lab extension), not that its kernel died.
+    stopped = lab.get_by_role("alertdialog", name="This Workspace was stopped")
+    playwright_api.expect(stopped).to_be_visible(timeout=60_000)
+    playwright_api.expect(stopped).to_contain_text("Start it again from the Studio")
+    playwright_api.expect(stopped.get_by_role("link", name="Back to the Studio")).to_have_attribute(
+        "href", "/"
+    )
+    lab.wait_for_timeout(3_000)  # JupyterLab's own reaction to the closed kernel comes by now
+    playwright_api.expect(
+        lab.get_by_text(re.compile("Kernel died|kernel appears to have died"))
+    ).to_have_count(0)
+    dialogs = lab.locator(".jp-Dialog")
+    assert dialogs.count() == 0, dialogs.all_inner_texts()
+    stopped.get_by_role("link", name="Back to the Studio").click()
+    lab.wait_for_url(studio_url)
+    lab.close()
     row_of(page, editor_id).locator('[data-action="start"]').click()
     page.wait_for_url(studio_url)
     wait_for_status(page, editor_id, "Ready")

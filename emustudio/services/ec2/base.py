@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlmodel import Session, select
@@ -33,12 +34,26 @@ class Ec2Base(Service):
     name = "ec2"
 
     def __init__(
-        self, store: Store, networks: SubnetNetworks, *, region: str, account_id: str
+        self,
+        store: Store,
+        networks: SubnetNetworks,
+        *,
+        region: str,
+        account_id: str,
+        groups_changed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.networks = networks
         self.region = region
         self.account_id = account_id
+        # Called after a group's rules change, before the API answers: the enforcement on the
+        # subnet networks (services/ec2/enforcement.py) takes the change before the caller
+        # learns it is made.
+        self.groups_changed = groups_changed
+
+    async def enforce(self) -> None:
+        if self.groups_changed is not None:
+            await self.groups_changed()
 
     @staticmethod
     def now() -> float:

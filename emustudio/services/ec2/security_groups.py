@@ -395,7 +395,9 @@ class SecurityGroupOperations(Ec2Base):
             session.delete(group)
             return {"Return": True, "GroupId": group.id}
 
-        return await self.store.tx(delete)
+        out = await self.store.tx(delete)
+        await self.enforce()
+        return out
 
     async def _authorize(self, params: dict[str, Any], egress: bool) -> dict[str, Any]:
         def authorize(session: Session) -> dict[str, Any]:
@@ -418,7 +420,9 @@ class SecurityGroupOperations(Ec2Base):
                 "SecurityGroupRules": [self.rule_shape(group, r) for r in added],
             }
 
-        return await self.store.tx(authorize)
+        out = await self.store.tx(authorize)
+        await self.enforce()
+        return out
 
     async def _revoke(self, params: dict[str, Any], egress: bool) -> dict[str, Any]:
         def revoke(session: Session) -> dict[str, Any]:
@@ -448,7 +452,9 @@ class SecurityGroupOperations(Ec2Base):
                 "RevokedSecurityGroupRules": [self.revoked_shape(group, r) for r in removed],
             }
 
-        return await self.store.tx(revoke)
+        out = await self.store.tx(revoke)
+        await self.enforce()
+        return out
 
     @operation("AuthorizeSecurityGroupIngress")
     async def authorize_security_group_ingress(

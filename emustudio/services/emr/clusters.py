@@ -254,6 +254,9 @@ class ClusterOperations(EmrBase):
         return candidates[0], []
 
     def _group(self, session: Session, vpc_id: str, group_id: str) -> str:
+        return self._group_row(session, vpc_id, group_id).id
+
+    def _group_row(self, session: Session, vpc_id: str, group_id: str) -> SecurityGroup:
         group = session.get(SecurityGroup, group_id)
         if group is None or group.region != self.region:
             raise ValidationException(f"The security group '{group_id}' does not exist")
@@ -261,7 +264,7 @@ class ClusterOperations(EmrBase):
             raise ValidationException(
                 f"The security group '{group_id}' does not belong to the subnet's VPC '{vpc_id}'."
             )
-        return group_id
+        return group
 
     def _managed_groups(self, session: Session, vpc_id: str) -> tuple[str, str]:
         """The VPC's ElasticMapReduce-master/-slave groups, made as EMR makes them if missing:
@@ -288,12 +291,27 @@ class ClusterOperations(EmrBase):
                 group.rules = [
                     {"id": ids.ec2_id("sgr"), "egress": True, "protocol": "-1", "from_port": None,
                      "to_port": None, "cidr_ipv4": "0.0.0.0/0", "description": None},
-                    *[{"id": ids.ec2_id("sgr"), "egress": False, "protocol": "-1",
-                       "from_port": None, "to_port": None, "group_id": peer.id,
-                       "description": None} for peer in (master, slave)],
                 ]  # fmt: skip
-                session.add(group)
+        self._node_rules(session, master, slave)
         return master.id, slave.id
+
+    @staticmethod
+    def _node_rules(session: Session, master: SecurityGroup, slave: SecurityGroup) -> None:
+        """EMR adds to its managed groups, made or given, the rules that let the cluster's
+        nodes talk: each admits all traffic from both. They are enforced on the subnet's
+        network (services/ec2/enforcement.py), so a cluster without them could not start."""
+        for group in (master, slave):
+            have = {
+                r.get("group_id") for r in group.rules if not r["egress"] and r["protocol"] == "-1"
+            }
+            missing = [peer for peer in (master, slave) if peer.id not in have]
+            if missing:
+                group.rules = [*group.rules, *[
+                    {"id": ids.ec2_id("sgr"), "egress": False, "protocol": "-1", "from_port": None,
+                     "to_port": None, "group_id": peer.id, "description": None}
+                    for peer in missing
+                ]]  # fmt: skip
+                session.add(group)
 
     def _nodes(self, instances: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         """The collection type and the groups (or fleets), each with ``_type`` and ``_count``."""
@@ -409,8 +427,11 @@ class ClusterOperations(EmrBase):
             master_sg = instances.get("EmrManagedMasterSecurityGroup")
             slave_sg = instances.get("EmrManagedSlaveSecurityGroup")
             if master_sg and slave_sg:
-                self._group(session, subnet.vpc_id, master_sg)
-                self._group(session, subnet.vpc_id, slave_sg)
+                self._node_rules(
+                    session,
+                    self._group_row(session, subnet.vpc_id, master_sg),
+                    self._group_row(session, subnet.vpc_id, slave_sg),
+                )
             elif master_sg or slave_sg:
                 raise ValidationException(
                     "EmrManagedMasterSecurityGroup and EmrManagedSlaveSecurityGroup go together."

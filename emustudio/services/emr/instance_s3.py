@@ -8,8 +8,10 @@ pipeline's in-process entry: the role's policies and the bucket's policy decide,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session, select
 
@@ -19,7 +21,11 @@ from emustudio.services.sts.studio import StudioSessionOperations
 from emustudio.store import Store
 from emustudio.store.iam_tables import IamInstanceProfile, IamRole
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 EC2_SERVICE = "ec2.amazonaws.com"
+ATTEMPTS, ATTEMPT_SECONDS = 3, 30.0
 MAX_SCRIPT_BYTES = 16 << 20  # a bootstrap script, read whole
 
 
@@ -78,25 +84,41 @@ class InstanceProfileS3:
     async def get(self, profile: str, instance_id: str, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
         principal = await self._session(profile, instance_id)
-        try:
+
+        async def once() -> bytes:
             result = await self.call(
                 principal, "s3", "GetObject", {"Bucket": bucket, "Key": key}, user_agent="emr"
             )
-        except AwsError as exc:
-            raise S3Refused(f"{exc.code}: {exc.message}") from exc
-        body: AsyncIterator[bytes] = result["Body"]
-        data = bytearray()
-        async for piece in body:
-            data += piece
-            if len(data) > MAX_SCRIPT_BYTES:
-                raise S3Refused(f"{uri} is larger than {MAX_SCRIPT_BYTES} bytes.")
-        return bytes(data)
+            body: AsyncIterator[bytes] = result["Body"]
+            data = bytearray()
+            async for piece in body:
+                data += piece
+                if len(data) > MAX_SCRIPT_BYTES:
+                    raise S3Refused(f"{uri} is larger than {MAX_SCRIPT_BYTES} bytes.")
+            return bytes(data)
+
+        return await _patiently(once, uri)
 
     async def put(self, profile: str, instance_id: str, uri: str, data: bytes) -> None:
         bucket, key = split_s3_uri(uri)
         principal = await self._session(profile, instance_id)
         params = {"Bucket": bucket, "Key": key, "Body": data}
-        try:
+
+        async def once() -> None:
             await self.call(principal, "s3", "PutObject", params, user_agent="emr")
+
+        await _patiently(once, uri)
+
+
+async def _patiently(attempt: Callable[[], Awaitable[T]], uri: str) -> T:
+    """``attempt()``, given ``ATTEMPT_SECONDS`` each time, ``ATTEMPTS`` times. A node's call
+    must not wedge its cluster: a call to the store behind S3 was seen to hang for good after
+    minutes of quiet (a kept connection; see docs/decisions.md), while a new one answers."""
+    for number in range(1, ATTEMPTS + 1):
+        try:
+            return await asyncio.wait_for(attempt(), ATTEMPT_SECONDS)
         except AwsError as exc:
             raise S3Refused(f"{exc.code}: {exc.message}") from exc
+        except TimeoutError:
+            log.warning("S3 %s: no answer in %.0f s (attempt %d)", uri, ATTEMPT_SECONDS, number)
+    raise S3Refused(f"S3 did not answer for {uri}.")

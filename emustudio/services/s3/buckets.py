@@ -85,10 +85,18 @@ class Buckets(S3Base):
 
     # --- policy -------------------------------------------------------------------------------
 
+    async def require_owner(self, ctx: RequestContext, bucket: str) -> None:
+        """A bucket's policy is its owner account's alone: another account that a bucket
+        policy lets through is refused with 405, as S3 does."""
+        await self.require_bucket(bucket)
+        owner = (await self.owners()).get(bucket, self.account_id)
+        if owner != self.caller_account(ctx):
+            raise s3_error("MethodNotAllowed", Method=ctx.http.method, ResourceType="BUCKETPOLICY")
+
     @operation("PutBucketPolicy")
     async def put_bucket_policy(self, ctx: RequestContext, params: Params) -> Result:
         bucket = params["Bucket"]
-        await self.require_bucket(bucket)
+        await self.require_owner(ctx, bucket)
         document = params["Policy"]
         try:
             parse_policy(document, "resource", max_size=MAX_BUCKET_POLICY)
@@ -100,7 +108,7 @@ class Buckets(S3Base):
     @operation("GetBucketPolicy")
     async def get_bucket_policy(self, ctx: RequestContext, params: Params) -> Result:
         bucket = params["Bucket"]
-        await self.require_bucket(bucket)
+        await self.require_owner(ctx, bucket)
         row = await self.config(bucket)
         if row is None or row.policy is None:
             raise s3_error("NoSuchBucketPolicy", BucketName=bucket)
@@ -108,7 +116,7 @@ class Buckets(S3Base):
 
     @operation("DeleteBucketPolicy")
     async def delete_bucket_policy(self, ctx: RequestContext, params: Params) -> Result:
-        await self.require_bucket(params["Bucket"])
+        await self.require_owner(ctx, params["Bucket"])
         await self.update_config(params["Bucket"], policy=None)
         return {}
 

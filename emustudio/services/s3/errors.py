@@ -39,6 +39,7 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed size"),
     "MalformedPolicy": (400, "Policies must be valid JSON and the first byte must be '{'"),
     "AccessDenied": (403, "Access Denied"),
+    "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "InternalError": (500, "We encountered an internal error. Please try again."),
     "ServiceUnavailable": (503, "Please reduce your request rate."),
 }

@@ -107,7 +107,12 @@ class Forwarder:
             )
         if stream_result:
             parsed: dict[str, Any] = self.parser.parse({**raw, "body": b""}, op.output_shape)
-            parsed["Body"] = response.body()
+            size = response.headers.get("content-length", "")
+            if size.isdigit() and int(size) <= _SMALL_BODY:
+                # Small enough to hold: answered in one write, with no stream to pace.
+                parsed["Body"] = await response.read(_SMALL_BODY)
+            else:
+                parsed["Body"] = response.body()
             return _lowered_metadata(parsed)
         data = await response.read()
         result: dict[str, Any] = self.parser.parse({**raw, "body": data}, op.output_shape)

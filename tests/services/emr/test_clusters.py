@@ -8,6 +8,7 @@ import gzip
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -614,6 +615,40 @@ def refused_by_the_service_role(
 
 def _meta(answer: dict[str, Any]) -> dict[str, Any]:
     return {"ResponseMetadata": answer["ResponseMetadata"]}
+
+
+def _connects(container: Any, user: str, ip: str, port: int) -> bool:
+    """Whether a TCP connection from inside ``container`` (as ``user``) to ip:port opens."""
+    code = (
+        "import socket,sys\n"
+        f"try: socket.create_connection(({ip!r},{port}),1.5).close()\n"
+        "except OSError: sys.exit(1)"
+    )
+    return int(container.exec_run(["python3", "-c", code], user=user).exit_code) == 0
+
+
+def test_a_workspace_reaches_no_node_directly_while_the_nodes_reach_each_other(
+    cluster: str, workspace: tuple[str, Any], docker_client: docker.DockerClient
+) -> None:
+    """Security groups on the network: the Workspace (attached, the engine group's rule in
+    place) opens nothing on the cluster's nodes, its kernels go through the gateway; the nodes
+    talk as EMR's managed groups allow; the gateway on the host reaches the master's 18888."""
+    editor_id, _ = workspace
+    (ws,) = docker_client.containers.list(filters={"label": f"emustudio.workspace-id={editor_id}"})
+    nodes = {
+        c.labels["emustudio.instance-role"]: c for c in node_containers(docker_client, cluster)
+    }
+    ip = {
+        role: next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        for role, c in nodes.items()
+    }
+    for port in (18888, 7077, 8080, 18080):
+        assert not _connects(ws, "emr-notebook", ip["MASTER"], port), port
+    assert not _connects(ws, "emr-notebook", ip["CORE"], 8081)
+    assert _connects(nodes["CORE"], "hadoop", ip["MASTER"], 7077)
+    assert _connects(nodes["MASTER"], "hadoop", ip["CORE"], 8081)
+    probe = f"import socket; socket.create_connection(({ip['MASTER']!r},18888),2).close()"
+    assert subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
 
 
 def test_terminate_removes_the_nodes(
