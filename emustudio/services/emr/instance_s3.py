@@ -89,7 +89,9 @@ class InstanceProfileS3:
             result = await self.call(
                 principal, "s3", "GetObject", {"Bucket": bucket, "Key": key}, user_agent="emr"
             )
-            body: AsyncIterator[bytes] = result["Body"]
+            body: bytes | AsyncIterator[bytes] = result["Body"]
+            if isinstance(body, bytes):  # a small object comes whole
+                return body
             data = bytearray()
             async for piece in body:
                 data += piece
