@@ -104,6 +104,11 @@ class Settings:
     )
     workspace_memory: str = _setting("2g", "Memory limit of a Workspace container (Docker units).")
     workspace_cpus: float = _setting(1.0, "CPUs of a Workspace container (may be fractional).")
+    workspace_pool_size: int = _setting(
+        1,
+        "Warm Workspace containers kept per Studio subnet (JupyterLab imported, no user, token or"
+        " files until a start claims one: Ready in well under a second). 0: no pool.",
+    )
     cluster_engine: Literal["docker"] = _setting(
         "docker",
         "What runs EMR clusters: docker (one container per EC2 instance on the cluster's subnet"
@@ -116,6 +121,11 @@ class Settings:
     )
     cluster_node_cpus: float = _setting(1.0, "CPU limit of one cluster node's container.")
     cluster_max_nodes: int = _setting(5, "Most instances one cluster may have (RunJobFlow).")
+    metadata_port: int = _setting(
+        16925,
+        "Port of the instance metadata service (a cluster node's instance-profile credentials),"
+        " served only on the subnet networks' gateway addresses.",
+    )
     cluster_start_timeout: float = _setting(
         300.0, "Seconds a cluster's nodes may take to become ready before it fails to start."
     )

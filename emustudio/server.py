@@ -30,17 +30,19 @@ from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.firewall import FirewallUnavailable, SubnetFirewall
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import GatewayContainerMissing, SubnetNetworks
+from emustudio.runtime.reach import API, METADATA, GatewayReach
 from emustudio.runtime.workspaces import DockerWorkspaces
 from emustudio.s3 import EmbeddedS3, S3ServerError
 from emustudio.s3.store import StoreClient
 from emustudio.s3_handler import S3Addressing, anonymous_s3_rules, s3_rules
-from emustudio.services.base import Service
+from emustudio.services.base import WRITES, Service
 from emustudio.services.cloudtrail import CloudTrailService
 from emustudio.services.ec2 import Ec2Service
 from emustudio.services.ec2.enforcement import GroupEnforcement
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
+from emustudio.services.emr.metadata import InstanceMetadata
 from emustudio.services.emr.service_role import ServiceRoleAttach
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
@@ -55,6 +57,7 @@ from emustudio.web.console import StudioConsole
 from emustudio.web.console_admin import console_admin_rules
 from emustudio.web.console_pages import console_rules
 from emustudio.web.idp import idp_rules
+from emustudio.web.metadata import metadata_app
 from emustudio.web.routes import studio_rules
 from emustudio.web.saml import federation_rules
 from emustudio.web.site import SignInTrail, StudioSite, app_settings
@@ -92,6 +95,10 @@ class EmuStudio:
             self.store, self.networks, region=region, account_id=account,
             groups_changed=self.enforcement.refresh if self.enforcement else None,
         )  # fmt: skip
+        # Where containers on a subnet reach the gateway (S3, instance metadata): runtime/reach.py.
+        self.reach = GatewayReach(
+            self.networks, self.docker, host=settings.host, metadata_port=settings.metadata_port
+        )
         # Workspaces: JupyterLab containers on the Studio's subnet networks, backed up to S3.
         self.s3_server = make_s3_server(settings)
         self.backup = make_backup(settings, self.store, self.s3_server)
@@ -112,7 +119,8 @@ class EmuStudio:
         self.federation = make_federation(
             settings, self.store, self.iam, self.sts, self.authorizer, self.auditor
         )
-        self.clusters = make_clusters(settings, self.store, self.docker, self.networks)
+        self.clusters = make_clusters(settings, self.store, self.docker, self.networks, self.reach)
+        self.instance_metadata = InstanceMetadata(self.store, self.iam, self.sts, region=region)
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
         self.gateway = Gateway(
@@ -138,6 +146,7 @@ class EmuStudio:
             settings, self.store, self.sessions, self.authorizer, self.workspaces
         )
         self.http_server: httpserver.HTTPServer | None = None
+        self.metadata_server: httpserver.HTTPServer | None = None
         # `emustudio up`'s demo (setting demo): the IdP's users, IAM federation, a Studio.
         self.demo = make_demo(self)
 
@@ -301,7 +310,9 @@ class EmuStudio:
         self.http_server = httpserver.HTTPServer(
             self.make_app(), max_body_size=max(self.settings.max_request_bytes * 64, 1 << 30)
         )
-        self.http_server.listen(self.settings.port, self.settings.host)
+        self.reach.listen(API, self.http_server, self.settings.port)
+        self.metadata_server = httpserver.HTTPServer(metadata_app(self.instance_metadata))
+        self.reach.listen(METADATA, self.metadata_server, self.settings.metadata_port)
 
     async def adopt_workspaces(self) -> None:
         """Keep Workspaces whose containers still run; mark the others Idle; stop idle ones."""
@@ -343,9 +354,10 @@ class EmuStudio:
     async def stop(self) -> None:
         if self.culler is not None:
             self.culler.stop()
-        if self.http_server is not None:
-            self.http_server.stop()
-            await self.http_server.close_all_connections()
+        for server in (self.http_server, self.metadata_server):
+            if server is not None:
+                server.stop()
+                await server.close_all_connections()
         # The firewall's rules go first: nothing after may keep them in place. The networks
         # made with inter-container traffic off stay closed meanwhile (runtime/firewall.py).
         if self.enforcement is not None:
@@ -427,6 +439,7 @@ def make_authorizer(
         account_id=settings.account_id,
         resource_policies=BucketPolicies(store, account_id=settings.account_id),
         multi_account=bool(others),
+        writes=WRITES,  # what it reads from the store is kept until a write
     )
 
 
@@ -528,7 +541,11 @@ def make_workspaces(
 
 
 def make_clusters(
-    settings: Settings, store: Store, docker: DockerExecutor, networks: SubnetNetworks
+    settings: Settings,
+    store: Store,
+    docker: DockerExecutor,
+    networks: SubnetNetworks,
+    reach: GatewayReach,
 ) -> ClusterLife:
     """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
     long ``docker exec`` calls get a pool of their own."""
@@ -538,6 +555,8 @@ def make_clusters(
         networks,
         Images.from_settings(docker, settings),
         settings.resolved_instance_id(),
+        reach,
+        region=settings.region,
         max_node_memory_mib=settings.cluster_node_memory_mib,
         max_node_cpus=settings.cluster_node_cpus,
         start_timeout=settings.cluster_start_timeout,

@@ -9,11 +9,12 @@ checked as ``iam:PassRole`` after the action itself, as AWS does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -33,6 +34,16 @@ from emustudio.iam import (
 from emustudio.iam.keys import merge_contexts, tag_context
 from emustudio.store import Store
 from emustudio.store.tables import Tag
+
+T = TypeVar("T")
+
+
+def bucket_arn(resource: str) -> str:
+    """An S3 object's ARN as its bucket's; any other ARN as it is."""
+    if resource.startswith("arn:aws:s3:::"):
+        return "arn:aws:s3:::" + resource[len("arn:aws:s3:::") :].split("/", 1)[0]
+    return resource
+
 
 _PRINCIPAL_TYPES = {"Root": "Account", "IAMUser": "User", "AssumedRole": "AssumedRole"}
 
@@ -95,6 +106,42 @@ _ROOT = parse_policy(
 )
 
 
+class WriteCounter(Protocol):
+    """How many writes have run (``services.base.WRITES``): a read kept from the store is good
+    while the count has not moved."""
+
+    @property
+    def value(self) -> int: ...
+
+
+class StoreReads:
+    """What the authorizer reads from the store for a decision (a principal's policies and
+    tags, a bucket's policy and owner), kept while no write has run and for ``max_age``
+    seconds at most (writes outside this process: a shared store). Decisions are still made
+    every call, from these reads: conditions on time, address or request hold as ever; what
+    goes is the store's round trip on another thread, three per S3 call by a user or role."""
+
+    def __init__(self, writes: WriteCounter | None, max_age: float = 10.0) -> None:
+        self.writes = writes
+        self.max_age = max_age
+        self.entries: dict[tuple[object, ...], tuple[int, float, Any]] = {}
+
+    async def get(self, key: tuple[object, ...], load: Callable[[], Awaitable[T]]) -> T:
+        if self.writes is None:
+            return await load()
+        now = time.monotonic()
+        hit = self.entries.get(key)
+        if hit is not None and hit[0] == self.writes.value and now - hit[1] < self.max_age:
+            value: T = hit[2]
+            return value
+        writes = self.writes.value  # before the read: a write during it makes it stale
+        loaded = await load()
+        if len(self.entries) >= 4096:
+            self.entries.clear()
+        self.entries[key] = (writes, now, loaded)
+        return loaded
+
+
 class AccessDenied(AwsError):
     pass
 
@@ -137,7 +184,9 @@ class PolicyAuthorizer:
         catalog: Catalog | None = None,
         resource_policies: ResourcePolicySource | None = None,
         multi_account: bool = False,
+        writes: WriteCounter | None = None,
     ) -> None:
+        self.reads = StoreReads(writes)
         # ``multi_account``: other accounts exist, so root's S3 calls are decided too.
         self.multi_account = multi_account
         self.store = store
@@ -237,17 +286,28 @@ class PolicyAuthorizer:
             return [], None
         if principal.is_root:
             return [_ROOT], None
-        return await self.policies.identity_policy_set(principal)
+        key = ("identity", principal.kind, principal.arn, principal.user_id, principal.issuer_id)
+        return await self.reads.get(key, lambda: self.policies.identity_policy_set(principal))
 
     async def principal_context_of(self, principal: Principal) -> dict[str, object]:
         if principal.is_anonymous:
             return {}  # no aws:Principal* key is present for an unsigned request
-        return self.principal_context(principal, await self.policies.principal_tags(principal))
+        key = (
+            "tags", principal.kind, principal.user_id, principal.issuer_id,
+            tuple(sorted(principal.session_tags.items())),
+        )  # fmt: skip
+        tags = await self.reads.get(key, lambda: self.policies.principal_tags(principal))
+        return self.principal_context(principal, tags)
 
     async def with_resource_policies(self, policies: PolicySet, resource: str) -> PolicySet:
         if self.resource_policies is None or resource == "*":
             return policies
-        found, owner = await self.resource_policies.bearing_on(resource)
+        source = self.resource_policies
+        # One bucket's policy and owner bear on all its objects: read once for all of them.
+        bucket = resource.split(":::", 1)[1].split("/", 1)[0] if ":::" in resource else resource
+        found, owner = await self.reads.get(
+            ("resource", bucket), lambda: source.bearing_on(bucket_arn(resource))
+        )
         if not found and owner is None:
             return policies
         # The owner decides whether the call crosses accounts: then both sides must allow.

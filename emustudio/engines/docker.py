@@ -9,6 +9,10 @@ privileges and runs under Docker's init. Its CPU and memory limits are its insta
 by the settings (the machine is not a rack); Spark's worker still advertises the instance type's
 vCPUs and memory, as YARN does on EMR.
 
+Every node reaches the gateway at its subnet's address (``runtime/reach.py``): S3 for EMRFS and
+the instance metadata service for the ``JobFlowRole``'s credentials (``emrfs.py`` says what the
+node is told; no key is among it).
+
 Readiness is the image's health check (``compose/cluster/healthcheck.py``): the master's Spark
 master, history server and gateway listen; a worker has registered. Steps run with ``docker
 exec`` on the master, on a pool of their own so that a long step never holds the gateway's
@@ -27,6 +31,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
+from emustudio.engines import emrfs
 from emustudio.engines.base import (
     ClusterEngine,
     ClusterSpec,
@@ -38,6 +43,7 @@ from emustudio.engines.base import (
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import L_INSTANCE, L_KIND, L_SUBNET_ID, LABEL, SubnetNetworks
+from emustudio.runtime.reach import API, METADATA, GatewayReach, ReachError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +52,8 @@ L_CLUSTER_ID = f"{LABEL}.cluster-id"
 L_EC2_INSTANCE = f"{LABEL}.ec2-instance-id"
 L_ROLE = f"{LABEL}.instance-role"
 GATEWAY_PORT = 18888
-_TAIL = 4000  # characters of a step's output kept for FailureDetails and logs
+_TAIL = 16000  # characters of a step's output kept for FailureDetails and logs (a JVM's
+# stack trace is long; the exception it starts with is the reason)
 _PIDS_LIMIT = 2048
 
 
@@ -58,7 +65,9 @@ class DockerClusterEngine(ClusterEngine):
         networks: SubnetNetworks,
         images: Images,
         instance_id: str,
+        reach: GatewayReach,
         *,
+        region: str,
         max_node_memory_mib: int = 1536,
         max_node_cpus: float = 1.0,
         start_timeout: float = 180.0,
@@ -68,6 +77,8 @@ class DockerClusterEngine(ClusterEngine):
         self._networks = networks
         self._images = images
         self._instance_id = instance_id
+        self._reach = reach
+        self._region = region
         self.max_node_memory_mib = max_node_memory_mib
         self.max_node_cpus = max_node_cpus
         self.start_timeout = start_timeout
@@ -91,8 +102,17 @@ class DockerClusterEngine(ClusterEngine):
         network = self._networks.network_name(spec.subnet_id)
         master = next(n for n in spec.nodes if n.role == "MASTER")
         try:
+            address = await self._reach.address(spec.subnet_id)
+        except ReachError as exc:
+            raise ClusterStartError(str(exc)) from exc
+        endpoint = f"http://{address}:{self._reach.port(API)}"
+        env = emrfs.environment(
+            endpoint, f"http://{address}:{self._reach.port(METADATA)}", self._region
+        )
+        env["EMR_SPARK_DEFAULTS"] = json.dumps(emrfs.spark_defaults(endpoint) | spec.spark_defaults)
+        try:
             for node in spec.nodes:
-                await self._create(spec, node, image, network, master.instance_id)
+                await self._create(spec, node, image, network, master.instance_id, env)
             return await self._wait_healthy(spec, network)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -100,16 +120,22 @@ class DockerClusterEngine(ClusterEngine):
             raise
 
     async def _create(
-        self, spec: ClusterSpec, node: NodeSpec, image: str, network: str, master_host: str
+        self,
+        spec: ClusterSpec,
+        node: NodeSpec,
+        image: str,
+        network: str,
+        master_host: str,
+        common_env: dict[str, str],
     ) -> None:
         role = "master" if node.role == "MASTER" else node.role.lower()
         memory_mib = min(node.instance_type.memory_mib, self.max_node_memory_mib)
         env = {
+            **common_env,
             "EMR_NODE_ROLE": role,
             "EMR_MASTER_HOST": master_host,
             "EMR_WORKER_CORES": str(node.instance_type.vcpu),
             "EMR_WORKER_MEMORY": f"{max(node.instance_type.memory_mib - 1024, 512)}m",
-            "EMR_SPARK_DEFAULTS": json.dumps(spec.spark_defaults),
         }
         if role == "master":
             env["EMR_JEG_TOKEN"] = spec.gateway_token

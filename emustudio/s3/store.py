@@ -82,6 +82,10 @@ class _Reader(HTTPMessageDelegate):
     def finish(self) -> None:
         self._later(_END)
 
+    def response_ended(self, _task: asyncio.Future[bool]) -> None:
+        if not self.head.done():  # the connection closed before the head (see StoreClient.send)
+            self.on_connection_close()
+
     def on_connection_close(self) -> None:
         if not self.head.done():
             self.head.set_exception(StoreUnavailable("the store closed the connection"))
@@ -262,6 +266,10 @@ class StoreClient:
                 raise
             task = asyncio.ensure_future(connection.read_response(reader))
             task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            # Tornado tells the reader of a closed connection only once the answer's head is
+            # in: a kept connection the store closed while idle (the request written into it,
+            # then EOF) would leave the head unanswered for ever.
+            task.add_done_callback(reader.response_ended)
             try:
                 status, received = await reader.head
             except (StoreUnavailable, StreamClosedError) as exc:

@@ -42,7 +42,8 @@ class WriteCount:
     A cache of decisions taken from the store (the Workspace gate's admissions) notes the count
     when it decides, and decides again once the count moved: any call that is not a read
     (``Describe``, ``Get``, ``List``...) may have changed a policy, a user, a group, a tag or a
-    session mapping. Reads are far more frequent than writes, so this costs little.
+    session mapping. Reads are far more frequent than writes, so this costs little. Writes of
+    S3 objects (``Service.unwatched_writes``) change nothing such a cache reads and leave it.
     """
 
     def __init__(self) -> None:
@@ -60,6 +61,8 @@ class Service:
 
     name: ClassVar[str]
     operations: ClassVar[dict[str, str]]
+    # Writes that change nothing a decision is made from (S3's objects), so they leave WRITES.
+    unwatched_writes: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -81,5 +84,6 @@ class Service:
         try:
             return await handler(ctx, ctx.params)  # type: ignore[call-arg,arg-type]
         finally:
-            if not is_read_only(ctx.operation_name):
+            name = ctx.operation_name
+            if not is_read_only(name) and name not in self.unwatched_writes:
                 WRITES.bump()  # a failed write may have changed something too

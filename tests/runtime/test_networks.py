@@ -377,3 +377,37 @@ def test_conflict_messages_say_who_owns_the_network_and_how_to_fix() -> None:
 
     own = str(CidrConflict("10.0.0.0/24", "emustudio-me-subnet-1", "me", this_instance="me"))
     assert "this emustudio instance 'me'" in own and "EMUSTUDIO_NETWORK_REMAP=true" in own
+
+
+def test_isolation_closes_new_networks_and_re_creates_open_ones_only_when_empty(
+    client: docker.DockerClient, instance: str, free_cidr: Callable[[], str]
+) -> None:
+    """Docker cannot turn inter-container traffic off on an existing network: an open one
+    (made before security groups were enforced) is re-created closed when nothing uses it,
+    and kept while a container is attached (the firewall's DROP closes it then)."""
+    empty, busy = spec("subnet-0open", free_cidr()), spec("subnet-0busy", free_cidr())
+    before = run(
+        _with_networks(instance, lambda n: asyncio.gather(n.ensure(empty), n.ensure(busy)))
+    )
+    for made in before:
+        options = client.networks.get(made.network_id).attrs["Options"]
+        assert options.get("com.docker.network.bridge.enable_icc") != "false"
+    sleeper = client.containers.run(
+        "emustudio/base:bookworm", ["sleep", "600"], network=before[1].name, detach=True,
+        labels={"emustudio.instance": instance},
+    )  # fmt: skip
+    try:
+        after = run(
+            _with_networks(
+                instance,
+                lambda n: asyncio.gather(n.ensure(empty), n.ensure(busy)),
+                isolate=True,
+            )
+        )
+        reopened, kept = (client.networks.get(a.network_id).attrs["Options"] for a in after)
+        assert after[0].network_id != before[0].network_id
+        assert reopened.get("com.docker.network.bridge.enable_icc") == "false"
+        assert after[1].network_id == before[1].network_id
+        assert kept.get("com.docker.network.bridge.enable_icc") != "false"
+    finally:
+        sleeper.remove(force=True)

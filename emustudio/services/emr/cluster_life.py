@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 TERMINAL = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 STEP_DONE = ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED")
 _ERROR_LINE = re.compile(r"(Error|Exception|error:)")
+_TRACE = re.compile(r"(at |Caused by: |Suppressed: |\.\.\. \d+ more)")
 
 
 def step_argv(jar: str, args: list[str]) -> list[str] | None:
@@ -310,7 +311,9 @@ class ClusterLife:
         session: Session, cluster_id: str, step: ClusterStep, code: int, stderr: str
     ) -> dict[str, str]:
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        errors = [line for line in lines if _ERROR_LINE.search(line)]
+        # A Java stack trace's frames ("at ...translateException(...)") and causes name
+        # exceptions too: the exception's own line (the trace's first) says what went wrong.
+        errors = [line for line in lines if _ERROR_LINE.search(line) and not _TRACE.match(line)]
         reason = (errors[-1] if errors else lines[-1] if lines else "Unknown Error.")[:256]
         out = {"Reason": reason, "Message": f"Command exited with code {code}."}
         cluster = session.get(Cluster, cluster_id)

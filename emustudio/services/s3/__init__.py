@@ -18,5 +18,20 @@ from emustudio.services.s3.objects import Objects
 class S3Service(Buckets, Objects):
     """Every S3 operation the gateway answers."""
 
+    # Objects are no policy, user, tag or owner: writing them leaves the authorizer's reads.
+    unwatched_writes = frozenset(
+        {
+            "PutObject",
+            "DeleteObject",
+            "DeleteObjects",
+            "CopyObject",
+            "CreateMultipartUpload",
+            "UploadPart",
+            "UploadPartCopy",
+            "CompleteMultipartUpload",
+            "AbortMultipartUpload",
+        }
+    )
+
 
 __all__ = ["Access", "Forwarder", "S3Service"]

@@ -1,5 +1,6 @@
 """STS: caller identity, role sessions (``AssumeRole``, ``AssumeRoleWithSAML``), session tokens,
-and EMR Studio's sessions of a Studio user role (`studio.py`). Temporary credentials persist in
+EMR Studio's sessions of a Studio user role (`studio.py`) and EC2's sessions of an instance
+profile's role for an EMR node (`instance.py`). Temporary credentials persist in
 the store and are served from memory by :class:`StsCredentials`. Call :meth:`StsService.load`
 once at start-up."""
 
@@ -17,13 +18,16 @@ from emustudio.services.sts.credentials import (
     StsCredentials,
     principal_from_json,
 )
+from emustudio.services.sts.instance import InstanceProfileSessions
 from emustudio.services.sts.saml import SamlAssertion, SamlOperations, SamlVerifier
 from emustudio.services.sts.studio import StudioSessionOperations
 from emustudio.store import Store
 from emustudio.store.iam_tables import StsSession
 
 
-class StsService(AssumeRoleOperations, SamlOperations, StudioSessionOperations):
+class StsService(
+    AssumeRoleOperations, SamlOperations, StudioSessionOperations, InstanceProfileSessions
+):
     """The STS operations emustudio answers; everything else in the model is NotImplemented.
 
     ``saml_verifier`` checks AssumeRoleWithSAML's responses (without one, it is refused)."""
