@@ -5,7 +5,11 @@ Both sides are timed the same way: from the call that starts the container to th
 successful GET of the server's readiness URL from the host (the gateway reaches Workspaces the
 same way, on the subnet network). Prints a table of medians and the ratio gateway / bare.
 
-    .venv/bin/python bench/workspace_start.py [--rounds 5] [--concurrent 10]
+    .venv/bin/python bench/workspace_start.py [--rounds 5] [--concurrent 10] [--pool 1]
+
+With ``--pool N`` the gateway keeps N warm containers per subnet, and each timed StartEditor
+first waits (untimed) until the subnet's pool has a warm one: the warm path, against the same
+bare ``docker run``.
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ def poll(url_of: Any, deadline: float = 180.0) -> float:
 
 
 def container_url(client: docker.DockerClient, editor_id: str) -> str | None:
-    found = client.containers.list(filters={"label": [f"emustudio.workspace-id={editor_id}"]})
+    # By name: a container claimed from the warm pool has the pool's labels.
+    found = client.containers.list(filters={"name": f"-{editor_id}$"})
     if not found:
         return None
     networks = found[0].attrs["NetworkSettings"]["Networks"]
@@ -93,10 +98,27 @@ def bare_start(client: docker.DockerClient, image: str, network: str) -> float:
         container.remove(force=True)
 
 
-def gateway_start(editors: Any, client: docker.DockerClient, editor_id: str) -> float:
+def warm_ready(client: docker.DockerClient, instance_id: str, network: str) -> bool:
+    """Whether the subnet's warm pool has a container that answers its claim port."""
+    labels = [f"emustudio.instance={instance_id}", "emustudio.pool=warm"]
+    for container in client.containers.list(filters={"label": labels}):
+        ip = container.attrs["NetworkSettings"]["Networks"].get(network, {}).get("IPAddress")
+        if "-pool-" in container.name and ip and answers(f"http://{ip}:8888/emustudio/warm"):
+            return True
+    return False
+
+
+def gateway_start(
+    editors: Any, client: docker.DockerClient, editor_id: str, warm: Any = None
+) -> float:
     editors.stop_editor(EditorId=editor_id)
     while editors.describe_editor(EditorId=editor_id)["Editor"]["Status"] != "Idle":
         time.sleep(0.05)
+    waited = time.monotonic()
+    while warm is not None and not warm():  # untimed: the pool refilling after the last claim
+        if time.monotonic() - waited > 300:
+            raise TimeoutError("no warm container in the pool")
+        time.sleep(0.1)
     started = time.monotonic()
     editors.start_editor(EditorId=editor_id)
     poll(lambda: container_url(client, editor_id))
@@ -107,9 +129,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=10)
+    parser.add_argument("--pool", type=int, default=0, help="warm containers per subnet")
     args = parser.parse_args()
     client = docker.from_env()
-    gateway = GatewayProcess().start()
+    gateway = GatewayProcess(env={"EMUSTUDIO_WORKSPACE_POOL_SIZE": str(args.pool)}).start()
     try:
         ec2, emr, editors = gateway.client("ec2"), gateway.client("emr"), editors_client(gateway)
         vpc = ec2.create_vpc(CidrBlock="10.181.0.0/16")["Vpc"]["VpcId"]
@@ -135,15 +158,14 @@ def main() -> None:
         )["StudioId"]
         editor_id = editors.create_editor(StudioId=studio, Name="bench")["EditorId"]
         poll(lambda: container_url(client, editor_id))  # first start builds/checks the image
-        image = client.containers.list(filters={"label": [f"emustudio.workspace-id={editor_id}"]})[
-            0
-        ].image.tags[0]
+        image = client.containers.list(filters={"name": f"-{editor_id}$"})[0].image.id
         network = f"emustudio-{gateway.instance_id}-{subnets[0]}"
 
         bare, through = [], []
         for _ in range(args.rounds):
             bare.append(bare_start(client, image, network))
-            through.append(gateway_start(editors, client, editor_id))
+            warm = (lambda: warm_ready(client, gateway.instance_id, network)) if args.pool else None
+            through.append(gateway_start(editors, client, editor_id, warm))
 
         ids = [
             editors.create_editor(StudioId=studio, Name=f"c{i}")["EditorId"]
@@ -162,11 +184,15 @@ def main() -> None:
 
         bare_med, gw_med = statistics.median(bare), statistics.median(through)
         print(f"image {image}; {args.rounds} rounds each")
-        rows = (("bare docker run -> ready", bare), ("StartEditor -> JupyterLab ready", through))
-        print(f"{'':38}{'median s':>10}{'min s':>8}{'max s':>8}")
+        path = f"warm, pool {args.pool}" if args.pool else "cold"
+        rows = (
+            ("bare docker run -> ready", bare),
+            (f"StartEditor -> JupyterLab ready ({path})", through),
+        )
+        print(f"{'':50}{'median s':>10}{'min s':>8}{'max s':>8}")
         for label, values in rows:
             median = statistics.median(values)
-            print(f"{label:38}{median:10.2f}{min(values):8.2f}{max(values):8.2f}")
+            print(f"{label:50}{median:10.2f}{min(values):8.2f}{max(values):8.2f}")
         print(f"ratio gateway / bare: {gw_med / bare_med:.2f}")
         done = sorted(times.values())
         print(

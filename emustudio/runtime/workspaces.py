@@ -78,6 +78,7 @@ from docker.errors import APIError, ImageNotFound, NotFound
 
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.networks import L_INSTANCE, L_KIND, L_SUBNET_ID, LABEL
+from emustudio.runtime.pool import L_POOL, PoolKey, WarmPool, claim
 
 if TYPE_CHECKING:
     from emustudio.config import Settings
@@ -101,7 +102,7 @@ log = logging.getLogger(__name__)
 KIND_WORKSPACE = "workspace"
 KIND_WORKSPACE_IMAGE = "workspace-image"
 L_WORKSPACE_ID = f"{LABEL}.workspace-id"
-L_STUDIO_ID = f"{LABEL}.studio-id"
+L_STUDIO_ID = f"{LABEL}.studio-id"  # runtime/pool.py labels pooled containers with it too
 L_SPEC = f"{LABEL}.spec"
 L_NETWORK = f"{LABEL}.network"
 JUPYTER_PORT = 8888
@@ -292,6 +293,17 @@ class WorkspaceRuntime(ABC):
     def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
         """Call ``listener(workspace_id, why)`` when a ready container dies unasked."""
 
+    @property
+    def pool_size(self) -> int:
+        """Warm containers kept per pool key (runtime/pool.py); 0: none."""
+        return 0
+
+    def fill_pool(self, key: PoolKey) -> None:  # noqa: B027 - optional
+        """Top ``key``'s warm pool up in the background."""
+
+    async def drain_pool(self, subnet_ids: set[str]) -> None:  # noqa: B027 - optional
+        """Remove the warm containers of ``subnet_ids``; they are not refilled until asked."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what the runtime holds (streams, threads); containers keep running."""
 
@@ -307,12 +319,24 @@ class DockerWorkspaces(WorkspaceRuntime):
         start_timeout: float = 120.0,
         stop_timeout: int = 5,
         ready_poll: float = 0.05,
+        pool_size: int = 0,
     ) -> None:
         self._docker = docker
         self._instance_id = instance_id
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.ready_poll = ready_poll
+        self.pool = WarmPool(
+            docker,
+            instance_id,
+            pool_size,
+            create_options=_create_options,
+            start_timeout=start_timeout,
+            ready_poll=ready_poll,
+        )
+        # Container id -> spec digest of the pooled containers this runtime claimed (their
+        # labels are the pool's): start() again with the same spec finds them running.
+        self._claimed: dict[str, str] = {}
         self._events = _EventStream(
             docker,
             {
@@ -342,6 +366,7 @@ class DockerWorkspaces(WorkspaceRuntime):
             start_timeout=settings.workspace_start_timeout,
             stop_timeout=settings.workspace_stop_timeout,
             ready_poll=settings.workspace_ready_poll,
+            pool_size=settings.workspace_pool_size,
         )
 
     def container_name(self, workspace_id: str) -> str:
@@ -367,7 +392,8 @@ class DockerWorkspaces(WorkspaceRuntime):
         with self._events.subscription(name) as queue:
             async with self._lock(wid):
                 await self._ensure_image(spec, report)
-                await self._ensure_started(spec, report)
+                if not await self._claim(spec, report):
+                    await self._ensure_started(spec, report)
             report(StartStep.WAITING, "Waiting for JupyterLab to answer")
             try:
                 endpoint = await self._wait(wid, queue, deadline, spec.network)
@@ -439,7 +465,7 @@ class DockerWorkspaces(WorkspaceRuntime):
 
         states = await asyncio.gather(
             *(
-                self._current(str(attrs["Config"]["Labels"].get(L_WORKSPACE_ID, "")), attrs)
+                self._current(self._workspace_id(attrs["Config"]["Labels"], attrs["Name"]), attrs)
                 for attrs in await self._docker.run(_list)
             )
         )
@@ -489,6 +515,22 @@ class DockerWorkspaces(WorkspaceRuntime):
     async def close(self) -> None:
         self._closed = True
         self._events.close()
+        await self.pool.close()
+
+    @property
+    def pool_size(self) -> int:
+        return self.pool.size
+
+    def fill_pool(self, key: PoolKey) -> None:
+        self.pool.fill(key)
+
+    async def drain_pool(self, subnet_ids: set[str]) -> None:
+        await self.pool.drain(subnet_ids)
+
+    def pool_key(self, spec: WorkspaceSpec) -> PoolKey:
+        return PoolKey(
+            spec.studio_id, spec.subnet_id, spec.network, spec.image, spec.memory, spec.cpus
+        )
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -534,6 +576,48 @@ class DockerWorkspaces(WorkspaceRuntime):
                 f" {L_KIND}={KIND_WORKSPACE_IMAGE}): build it FROM emustudio/workspace",
             )
 
+    async def _claim(self, spec: WorkspaceSpec, report: Callable[[StartStep, str], None]) -> bool:
+        """Start from a warm pooled container if there is one (True), else leave it to a cold
+        start; either way the subnet's pool is topped up afterwards."""
+        if self.pool.size == 0:
+            return False
+        key = self.pool_key(spec)
+        name = self.container_name(spec.workspace_id)
+        self.pool.fill(key, delay=self.pool.refill_delay)
+        if not all(k.startswith("EMUSTUDIO_") for k in spec.env):
+            return False  # a claim carries only EMUSTUDIO_* variables
+        if await self._inspect(name) is not None:
+            return False  # its own container exists: start() is idempotent on it
+        warm = self.pool.take(key)
+        if warm is None:
+            report(StartStep.CREATING, "No warm JupyterLab in this subnet's pool: a cold start")
+            return False
+
+        def _rename(client: docker.DockerClient) -> None:
+            client.api.rename(warm.container_id, name)
+
+        identity = {ENV_WORKSPACE_ID: spec.workspace_id, ENV_STUDIO_ID: spec.studio_id}
+        try:
+            await self._docker.run(_rename)
+            accepted = await claim(
+                warm,
+                token=spec.token,
+                base_url=spec.base_url,
+                allow_origin=spec.allow_origin,
+                env={**spec.env, **identity},
+            )
+        except (NotFound, APIError) as exc:
+            log.warning("workspace %s: warm %s not claimed: %s", spec.workspace_id, warm.name, exc)
+            accepted = False
+        if not accepted:
+            await self._remove(warm.container_id)  # taken: never pooled again
+            report(StartStep.CREATING, "The warm JupyterLab did not answer: a cold start")
+            return False
+        self._claimed[warm.container_id] = spec.digest()
+        log.info("workspace %s: claimed warm container %s", spec.workspace_id, warm.name)
+        report(StartStep.STARTING, "Warm start: claimed a pre-started JupyterLab of the subnet")
+        return True
+
     async def _ensure_started(
         self, spec: WorkspaceSpec, report: Callable[[StartStep, str], None]
     ) -> None:
@@ -543,7 +627,10 @@ class DockerWorkspaces(WorkspaceRuntime):
         attrs = await self._inspect(name)
         if attrs is not None:
             status = attrs["State"]["Status"]
-            same = attrs["Config"]["Labels"].get(L_SPEC) == digest
+            same = (
+                attrs["Config"]["Labels"].get(L_SPEC) == digest
+                or self._claimed.get(attrs["Id"]) == digest
+            )
             if same and status == "running":
                 health = (attrs["State"].get("Health") or {}).get("Status")
                 if health != "unhealthy":
@@ -589,9 +676,6 @@ class DockerWorkspaces(WorkspaceRuntime):
             ENV_WORKSPACE_ID: spec.workspace_id,
             ENV_STUDIO_ID: spec.studio_id,
         }
-        # No Docker health check, whatever the image says: readiness is probed once by the
-        # gateway, and liveness comes from Docker's events (see the module docstring).
-        healthcheck = {"test": ["NONE"]}
 
         def _create_sync(client: docker.DockerClient) -> None:
             try:
@@ -608,17 +692,7 @@ class DockerWorkspaces(WorkspaceRuntime):
                     name=name,
                     labels=labels,
                     environment=environment,
-                    network=spec.network,  # the only network: no default bridge
-                    mem_limit=spec.memory,
-                    memswap_limit=spec.memory,  # no swap on top
-                    nano_cpus=round(spec.cpus * 1e9),
-                    pids_limit=_PIDS_LIMIT,
-                    restart_policy={"Name": "no"},
-                    init=True,  # reaps kernels' orphans; JupyterLab is not an init
-                    cap_drop=["ALL"],
-                    security_opt=["no-new-privileges"],
-                    healthcheck=healthcheck,
-                    detach=True,
+                    **_create_options(spec.network, spec.memory, spec.cpus),
                 )
             except APIError as exc:
                 if exc.status_code != 409:  # 409: created meanwhile by another start
@@ -697,6 +771,16 @@ class DockerWorkspaces(WorkspaceRuntime):
             self._ready[container_id] = workspace_id
         return dataclasses.replace(state, phase=Phase.HEALTHY)
 
+    def _workspace_id(self, labels: Mapping[str, Any], name: str) -> str:
+        """The Workspace of a container: its label, or for a claimed pooled container (whose
+        labels are the pool's) its name; "" for a pooled container not claimed."""
+        if labels.get(L_POOL) is None:
+            return str(labels.get(L_WORKSPACE_ID, ""))
+        prefix = self.container_name("")
+        name = name.lstrip("/")
+        found = name[len(prefix) :] if name.startswith(prefix) else ""
+        return found if _WORKSPACE_ID.match(found) else ""
+
     def _on_event(self, event: dict[str, Any]) -> None:
         action = event.get("Action") or event.get("status")
         if action not in ("die", "destroy"):
@@ -705,7 +789,7 @@ class DockerWorkspaces(WorkspaceRuntime):
         if self._ready.pop(container_id, None) is None:
             return  # never ready, or being stopped: those paths report it themselves
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
-        workspace_id = str(attributes.get(L_WORKSPACE_ID, ""))
+        workspace_id = self._workspace_id(attributes, str(attributes.get("name", "")))
         if action != "die" or not workspace_id or workspace_id in self._stopping:
             return
         why = f"JupyterLab exited with code {attributes.get('exitCode', '?')}"
@@ -763,6 +847,25 @@ class DockerWorkspaces(WorkspaceRuntime):
             _remove_sync(container)
 
         await self._docker.run(_rm)
+
+
+def _create_options(network: str, memory: str, cpus: float) -> dict[str, Any]:
+    """How every Workspace container is made, pooled or not (all but image, name, labels, env)."""
+    return {
+        "network": network,  # the only network: no default bridge
+        "mem_limit": memory,
+        "memswap_limit": memory,  # no swap on top
+        "nano_cpus": round(cpus * 1e9),
+        "pids_limit": _PIDS_LIMIT,
+        "restart_policy": {"Name": "no"},
+        "init": True,  # reaps kernels' orphans; JupyterLab is not an init
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        # No Docker health check, whatever the image says: readiness is probed once by the
+        # gateway, and liveness comes from Docker's events (see the module docstring).
+        "healthcheck": {"test": ["NONE"]},
+        "detach": True,
+    }
 
 
 def _remove_sync(container: Any) -> None:

@@ -205,5 +205,7 @@ def restart_workspace(editors: Any, workspace: Workspace) -> dict[str, Any]:
 
 
 def container_of(client: docker.DockerClient, editor_id: str) -> Any:
-    found = client.containers.list(filters={"label": [f"emustudio.workspace-id={editor_id}"]})
+    """The Workspace's container, by its name (one claimed from the warm pool has the pool's
+    labels, not the Workspace's)."""
+    found = client.containers.list(filters={"name": f"-{editor_id}$"})
     return found[0] if found else None

@@ -74,6 +74,8 @@ class GatewayProcess:
             # `emustudio up` sets the demo up by default; a test gateway starts empty, as a
             # new account does (env={"EMUSTUDIO_DEMO": "true"} gives it the demo).
             EMUSTUDIO_DEMO="false",
+            # No warm pool unless a test asks for one: its containers would load shared machines.
+            EMUSTUDIO_WORKSPACE_POOL_SIZE="0",
         )
         env.update(self.extra_env)
         return env

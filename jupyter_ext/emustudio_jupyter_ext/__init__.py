@@ -1,13 +1,14 @@
 """emustudio's Jupyter server extension, loaded by the server of every Workspace.
 
-It does three things now:
+It does four things now:
 
 * **TCP_NODELAY on every connection**, WebSockets included (:mod:`.nodelay`).  Stock
   jupyter_server leaves Nagle's algorithm on for WebSockets, so a small kernel message written
   right after another waits for the client's delayed ACK: about 40 ms per message
   (reference/anchors-measured.md §3).
-* **GET <base_url>emustudio/ready** (:mod:`.handlers`): 200 once the server is up; the image's
-  Docker health check and the gateway ask it.
+* **GET <base_url>emustudio/ready** (:mod:`.handlers`, also at /emustudio/ready): 200 once
+  the server is up; the gateway asks it while a Workspace starts.
+* **emustudio-warm** (:mod:`.warm`): a pooled server, imported and waiting for its claim.
 * **WebSocket <base_url>emustudio/events** (:mod:`.events`): the contents changes (save,
   rename, delete...) the gateway's S3 backup follows, numbered and replayable after a reconnect.
 
@@ -41,12 +42,14 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     make_sticky()
     web_app.add_transform(NoDelay)
     base_url = web_app.settings.get("base_url", "/")
-    web_app.add_handlers(
-        ".*$",
-        [
-            (url_path_join(base_url, "emustudio/ready"), ReadyHandler),
-            (url_path_join(base_url, "emustudio/events"), EventsSocket),
-        ],
-    )
+    handlers: list[tuple[str, Any]] = [
+        (url_path_join(base_url, "emustudio/ready"), ReadyHandler),
+        (url_path_join(base_url, "emustudio/events"), EventsSocket),
+    ]
+    if base_url != "/":
+        # A claimed warm server's base_url is known to the gateway, not to its container's
+        # configuration: the gateway asks /emustudio/ready (it tells only "up").
+        handlers.append(("/emustudio/ready", ReadyHandler))
+    web_app.add_handlers(".*$", handlers)
     hooks.install(serverapp)
     serverapp.log.info("emustudio_jupyter_ext %s loaded (TCP_NODELAY on)", __version__)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from emustudio.runtime.images import Images
 from emustudio.runtime.networks import SubnetNetworks
+from emustudio.runtime.pool import PoolKey
 from emustudio.runtime.workspaces import Phase, WorkspaceRuntime, WorkspaceSpec
 from emustudio.services.emr.workspaces import Containers, ContainerSpec
 from emustudio.store.tables import Endpoint
@@ -34,6 +35,7 @@ class DockerContainers(Containers):
         self.cpus = cpus
         self._image: str | None = None
         self._image_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def image(self, progress: Callable[[str], None]) -> str:
         async with self._image_lock:
@@ -42,22 +44,44 @@ class DockerContainers(Containers):
                 self._image = await self.images.build_workspace()
             return self._image
 
+    def workspace_spec(self, spec: ContainerSpec, image: str) -> WorkspaceSpec:
+        return WorkspaceSpec(
+            workspace_id=spec.editor_id,
+            studio_id=spec.studio_id,
+            subnet_id=spec.subnet_id,
+            network=self.networks.network_name(spec.subnet_id),
+            token=spec.token,
+            image=image,
+            memory=self.memory,
+            cpus=self.cpus,
+            base_url=spec.base_url,
+        )
+
     async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
         endpoint = await self.runtime.start(
-            WorkspaceSpec(
-                workspace_id=spec.editor_id,
-                studio_id=spec.studio_id,
-                subnet_id=spec.subnet_id,
-                network=self.networks.network_name(spec.subnet_id),
-                token=spec.token,
-                image=await self.image(progress),
-                memory=self.memory,
-                cpus=self.cpus,
-                base_url=spec.base_url,
-            ),
+            self.workspace_spec(spec, await self.image(progress)),
             lambda step: progress(step.message),
         )
         return Endpoint(endpoint.ip, endpoint.port)
+
+    async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:
+        if not studio_subnets or self.runtime.pool_size == 0:
+            return
+
+        async def fill() -> None:
+            image = await self.image(lambda _message: None)  # a first run builds it: minutes
+            for studio_id, subnet_id in sorted(studio_subnets):
+                network = self.networks.network_name(subnet_id)
+                self.runtime.fill_pool(
+                    PoolKey(studio_id, subnet_id, network, image, self.memory, self.cpus)
+                )
+
+        task = asyncio.create_task(fill(), name="warm the Workspace pool")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, subnet_ids: set[str]) -> None:
+        await self.runtime.drain_pool(subnet_ids)
 
     async def stop(self, editor_id: str) -> None:
         await self.runtime.stop(editor_id)

@@ -23,6 +23,7 @@ from emustudio.services.emr.common import (
     InternalServerException,
     InvalidRequest,
 )
+from emustudio.services.emr.workspaces import WorkspaceManager
 from emustudio.store.cluster_tables import Cluster
 from emustudio.store.tables import SecurityGroup, Studio, StudioSessionMapping, Subnet, Tag, Vpc
 
@@ -54,6 +55,8 @@ def check_s3_location(location: str) -> None:
 
 
 class StudioOperations(EmrBase):
+    workspaces: WorkspaceManager | None = None  # warm pools follow the Studios' subnets
+
     def studio_arn(self, studio_id: str) -> str:
         return ids.studio_arn(self.region, self.account_id, studio_id)
 
@@ -208,7 +211,14 @@ class StudioOperations(EmrBase):
                 )
             return {"StudioId": studio.id, "Url": self.studio_url(studio.id)}
 
-        return await self.store.tx(create)
+        created = await self.store.tx(create)
+        await self.sync_pools()
+        return created
+
+    async def sync_pools(self) -> None:
+        """The Studios' subnets changed: warm pools follow (a first start there is warm too)."""
+        if self.workspaces is not None:
+            await self.workspaces.sync_pools()
 
     @operation("DescribeStudio")
     async def describe_studio(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +286,10 @@ class StudioOperations(EmrBase):
             session.add(studio)
             return {}
 
-        return await self.store.tx(update)
+        updated = await self.store.tx(update)
+        if "SubnetIds" in params:
+            await self.sync_pools()
+        return updated
 
     @operation("DeleteStudio")
     async def delete_studio(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
@@ -296,7 +309,9 @@ class StudioOperations(EmrBase):
             session.delete(studio)
             return {}
 
-        return await self.store.tx(delete)
+        deleted = await self.store.tx(delete)
+        await self.sync_pools()
+        return deleted
 
     def _tag_target(self, session: Session, params: dict[str, Any]) -> str:
         resource_id = params["ResourceId"]

@@ -76,6 +76,12 @@ class Containers(ABC):
     def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
         """Call ``listener(editor_id, why)`` when a running container dies on its own."""
 
+    async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:  # noqa: B027 - optional
+        """Keep warm containers ready on these (Studio, subnet) pairs, if there is a pool."""
+
+    async def drain(self, subnet_ids: set[str]) -> None:  # noqa: B027 - optional
+        """Remove the warm containers of these subnets and stop refilling them (an outage)."""
+
 
 class WorkspaceHooks(Protocol):
     """What other rooms do at a Workspace's transitions (the backup engine, for one: it has
@@ -313,6 +319,27 @@ class WorkspaceManager:
                     editor.id, "Idle", "The Workspace stopped while the gateway was down.",
                     endpoint=None,
                 )  # fmt: skip
+        await self.sync_pools()
+
+    async def sync_pools(self) -> None:
+        """Warm pools on the subnets of this region's Studios outside impaired AZs; none
+        elsewhere (after a Studio's creation, change or deletion, an outage and its end)."""
+
+        def subnets(session: Session) -> tuple[set[tuple[str, str]], set[str]]:
+            failed = {z.name for z in session.exec(select(ZoneState))}
+            every = list(session.exec(select(Subnet).where(Subnet.region == self.region)))
+            healthy = {s.id for s in every if s.availability_zone not in failed}
+            wanted = {
+                (studio.id, sid)
+                for studio in session.exec(select(Studio).where(Studio.region == self.region))
+                for sid in studio.subnet_ids
+                if sid in healthy
+            }
+            return wanted, {s.id for s in every} - {sid for _, sid in wanted}
+
+        wanted, others = await self.store.tx(subnets)
+        await self.containers.drain(others)
+        await self.containers.warm(wanted)
 
     async def fail_zone(self, zone: str) -> list[str]:
         """Mark ``zone`` failed; its running Workspaces lose their network."""
@@ -328,6 +355,7 @@ class WorkspaceManager:
             )
 
         hit = await self.store.tx(mark)
+        await self.sync_pools()  # the impaired zone's pools are drained
         for editor in hit:
             assert editor.subnet_id is not None
             await self.containers.disconnect(editor.id, editor.subnet_id)
@@ -361,6 +389,7 @@ class WorkspaceManager:
             else:
                 await self.set_status(editor.id, editor.status, None, endpoint=endpoint.netloc)
                 restored.append(editor.id)
+        await self.sync_pools()
         return restored
 
     async def failed_zones(self) -> set[str]:

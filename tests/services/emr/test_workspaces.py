@@ -20,6 +20,7 @@ class MemoryContainers(Containers):
         self.live: dict[str, ContainerSpec] = {}
         self.detached: set[str] = set()
         self.fail_next = False
+        self.warm_pools: set[tuple[str, str]] = set()  # (Studio, subnet) pools kept filled
 
     async def start(self, spec: ContainerSpec, progress: Callable[[str], None]) -> Endpoint:
         progress("Creating container")
@@ -39,6 +40,12 @@ class MemoryContainers(Containers):
 
     async def disconnect(self, editor_id: str, subnet_id: str) -> None:
         self.detached.add(editor_id)
+
+    async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:
+        self.warm_pools |= studio_subnets
+
+    async def drain(self, subnet_ids: set[str]) -> None:
+        self.warm_pools = {(st, sn) for st, sn in self.warm_pools if sn not in subnet_ids}
 
     async def reconnect(self, editor_id: str, subnet_id: str) -> Endpoint | None:
         self.detached.discard(editor_id)
@@ -163,7 +170,10 @@ async def test_an_az_outage_and_recovery(world) -> None:  # type: ignore[no-unty
     manager, containers, store = world
     manager.launch("e-1")
     await settle(manager)
+    await manager.adopt()
+    assert containers.warm_pools == {("es-1", "subnet-a"), ("es-1", "subnet-b")}
     assert await manager.fail_zone("us-east-1a") == ["e-1"]
+    assert containers.warm_pools == {("es-1", "subnet-b")}  # the impaired zone's is drained
     hurt = await editor(store)
     assert hurt.status_reason == "Unhealthy: Availability Zone us-east-1a is impaired."
     assert hurt.endpoint is None and "e-1" in containers.detached
@@ -181,7 +191,9 @@ async def test_an_az_outage_and_recovery(world) -> None:  # type: ignore[no-unty
     )
 
     await manager.fail_zone("us-east-1b")
+    assert containers.warm_pools == set()
     assert await manager.restore_zone("us-east-1b") == ["e-1"]
+    assert containers.warm_pools == {("es-1", "subnet-b")}  # us-east-1a is still impaired
     back = await editor(store)
     assert (back.endpoint, back.status_reason) == ("subnet-b:8888", None)
     assert await manager.failed_zones() == {"us-east-1a"}
@@ -194,6 +206,7 @@ async def test_adopt_keeps_running_and_marks_vanished_idle(world) -> None:  # ty
     fresh = WorkspaceManager(store, containers, region="us-east-1")
     await fresh.adopt()
     assert (await editor(store)).status == "Ready"
+    assert containers.warm_pools == {("es-1", "subnet-a"), ("es-1", "subnet-b")}
     containers.live.clear()
     await fresh.adopt()
     gone = await editor(store)
