@@ -44,6 +44,7 @@ from emustudio.services.ec2.enforcement import GroupEnforcement
 from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
+from emustudio.services.emr.instance_s3 import InstanceProfileS3
 from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.services.emr.metadata import InstanceMetadata
 from emustudio.services.emr.service_role import ServiceRoleAttach
@@ -146,6 +147,8 @@ class EmuStudio:
         )
         # AttachEditor acts as the Studio's service role, authorized and recorded.
         self.emr.service_role_attach = ServiceRoleAttach(self.sts, self.gateway.call)
+        # Cluster nodes reach S3 as their instance profile's role (bootstrap scripts, step logs).
+        self.clusters.s3 = InstanceProfileS3(self.store, self.sts, self.gateway.call)
         # Sign-in (IAM users, IAM federation, Identity Center, the built-in IdP) and the pages.
         self.identity_center = make_identity_center(
             settings, self.store, self.sts, self.auditor, self.identitystore, self.idc_idp_metadata

@@ -8,6 +8,7 @@ the master's Jupyter Enterprise Gateway answers. The setting ``cluster_engine`` 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from emustudio.engines.releases import InstanceType
@@ -46,12 +47,14 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """How a step's command ended: its exit code and the tails of its output."""
+    """How a step's command ended: its exit code and the tails of its output; ``logs`` holds
+    a step's whole ``stdout`` and ``stderr`` files (up to a cap) for its ``LogUri``."""
 
     exit_code: int
     stdout: str
     stderr: str
     cancelled: bool = False
+    logs: Mapping[str, bytes] = field(default_factory=dict)
 
 
 class ClusterEngine(ABC):
@@ -61,16 +64,52 @@ class ClusterEngine(ABC):
         registered. Raises :class:`ClusterStartError` (having removed what it made)."""
 
     @abstractmethod
+    async def add_nodes(self, spec: ClusterSpec, nodes: list[NodeSpec]) -> list[NodeInfo]:
+        """Start ``nodes`` (workers) in the running cluster ``spec`` (its master among
+        ``spec.nodes``); return once they have registered. Raises :class:`ClusterStartError`
+        (having removed what it made)."""
+
+    @abstractmethod
+    async def remove_nodes(self, cluster_id: str, instance_ids: list[str]) -> None:
+        """Remove those nodes of the cluster (a resize down)."""
+
+    @abstractmethod
     async def stop(self, cluster_id: str) -> None:
         """Remove every node of the cluster; a cluster with no nodes left counts as done."""
 
     @abstractmethod
-    async def run_step(self, cluster_id: str, step_id: str, argv: list[str]) -> StepOutcome:
-        """Run ``argv`` on the master as the ``hadoop`` user until it exits."""
+    async def run_step(
+        self,
+        cluster_id: str,
+        step_id: str,
+        argv: list[str],
+        files: Mapping[str, bytes] | None = None,
+    ) -> StepOutcome:
+        """Put ``files`` on the master (a custom JAR), then run ``argv`` there as the ``hadoop``
+        user until it exits; its output goes where EMR keeps it
+        (``/mnt/var/log/hadoop/steps/<step id>/``) and comes back in ``logs``."""
+
+    @abstractmethod
+    async def run_on_node(
+        self, cluster_id: str, instance_id: str, argv: list[str], files: Mapping[str, bytes]
+    ) -> StepOutcome:
+        """Put ``files`` (absolute path -> content, the ``hadoop`` user's, executable) on the
+        node ``instance_id``, then run ``argv`` there as ``hadoop`` until it exits (bootstrap
+        actions)."""
 
     @abstractmethod
     async def cancel_step(self, cluster_id: str, step_id: str) -> None:
         """Stop a running step's command (its :meth:`run_step` then returns cancelled)."""
+
+    @abstractmethod
+    async def running_instances(self, cluster_id: str) -> set[str]:
+        """The instance ids of the cluster's nodes that run (after a restart: what to adopt)."""
+
+    @abstractmethod
+    async def busy(self, cluster_id: str, within: float) -> bool:
+        """Whether the cluster works (for auto-termination): a Spark application runs, or
+        ``/emr/metricscollector/isbusy`` on the master was touched in the last ``within``
+        seconds, as EMR reads it."""
 
     @abstractmethod
     async def gateway_endpoint(self, cluster_id: str) -> str | None:

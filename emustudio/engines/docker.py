@@ -23,9 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import io
 import json
 import logging
+import tarfile
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import docker
@@ -52,8 +56,11 @@ L_CLUSTER_ID = f"{LABEL}.cluster-id"
 L_EC2_INSTANCE = f"{LABEL}.ec2-instance-id"
 L_ROLE = f"{LABEL}.instance-role"
 GATEWAY_PORT = 18888
-_TAIL = 16000  # characters of a step's output kept for FailureDetails and logs (a JVM's
-# stack trace is long; the exception it starts with is the reason)
+# Bytes of a step's output kept for FailureDetails (a JVM's stack trace is long; the exception
+# it starts with is the reason).
+_TAIL = 16000
+STEP_LOGS = "/mnt/var/log/hadoop/steps"  # where EMR keeps a step's stdout and stderr
+MAX_LOG_BYTES = 64 << 20  # of each log file, copied to LogUri
 _PIDS_LIMIT = 2048
 
 
@@ -101,6 +108,18 @@ class DockerClusterEngine(ClusterEngine):
         image = await self._images.build_cluster(spec.spark_version)
         network = self._networks.network_name(spec.subnet_id)
         master = next(n for n in spec.nodes if n.role == "MASTER")
+        env = await self._common_env(spec)
+        try:
+            for node in spec.nodes:
+                await self._create(spec, node, image, network, master.instance_id, env)
+            return await self._wait_healthy(spec, network)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.stop(spec.cluster_id)
+            raise
+
+    async def _common_env(self, spec: ClusterSpec) -> dict[str, str]:
+        """What every node's environment holds: EMRFS's endpoints and the Spark defaults."""
         try:
             address = await self._reach.address(spec.subnet_id)
         except ReachError as exc:
@@ -110,14 +129,32 @@ class DockerClusterEngine(ClusterEngine):
             endpoint, f"http://{address}:{self._reach.port(METADATA)}", self._region
         )
         env["EMR_SPARK_DEFAULTS"] = json.dumps(emrfs.spark_defaults(endpoint) | spec.spark_defaults)
+        return env
+
+    async def add_nodes(self, spec: ClusterSpec, nodes: list[NodeSpec]) -> list[NodeInfo]:
+        image = await self._images.build_cluster(spec.spark_version)
+        network = self._networks.network_name(spec.subnet_id)
+        master = next(n for n in spec.nodes if n.role == "MASTER")
+        env = await self._common_env(spec)
         try:
-            for node in spec.nodes:
+            for node in nodes:
                 await self._create(spec, node, image, network, master.instance_id, env)
-            return await self._wait_healthy(spec, network)
+            return await self._wait_healthy(dataclasses.replace(spec, nodes=tuple(nodes)), network)
         except BaseException:
             with contextlib.suppress(Exception):
-                await self.stop(spec.cluster_id)
+                await self.remove_nodes(spec.cluster_id, [n.instance_id for n in nodes])
             raise
+
+    async def remove_nodes(self, cluster_id: str, instance_ids: list[str]) -> None:
+        names = [self.container_name(cluster_id, i) for i in instance_ids]
+
+        def _remove(client: docker.DockerClient) -> None:
+            for name in names:
+                with contextlib.suppress(NotFound):
+                    client.containers.get(name).remove(force=True)
+
+        await self._docker.run(_remove)
+        log.info("cluster %s: removed %s", cluster_id, ", ".join(instance_ids))
 
     async def _create(
         self,
@@ -189,10 +226,8 @@ class DockerClusterEngine(ClusterEngine):
                 if attrs is None:
                     raise ClusterStartError(f"The instance {instance_id} is gone.")
                 state = attrs["State"]
-                # "unhealthy" during the start is not final: the image's start period (120 s)
-                # is shorter than a loaded machine may need to start the JVMs, Docker keeps
-                # checking, and the node turns healthy once its daemons answer. Only a
-                # stopped node, or start_timeout, fails the start.
+                # "unhealthy" alone is not the end: on a loaded machine the daemons may take
+                # longer than the check's start period, and health comes back when they answer.
                 if not state.get("Running"):
                     tail = await self._logs_tail(name)
                     raise ClusterStartError(
@@ -252,27 +287,70 @@ class DockerClusterEngine(ClusterEngine):
 
         return await self._docker.run(_find)
 
-    async def run_step(self, cluster_id: str, step_id: str, argv: list[str]) -> StepOutcome:
+    async def run_step(
+        self,
+        cluster_id: str,
+        step_id: str,
+        argv: list[str],
+        files: Mapping[str, bytes] | None = None,
+    ) -> StepOutcome:
         master = await self._master(cluster_id)
         if master is None:
             return StepOutcome(255, "", "The master instance is not running.")
         pid_file = f"/tmp/step-{step_id}.pid"
-        # The shell records its pid, then becomes the command: cancel_step signals that pid.
-        command = ["/bin/sh", "-c", f'echo $$ > {pid_file}; exec "$@"', "step", *argv]
+        logs = f"{STEP_LOGS}/{step_id}"
+        # The log folder (hadoop's; /mnt is root's) and any files the step brings.
+        archive = _tar(files or {}, folders=(logs,))
+        await self._docker.run(lambda c: c.containers.get(master).put_archive("/", archive))
+        # The shell records its pid, then becomes the command (cancel_step signals that pid),
+        # its output in the step's log files, where EMR keeps them on the master.
+        script = f'echo $$ > {pid_file}; exec "$@" >{logs}/stdout 2>{logs}/stderr'
+        command = ["/bin/sh", "-c", script, "step", *argv]
+
+        def _exec(client: docker.DockerClient) -> tuple[int, dict[str, bytes]]:
+            exec_id = client.api.exec_create(master, command, user="hadoop", workdir="/home/hadoop")
+            client.api.exec_start(exec_id)
+            code = client.api.exec_inspect(exec_id).get("ExitCode")
+            return (255 if code is None else int(code)), _read_files(client, master, logs)
+
+        code, out = await self._steps.run(_exec)
+        cancelled = code in (143, 137) and await self._was_cancelled(master, step_id)
+        return StepOutcome(
+            code,
+            out.get("stdout", b"")[-_TAIL:].decode(errors="replace"),
+            out.get("stderr", b"")[-_TAIL:].decode(errors="replace"),
+            cancelled,
+            out,
+        )
+
+    async def run_on_node(
+        self, cluster_id: str, instance_id: str, argv: list[str], files: Mapping[str, bytes]
+    ) -> StepOutcome:
+        filters = self._filters(cluster_id)
+        filters["label"].append(f"{L_EC2_INSTANCE}={instance_id}")
+        archive = _tar(files)
+
+        def _put(client: docker.DockerClient) -> str | None:
+            found = client.containers.list(filters=filters)
+            if not found:
+                return None
+            # Docker extracts as root, keeping the archive's owner: the files are hadoop's.
+            found[0].put_archive("/", archive)
+            return str(found[0].id)
+
+        container = await self._docker.run(_put)
+        if container is None:
+            return StepOutcome(255, "", f"The instance {instance_id} is not running.")
 
         def _exec(client: docker.DockerClient) -> tuple[int, bytes, bytes]:
-            exec_id = client.api.exec_create(master, command, user="hadoop", workdir="/home/hadoop")
+            exec_id = client.api.exec_create(container, argv, user="hadoop", workdir="/home/hadoop")
             out, err = client.api.exec_start(exec_id, demux=True)
             code = client.api.exec_inspect(exec_id).get("ExitCode")
             return (255 if code is None else int(code)), out or b"", err or b""
 
         code, out, err = await self._steps.run(_exec)
-        cancelled = code in (143, 137) and await self._was_cancelled(master, step_id)
         return StepOutcome(
-            code,
-            out.decode(errors="replace")[-_TAIL:],
-            err.decode(errors="replace")[-_TAIL:],
-            cancelled,
+            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:]
         )
 
     async def _was_cancelled(self, master: str, step_id: str) -> bool:
@@ -301,6 +379,32 @@ class DockerClusterEngine(ClusterEngine):
         with contextlib.suppress(NotFound, APIError):
             await self._docker.run(_kill)
 
+    # -- activity ----------------------------------------------------------------------------
+
+    async def running_instances(self, cluster_id: str) -> set[str]:
+        filters = self._filters(cluster_id)
+        filters["status"] = ["running"]
+
+        def _list(client: docker.DockerClient) -> set[str]:
+            return {str(c.labels[L_EC2_INSTANCE]) for c in client.containers.list(filters=filters)}
+
+        return await self._docker.run(_list)
+
+    async def busy(self, cluster_id: str, within: float) -> bool:
+        master = await self._master(cluster_id)
+        if master is None:
+            return False
+        command = ["python3", "-I", "-S", "-c", _BUSY, str(within)]
+
+        def _check(client: docker.DockerClient) -> bool:
+            result = client.containers.get(master).exec_run(command, user="hadoop")
+            return int(result.exit_code) == 0
+
+        try:
+            return await self._docker.run(_check)
+        except (NotFound, APIError):
+            return False
+
     # -- the notebook gateway ----------------------------------------------------------------
 
     async def gateway_endpoint(self, cluster_id: str) -> str | None:
@@ -319,6 +423,72 @@ class DockerClusterEngine(ClusterEngine):
 
     async def close(self) -> None:
         self._steps.close()
+
+
+# Exit 0 when the master is busy: an application on the Spark master (its JSON view), or the
+# isbusy file touched lately (EMR's way for work that is not a Spark application).
+_BUSY = """
+import json, os, sys, time, urllib.request
+try:
+    if time.time() - os.stat("/emr/metricscollector/isbusy").st_mtime < float(sys.argv[1]):
+        sys.exit(0)
+except OSError:
+    pass
+try:
+    with urllib.request.urlopen("http://localhost:8080/json/", timeout=5) as answer:
+        sys.exit(0 if json.load(answer).get("activeapps") else 1)
+except OSError:
+    sys.exit(1)
+"""
+
+
+def _tar(files: Mapping[str, bytes], folders: tuple[str, ...] = ()) -> bytes:
+    """``files`` and ``folders`` as a tar archive for ``put_archive``: mode 0755, owner
+    hadoop (uid 1000); the folders on their way too (except the image's own home and /tmp)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        dirs: set[str] = set()
+
+        def folder_entries(parts: list[str]) -> None:
+            for depth in range(1, len(parts) + 1):
+                folder = "/".join(parts[:depth])
+                if folder not in dirs and folder not in ("home", "home/hadoop", "tmp"):
+                    dirs.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, 0o755, 1000, 1000
+                    tar.addfile(info)
+
+        for folder in folders:
+            folder_entries(folder.strip("/").split("/"))
+        for path, data in files.items():
+            parts = path.strip("/").split("/")
+            folder_entries(parts[:-1])
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.uid, info.gid = len(data), 0o755, 1000, 1000
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _read_files(client: docker.DockerClient, container: str, folder: str) -> dict[str, bytes]:
+    """The regular files of ``folder`` in the container (each up to MAX_LOG_BYTES, its end)."""
+    try:
+        stream, _ = client.api.get_archive(container, folder)
+    except (NotFound, APIError):
+        return {}
+    raw = io.BytesIO()
+    for chunk in stream:
+        raw.write(chunk)
+    raw.seek(0)
+    out: dict[str, bytes] = {}
+    with tarfile.open(fileobj=raw, mode="r") as tar:
+        for member in tar.getmembers():
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is not None:
+                if member.size > MAX_LOG_BYTES:
+                    handle.seek(member.size - MAX_LOG_BYTES)
+                out[member.name.rsplit("/", 1)[-1]] = handle.read()
+    return out
 
 
 def _inspect(client: docker.DockerClient, name: str) -> dict[str, Any] | None:

@@ -76,3 +76,22 @@ class ClusterStep(SQLModel, table=True):
     created_at: float
     started_at: float | None = None
     ended_at: float | None = None
+
+
+class ClusterBootstrapAction(SQLModel, table=True):
+    """A cluster's bootstrap action ``seq`` (1, 2...: the order they run in on each node). A
+    table of its own, so a store made before bootstrap actions existed gains it unchanged."""
+
+    cluster_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
+    name: str
+    path: str
+    args: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+
+
+class ClusterOptions(SQLModel, table=True):
+    """What a cluster's row did not hold when it was first made: ``StepConcurrencyLevel``
+    (``RunJobFlow``, ``ModifyCluster``). A table of its own keeps older stores readable."""
+
+    cluster_id: str = Field(primary_key=True)
+    step_concurrency_level: int = 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from emustudio.services.emr.attach import AttachOperations
 from emustudio.services.emr.cluster_life import ClusterLife
+from emustudio.services.emr.cluster_settings import ClusterSettingOperations
 from emustudio.services.emr.presigned import PresignedUrlOperations, StudioSignIns
+from emustudio.services.emr.resize import ResizeOperations
 from emustudio.services.emr.session_mappings import (
     IdentityDirectory,
     SessionMappingOperations,
@@ -23,6 +25,8 @@ class EmrService(
     PresignedUrlOperations,
     AttachOperations,  # and EditorOperations
     StepOperations,
+    ClusterSettingOperations,
+    ResizeOperations,
 ):
     """The EMR operations emustudio answers; everything else in the model is NotImplemented.
 

@@ -9,8 +9,12 @@ States, as EMR's::
 
 * the nodes fail to start: ``TERMINATED_WITH_ERRORS``, ``INTERNAL_ERROR`` with the engine's
   reason;
+* a bootstrap action fails on a node (``bootstrap.py``): ``TERMINATED_WITH_ERRORS``,
+  ``BOOTSTRAP_FAILURE`` with EMR's message;
 * no step is left: ``WAITING`` if ``KeepJobFlowAliveWhenNoSteps``, else terminate with
   ``ALL_STEPS_COMPLETED`` "Steps completed";
+* ``WAITING`` and idle (no Spark application, no Workspace attached, ``isbusy`` untouched)
+  for the auto-termination policy's ``IdleTimeout``: terminate, ``ALL_STEPS_COMPLETED``;
 * a step fails with ``ActionOnFailure`` ``TERMINATE_CLUSTER``/``TERMINATE_JOB_FLOW``: the
   pending steps are cancelled and the cluster ends ``TERMINATED_WITH_ERRORS``, ``STEP_FAILURE``
   "Shut down as step failed"; ``CANCEL_AND_WAIT`` cancels the pending steps and goes on;
@@ -19,29 +23,42 @@ States, as EMR's::
   cancels a running step, removes the nodes and writes ``TERMINATED``. A terminate during the
   start waits for the start to finish, so no node is left behind by a half-made create.
 
-Steps go ``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``; a cluster runs one at a time,
-in the order they were added. A gateway restart ends clusters it finds unfinished
-``TERMINATED_WITH_ERRORS`` and removes their nodes: nothing would run their steps any more.
+Steps go ``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``; a cluster runs up to its
+``StepConcurrencyLevel`` (1 unless set) at a time, in the order they were added. A gateway
+restart adopts the ``WAITING`` and ``RUNNING`` clusters whose nodes all still run (as Workspaces
+are adopted): the step that ran is ``FAILED`` ("The gateway restarted while the step ran."), the
+pending ones run. Other unfinished clusters end ``TERMINATED_WITH_ERRORS`` (``INTERNAL_ERROR``)
+and their nodes are removed.
 Workspaces attached to a cluster that ends are detached (Ready, with the reason).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import re
 import time
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from emustudio import ids
-from emustudio.engines import ClusterEngine, ClusterSpec, ClusterStartError, NodeSpec, releases
-from emustudio.services.emr.common import ValidationException
+from emustudio.engines import (
+    ClusterEngine,
+    ClusterSpec,
+    ClusterStartError,
+    NodeSpec,
+    StepOutcome,
+    releases,
+)
+from emustudio.services.emr import bootstrap, step_work
+from emustudio.services.emr.instance_s3 import InstanceProfileS3
 from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.store import Store
-from emustudio.store.cluster_tables import Cluster, ClusterStep
+from emustudio.store.cluster_tables import Cluster, ClusterOptions, ClusterStep
 from emustudio.store.tables import Editor
 
 log = logging.getLogger(__name__)
@@ -52,11 +69,11 @@ _ERROR_LINE = re.compile(r"(Error|Exception|error:)")
 _TRACE = re.compile(r"(at |Caused by: |Suppressed: |\.\.\. \d+ more)")
 
 
-def step_argv(jar: str, args: list[str]) -> list[str] | None:
-    """What a step runs on the master; None for a JAR emustudio does not run."""
-    if jar.rsplit("/", 1)[-1] == "command-runner.jar":
-        return list(args)
-    return None
+def idle_message(seconds: int) -> str:
+    return (
+        f"The cluster was idle for longer than its auto-termination policy's idle timeout"
+        f" ({seconds} seconds) and was terminated."
+    )
 
 
 class ClusterLife:
@@ -73,7 +90,10 @@ class ClusterLife:
         self.region = region
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
-        self._running_step: dict[str, str] = {}
+        self._running_steps: dict[str, set[str]] = {}
+        # S3 as the nodes reach it (bootstrap scripts, step logs); the composition wires it.
+        self.s3: InstanceProfileS3 | None = None
+        self.idle_check_seconds = 10.0  # how often a WAITING cluster's idleness is read
         self.kernels = kernels or KernelRoutes()
         """The attached Workspaces' kernel routes (AttachEditor opens one, the end closes it)."""
 
@@ -82,13 +102,7 @@ class ClusterLife:
     @staticmethod
     def check_step(step: dict[str, Any]) -> None:
         jar_step = step["HadoopJarStep"]
-        if step_argv(jar_step["Jar"], list(jar_step.get("Args") or [])) is None:
-            raise ValidationException(
-                f"emustudio runs command-runner.jar steps (spark-submit, bash -c...); the JAR"
-                f" {jar_step['Jar']} is not supported yet."
-            )
-        if not jar_step.get("Args"):
-            raise ValidationException("A command-runner.jar step needs Args (the command).")
+        step_work.check_step(jar_step["Jar"], list(jar_step.get("Args") or []))
 
     @staticmethod
     def add_steps(
@@ -123,9 +137,8 @@ class ClusterLife:
             event.set()
 
     def terminate(self, cluster_id: str) -> None:
-        """The cluster is TERMINATING in the store: stop its step and let the runner finish."""
-        step = self._running_step.get(cluster_id)
-        if step is not None:
+        """The cluster is TERMINATING in the store: stop its steps and let the runner finish."""
+        for step in list(self._running_steps.get(cluster_id, ())):
             self._spawn(self.engine.cancel_step(cluster_id, step), f"cancel {step}")
         if cluster_id in self._tasks:
             self.wake(cluster_id)
@@ -133,22 +146,129 @@ class ClusterLife:
             self._spawn(self._finish(cluster_id, None), f"terminate {cluster_id}")
 
     def cancel_running(self, cluster_id: str, step_id: str) -> None:
-        if self._running_step.get(cluster_id) == step_id:
+        if step_id in self._running_steps.get(cluster_id, ()):
             self._spawn(self.engine.cancel_step(cluster_id, step_id), f"cancel {step_id}")
 
+    def resize(self, cluster_id: str, group_id: str, added: list[str], removed: list[str]) -> None:
+        """The store has the group's new count, ``added`` nodes (no address yet) and
+        ``removed`` ones (ended): make the containers follow, in the background."""
+        self._spawn(self._resize(cluster_id, group_id, added, removed), f"resize {group_id}")
+
+    async def _resize(
+        self, cluster_id: str, group_id: str, added: list[str], removed: list[str]
+    ) -> None:
+        failure: str | None = None
+        infos: dict[str, str | None] = {}
+        try:
+            if removed:
+                await self.engine.remove_nodes(cluster_id, removed)
+            if added:
+                spec = await self._spec(cluster_id)
+                new = [n for n in spec.nodes if n.instance_id in added]
+                started = await self.engine.add_nodes(spec, new)
+                infos = {i.instance_id: i.private_ip for i in started}
+                if self.s3 is not None:
+                    failure = await self._bootstrap_nodes(cluster_id, added)
+        except ClusterStartError as exc:
+            failure = str(exc)
+        except Exception as exc:
+            log.exception("cluster %s: resize of %s failed", cluster_id, group_id)
+            failure = f"emustudio failed: {exc}"
+        if failure is not None and added:
+            with contextlib.suppress(Exception):
+                await self.engine.remove_nodes(cluster_id, added)
+
+        def done(session: Session) -> None:
+            cluster = session.get(Cluster, cluster_id)
+            if cluster is None:
+                return
+            now = time.time()
+            nodes = []
+            for node in cluster.instances:
+                node = dict(node)
+                if node["Ec2InstanceId"] in added:
+                    node.pop("Pending", None)
+                    if failure is not None:
+                        node["EndedAt"] = now
+                    elif infos.get(node["Ec2InstanceId"]):
+                        node["PrivateIpAddress"] = infos[node["Ec2InstanceId"]]
+                nodes.append(node)
+            cluster.instances = nodes
+            groups = []
+            for group in cluster.groups:
+                group = dict(group)
+                if group["Id"] == group_id:
+                    group.pop("_resizing", None)
+                    group["_count"] = sum(1 for n in nodes if _in_group(n, group_id)
+                                          and not n.get("EndedAt"))  # fmt: skip
+                    group["RequestedInstanceCount"] = group["_count"]
+                    if failure is not None:
+                        group["_reason"] = failure[:1000]
+                groups.append(group)
+            cluster.groups = groups
+            session.add(cluster)
+
+        await self.store.tx(done)
+        log.info("cluster %s: resize of %s done%s", cluster_id, group_id,
+                 f" with an error: {failure}" if failure else "")  # fmt: skip
+
+    async def _bootstrap_nodes(self, cluster_id: str, instance_ids: list[str]) -> str | None:
+        """The cluster's bootstrap actions on nodes a resize added, as on every node."""
+
+        def read(session: Session) -> tuple[str, list[bootstrap.Node], list[bootstrap.Action]]:
+            cluster = session.get(Cluster, cluster_id)
+            assert cluster is not None
+            nodes = [bootstrap.Node(n["Ec2InstanceId"], n["Role"]) for n in cluster.instances
+                     if n["Ec2InstanceId"] in instance_ids]  # fmt: skip
+            return cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id)
+
+        profile, nodes, actions = await self.store.tx(read)
+        if not actions or self.s3 is None:
+            return None
+        return await bootstrap.run_actions(self.engine, self.s3, cluster_id, profile, nodes,
+                                           actions)  # fmt: skip
+
     async def adopt(self) -> None:
-        """After a restart: end what no runner follows any more (see the module docstring)."""
+        """After a restart: a ``WAITING`` or ``RUNNING`` cluster whose nodes all still run is
+        followed again (a step that ran is ``FAILED``: nothing watched it to its end); any
+        other unfinished cluster ends (see the module docstring)."""
 
-        def unfinished(session: Session) -> list[str]:
+        def unfinished(session: Session) -> list[tuple[str, str, set[str]]]:
             rows = session.exec(select(Cluster).where(Cluster.region == self.region))
-            return [c.id for c in rows if c.state not in TERMINAL]
+            return [(c.id, c.state, {n["Ec2InstanceId"] for n in live_nodes(c)})
+                    for c in rows if c.state not in TERMINAL]  # fmt: skip
 
-        for cluster_id in await self.store.tx(unfinished):
-            await self._finish(
-                cluster_id, ("INTERNAL_ERROR", "The gateway restarted while the cluster ran.")
+        for cluster_id, state, instances in await self.store.tx(unfinished):
+            alive = state in ("WAITING", "RUNNING") and instances <= (
+                await self.engine.running_instances(cluster_id)
             )
+            if not alive:
+                await self._finish(
+                    cluster_id, ("INTERNAL_ERROR", "The gateway restarted while the cluster ran.")
+                )
+                continue
+            interrupted = await self.store.tx(functools.partial(_interrupt_steps, cluster_id))
+            for step_id in interrupted:
+                await self.engine.cancel_step(cluster_id, step_id)
+            log.info("cluster %s: adopted after a restart", cluster_id)
+            self._wake[cluster_id] = asyncio.Event()
+            self._spawn(self._resume(cluster_id), cluster_id)
+
+    async def _resume(self, cluster_id: str) -> None:
+        try:
+            await self._steps(cluster_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("cluster %s: runner failed", cluster_id)
+            await self._finish(cluster_id, ("INTERNAL_ERROR", f"emustudio failed: {exc}"))
 
     async def close(self) -> None:
+        # A running step's command is stopped first: the engine's close waits for its Docker
+        # calls, and the next start marks the step FAILED anyway (``adopt``).
+        for cluster_id, steps in list(self._running_steps.items()):
+            for step_id in list(steps):
+                await self.engine.cancel_step(cluster_id, step_id)
         for task in list(self._tasks.values()):
             task.cancel()
         await self.engine.close()
@@ -183,7 +303,7 @@ class ClusterLife:
             cluster = session.get(Cluster, cluster_id)
             assert cluster is not None
             nodes = []
-            for node in sorted(cluster.instances, key=lambda n: n["Role"] != "MASTER"):
+            for node in sorted(live_nodes(cluster), key=lambda n: n["Role"] != "MASTER"):
                 itype = releases.instance_type(node["InstanceType"])
                 assert itype is not None
                 nodes.append(NodeSpec(node["Ec2InstanceId"], node["Role"], itype))
@@ -226,6 +346,10 @@ class ClusterLife:
             if not await self._state(cluster_id, "BOOTSTRAPPING", "Running bootstrap actions"):
                 await self._finish(cluster_id, None)
                 return
+            failure = await self._bootstrap(cluster_id)
+            if failure is not None:
+                await self._finish(cluster_id, ("BOOTSTRAP_FAILURE", failure))
+                return
             await self._steps(cluster_id)
         except asyncio.CancelledError:
             raise
@@ -233,45 +357,123 @@ class ClusterLife:
             log.exception("cluster %s: runner failed", cluster_id)
             await self._finish(cluster_id, ("INTERNAL_ERROR", f"emustudio failed: {exc}"))
 
+    async def _bootstrap(self, cluster_id: str) -> str | None:
+        """Run the cluster's bootstrap actions on its nodes; the failure's message, if any."""
+
+        def read(session: Session) -> tuple[str, list[bootstrap.Node], list[bootstrap.Action]]:
+            cluster = session.get(Cluster, cluster_id)
+            assert cluster is not None
+            nodes = [bootstrap.Node(n["Ec2InstanceId"], n["Role"]) for n in live_nodes(cluster)]
+            return cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id)
+
+        profile, nodes, actions = await self.store.tx(read)
+        if not actions:
+            return None
+        if self.s3 is None:
+            return "Bootstrap actions need the gateway's S3."
+        return await bootstrap.run_actions(self.engine, self.s3, cluster_id, profile, nodes,
+                                           actions)  # fmt: skip
+
     async def _steps(self, cluster_id: str) -> None:
+        """Run the pending steps, up to the cluster's ``StepConcurrencyLevel`` at once, in
+        the order they were added; ``WAITING`` (or the end) when none is left."""
         ran_any = False
         event = self._wake.setdefault(cluster_id, asyncio.Event())
-        while True:
-            event.clear()
-            step = await self._next_step(cluster_id)
-            if step is None:
-                keep = await self.store.tx(
-                    lambda s: (c := s.get(Cluster, cluster_id)) is not None and c.keep_alive
-                )
-                if not keep:
-                    await self._finish(cluster_id, ("ALL_STEPS_COMPLETED", "Steps completed"))
-                    return
-                message = (
-                    "Cluster ready after last step completed."
-                    if ran_any
-                    else "Cluster ready to run steps."
-                )
-                if not await self._state(cluster_id, "WAITING", message):
-                    await self._finish(cluster_id, None)
-                    return
-                await event.wait()
-                continue
-            if not await self._state(cluster_id, "RUNNING", "Running step"):
-                await self._finish(cluster_id, None)
-                return
-            ran_any = True
-            failed_action = await self._run_step(cluster_id, step)
-            if failed_action in ("TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"):
-                await self._finish(cluster_id, ("STEP_FAILURE", "Shut down as step failed"))
-                return
-            if failed_action == "CANCEL_AND_WAIT":
-                await self._cancel_pending(cluster_id)
+        running: dict[str, asyncio.Task[str | None]] = {}
+        try:
+            while True:
+                event.clear()
+                level = await self.store.tx(functools.partial(concurrency_of, cluster_id))
+                while len(running) < level:
+                    step = await self._next_step(cluster_id, running)
+                    if step is None:
+                        break
+                    if not await self._state(cluster_id, "RUNNING", "Running step"):
+                        await self._finish(cluster_id, None)
+                        return
+                    ran_any = True
+                    running[step.id] = asyncio.create_task(self._run_step(cluster_id, step))
+                if not running:
+                    keep = await self.store.tx(
+                        lambda s: (c := s.get(Cluster, cluster_id)) is not None and c.keep_alive
+                    )
+                    if not keep:
+                        await self._finish(cluster_id, ("ALL_STEPS_COMPLETED", "Steps completed"))
+                        return
+                    message = (
+                        "Cluster ready after last step completed."
+                        if ran_any
+                        else "Cluster ready to run steps."
+                    )
+                    if not await self._state(cluster_id, "WAITING", message):
+                        await self._finish(cluster_id, None)
+                        return
+                    idle = await self._wait_while_waiting(cluster_id, event)
+                    if idle is not None:
+                        await self._finish(cluster_id, ("ALL_STEPS_COMPLETED", idle_message(idle)))
+                        return
+                    continue
+                woken = asyncio.create_task(event.wait())
+                await asyncio.wait([*running.values(), woken], return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                for step_id, task in list(running.items()):
+                    if not task.done():
+                        continue
+                    del running[step_id]
+                    failed_action = task.result()
+                    if failed_action in ("TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW"):
+                        for other in running:
+                            await self.engine.cancel_step(cluster_id, other)
+                        await asyncio.gather(*running.values(), return_exceptions=True)
+                        running.clear()
+                        await self._finish(cluster_id, ("STEP_FAILURE", "Shut down as step failed"))
+                        return
+                    if failed_action == "CANCEL_AND_WAIT":
+                        await self._cancel_pending(cluster_id)
+        finally:
+            for task in running.values():
+                task.cancel()
 
-    async def _next_step(self, cluster_id: str) -> ClusterStep | None:
+    async def _wait_while_waiting(self, cluster_id: str, event: asyncio.Event) -> int | None:
+        """Wait, ``WAITING``, for a wake (a step, a terminate, a policy change); the idle
+        timeout when the auto-termination policy ends the cluster instead. Idle means what EMR
+        reads: no Spark application, no Workspace attached, ``isbusy`` not touched lately."""
+        idle_since = time.monotonic()
+        while True:
+
+            def policy(session: Session) -> tuple[int | None, bool]:
+                cluster = session.get(Cluster, cluster_id)
+                attached = session.exec(
+                    select(Editor.id).where(Editor.attached_cluster_id == cluster_id)
+                ).first()
+                return (cluster.auto_termination_idle_seconds if cluster else None,
+                        attached is not None)  # fmt: skip
+
+            timeout, attached = await self.store.tx(policy)
+            if timeout is None:
+                await event.wait()
+                return None
+            try:
+                await asyncio.wait_for(event.wait(), min(self.idle_check_seconds, timeout))
+                return None
+            except TimeoutError:
+                pass
+            if attached or await self.engine.busy(cluster_id, self.idle_check_seconds * 2):
+                idle_since = time.monotonic()
+            elif time.monotonic() - idle_since >= timeout:
+                return timeout
+
+    async def _next_step(
+        self, cluster_id: str, started: Collection[str] = ()
+    ) -> ClusterStep | None:
         def read(session: Session) -> ClusterStep | None:
             return session.exec(
                 select(ClusterStep)
-                .where(ClusterStep.cluster_id == cluster_id, ClusterStep.state == "PENDING")
+                .where(
+                    ClusterStep.cluster_id == cluster_id,
+                    ClusterStep.state == "PENDING",
+                    col(ClusterStep.id).not_in(list(started)),
+                )
                 .order_by(col(ClusterStep.seq))
             ).first()
 
@@ -290,13 +492,38 @@ class ClusterLife:
 
         if not await self.store.tx(begin):
             return None
-        argv = step_argv(step.jar, step.args) or ["false"]
-        self._running_step[cluster_id] = step.id
+
+        def where(session: Session) -> tuple[str, str, str | None]:
+            cluster = session.get(Cluster, cluster_id)
+            assert cluster is not None
+            master = next(n for n in cluster.instances if n["Role"] == "MASTER")
+            return cluster.job_flow_role, master["Ec2InstanceId"], cluster.log_uri
+
+        profile, master, log_uri = await self.store.tx(where)
+        started = time.time()
+        self._running_steps.setdefault(cluster_id, set()).add(step.id)
         try:
-            outcome = await self.engine.run_step(cluster_id, step.id, argv)
+            try:
+                command = await step_work.command_for(self.s3, profile, master, step.id, step.jar,
+                                                      step.main_class, step.args,
+                                                      step.properties)  # fmt: skip
+            except step_work.StepCannotRun as exc:
+                command = step_work.Command([])
+                outcome = StepOutcome(255, "", str(exc), logs={"stderr": f"{exc}\n".encode()})
+            else:
+                outcome = await self.engine.run_step(
+                    cluster_id, step.id, command.argv, command.files
+                )
         finally:
-            self._running_step.pop(cluster_id, None)
+            self._running_steps.get(cluster_id, set()).discard(step.id)
         log.info("cluster %s: step %s exited %s", cluster_id, step.id, outcome.exit_code)
+        if log_uri and self.s3 is not None:
+            logs = dict(outcome.logs)
+            logs["controller"] = step_work.controller_log(
+                step.jar, command.argv, started, time.time(), outcome.exit_code, outcome.cancelled
+            )
+            prefix = step_work.log_prefix(log_uri, cluster_id, step.id)
+            await step_work.upload_logs(self.s3, profile, master, prefix, logs)
 
         def end(session: Session) -> str | None:
             row = session.get(ClusterStep, step.id)
@@ -392,6 +619,37 @@ class ClusterLife:
                 return session.get(Editor, editor_id)
 
             await self.kernels.detach(await self.store.tx(read), editor_id, cluster_gone=True)
+
+
+def live_nodes(cluster: Cluster) -> list[dict[str, Any]]:
+    """The cluster's instances a resize has not ended."""
+    return [n for n in cluster.instances if not n.get("EndedAt")]
+
+
+def _in_group(node: dict[str, Any], group_id: str) -> bool:
+    return group_id in (node.get("InstanceGroupId"), node.get("InstanceFleetId"))
+
+
+def concurrency_of(cluster_id: str, session: Session) -> int:
+    """How many steps the cluster runs at once (``StepConcurrencyLevel``; 1 unless set)."""
+    row = session.get(ClusterOptions, cluster_id)
+    return row.step_concurrency_level if row is not None else 1
+
+
+def _interrupt_steps(cluster_id: str, session: Session) -> list[str]:
+    """The steps that ran when the gateway stopped: FAILED (their ids, to stop what is left)."""
+    ids = []
+    for row in session.exec(
+        select(ClusterStep).where(
+            ClusterStep.cluster_id == cluster_id, ClusterStep.state == "RUNNING"
+        )
+    ):
+        row.state, row.ended_at = "FAILED", time.time()
+        row.failure = {"Reason": "The gateway restarted while the step ran.",
+                       "Message": "The step was interrupted."}  # fmt: skip
+        session.add(row)
+        ids.append(row.id)
+    return ids
 
 
 def detach_all(session: Session, cluster_id: str) -> None:

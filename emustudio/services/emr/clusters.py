@@ -24,7 +24,8 @@ from emustudio import ids
 from emustudio.context import RequestContext
 from emustudio.engines import releases
 from emustudio.services.base import operation
-from emustudio.services.emr.cluster_life import TERMINAL, ClusterLife
+from emustudio.services.emr import bootstrap
+from emustudio.services.emr.cluster_life import TERMINAL, ClusterLife, concurrency_of
 from emustudio.services.emr.common import (
     EmrBase,
     InvalidRequest,
@@ -33,7 +34,7 @@ from emustudio.services.emr.common import (
     with_marker,
 )
 from emustudio.services.emr.studios import check_tags
-from emustudio.store.cluster_tables import Cluster
+from emustudio.store.cluster_tables import Cluster, ClusterOptions
 from emustudio.store.iam_tables import IamInstanceProfile, IamRole
 from emustudio.store.tables import SecurityGroup, Subnet, Tag, Vpc
 
@@ -140,7 +141,7 @@ class ClusterOperations(EmrBase):
             "Configurations": list(cluster.configurations),
             "ScaleDownBehavior": "TERMINATE_AT_TASK_COMPLETION",
             "ClusterArn": self.cluster_arn(cluster.id),
-            "StepConcurrencyLevel": 1,
+            "StepConcurrencyLevel": concurrency_of(cluster.id, session),
             "PlacementGroups": [],
         }
         return _drop_none(out)
@@ -406,9 +407,19 @@ class ClusterOperations(EmrBase):
         steps = list(params.get("Steps") or [])
         for step in steps:
             life.check_step(step)
-        if params.get("BootstrapActions"):
-            raise ValidationException("emustudio does not run bootstrap actions yet.")
+        actions = bootstrap.check_actions(list(params.get("BootstrapActions") or []))
+        level = params.get("StepConcurrencyLevel", 1)
+        if not 1 <= level <= 256:
+            raise ValidationException(
+                f"StepConcurrencyLevel must be between 1 and 256; {level} given."
+            )
+        if actions and life.s3 is None:
+            raise ValidationException("Bootstrap actions need the gateway's S3.")
         idle = (params.get("AutoTerminationPolicy") or {}).get("IdleTimeout")
+        if idle is not None and not 60 <= idle <= 604800:
+            raise ValidationException(
+                f"IdleTimeout must be between 60 and 604800 seconds; {idle} given."
+            )
 
         def create(session: Session) -> str:
             profile, service_role = self._roles(session, params)
@@ -468,6 +479,9 @@ class ClusterOperations(EmrBase):
                 session.merge(Tag(resource_id=cluster.id, key=tag["Key"],
                                   value=tag.get("Value", ""), resource_type="cluster"))  # fmt: skip
             life.add_steps(session, cluster.id, steps, now)
+            bootstrap.add_actions(session, cluster.id, actions)
+            if level != 1:
+                session.add(ClusterOptions(cluster_id=cluster.id, step_concurrency_level=level))
             return cluster.id
 
         cluster_id = await self.store.tx(create)
@@ -515,12 +529,18 @@ class ClusterOperations(EmrBase):
                     "Instance groups are not available for a cluster with instance fleets."
                 )
             state = self.node_state(cluster)
-            running = 0 if state in ("PROVISIONING", "ENDED") else None
+            up = state not in ("PROVISIONING", "ENDED")
             out = []
             for g in cluster.groups:
                 shape = {k: v for k, v in g.items() if not k.startswith("_")}
-                shape["RunningInstanceCount"] = g["_count"] if running is None else running
-                shape["Status"] = {"State": state, "StateChangeReason": {},
+                shape["RunningInstanceCount"] = (
+                    sum(1 for n in cluster.instances if n.get("InstanceGroupId") == g["Id"]
+                        and not n.get("EndedAt") and not n.get("Pending"))
+                    if up else 0
+                )  # fmt: skip
+                reason = {"Message": g["_reason"]} if g.get("_reason") else {}
+                shape["Status"] = {"State": "RESIZING" if g.get("_resizing") and up else state,
+                                   "StateChangeReason": reason,
                                    "Timeline": self._timeline(cluster)}  # fmt: skip
                 shape["EbsBlockDevices"] = []
                 out.append(shape)
@@ -588,20 +608,28 @@ class ClusterOperations(EmrBase):
                     node.get("InstanceFleetId"),
                 ):
                     continue
-                if (types and node["Role"] not in types) or (states and state not in states):
+                node_state = (
+                    "TERMINATED" if node.get("EndedAt")
+                    else "PROVISIONING" if node.get("Pending") and state == "RUNNING"
+                    else state
+                )  # fmt: skip
+                if (types and node["Role"] not in types) or (states and node_state not in states):
                     continue
                 ip = node.get("PrivateIpAddress")
-                shape = {k: v for k, v in node.items() if k not in ("Role", "CreatedAt")}
+                shape = {k: v for k, v in node.items()
+                         if k not in ("Role", "CreatedAt", "EndedAt", "Pending")}  # fmt: skip
                 if ip:
                     shape["PrivateDnsName"] = "ip-" + ip.replace(".", "-") + ".ec2.internal"
                 shape["Status"] = {
-                    "State": state,
+                    "State": node_state,
                     "StateChangeReason": {},
                     "Timeline": _drop_none(
                         {
                             "CreationDateTime": epoch(node["CreatedAt"]),
-                            "ReadyDateTime": epoch(cluster.ready_at),
-                            "EndDateTime": epoch(cluster.ended_at),
+                            "ReadyDateTime": None
+                            if node.get("Pending") or cluster.ready_at is None
+                            else epoch(max(cluster.ready_at, node["CreatedAt"])),
+                            "EndDateTime": epoch(node.get("EndedAt") or cluster.ended_at),
                         }
                     ),
                 }
@@ -616,11 +644,13 @@ class ClusterOperations(EmrBase):
     async def list_bootstrap_actions(
         self, ctx: RequestContext, params: dict[str, Any]
     ) -> dict[str, Any]:
-        """Always none: RunJobFlow refuses BootstrapActions until they run on the nodes."""
-
         def list_(session: Session) -> dict[str, Any]:
             self.get_cluster_or_raise(session, params["ClusterId"])
-            return {"BootstrapActions": []}
+            actions = bootstrap.actions_of(session, params["ClusterId"])
+            page, marker = self.page(actions, params.get("Marker"))
+            return with_marker(
+                {"BootstrapActions": [bootstrap.command_shape(a) for a in page]}, marker
+            )
 
         return await self.store.tx(list_)
 

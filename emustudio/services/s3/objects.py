@@ -4,6 +4,7 @@ streamed (the request's checked payload in, the store's body out)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,6 +36,11 @@ class Objects(S3Base):
     @operation("PutObject")
     async def put_object(self, ctx: RequestContext, params: Params) -> Result:
         body = ctx.payload
+        data = params.get("Body")
+        if body is None and isinstance(data, bytes):  # in process (Gateway.call): bytes in hand
+            return await self.store_s3.call(
+                "PutObject", self.mapped(params), body=_once(data), length=len(data)
+            )
         return await self.store_s3.call(
             "PutObject",
             self.mapped(params),
@@ -165,3 +171,7 @@ class Objects(S3Base):
         for upload in result.get("Uploads", []):
             upload["Key"] = self.markers.from_store(upload["Key"])
         return result
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data

@@ -51,19 +51,22 @@ class StudioSessionOperations(StsBase):
             federated=True,
         )
 
-    async def assume_service_role(self, role_arn: str, session_name: str) -> Issued:
-        """A session of the Studio's service role ``role_arn``, as EMR Studio makes one to act
-        for the Studio (``ElasticMapReduceEditorsSession`` when it attaches a Workspace): no
-        session policy, the role's own policies decide. Raises ``AccessDenied`` when the role
-        does not exist or does not trust EMR."""
+    async def assume_service_role(
+        self, role_arn: str, session_name: str, *, service: str = EMR_SERVICE
+    ) -> Issued:
+        """A session of ``role_arn`` for an AWS service acting with it: EMR Studio for a
+        Studio's service role (``ElasticMapReduceEditorsSession`` when it attaches a Workspace),
+        EC2 for an instance profile's role (the session named by the instance id). No session
+        policy: the role's own policies decide. Raises ``AccessDenied`` when the role does not
+        exist or does not trust ``service``."""
         role = await self.iam.get_role(role_arn)
         denied = AccessDenied(
-            f"EMR Studio could not assume the service role {role_arn}: the role does not exist"
-            f" or its trust policy does not allow {EMR_SERVICE} to call sts:AssumeRole."
+            f"{service} could not assume the role {role_arn}: the role does not exist"
+            f" or its trust policy does not allow {service} to call sts:AssumeRole."
         )
         if role is None:
             raise denied
-        request = AuthzRequest("sts:AssumeRole", role_arn, EMR_SERVICE, {})
-        if not evaluate_trust(request, trust_policy(role), {"Service": [EMR_SERVICE]}).allowed:
+        request = AuthzRequest("sts:AssumeRole", role_arn, service, {})
+        if not evaluate_trust(request, trust_policy(role), {"Service": [service]}).allowed:
             raise denied
         return await self.issue_role_session(role, session_name, 900)

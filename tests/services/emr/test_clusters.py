@@ -4,10 +4,12 @@ and termination that removes the nodes."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,6 +33,8 @@ TRUST = json.dumps(
     }
 )  # fmt: skip
 FAST = {"Delay": 2, "MaxAttempts": 200}
+# Real clusters: minutes each on a loaded 2-core machine (a start, a spark-submit).
+pytestmark = pytest.mark.timeout(1800)
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
@@ -47,6 +51,30 @@ def roles(gateway: GatewayProcess) -> None:
     iam.add_role_to_instance_profile(
         InstanceProfileName="EMR_EC2_DefaultRole", RoleName="EMR_EC2_DefaultRole"
     )
+
+
+BUCKET = "cluster-scripts"
+# A bootstrap action leaves a mark on each node (its arguments, as hadoop), in EMR's place.
+MARK = b'#!/bin/bash\nset -e\necho "$@" > /home/hadoop/bootstrapped-$(hostname)\n'
+
+
+@pytest.fixture(scope="module")
+def scripts(gateway: GatewayProcess, roles: None) -> str:
+    """A bucket of bootstrap scripts and JARs the nodes' role (EMR_EC2_DefaultRole) may read,
+    and where it may write the steps' logs (``logs/``)."""
+    s3 = gateway.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="bootstrap/mark.sh", Body=MARK)
+    s3.put_object(Bucket=BUCKET, Key="bootstrap/fails.sh", Body=b"echo broken >&2\nexit 3\n")
+    gateway.client("iam").put_role_policy(
+        RoleName="EMR_EC2_DefaultRole",
+        PolicyName="ReadScripts",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"},
+            {"Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": f"arn:aws:s3:::{BUCKET}/logs/*"}]}),
+    )  # fmt: skip
+    return f"s3://{BUCKET}/bootstrap"
 
 
 def job_flow(**overrides: Any) -> dict[str, Any]:
@@ -160,13 +188,17 @@ def test_release_labels_come_from_data(emr: Any) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(
-    emr: Any, roles: None, gateway: GatewayProcess, network: StudioNetwork
+    emr: Any, roles: None, gateway: GatewayProcess, network: StudioNetwork, scripts: str
 ) -> Iterator[str]:
     instances = job_flow()["Instances"] | {"Ec2SubnetId": network.subnet_ids[0]}
     created = emr.run_job_flow(
         **job_flow(
             Instances=instances,
+            BootstrapActions=[{"Name": "mark",
+                               "ScriptBootstrapAction": {"Path": f"{scripts}/mark.sh",
+                                                         "Args": ["from", "s3"]}}],
             Tags=[{"Key": "team", "Value": "data"}],
+            LogUri=f"s3://{BUCKET}/logs/",
             Steps=[bash_step("hello", "echo hello from $(hostname)")],
             Configurations=[
                 {"Classification": "spark-defaults",
@@ -209,13 +241,21 @@ def test_cluster_runs_spark_on_its_nodes(
     assert len(instances) == 2
     assert all(re.fullmatch(r"i-[0-9a-f]{17}", i["Ec2InstanceId"]) for i in instances)
     assert all(i["PrivateIpAddress"] for i in instances)
-    assert emr.list_bootstrap_actions(ClusterId=cluster)["BootstrapActions"] == []
+    assert emr.list_bootstrap_actions(ClusterId=cluster)["BootstrapActions"] == [
+        {"Name": "mark", "ScriptPath": f"s3://{BUCKET}/bootstrap/mark.sh", "Args": ["from", "s3"]}
+    ]
     groups = emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"]
     assert sorted(g["InstanceGroupType"] for g in groups) == ["CORE", "MASTER"]
 
     containers = node_containers(docker_client, cluster)
     roles = sorted(c.labels["emustudio.instance-role"] for c in containers)
     assert roles == ["CORE", "MASTER"]
+    # The bootstrap action ran on every node, as hadoop, with its arguments.
+    for container in containers:
+        mark = container.exec_run(
+            ["bash", "-c", "cat ~/bootstrapped-$(hostname); stat -c %U ~/bootstrapped-*"]
+        )
+        assert mark.output.decode().split() == ["from", "s3", "hadoop"]
 
     # The first step ran on the master and completed; the cluster then waits.
     steps = emr.list_steps(ClusterId=cluster)["Steps"]
@@ -261,6 +301,8 @@ def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
     assert failed["State"] == "FAILED"
     assert failed["FailureDetails"]["Reason"] == "java.lang.IllegalStateException: boom"
     assert "3" in failed["FailureDetails"]["Message"]
+    log_file = f"s3://{BUCKET}/logs/{cluster}/steps/{failing}/stderr.gz"
+    assert failed["FailureDetails"]["LogFile"] == log_file
     assert emr.describe_step(ClusterId=cluster, StepId=cancelled)["Step"]["Status"]["State"] == (
         "CANCELLED"
     )
@@ -270,8 +312,6 @@ def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
             "RUNNING"
         ):
             break
-        import time
-
         time.sleep(0.5)
     emr.cancel_steps(ClusterId=cluster, StepIds=[blocked])
     with pytest.raises(Exception, match="Waiter StepComplete failed"):
@@ -281,6 +321,182 @@ def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
     )
     listed = emr.list_steps(ClusterId=cluster, StepStates=["FAILED"])["Steps"]
     assert [s["Id"] for s in listed] == [failing]
+
+
+def log_of(gateway: GatewayProcess, cluster: str, step_id: str, name: str) -> str:
+    """A step's log as EMR lays it out in LogUri, gunzipped."""
+    key = f"logs/{cluster}/steps/{step_id}/{name}.gz"
+    body = gateway.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return gzip.decompress(body).decode()
+
+
+HELLO = """
+public class Hello {
+    public static void main(String[] args) throws Exception {
+        Class.forName("org.apache.hadoop.conf.Configuration");  // the cluster's class path
+        System.out.println("jar says " + String.join(" ", args) + " "
+            + System.getProperty("greeting"));
+        if (args.length > 0 && args[0].equals("fail")) {
+            throw new IllegalStateException("asked to fail");
+        }
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def hello_jar(gateway: GatewayProcess, scripts: str, tmp_path_factory: Any) -> str:
+    """A JAR of our own (Main-Class in its manifest) in S3; javac and jar build it."""
+    folder = tmp_path_factory.mktemp("jar")
+    (folder / "Hello.java").write_text(HELLO)
+    subprocess.run(["javac", "--release", "17", "Hello.java"], cwd=folder, check=True)
+    subprocess.run(["jar", "cfe", "hello.jar", "Hello", "Hello.class"], cwd=folder, check=True)
+    gateway.client("s3").upload_file(str(folder / "hello.jar"), BUCKET, "jars/hello.jar")
+    return f"s3://{BUCKET}/jars/hello.jar"
+
+
+def test_step_logs_and_custom_jar_steps(
+    gateway: GatewayProcess, emr: Any, cluster: str, hello_jar: str
+) -> None:
+    """Each step's stdout, stderr and controller logs land in LogUri as EMR lays them out; a
+    JAR from S3 runs with its MainClass (or its manifest's), arguments and properties."""
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    first = emr.list_steps(ClusterId=cluster)["Steps"][-1]["Id"]  # "hello", the first step
+    assert log_of(gateway, cluster, first, "stdout").startswith("hello from i-")
+    controller = log_of(gateway, cluster, first, "controller")
+    assert "INFO Step created jar: command-runner.jar" in controller
+    assert "Step succeeded with exitCode 0" in controller
+
+    with_main, by_manifest, failing = emr.add_job_flow_steps(
+        JobFlowId=cluster,
+        Steps=[
+            {"Name": "jar", "ActionOnFailure": "CONTINUE",
+             "HadoopJarStep": {"Jar": hello_jar, "MainClass": "Hello", "Args": ["a", "b"],
+                               "Properties": [{"Key": "greeting", "Value": "hi"}]}},
+            {"Name": "manifest", "ActionOnFailure": "CONTINUE",
+             "HadoopJarStep": {"Jar": hello_jar, "Args": ["c"]}},
+            {"Name": "jar fails", "ActionOnFailure": "CONTINUE",
+             "HadoopJarStep": {"Jar": hello_jar, "Args": ["fail"]}},
+        ],
+    )["StepIds"]  # fmt: skip
+    for step_id in (with_main, by_manifest):
+        emr.get_waiter("step_complete").wait(ClusterId=cluster, StepId=step_id, WaiterConfig=FAST)
+    assert log_of(gateway, cluster, with_main, "stdout") == "jar says a b hi\n"
+    assert log_of(gateway, cluster, by_manifest, "stdout") == "jar says c null\n"
+    described = emr.describe_step(ClusterId=cluster, StepId=with_main)["Step"]
+    assert described["Config"]["MainClass"] == "Hello"
+    assert described["Config"]["Properties"] == {"greeting": "hi"}
+
+    with pytest.raises(Exception, match="Waiter StepComplete failed"):
+        emr.get_waiter("step_complete").wait(ClusterId=cluster, StepId=failing, WaiterConfig=FAST)
+    details = emr.describe_step(ClusterId=cluster, StepId=failing)["Step"]["Status"][
+        "FailureDetails"
+    ]
+    assert details["Reason"] == (
+        'Exception in thread "main" java.lang.IllegalStateException: asked to fail'
+    )
+    assert details["LogFile"] == f"s3://{BUCKET}/logs/{cluster}/steps/{failing}/stderr.gz"
+    assert "asked to fail" in log_of(gateway, cluster, failing, "stderr")
+    assert "WARN Step failed with exitCode 1" in log_of(gateway, cluster, failing, "controller")
+
+
+def test_modify_cluster_runs_steps_side_by_side(emr: Any, cluster: str) -> None:
+    """ModifyCluster's StepConcurrencyLevel: two steps run at once, then one again."""
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    with pytest.raises(ClientError) as exc:
+        emr.modify_cluster(ClusterId=cluster, StepConcurrencyLevel=300)
+    assert error_of(exc)[0] == "ValidationException"
+    assert emr.modify_cluster(ClusterId=cluster, StepConcurrencyLevel=2)[
+        "StepConcurrencyLevel"
+    ] == 2  # fmt: skip
+    assert emr.describe_cluster(ClusterId=cluster)["Cluster"]["StepConcurrencyLevel"] == 2
+    pair = emr.add_job_flow_steps(
+        JobFlowId=cluster, Steps=[bash_step("one", "sleep 300"), bash_step("two", "sleep 300")]
+    )["StepIds"]
+    together = []
+    for _ in range(120):
+        together = emr.list_steps(ClusterId=cluster, StepStates=["RUNNING"])["Steps"]
+        if len(together) == 2:
+            break
+        time.sleep(0.5)
+    assert sorted(s["Id"] for s in together) == sorted(pair)
+    emr.cancel_steps(ClusterId=cluster, StepIds=pair)
+    for step_id in pair:
+        with pytest.raises(Exception, match="Waiter StepComplete failed"):
+            emr.get_waiter("step_complete").wait(
+                ClusterId=cluster, StepId=step_id, WaiterConfig=FAST
+            )
+    assert emr.modify_cluster(ClusterId=cluster, StepConcurrencyLevel=1)[
+        "StepConcurrencyLevel"
+    ] == 1  # fmt: skip
+
+
+def spark_workers(docker_client: docker.DockerClient, cluster: str) -> int:
+    """How many workers the cluster's Spark master counts alive (its JSON view)."""
+    master = next(
+        c for c in node_containers(docker_client, cluster)
+        if c.labels["emustudio.instance-role"] == "MASTER"
+    )  # fmt: skip
+    script = (
+        "import json, urllib.request;"
+        "print(json.load(urllib.request.urlopen('http://localhost:8080/json/'))['aliveworkers'])"
+    )
+    return int(master.exec_run(["python3", "-c", script]).output.decode().strip())
+
+
+def core_group(emr: Any, cluster: str) -> dict[str, Any]:
+    groups = emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"]
+    return next(g for g in groups if g["InstanceGroupType"] == "CORE")
+
+
+def wait_until(check: Any, seconds: float = 400) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(2)
+
+
+@pytest.mark.timeout(900)  # a node starts in a minute or three on a loaded machine
+def test_a_resize_adds_and_removes_worker_containers(
+    emr: Any, cluster: str, docker_client: docker.DockerClient
+) -> None:
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    core = core_group(emr, cluster)["Id"]
+    with pytest.raises(ClientError) as exc:
+        master = next(g for g in emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"]
+                      if g["InstanceGroupType"] == "MASTER")  # fmt: skip
+        emr.modify_instance_groups(
+            ClusterId=cluster,
+            InstanceGroups=[{"InstanceGroupId": master["Id"], "InstanceCount": 2}],
+        )
+    assert error_of(exc) == ("ValidationException", "The master instance group cannot be resized.")
+
+    emr.modify_instance_groups(
+        ClusterId=cluster, InstanceGroups=[{"InstanceGroupId": core, "InstanceCount": 2}]
+    )
+    wait_until(lambda: (g := core_group(emr, cluster))["RunningInstanceCount"] == 2
+               and g["Status"]["State"] == "RUNNING")  # fmt: skip
+    assert core_group(emr, cluster)["RequestedInstanceCount"] == 2
+    containers = node_containers(docker_client, cluster)
+    assert sorted(c.labels["emustudio.instance-role"] for c in containers) == [
+        "CORE", "CORE", "MASTER"]  # fmt: skip
+    wait_until(lambda: spark_workers(docker_client, cluster) == 2, 120)
+    running = emr.list_instances(ClusterId=cluster, InstanceStates=["RUNNING"])["Instances"]
+    assert len(running) == 3 and all(i["PrivateIpAddress"] for i in running)
+    for container in containers:  # the new node ran the bootstrap action too
+        assert container.exec_run(["bash", "-c", "ls ~/bootstrapped-*"]).exit_code == 0
+
+    newest = [i["Ec2InstanceId"] for i in running if i["InstanceGroupId"] == core][-1]
+    emr.modify_instance_groups(
+        ClusterId=cluster, InstanceGroups=[{"InstanceGroupId": core, "InstanceCount": 1,
+                                            "EC2InstanceIdsToTerminate": [newest]}]
+    )  # fmt: skip
+    wait_until(lambda: core_group(emr, cluster)["Status"]["State"] == "RUNNING", 120)
+    assert core_group(emr, cluster)["RunningInstanceCount"] == 1
+    ended = emr.list_instances(ClusterId=cluster, InstanceStates=["TERMINATED"])["Instances"]
+    assert [i["Ec2InstanceId"] for i in ended] == [newest]
+    assert len(node_containers(docker_client, cluster)) == 2
+    wait_until(lambda: spark_workers(docker_client, cluster) == 1, 120)
 
 
 @pytest.fixture(scope="module")
@@ -470,3 +686,51 @@ def test_a_terminated_cluster_is_not_attached(cluster: str, workspace: tuple[str
         " RUNNING or WAITING.",
     )
     assert editors.describe_editor(EditorId=editor_id)["Editor"]["Status"] == "Ready"
+
+
+@pytest.mark.timeout(900)  # a second cluster: minutes on a loaded 2-core machine
+def test_a_failing_bootstrap_action_ends_the_cluster(
+    emr: Any, network: StudioNetwork, scripts: str, docker_client: docker.DockerClient
+) -> None:
+    """The second action fails on the (only) node: the cluster ends TERMINATED_WITH_ERRORS with
+    EMR's BOOTSTRAP_FAILURE, its nodes removed; the first action ran before it."""
+    instances = {
+        "MasterInstanceType": "m5.xlarge",
+        "InstanceCount": 1,
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "Ec2SubnetId": network.subnet_ids[0],
+    }
+    actions = [
+        {"Name": "mark", "ScriptBootstrapAction": {"Path": f"{scripts}/mark.sh"}},
+        {"Name": "fails", "ScriptBootstrapAction": {"Path": f"{scripts}/fails.sh"}},
+    ]  # fmt: skip
+    cluster_id = emr.run_job_flow(
+        **job_flow(Name="broken", Instances=instances, BootstrapActions=actions)
+    )["JobFlowId"]
+    with pytest.raises(Exception, match="Waiter ClusterRunning failed"):
+        emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=FAST)
+    # ClusterTerminated's failure state is the one this cluster is meant to end in.
+    with pytest.raises(Exception, match='matched expected path: "TERMINATED_WITH_ERRORS"'):
+        emr.get_waiter("cluster_terminated").wait(ClusterId=cluster_id, WaiterConfig=FAST)
+    described = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]
+    master = emr.list_instances(ClusterId=cluster_id)["Instances"][0]["Ec2InstanceId"]
+    assert described["Status"]["State"] == "TERMINATED_WITH_ERRORS"
+    assert described["Status"]["StateChangeReason"] == {
+        "Code": "BOOTSTRAP_FAILURE",
+        "Message": f"On the master instance ({master}), bootstrap action 2 returned a non-zero"
+        " return code",
+    }
+    assert node_containers(docker_client, cluster_id) == []
+    assert [a["Name"] for a in emr.list_bootstrap_actions(ClusterId=cluster_id)[
+        "BootstrapActions"]] == ["mark", "fails"]  # fmt: skip
+
+
+def test_bootstrap_actions_need_s3_paths(emr: Any, roles: None) -> None:
+    with pytest.raises(ClientError) as exc:
+        emr.run_job_flow(**job_flow(BootstrapActions=[
+            {"Name": "local", "ScriptBootstrapAction": {"Path": "/tmp/x.sh"}}]))  # fmt: skip
+    assert error_of(exc) == (
+        "ValidationException",
+        "The bootstrap action local has an invalid path: /tmp/x.sh (an s3:// location is"
+        " expected).",
+    )

@@ -149,7 +149,8 @@ def test_spark_submit_reads_and_writes_s3(
     data, _ = buckets
     step = run_step(
         emr, cluster, "words",
-        ["spark-submit", f"s3://{data}/jobs/words.py", f"s3://{data}/input/",
+        # The script from s3://, its input through s3n://, its outputs to s3:// and s3a://.
+        ["spark-submit", f"s3://{data}/jobs/words.py", f"s3n://{data}/input/",
          f"s3://{data}/output/words/", f"s3a://{data}/output/parquet/"],
     )  # fmt: skip
     assert step["Status"]["State"] == "COMPLETED", step["Status"]

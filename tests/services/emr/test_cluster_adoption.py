@@ -1,0 +1,133 @@
+"""A gateway restart adopts a running cluster (as it adopts Workspaces), and the adopted cluster
+ends by its auto-termination policy once idle: one cluster, on a gateway of the module's own
+(a restart must not disturb other modules)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import docker
+import pytest
+from botocore.exceptions import ClientError
+
+from emustudio.testing.gateway import GatewayProcess, aws_cli
+from emustudio.testing.vpc import StudioNetwork
+from tests.services.emr.test_clusters import (
+    TRUST,
+    bash_step,
+    error_of,
+    job_flow,
+    node_containers,
+)
+
+pytestmark = pytest.mark.timeout(1200)  # a cluster on a loaded 2-core machine, idle a minute
+
+POLL = {"Delay": 2, "MaxAttempts": 300}
+
+
+@pytest.fixture(scope="module")
+def gateway_env() -> dict[str, str]:
+    return {}
+
+
+@pytest.fixture(scope="module")
+def roles(gateway: GatewayProcess) -> None:
+    iam = gateway.client("iam")
+    iam.create_role(RoleName="EMR_DefaultRole", AssumeRolePolicyDocument=TRUST)
+    iam.create_role(RoleName="EMR_EC2_DefaultRole", AssumeRolePolicyDocument=TRUST)
+    iam.create_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
+    iam.add_role_to_instance_profile(
+        InstanceProfileName="EMR_EC2_DefaultRole", RoleName="EMR_EC2_DefaultRole"
+    )
+
+
+def state_of(emr: Any, cluster_id: str) -> str:
+    return str(emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]["State"])
+
+
+def test_a_restart_adopts_the_cluster_which_then_auto_terminates(
+    gateway: GatewayProcess, roles: None, network: StudioNetwork,
+    docker_client: docker.DockerClient,
+) -> None:  # fmt: skip
+    emr = gateway.client("emr")
+    instances = {
+        "MasterInstanceType": "m5.xlarge",
+        "InstanceCount": 1,
+        "KeepJobFlowAliveWhenNoSteps": True,
+        "Ec2SubnetId": network.subnet_ids[0],
+    }
+    cluster_id = emr.run_job_flow(
+        **job_flow(Name="idle", Instances=instances, AutoTerminationPolicy={"IdleTimeout": 600})
+    )["JobFlowId"]  # fmt: skip
+    policy = emr.get_auto_termination_policy(ClusterId=cluster_id)["AutoTerminationPolicy"]
+    assert policy == {"IdleTimeout": 600}
+    with pytest.raises(ClientError) as exc:
+        emr.put_auto_termination_policy(
+            ClusterId=cluster_id, AutoTerminationPolicy={"IdleTimeout": 10}
+        )
+    assert error_of(exc)[0] == "ValidationException"
+    emr.remove_auto_termination_policy(ClusterId=cluster_id)
+    assert "AutoTerminationPolicy" not in emr.get_auto_termination_policy(ClusterId=cluster_id)
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=POLL)
+    nodes = {c.id for c in node_containers(docker_client, cluster_id)}
+
+    # A step runs while the gateway stops: the restart adopts the cluster, the step is FAILED
+    # (nothing watched it to its end), and the next step runs on the same nodes.
+    running = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[bash_step("long", "sleep 600")])[
+        "StepIds"
+    ][0]
+    for _ in range(150):
+        if emr.describe_step(ClusterId=cluster_id, StepId=running)["Step"]["Status"]["State"] == (
+            "RUNNING"
+        ):
+            break
+        time.sleep(1)
+    assert gateway.stop() == 0, gateway.log()
+    gateway.start()
+    emr = gateway.client("emr")
+    assert {c.id for c in node_containers(docker_client, cluster_id)} == nodes
+    status = emr.describe_step(ClusterId=cluster_id, StepId=running)["Step"]["Status"]
+    assert status["State"] == "FAILED"
+    assert status["FailureDetails"]["Reason"] == "The gateway restarted while the step ran."
+    after = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[bash_step("after", "true")])[
+        "StepIds"
+    ][0]
+    emr.get_waiter("step_complete").wait(ClusterId=cluster_id, StepId=after, WaiterConfig=POLL)
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=POLL)
+    assert state_of(emr, cluster_id) == "WAITING"
+
+    # The policy, set through the AWS CLI, ends the idle cluster.
+    aws_cli(gateway, "emr", "put-auto-termination-policy", "--cluster-id", cluster_id,
+            "--auto-termination-policy", "IdleTimeout=60")  # fmt: skip
+    got = json.loads(
+        aws_cli(gateway, "emr", "get-auto-termination-policy", "--cluster-id", cluster_id).stdout
+    )
+    assert got == {"AutoTerminationPolicy": {"IdleTimeout": 60}}
+    emr.get_waiter("cluster_terminated").wait(
+        ClusterId=cluster_id, WaiterConfig={"Delay": 5, "MaxAttempts": 60}
+    )
+    status = emr.describe_cluster(ClusterId=cluster_id)["Cluster"]["Status"]
+    assert status["State"] == "TERMINATED"
+    assert status["StateChangeReason"] == {
+        "Code": "ALL_STEPS_COMPLETED",
+        "Message": "The cluster was idle for longer than its auto-termination policy's idle"
+        " timeout (60 seconds) and was terminated.",
+    }
+    assert node_containers(docker_client, cluster_id) == []
+
+    # DescribeJobFlows tells it the old way.
+    flow = emr.describe_job_flows(JobFlowIds=[cluster_id])["JobFlows"][0]
+    assert flow["JobFlowId"] == cluster_id and flow["Name"] == "idle"
+    assert flow["ExecutionStatusDetail"]["State"] == "COMPLETED"
+    assert flow["Instances"]["InstanceCount"] == 1
+    assert flow["Instances"]["MasterInstanceType"] == "m5.xlarge"
+    assert flow["Instances"]["KeepJobFlowAliveWhenNoSteps"] is True
+    assert [g["InstanceRole"] for g in flow["Instances"]["InstanceGroups"]] == ["MASTER"]
+    assert [s["StepConfig"]["Name"] for s in flow["Steps"]] == ["long", "after"]
+    assert [s["ExecutionStatusDetail"]["State"] for s in flow["Steps"]] == ["FAILED", "COMPLETED"]
+    assert flow["BootstrapActions"] == []
+    assert "LogUri" not in flow  # a member AWS leaves out is left out
+    listed = emr.describe_job_flows(JobFlowStates=["COMPLETED"])["JobFlows"]
+    assert [f["JobFlowId"] for f in listed] == [cluster_id]
