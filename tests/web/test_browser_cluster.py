@@ -233,7 +233,8 @@ def test_a_pyspark_cell_runs_on_the_attached_cluster(
     roles = nodes(docker_client, cluster)
     assert (len(roles["MASTER"]), len(roles["CORE"])) == (1, 2)
     master = roles["MASTER"][0]
-    core_ips = {ip_of(c) for c in roles["CORE"]}
+    # Spark names an executor's host by the node's hostname: its EC2 instance id.
+    core_hosts = {c.attrs["Config"]["Hostname"] for c in roles["CORE"]}
     workspace = docker_client.containers.get(
         next(
             c.name
@@ -279,7 +280,7 @@ def test_a_pyspark_cell_runs_on_the_attached_cluster(
         f"http://{ip_of(master)}:4040/api/v1/applications/{apps[0]['id']}/executors"
     )
     hosts = {e["hostPort"].rsplit(":", 1)[0] for e in executors if e["id"] != "driver"}
-    assert hosts == core_ips
+    assert hosts == core_hosts
     assert sum(e["completedTasks"] for e in executors) > 0
 
     # Detached: no kernel of the Workspace is left, and the Workspace shows no cluster.
