@@ -83,6 +83,15 @@ class EmuStudio:
         self.settings = settings
         self.instance_id = settings.resolved_instance_id()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.culler: ioloop.PeriodicCallback | None = None
+        self.http_server: httpserver.HTTPServer | None = None
+        self.metadata_server: httpserver.HTTPServer | None = None
+        self._build_runtime(settings)
+        self._build_services(settings)
+        self._build_signin(settings)
+
+    def _build_runtime(self, settings: Settings) -> None:
+        """The store, Docker, the subnet networks with their firewall, and the Workspaces."""
         region, account = settings.region, settings.account_id
         self.store = Store(settings.database_url)
         self.docker = DockerExecutor(settings.docker_url)
@@ -116,8 +125,10 @@ class EmuStudio:
             settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup,
             self.kernel_route_address,
         )  # fmt: skip
-        self.culler: ioloop.PeriodicCallback | None = None
-        # IAM, STS and the credentials SigV4 checks; then the pipeline with every service.
+
+    def _build_services(self, settings: Settings) -> None:
+        """IAM, STS, the policy engine and CloudTrail, every service, and the pipeline."""
+        region, account = settings.region, settings.account_id
         self.iam, self.sts, self.credentials = make_identity(settings, self.store)
         self.accounts = make_other_accounts(settings, self.credentials, self.sts)
         self.authorizer = make_authorizer(settings, self.store, self.iam, self.accounts)
@@ -149,7 +160,10 @@ class EmuStudio:
         self.emr.service_role_attach = ServiceRoleAttach(self.sts, self.gateway.call)
         # Cluster nodes reach S3 as their instance profile's role (bootstrap scripts, step logs).
         self.clusters.s3 = InstanceProfileS3(self.store, self.sts, self.gateway.call)
-        # Sign-in (IAM users, IAM federation, Identity Center, the built-in IdP) and the pages.
+
+    def _build_signin(self, settings: Settings) -> None:
+        """Sign-in (IAM users, IAM federation, Identity Center, the built-in IdP), the pages,
+        the Workspace proxy and the demo."""
         self.identity_center = make_identity_center(
             settings, self.store, self.sts, self.auditor, self.identitystore, self.idc_idp_metadata
         )
@@ -160,8 +174,6 @@ class EmuStudio:
         self.proxy = make_proxy(
             settings, self.store, self.sessions, self.authorizer, self.workspaces
         )
-        self.http_server: httpserver.HTTPServer | None = None
-        self.metadata_server: httpserver.HTTPServer | None = None
         # `emustudio up`'s demo (setting demo): the IdP's users, IAM federation, a Studio.
         self.demo = make_demo(self)
 
