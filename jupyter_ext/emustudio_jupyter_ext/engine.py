@@ -1,14 +1,16 @@
 """Where this Workspace's kernels run: here, or on its attached EMR cluster (the engine switch).
 
-The gateway hands the server two values at start, in the environment, taken out of it when the
-extension loads so that kernels never see them: ``EMUSTUDIO_ENGINE_URL``, the gateway's kernel
-route for this Workspace, and ``EMUSTUDIO_ENGINE_TOKEN``, this Workspace's secret there. The
-server starts with its own, local kernels.
+The gateway hands the server ``EMUSTUDIO_ENGINE_URL`` at start, in the environment (taken out
+of it when the extension loads): the gateway's kernel route for this Workspace. The secret for
+that route comes only with each attach, in the switch call, and lives in this (non-dumpable)
+server's memory: a kernel cannot read it from any environment or file. The server starts with
+its own, local kernels.
 
 ``POST <base_url>emustudio/engine`` (token-authenticated: only the gateway has the server's
 token) switches without a restart:
 
-* ``{"cluster_id": "j-...", "kernel_username": "..."}`` (AttachEditor): the local kernels end,
+* ``{"cluster_id": "j-...", "kernel_username": "...", "engine_token": "..."}`` (AttachEditor):
+  the local kernels end,
   and jupyter_server's gateway client managers (kernels, kernel specs, sessions, kernel
   WebSockets) pointed at the route take the local ones' place in the web application's
   settings, where every handler looks them up per request. Kernels then start on the cluster
@@ -40,7 +42,6 @@ from jupyter_server.utils import ensure_async
 log = logging.getLogger("emustudio_jupyter_ext")
 
 ENV_URL = "EMUSTUDIO_ENGINE_URL"
-ENV_TOKEN = "EMUSTUDIO_ENGINE_TOKEN"
 REQUEST_TIMEOUT = 300.0
 _MANAGERS = (
     "kernel_manager",
@@ -55,24 +56,25 @@ class EngineSwitch:
         self.serverapp = serverapp
         self.settings: dict[str, Any] = serverapp.web_app.settings
         self.url = os.environ.pop(ENV_URL, "").rstrip("/")
-        self.token = os.environ.pop(ENV_TOKEN, "")
+        self.token = ""
         self.local = {name: self.settings.get(name) for name in _MANAGERS}
         self.cluster_id: str | None = None
         self._lock = asyncio.Lock()
 
     @property
     def available(self) -> bool:
-        return bool(self.url and self.token)
+        return bool(self.url)
 
     def attached_cluster(self) -> dict[str, str] | None:
         if self.cluster_id is None:
             return None
         return {"cluster_id": self.cluster_id, "gateway_url": self.url}
 
-    async def attach(self, cluster_id: str, kernel_username: str) -> None:
+    async def attach(self, cluster_id: str, kernel_username: str, engine_token: str) -> None:
         async with self._lock:
-            if self.cluster_id == cluster_id:
+            if self.cluster_id == cluster_id and self.token == engine_token:
                 return
+            self.token = engine_token
             await self._end_kernels()
             os.environ["KERNEL_USERNAME"] = kernel_username
             client = GatewayClient.instance()
@@ -112,6 +114,7 @@ class EngineSwitch:
             await self._end_kernels()
             self.settings.update(self.local)
             os.environ.pop("KERNEL_USERNAME", None)
+            self.token = ""
             log.info("kernels now run here again (detached from %s)", self.cluster_id)
             self.cluster_id = None
 

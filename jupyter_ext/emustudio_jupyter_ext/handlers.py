@@ -49,7 +49,9 @@ class EngineHandler(APIHandler):
             await self.switch.detach()
         elif not self.switch.available:
             raise web.HTTPError(409, "This Workspace was started without a kernel route.")
+        elif not isinstance(token := body.get("engine_token"), str) or not token:
+            raise web.HTTPError(400, "An attach names the kernel route's engine_token.")
         else:
             user = str(body.get("kernel_username") or "emr-notebook")
-            await self.switch.attach(str(cluster_id), user)
+            await self.switch.attach(str(cluster_id), user, token)
         self.finish({"attached": self.switch.attached_cluster()})

@@ -16,7 +16,7 @@ from tornado.netutil import bind_sockets
 
 from emustudio.auth.engine_gate import KernelRouteGate
 from emustudio.proxy.engine import EngineProxy
-from emustudio.services.emr.kernel_route import KernelRoutes, engine_secret
+from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.store.tables import Editor
 
 JEG_TOKEN = "cluster-token-the-workspace-never-sees"
@@ -146,42 +146,47 @@ async def call(
     return response.code, json.loads(text) if text else None
 
 
-SECRET = engine_secret(f"token-of-{EDITOR}")
+def secrets_of(routes: KernelRoutes) -> tuple[str, str]:
+    """The engine secrets the attach handed the two Workspaces' servers."""
+    mine, theirs = routes.attached(EDITOR), routes.attached(OTHER)
+    assert mine is not None and theirs is not None
+    return mine.secret, theirs.secret
 
 
 async def test_the_workspace_gets_in_with_its_secret_only(route: Any) -> None:
-    base, _, fake = route
-    assert (await call(f"{base}/engine/{EDITOR}/api/kernelspecs", SECRET))[0] == 200
+    base, routes, fake = route
+    own, other_secret = secrets_of(routes)
+    assert (await call(f"{base}/engine/{EDITOR}/api/kernelspecs", own))[0] == 200
     assert fake.seen_auth == [f"token {JEG_TOKEN}"]  # the gateway put the cluster's token in
-    for secret in (None, "wrong", engine_secret(f"token-of-{OTHER}"), JEG_TOKEN):
+    for secret in (None, "wrong", other_secret, JEG_TOKEN):
         code, answer = await call(f"{base}/engine/{EDITOR}/api/kernelspecs", secret)
         assert code == 403, secret
         assert JEG_TOKEN not in json.dumps(answer)
     # Anything but kernels and their specs is not the route's.
-    assert (await call(f"{base}/engine/{EDITOR}/api/contents", SECRET))[0] == 404
+    assert (await call(f"{base}/engine/{EDITOR}/api/contents", own))[0] == 404
 
 
 async def test_kernels_run_as_the_attaching_user_and_stay_the_workspaces_own(route: Any) -> None:
-    base, _, fake = route
+    base, routes, fake = route
+    own, other_secret = secrets_of(routes)
     kernels = f"{base}/engine/{EDITOR}/api/kernels"
     code, model = await call(
-        kernels, SECRET, "POST",
+        kernels, own, "POST",
         {"name": "pysparkkernel", "env": {"KERNEL_USERNAME": "root", "KERNEL_WORKING_DIR": "/h"}},
     )  # fmt: skip
     assert code == 201
     assert fake.kernels[model["id"]]["env"] == {"KERNEL_USERNAME": "alice"}
     # Another Workspace's kernel on the same cluster: not listed, not reachable.
-    other_secret = engine_secret(f"token-of-{OTHER}")
     code, theirs = await call(f"{base}/engine/{OTHER}/api/kernels", other_secret, "POST", {})
     assert code == 201
-    assert [k["id"] for k in (await call(kernels, SECRET))[1]] == [model["id"]]
-    assert (await call(f"{kernels}/{theirs['id']}", SECRET))[0] == 404
-    assert (await call(f"{kernels}/{model['id']}", SECRET))[0] == 200
+    assert [k["id"] for k in (await call(kernels, own))[1]] == [model["id"]]
+    assert (await call(f"{kernels}/{theirs['id']}", own))[0] == 404
+    assert (await call(f"{kernels}/{model['id']}", own))[0] == 200
 
     # The kernel's WebSocket goes through, with the cluster's token added by the gateway.
     ws_url = f"{base.replace('http', 'ws')}/engine/{EDITOR}/api/kernels/{model['id']}/channels"
     conn = await websocket.websocket_connect(
-        httpclient.HTTPRequest(ws_url, headers={"Authorization": f"token {SECRET}"})
+        httpclient.HTTPRequest(ws_url, headers={"Authorization": f"token {own}"})
     )
     await conn.write_message("execute_request")
     assert await conn.read_message() == "execute_request"
@@ -190,15 +195,25 @@ async def test_kernels_run_as_the_attaching_user_and_stay_the_workspaces_own(rou
 
 async def test_a_detach_ends_the_workspaces_kernels_and_closes_its_route(route: Any) -> None:
     base, routes, fake = route
+    own, other_secret = secrets_of(routes)
     kernels = f"{base}/engine/{EDITOR}/api/kernels"
-    mine = (await call(kernels, SECRET, "POST", {"name": "python3"}))[1]["id"]
-    other_secret = engine_secret(f"token-of-{OTHER}")
+    mine = (await call(kernels, own, "POST", {"name": "python3"}))[1]["id"]
     theirs = (await call(f"{base}/engine/{OTHER}/api/kernels", other_secret, "POST", {}))[1]["id"]
 
     await routes.detach(None, EDITOR)
     assert set(fake.kernels) == {theirs}  # only the other Workspace's kernel is left
     assert mine not in fake.kernels
-    code, answer = await call(kernels, SECRET)
+    code, answer = await call(kernels, own)
     assert code == 409
     assert "not attached" in answer["message"]
+
+    # Attached again: a new secret; the old one, which a kernel might have kept, opens nothing.
+    other = routes.attached(OTHER)
+    assert other is not None
+    endpoint = f"{other.host}:{other.port}"
+    await routes.attach(editor(EDITOR), "j-" + "C" * 13, endpoint, JEG_TOKEN, "alice")
+    again = routes.attached(EDITOR)
+    assert again is not None and again.secret != own
+    assert (await call(kernels, own))[0] == 403
+    assert (await call(kernels, again.secret))[0] == 200
     await asyncio.sleep(0)

@@ -161,14 +161,14 @@ except urllib.error.HTTPError as e:
 """
 
 
-def route_status(workspace: Any, secret: str | None = None) -> int:
-    """``GET /api/kernels`` on the kernel route, from inside the Workspace's container, with
-    its engine secret (or ``secret``)."""
+def route_status(workspace: Any, secret: str) -> int:
+    """``GET /api/kernels`` on the kernel route, from inside the Workspace's container, as
+    user code there would call it, with ``secret``: the real one lives only in the Workspace's
+    server (handed over at the attach), so user code has none to present."""
     env = dict(e.split("=", 1) for e in workspace.attrs["Config"]["Env"])
+    assert not any("ENGINE_TOKEN" in name for name in env)
     url = env["EMUSTUDIO_ENGINE_URL"]
-    result = workspace.exec_run(
-        ["python3", "-c", ROUTE_CALL, url, secret or env["EMUSTUDIO_ENGINE_TOKEN"]], demux=True
-    )
+    result = workspace.exec_run(["python3", "-c", ROUTE_CALL, url, secret], demux=True)
     out, err = result.output
     assert result.exit_code == 0, (out, err)
     print("route:", url, out, err)
@@ -243,14 +243,15 @@ def test_a_pyspark_cell_runs_on_the_attached_cluster(
             )
         )
     )
-    # Not attached: the route refuses the Workspace, even with its own secret.
-    assert route_status(workspace) == 409
+    # Not attached: the route refuses the Workspace, whatever it presents.
+    assert route_status(workspace, secret="any") == 409
 
     # The signed-in user attaches the Workspace.
     editors.attach_editor(EditorId=editor_id, ExecutionEngine={"Id": cluster, "Type": "EMR"})
     attached = wait_for_status(editors, editor_id, "Attached")
     assert attached["ExecutionEngine"] == {"Id": cluster, "Type": "EMR"}
-    assert route_status(workspace) == 200
+    # Attached: only the server's secret opens the route (the PySpark cell below proves it
+    # does); anything user code could guess is refused.
     assert route_status(workspace, secret="not-the-secret") == 403
 
     # JupyterLab offers the cluster's kernels; a PySpark notebook counts on the cluster.
@@ -288,7 +289,7 @@ def test_a_pyspark_cell_runs_on_the_attached_cluster(
     detached = editors.describe_editor(EditorId=editor_id)["Editor"]
     assert "ExecutionEngine" not in detached and "AttachedClusterId" not in detached
     poll_until(lambda: kernels_on(master) == [], "no kernel left on the master")
-    assert route_status(workspace) == 409
+    assert route_status(workspace, secret="any") == 409
     engine = engine_of(chromium, f"{studio_url}workspaces/{editor_id}/emustudio/engine")
     assert engine == {"attached": None}
     lab.close()

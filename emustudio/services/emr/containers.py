@@ -15,12 +15,11 @@ from emustudio.runtime.images import Images
 from emustudio.runtime.networks import SubnetNetworks
 from emustudio.runtime.pool import PoolKey
 from emustudio.runtime.workspaces import Phase, WorkspaceRuntime, WorkspaceSpec
-from emustudio.services.emr.kernel_route import ENGINE_PATH, engine_secret
+from emustudio.services.emr.kernel_route import ENGINE_PATH
 from emustudio.services.emr.workspaces import Containers, ContainerSpec
 from emustudio.store.tables import Endpoint
 
 ENV_ENGINE_URL = "EMUSTUDIO_ENGINE_URL"
-ENV_ENGINE_TOKEN = "EMUSTUDIO_ENGINE_TOKEN"
 
 
 class DockerContainers(Containers):
@@ -69,10 +68,9 @@ class DockerContainers(Containers):
         env: dict[str, str] = {}
         address = await self.engine_address(spec.subnet_id) if self.engine_address else None
         if address is not None:
-            # Where the server's gateway client reaches kernels once attached, and its secret
-            # there (fresh with the token at every start; jupyter_ext takes both).
+            # Where the server's gateway client reaches kernels once attached (not a secret:
+            # the route's secret comes with each attach, in the switch call).
             env[ENV_ENGINE_URL] = f"http://{address}{ENGINE_PATH}{spec.editor_id}/"
-            env[ENV_ENGINE_TOKEN] = engine_secret(spec.token)
         endpoint = await self.runtime.start(
             dataclasses.replace(self.workspace_spec(spec, await self.image(progress)), env=env),
             lambda step: progress(step.message),

@@ -5,9 +5,10 @@ whose URL is the gateway's route ``/engine/<e-id>/`` (``proxy/engine.py``). What
 reach is held here, per Workspace, while it is attached:
 
 * the **engine secret**: the Workspace presents it as ``Authorization: token <secret>``. It is
-  an HMAC of the Workspace's JupyterLab token (fresh at every start), so the gateway stores
-  nothing more and a restarted Workspace's old secret opens nothing; the Workspace never learns
-  the cluster's Enterprise Gateway token, which the gateway adds itself;
+  random, made at the attach and handed to the Workspace's server in the switch call alone (no
+  environment, no file: kernels cannot read it), so a detach or a restart makes it worthless;
+  the Workspace never learns the cluster's Enterprise Gateway token, which the gateway adds
+  itself;
 * the cluster's **Enterprise Gateway** (master address, port 18888, its token);
 * the **kernel user**: who attached (``KERNEL_USERNAME``), which the route writes into every
   kernel start whatever the Workspace asked, and never ``root``;
@@ -23,11 +24,11 @@ ending, shuts the Workspace's kernels down on the cluster before the entry goes.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import json
 import logging
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +46,6 @@ LOCAL_KERNEL_USER = "emr-notebook"
 """The kernel user when the attaching principal gives no usable name (the account root)."""
 _USER_CHARS = re.compile(r"[^A-Za-z0-9._@+=,-]")
 _TIMEOUT = 20.0
-
-
-def engine_secret(workspace_token: str) -> str:
-    """The secret a Workspace presents on the kernel route (derived: nothing more to store)."""
-    return hmac.new(workspace_token.encode(), b"emustudio kernel route", hashlib.sha256).hexdigest()
 
 
 def kernel_username(principal: Principal | None) -> str:
@@ -106,10 +102,17 @@ class KernelRoutes:
         """Open the route of ``editor`` to the cluster whose gateway is at ``endpoint`` and
         switch the Workspace's server to it."""
         host, _, port = endpoint.rpartition(":")
+        # A secret of this attachment alone, handed to the Workspace's server in the switch
+        # call (token-authenticated): it never sits in the container's environment or files,
+        # where a kernel could read it (the server itself is not dumpable), and it dies with
+        # the attachment.
+        secret = secrets.token_urlsafe(32)
         self._attached[editor.id] = Attachment(
-            editor.id, cluster_id, engine_secret(editor.token), host, int(port), token, user
+            editor.id, cluster_id, secret, host, int(port), token, user
         )
-        await self._tell_workspace(editor, {"cluster_id": cluster_id, "kernel_username": user})
+        await self._tell_workspace(
+            editor, {"cluster_id": cluster_id, "kernel_username": user, "engine_token": secret}
+        )
 
     async def detach(
         self, editor: Editor | None, editor_id: str, *, cluster_gone: bool = False
