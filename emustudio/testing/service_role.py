@@ -12,8 +12,8 @@ from typing import Any
 
 from emustudio.iam.documented import EMR_TAG, STUDIO_SERVICE_TRUST, studio_service_policy
 
-__all__ = ["EMR_TAG", "SERVICE_ROLE_NAME", "ensure_studio_service_role", "studio_service_policy",
-           "tag_for_emr"]  # fmt: skip
+__all__ = ["EMR_TAG", "SERVICE_ROLE_NAME", "ensure_emr_default_roles",
+           "ensure_studio_service_role", "studio_service_policy", "tag_for_emr"]  # fmt: skip
 
 SERVICE_ROLE_NAME = "EMRStudio_Service_Role"
 
@@ -36,3 +36,35 @@ def ensure_studio_service_role(
 def tag_for_emr(ec2: Any, *resource_ids: str) -> None:
     """Tag subnets and security groups for EMR's managed policies, as the guide asks."""
     ec2.create_tags(Resources=list(resource_ids), Tags=[{"Key": EMR_TAG, "Value": "true"}])
+
+
+def _trusting(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+
+
+def ensure_emr_default_roles(iam: Any) -> None:
+    """EMR's default roles, as `aws emr create-default-roles` makes them (without their managed
+    policies): ``EMR_DefaultRole`` trusting EMR, and ``EMR_EC2_DefaultRole`` trusting EC2 with
+    its instance profile. Kept as they are when another test made them first."""
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(
+            RoleName="EMR_DefaultRole",
+            AssumeRolePolicyDocument=_trusting("elasticmapreduce.amazonaws.com"),
+        )
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_role(
+            RoleName="EMR_EC2_DefaultRole", AssumeRolePolicyDocument=_trusting("ec2.amazonaws.com")
+        )
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
+    with contextlib.suppress(iam.exceptions.LimitExceededException):  # the role is in it
+        iam.add_role_to_instance_profile(
+            InstanceProfileName="EMR_EC2_DefaultRole", RoleName="EMR_EC2_DefaultRole"
+        )

@@ -35,9 +35,9 @@ from emustudio.aws.spec import DATA_PATH
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
 from emustudio.testing.resources import wait_for_status
-from emustudio.testing.service_role import ensure_studio_service_role
+from emustudio.testing.service_role import ensure_emr_default_roles, ensure_studio_service_role
 from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
-from tests.services.emr.test_clusters import FAST, TRUST, job_flow
+from tests.services.emr.test_clusters import FAST, job_flow
 from tests.web.test_browser import row_of, workspace_image
 from tests.web.test_browser import wait_for_status as wait_on_page
 
@@ -64,13 +64,8 @@ def studio_net(ec2: Any) -> StudioNetwork:
 def cluster(gateway: GatewayProcess, emr: Any, studio_net: StudioNetwork) -> Iterator[str]:
     """One master and two core nodes, started as the module begins (it boots while the
     Workspace does)."""
-    iam = gateway.client("iam")
-    for role in ("EMR_DefaultRole", "EMR_EC2_DefaultRole"):
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=TRUST)
-    iam.create_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
-    iam.add_role_to_instance_profile(
-        InstanceProfileName="EMR_EC2_DefaultRole", RoleName="EMR_EC2_DefaultRole"
-    )
+    # Other modules on the session's gateway may have made them already.
+    ensure_emr_default_roles(gateway.client("iam"))
     instances = job_flow()["Instances"] | {"Ec2SubnetId": studio_net.subnet_ids[0]}
     instances["InstanceGroups"][1]["InstanceCount"] = 2
     cluster_id = emr.run_job_flow(

@@ -18,14 +18,13 @@ from typing import Any
 
 import playwright.sync_api as playwright_api
 import pytest
-from botocore.exceptions import ClientError
 
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
 from emustudio.testing.resources import delete_workspace, wait_for_status
-from emustudio.testing.service_role import ensure_studio_service_role
+from emustudio.testing.service_role import ensure_emr_default_roles, ensure_studio_service_role
 from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
 from tests.web.test_browser_pages import axe_check
 
@@ -68,21 +67,7 @@ def studio_id(gateway: GatewayProcess, emr: Any, net: StudioNetwork) -> str:
 @pytest.fixture(scope="module")
 def emr_roles(gateway: GatewayProcess) -> None:
     """EMR's default service role and instance profile (other modules may have made them)."""
-    iam = gateway.client("iam")
-    for call, kwargs in (
-        (iam.create_role, {"RoleName": "EMR_DefaultRole", "AssumeRolePolicyDocument": TRUST}),
-        (iam.create_role, {"RoleName": "EMR_EC2_DefaultRole", "AssumeRolePolicyDocument": TRUST}),
-        (iam.create_instance_profile, {"InstanceProfileName": "EMR_EC2_DefaultRole"}),
-        (
-            iam.add_role_to_instance_profile,
-            {"InstanceProfileName": "EMR_EC2_DefaultRole", "RoleName": "EMR_EC2_DefaultRole"},
-        ),
-    ):
-        try:
-            call(**kwargs)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("EntityAlreadyExists", "LimitExceeded"):
-                raise
+    ensure_emr_default_roles(gateway.client("iam"))
 
 
 def tier_user(gateway: GatewayProcess, tier: str, studio_id: str) -> str:
