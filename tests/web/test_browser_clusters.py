@@ -26,6 +26,7 @@ from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
 from emustudio.testing.resources import delete_workspace, wait_for_status
 from emustudio.testing.service_role import ensure_emr_default_roles, ensure_studio_service_role
 from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
+from tests.services.emr.test_clusters import FAST, job_flow
 from tests.web.test_browser_pages import axe_check
 
 expect = playwright_api.expect
@@ -97,6 +98,31 @@ def workspace(gateway: GatewayProcess, studio_id: str) -> Iterator[str]:
     editor_id = str(editors.create_editor(StudioId=studio_id, Name="attach-me")["EditorId"])
     yield editor_id
     delete_workspace(editors, editor_id)
+
+
+@pytest.fixture
+def cluster(
+    gateway: GatewayProcess, net: StudioNetwork, emr_roles: None, shared: dict[str, str]
+) -> str:
+    """The cluster the create test made from the form; when that test did not run (``-k``) or
+    did not get that far, one made the same way through the API, so that what follows is still
+    tested rather than skipped."""
+    if "cluster" not in shared:
+        emr = gateway.client("emr")
+        instances = job_flow()["Instances"] | {"Ec2SubnetId": net.subnet_ids[1]}
+        shared["cluster"] = emr.run_job_flow(
+            **job_flow(Name="notebooks-" + secrets.token_hex(3), Instances=instances)
+        )["JobFlowId"]
+        emr.get_waiter("cluster_running").wait(ClusterId=shared["cluster"], WaiterConfig=FAST)
+    return shared["cluster"]
+
+
+@pytest.fixture
+def advanced_user(gateway: GatewayProcess, studio_id: str, shared: dict[str, str]) -> str:
+    """The create test's user with AWS's advanced Studio policy, or a new one like it."""
+    if "user" not in shared:
+        shared["user"] = tier_user(gateway, "advanced", studio_id)
+    return shared["user"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -215,11 +241,9 @@ def test_an_advanced_user_creates_a_cluster_and_watches_it_start(
 
 
 def test_the_spark_ui_is_only_for_users_who_may_describe_the_cluster(
-    gateway: GatewayProcess, studio_id: str, chromium: Any, shared: dict[str, str]
+    gateway: GatewayProcess, studio_id: str, chromium: Any, cluster: str
 ) -> None:
-    cluster_id = shared.get("cluster")
-    if cluster_id is None:
-        pytest.skip("needs the cluster of the create test")
+    cluster_id = cluster
     user = Users(gateway).create(
         allow("elasticmapreduce:CreateStudioPresignedUrl", studio_arn(studio_id)),
         allow(["elasticmapreduce:ListClusters", "elasticmapreduce:ListEditors"]),
@@ -248,14 +272,13 @@ def test_attach_and_detach_change_the_workspace_row(
     ec2: Any,
     workspace: str,
     chromium: Any,
-    shared: dict[str, str],
+    cluster: str,
+    advanced_user: str,
 ) -> None:
-    cluster_id = shared.get("cluster")
-    if cluster_id is None:
-        pytest.skip("needs the cluster of the create test")
+    cluster_id = cluster
     wait_for_status(gateway.client("emr-studio"), workspace, "Ready", timeout=600)
     page = chromium.new_page()
-    home = sign_in(page, gateway, studio_id, shared["user"])
+    home = sign_in(page, gateway, studio_id, advanced_user)
     row = page.locator(f"#row-{workspace}")
     expect(row.locator('[data-field="status"]')).to_have_text("Ready")
     row.locator('select[name="cluster_id"]').select_option(cluster_id)
