@@ -14,16 +14,30 @@ an operation's rules live").
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from emustudio.aws.errors import NotImplementedOperation
-from emustudio.context import RequestContext, is_read_only
+from emustudio.context import Principal, RequestContext, is_read_only
 
 Params = dict[str, Any]
 Result = dict[str, Any]
 Handler = Callable[[Any, RequestContext, Params], Awaitable[Result]]
 H = TypeVar("H", bound=Handler)
+
+
+class InProcessCall(Protocol):
+    """``Gateway.call``: an operation run as ``principal``, authorized and recorded."""
+
+    async def __call__(
+        self,
+        principal: Principal,
+        service: str,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        user_agent: str = "",
+    ) -> dict[str, Any]: ...
 
 
 def operation(name: str) -> Callable[[H], H]:

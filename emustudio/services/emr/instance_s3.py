@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
 from sqlmodel import Session, select
 
 from emustudio.aws.errors import AwsError
 from emustudio.context import Principal
+from emustudio.services.base import InProcessCall
 from emustudio.services.sts.studio import StudioSessionOperations
 from emustudio.store import Store
 from emustudio.store.iam_tables import IamInstanceProfile, IamRole
@@ -27,20 +28,6 @@ T = TypeVar("T")
 EC2_SERVICE = "ec2.amazonaws.com"
 ATTEMPTS, ATTEMPT_SECONDS = 3, 30.0
 MAX_SCRIPT_BYTES = 16 << 20  # a bootstrap script, read whole
-
-
-class InProcessCall(Protocol):
-    """``Gateway.call``: an operation run as ``principal``, authorized and recorded."""
-
-    async def __call__(
-        self,
-        principal: Principal,
-        service: str,
-        operation: str,
-        params: Mapping[str, Any],
-        *,
-        user_agent: str = "",
-    ) -> dict[str, Any]: ...
 
 
 class S3Refused(Exception):

@@ -13,32 +13,15 @@ not through an interface): see ``docs/decisions.md``, "The service role at attac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
-
 from emustudio.aws.errors import AwsError
-from emustudio.context import Principal
 from emustudio.iam.documented import EMR_SERVICE, EMR_TAG
+from emustudio.services.base import InProcessCall
 from emustudio.services.emr.common import InvalidRequest
 from emustudio.services.sts.studio import StudioSessionOperations
 
 SESSION_NAME = "ElasticMapReduceEditorsSession"
 AGENT = EMR_SERVICE  # CloudTrail's userAgent of a call a service makes
 _FAILED = "Cluster failed to attach to the Workspace. Reason: Attaching the workspace(notebook)"
-
-
-class InProcessCall(Protocol):
-    """``Gateway.call``: an operation run as ``principal``, authorized and recorded."""
-
-    async def __call__(
-        self,
-        principal: Principal,
-        service: str,
-        operation: str,
-        params: Mapping[str, Any],
-        *,
-        user_agent: str = "",
-    ) -> dict[str, Any]: ...
 
 
 class ServiceRoleAttach:
