@@ -13,9 +13,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess, aws_cli
+from emustudio.testing.service_role import ensure_emr_default_roles
 from emustudio.testing.vpc import StudioNetwork
 from tests.services.emr.test_clusters import (
-    TRUST,
     bash_step,
     error_of,
     job_flow,
@@ -34,13 +34,7 @@ def gateway_env() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def roles(gateway: GatewayProcess) -> None:
-    iam = gateway.client("iam")
-    iam.create_role(RoleName="EMR_DefaultRole", AssumeRolePolicyDocument=TRUST)
-    iam.create_role(RoleName="EMR_EC2_DefaultRole", AssumeRolePolicyDocument=TRUST)
-    iam.create_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
-    iam.add_role_to_instance_profile(
-        InstanceProfileName="EMR_EC2_DefaultRole", RoleName="EMR_EC2_DefaultRole"
-    )
+    ensure_emr_default_roles(gateway.client("iam"))
 
 
 def state_of(emr: Any, cluster_id: str) -> str:

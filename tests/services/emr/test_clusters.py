@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.resources import wait_for_status
-from emustudio.testing.service_role import ensure_studio_service_role
+from emustudio.testing.service_role import ensure_emr_default_roles, ensure_studio_service_role
 from emustudio.testing.vpc import StudioNetwork, studio_args
 from tests.services.emr.test_editors import studio_client
 
@@ -44,13 +44,7 @@ def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
 
 @pytest.fixture(scope="module")
 def roles(gateway: GatewayProcess) -> None:
-    iam = gateway.client("iam")
-    iam.create_role(RoleName="EMR_DefaultRole", AssumeRolePolicyDocument=TRUST)
-    iam.create_role(RoleName="EMR_EC2_DefaultRole", AssumeRolePolicyDocument=TRUST)
-    iam.create_instance_profile(InstanceProfileName="EMR_EC2_DefaultRole")
-    iam.add_role_to_instance_profile(
-        InstanceProfileName="EMR_EC2_DefaultRole", RoleName="EMR_EC2_DefaultRole"
-    )
+    ensure_emr_default_roles(gateway.client("iam"))
 
 
 BUCKET = "cluster-scripts"
