@@ -13,6 +13,11 @@ Every node reaches the gateway at its subnet's address (``runtime/reach.py``): S
 the instance metadata service for the ``JobFlowRole``'s credentials (``emrfs.py`` says what the
 node is told; no key is among it).
 
+HDFS: every node mounts the cluster's own Docker volume (``emustudio-<gateway instance>-<cluster
+id>-hdfs``, labelled like its nodes with the kind ``emr-hdfs``) at ``/mnt/hdfs``, and the image's
+Hadoop settings map ``hdfs:///`` there (``compose/cluster/node.py``), so the driver and every
+executor see one file system. The volume goes with the cluster.
+
 Readiness is the image's health check (``compose/cluster/healthcheck.py``): the master's Spark
 master, history server and gateway listen; a worker has registered. Steps run with ``docker
 exec`` on the master, on a pool of their own so that a long step never holds the gateway's
@@ -52,6 +57,8 @@ from emustudio.runtime.reach import API, METADATA, GatewayReach, ReachError
 log = logging.getLogger(__name__)
 
 KIND_NODE = "emr-node"
+KIND_HDFS = "emr-hdfs"
+HDFS_MOUNT = "/mnt/hdfs"
 L_CLUSTER_ID = f"{LABEL}.cluster-id"
 L_EC2_INSTANCE = f"{LABEL}.ec2-instance-id"
 L_ROLE = f"{LABEL}.instance-role"
@@ -93,11 +100,14 @@ class DockerClusterEngine(ClusterEngine):
     def container_name(self, cluster_id: str, instance_id: str) -> str:
         return f"emustudio-{self._instance_id}-{cluster_id}-{instance_id}"
 
-    def _filters(self, cluster_id: str) -> dict[str, list[str]]:
+    def hdfs_volume(self, cluster_id: str) -> str:
+        return f"emustudio-{self._instance_id}-{cluster_id}-hdfs"
+
+    def _filters(self, cluster_id: str, kind: str = KIND_NODE) -> dict[str, list[str]]:
         return {
             "label": [
                 f"{L_INSTANCE}={self._instance_id}",
-                f"{L_KIND}={KIND_NODE}",
+                f"{L_KIND}={kind}",
                 f"{L_CLUSTER_ID}={cluster_id}",
             ]
         }
@@ -186,6 +196,10 @@ class DockerClusterEngine(ClusterEngine):
         }
         name = self.container_name(spec.cluster_id, node.instance_id)
 
+        volume = self.hdfs_volume(spec.cluster_id)
+        volume_labels = {**labels, L_KIND: KIND_HDFS}
+        del volume_labels[L_EC2_INSTANCE], volume_labels[L_ROLE]
+
         def _run(client: docker.DockerClient) -> None:
             try:
                 client.networks.get(network)
@@ -193,6 +207,12 @@ class DockerClusterEngine(ClusterEngine):
                 raise ClusterStartError(
                     f"The subnet {spec.subnet_id} has no network (docker network {network})."
                 ) from exc
+            try:
+                client.volumes.get(volume)
+            except NotFound:
+                # The first node's start makes it; the image's /mnt/hdfs (owned by hadoop, with
+                # /user/hadoop and /tmp) is copied into it on that first mount.
+                client.volumes.create(volume, labels=volume_labels)
             container = client.containers.create(
                 image,
                 name=name,
@@ -200,6 +220,7 @@ class DockerClusterEngine(ClusterEngine):
                 labels=labels,
                 environment=env,
                 network=network,
+                volumes={volume: {"bind": HDFS_MOUNT, "mode": "rw"}},
                 mem_limit=f"{memory_mib}m",
                 memswap_limit=f"{memory_mib}m",
                 nano_cpus=round(min(node.instance_type.vcpu, self.max_node_cpus) * 1e9),
@@ -266,11 +287,16 @@ class DockerClusterEngine(ClusterEngine):
 
     async def stop(self, cluster_id: str) -> None:
         filters = self._filters(cluster_id)
+        volumes = self._filters(cluster_id, KIND_HDFS)
 
         def _remove(client: docker.DockerClient) -> None:
             for container in client.containers.list(all=True, filters=filters):
                 with contextlib.suppress(NotFound):
                     container.remove(force=True)
+            # HDFS goes with the cluster, as an EMR cluster's core nodes' disks do.
+            for volume in client.volumes.list(filters=volumes):
+                with contextlib.suppress(NotFound):
+                    volume.remove(force=True)
 
         await self._docker.run(_remove)
         log.info("cluster %s: nodes removed", cluster_id)
