@@ -29,6 +29,13 @@ JEG = "/emr/notebook-env/bin/jupyter"
 HDFS_ROOT = "/mnt/hdfs"
 REGISTERED_MARK = "/tmp/.emr-worker-registered"
 procs: list[subprocess.Popen[bytes]] = []
+# What kernels inherit from the node (Enterprise Gateway passes a kernel only PATH, the KERNEL_*
+# variables and these): EMRFS's endpoints and region (engines/emrfs.py), so that a kernel's
+# Spark driver and boto3 find the instance profile's credentials as steps do, and Spark's homes.
+KERNEL_ENV = [
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
+    "JAVA_HOME", "SPARK_HOME", "PYSPARK_PYTHON", "LANG",
+]  # fmt: skip
 
 
 def spark_defaults(role: str, host: str, master: str) -> str:
@@ -113,7 +120,8 @@ def main() -> None:
         start(
             "jeg",
             [JEG, "enterprisegateway", "--ip=0.0.0.0", "--port=18888", "--port_retries=0",
-             "--EnterpriseGatewayApp.unauthorized_users=['root']"],
+             "--EnterpriseGatewayApp.unauthorized_users=['root']",
+             f"--EnterpriseGatewayApp.env_process_whitelist={KERNEL_ENV!r}"],
             {"EG_AUTH_TOKEN": os.environ.get("EMR_JEG_TOKEN", ""),
              "EG_KERNEL_LAUNCH_TIMEOUT": "120"},
         )  # fmt: skip
