@@ -139,7 +139,15 @@ def test_word_count_on_hdfs_and_s3(
     )
     saved = notebooks.text_of(cell_after(done, "saved ="))
     assert saved.splitlines()[-1] == "6"
-    assert "|spark|  3|" in saved
+    rows = dict(re.findall(r"^\|\s*(\w+)\|\s*(\d+)\|$", saved, re.M))
+    assert rows == {
+        "spark": "3",
+        "emr": "2",
+        "on": "2",
+        "notebooks": "1",
+        "sql": "1",
+        "studio": "1",
+    }
     # The counts are in the bucket, written through EMRFS by the executors.
     keys = [
         o["Key"]
@@ -181,9 +189,9 @@ def test_spark_sql_magics(workspace: Workspace, bucket: str) -> None:
 def run_cells(workspace: Workspace, name: str, *cells: str) -> list[dict[str, Any]]:
     nb = {
         "cells": [
-            {"cell_type": "code", "metadata": {}, "source": s, "outputs": [],
-             "execution_count": None}
-            for s in cells
+            {"cell_type": "code", "id": f"cell-{i}", "metadata": {}, "source": s,
+             "outputs": [], "execution_count": None}
+            for i, s in enumerate(cells)
         ],
         "metadata": {"kernelspec": {"name": "pysparkkernel", "display_name": "PySpark"}},
         "nbformat": 4, "nbformat_minor": 5,
