@@ -792,6 +792,52 @@ def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
     assert status in (400, 403) and b"MissingAuthenticationToken" in body, body
 
 
+def test_anonymous_calls_to_a_missing_bucket_are_no_such_bucket(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """S3 tells anyone whether a bucket exists: an unsigned call to a missing bucket is
+    NoSuchBucket (404), to an existing private one AccessDenied (403), as boto3 reads them."""
+    from botocore import UNSIGNED
+
+    anonymous = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint_url,
+        region_name="us-east-1",
+        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
+    )
+    private, missing = bucket_name(), bucket_name()
+    s3.create_bucket(Bucket=private)
+    s3.put_object(Bucket=private, Key="k", Body=b"secret")
+    calls = {
+        "get_object": {"Key": "k"},
+        "put_object": {"Key": "k", "Body": b"anonymous"},
+        "list_objects_v2": {},
+        "delete_object": {"Key": "k"},
+        "get_bucket_policy": {},
+    }
+    for name, params in calls.items():
+        for bucket, expected in ((missing, "NoSuchBucket"), (private, "AccessDenied")):
+            with pytest.raises(ClientError) as info:
+                getattr(anonymous, name)(Bucket=bucket, **params)
+            assert code_of(info) == expected, (name, bucket)
+            status = 404 if expected == "NoSuchBucket" else 403
+            assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+            if expected == "NoSuchBucket":
+                assert info.value.response["Error"]["BucketName"] == missing
+    # HEAD has no body: the status alone tells, as S3's does.
+    for name, params in (("head_bucket", {}), ("head_object", {"Key": "k"})):
+        for bucket, status in ((missing, "404"), (private, "403")):
+            with pytest.raises(ClientError) as info:
+                getattr(anonymous, name)(Bucket=bucket, **params)
+            assert code_of(info) == status, (name, bucket)
+    # Making a bucket is refused, not answered with the bucket's absence.
+    with pytest.raises(ClientError) as info:
+        anonymous.create_bucket(Bucket=missing)
+    assert code_of(info) == "AccessDenied"
+    assert s3.get_object(Bucket=private, Key="k")["Body"].read() == b"secret"
+    assert missing not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
 # --- another account -----------------------------------------------------------------------------
 
 OTHER_ACCOUNT, OTHER_KEY, OTHER_SECRET = "222222222222", "AKIAOTHERACCOUNTROOT", "other-secret"
