@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from botocore import parsers, serialize
-from botocore.model import ServiceModel
+from botocore.model import ServiceModel, Shape
 from botocore.utils import parse_timestamp
 
 from emustudio.s3.store import StoreClient, StoreUnavailable
@@ -38,7 +38,7 @@ class Forwarder:
         self.client = client
         self.model = model
         self.serializer = serialize.create_serializer("rest-xml", include_validation=False)
-        self.parser = parsers.RestXMLParser(timestamp_parser=_timestamp)
+        self.parser = _StoreParser(timestamp_parser=_timestamp)
 
     async def call(
         self,
@@ -110,6 +110,60 @@ class Forwarder:
         data = await response.read()
         result: dict[str, Any] = self.parser.parse({**raw, "body": data}, op.output_shape)
         return _lowered_metadata(result)
+
+
+_HeaderLayout = tuple[dict[str, tuple[str, Shape]], tuple[tuple[str, str], ...], tuple[str, ...]]
+
+
+class _StoreParser(parsers.RestXMLParser):  # type: ignore[misc]  # botocore is untyped
+    """botocore's reader of the store's answers, with its header part driven by the headers
+    the answer has (a dozen) rather than by the output's members (some forty for GetObject,
+    each looked up in the headers on every call). Same results: each header member is read by
+    botocore's own type handling."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._layouts: dict[int, tuple[Shape, _HeaderLayout]] = {}
+
+    def _layout(self, shape: Shape) -> _HeaderLayout:
+        found = self._layouts.get(id(shape))
+        if found is not None and found[0] is shape:
+            return found[1]
+        by_header: dict[str, tuple[str, Shape]] = {}
+        maps: list[tuple[str, str]] = []
+        status: list[str] = []
+        for name, member in shape.members.items():
+            location = member.serialization.get("location")
+            wire = member.serialization.get("name", name)
+            if location == "header":
+                by_header[wire.lower()] = (name, member)
+            elif location == "headers":
+                maps.append((name, wire.lower()))
+            elif location == "statusCode":
+                status.append(name)
+        made = (by_header, tuple(maps), tuple(status))
+        self._layouts[id(shape)] = (shape, made)
+        return made
+
+    def _parse_non_payload_attrs(
+        self,
+        response: dict[str, Any],
+        shape: Shape,
+        member_shapes: Any,
+        final_parsed: dict[str, Any],
+    ) -> None:
+        by_header, maps, status = self._layout(shape)
+        headers: dict[str, str] = response["headers"]
+        for header, value in dict.items(headers):  # names already lower case
+            hit = by_header.get(header)
+            if hit is not None:
+                final_parsed[hit[0]] = self._parse_shape(hit[1], value)
+        for name, prefix in maps:
+            final_parsed[name] = {
+                h[len(prefix) :]: v for h, v in dict.items(headers) if h.startswith(prefix)
+            }
+        for name in status:
+            final_parsed[name] = self._parse_shape(shape.members[name], response["status_code"])
 
 
 class _Headers(dict[str, str]):
