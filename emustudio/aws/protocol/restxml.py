@@ -372,6 +372,19 @@ def layout(shape: Shape) -> tuple[_Member, ...]:
     return members
 
 
+_NAMED: dict[int, tuple[Shape, dict[str, tuple[Shape, str | None, str]]]] = {}
+
+
+def named_layout(shape: Shape) -> dict[str, tuple[Shape, str | None, str]]:
+    """:func:`layout` by member name."""
+    found = _NAMED.get(id(shape))
+    if found is not None and found[0] is shape:
+        return found[1]
+    named = {name: (member, location, wire) for name, member, location, wire in layout(shape)}
+    _NAMED[id(shape)] = (shape, named)
+    return named
+
+
 class RestXmlSerializer(ProtocolSerializer):
     writer = XmlWriter()
 
@@ -394,10 +407,12 @@ class RestXmlSerializer(ProtocolSerializer):
             return HttpResponse(status, headers, b"")
         body_members: dict[str, Any] = {}
         payload = shape.serialization.get("payload")
-        for name, member, location, wire in layout(shape):
-            value = result.get(name)
-            if value is None:
+        by_name = named_layout(shape)
+        for name, value in result.items():  # a dozen results, not every member of the output
+            entry = by_name.get(name)
+            if entry is None or value is None:
                 continue
+            member, location, wire = entry
             if location == "header":
                 headers[wire] = self.header_text(member, value)
             elif location == "headers":
