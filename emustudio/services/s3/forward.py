@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 from collections.abc import AsyncIterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botocore import parsers, serialize
 from botocore.model import ServiceModel, Shape
@@ -32,6 +32,19 @@ _NOT_FORWARDED = frozenset(
 # Bodies up to this size are read whole before they go to the store.
 _SMALL_BODY = 256 * 1024
 
+# The checksum a PutObject was checked against (``<algorithm>:<base64>``), kept as the stored
+# object's metadata under this name: the store keeps it with the bytes, copies carry it, and
+# GetObject/HeadObject with ``ChecksumMode`` answer it. Never shown as the user's metadata,
+# never taken from the user's.
+CHECKSUM_META = "x-emustudio-checksum"
+_STORED = ("GetObject", "HeadObject")
+
+
+class Checked(Protocol):
+    """The checksums a request body was checked against (``Payload``), once it is read."""
+
+    expected: dict[str, str]
+
 
 class Forwarder:
     def __init__(self, client: StoreClient, model: ServiceModel) -> None:
@@ -48,13 +61,18 @@ class Forwarder:
         body: AsyncIterable[bytes] | None = None,
         length: int | None = None,
         stream_result: bool = False,
+        checked: Checked | None = None,
     ) -> dict[str, Any]:
+        """``checked``: the body's checks (``PutObject``, ``UploadPart``), whose checksum is
+        answered, and for ``PutObject`` stored with the object."""
         op = self.model.operation_model(operation)
         sent = {
             k: v
             for k, v in params.items()
             if k not in _NOT_FORWARDED and k != "Body" and not k.startswith("Checksum")
         }
+        if CHECKSUM_META in (sent.get("Metadata") or {}):
+            sent["Metadata"] = {k: v for k, v in sent["Metadata"].items() if k != CHECKSUM_META}
         if "ContentEncoding" in sent:
             # aws-chunked is how the body came, not how it is stored (S3 drops it too).
             kept = [e for e in sent["ContentEncoding"].split(",") if e.strip() != "aws-chunked"]
@@ -80,6 +98,11 @@ class Forwarder:
             payload = b"".join([piece async for piece in body])
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
+        if checked is not None and checked.expected and operation == "PutObject":
+            # Known now for a header, or a trailer of a body read whole; a trailer of a body
+            # still to stream comes too late to go with the object (it is answered, not kept).
+            algorithm, value = next(iter(checked.expected.items()))
+            headers[f"x-amz-meta-{CHECKSUM_META}"] = f"{algorithm}:{value}"
         try:
             response = await self.client.send(
                 request["method"], path, query, headers, payload, length
@@ -106,10 +129,29 @@ class Forwarder:
                 parsed["Body"] = await response.read(_SMALL_BODY)
             else:
                 parsed["Body"] = response.body()
-            return _lowered_metadata(parsed)
+            return _stored_checksum(operation, params, _lowered_metadata(parsed))
         data = await response.read()
         result: dict[str, Any] = self.parser.parse({**raw, "body": data}, op.output_shape)
-        return _lowered_metadata(result)
+        if checked is not None and checked.expected:
+            algorithm, value = next(iter(checked.expected.items()))
+            result[f"Checksum{algorithm.upper()}"] = value
+            if operation == "PutObject":
+                result["ChecksumType"] = "FULL_OBJECT"
+        return _stored_checksum(operation, params, _lowered_metadata(result))
+
+
+def _stored_checksum(
+    operation: str, params: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    """The object's kept checksum out of its metadata, and into the answer when asked for
+    (``ChecksumMode: ENABLED``) of the whole object: a range or a part has none, as on S3."""
+    kept = result.get("Metadata", {}).pop(CHECKSUM_META, None) if operation in _STORED else None
+    whole = "Range" not in params and "PartNumber" not in params
+    if kept and params.get("ChecksumMode") == "ENABLED" and whole:
+        algorithm, _, value = kept.partition(":")
+        result[f"Checksum{algorithm.upper()}"] = value
+        result["ChecksumType"] = "FULL_OBJECT"
+    return result
 
 
 _HeaderLayout = tuple[dict[str, tuple[str, Shape]], tuple[tuple[str, str], ...], tuple[str, ...]]
