@@ -118,6 +118,7 @@ async def restore(
     async def send(batch: list[Item]) -> list[Restored]:
         async with archives:
             datas = await asyncio.gather(*(get(o) for o, _ in batch))
+            sizes = [len(d) for d in datas]
             now = time.time()
             archive, digests = await blocking.run(
                 _archive,
@@ -132,8 +133,8 @@ async def restore(
         kept.extend(unpacked.kept)
         written = {e.path: e for e in unpacked.files}
         return [
-            Restored(p, digest, o.size, entry.last_modified)
-            for (o, p), digest in zip(batch, digests, strict=True)
+            Restored(p, digest, size, entry.last_modified)
+            for (_, p), digest, size in zip(batch, digests, sizes, strict=True)
             if (entry := written.get(p)) is not None
         ]
 
