@@ -85,11 +85,13 @@ class Entry:
 @dataclass(frozen=True)
 class Unpacked:
     """What the Workspace did with an archive: the files it wrote (their models), those it
-    kept because something was already at their path, and names it refused."""
+    kept because a newer file was already at their path, names it refused, and the files it
+    could not write (``"path: why"``)."""
 
     files: list[Entry]
     kept: list[str]
     refused: list[str]
+    failed: list[str]
 
 
 def _quote(path: str) -> str:
@@ -242,6 +244,7 @@ class ContentsClient:
             [Entry.of(model) for model in answer.get("files") or []],
             [str(p) for p in answer.get("kept") or []],
             [str(p) for p in answer.get("refused") or []],
+            [str(p) for p in answer.get("failed") or []],
         )
 
     async def _b64(self, data: bytes) -> str:

@@ -126,9 +126,11 @@ async def restore(
             )
             del datas
             unpacked = await contents.unpack(server, archive, since)
-        if unpacked.refused:
+        if unpacked.refused or unpacked.failed:
+            # Shown as the start's failure; S3 keeps every object.
+            problems = [f"{p}: refused" for p in unpacked.refused] + unpacked.failed
             raise RuntimeError(
-                f"the Workspace refused to restore {', '.join(unpacked.refused[:5])}"
+                f"{len(problems)} backed-up files could not be restored ({'; '.join(problems[:3])})"
             )
         kept.extend(unpacked.kept)
         written = {e.path: e for e in unpacked.files}

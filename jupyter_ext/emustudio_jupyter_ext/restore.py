@@ -17,17 +17,21 @@ and reported as ``kept``.  So no file is ever seen half-written under its own na
 archive that fails half-way leaves only whole files.
 
 The answer lists, for every file written, its contents model (path, size, last_modified), exactly
-as the contents API reports it, which is what the gateway's backup compares its sweeps with.
+as the contents API reports it, which is what the gateway's backup compares its sweeps with;
+and the files it could not write, with why (S3 can hold both ``a`` and ``a/b``, a file system
+cannot): the gateway then fails the start and says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import json
 import os
 import secrets
+import stat
 import tarfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +51,7 @@ class Unpacked:
     written: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # something was already there
     refused: list[str] = field(default_factory=list)  # not a plain relative, visible file
+    failed: list[str] = field(default_factory=list)  # "path: why" (a folder in its way...)
 
 
 def _safe(name: str) -> str | None:
@@ -63,7 +68,10 @@ def _place(temp: str, target: str, since: float) -> bool:
         os.link(temp, target)
         return True
     except FileExistsError:
-        if os.lstat(target).st_mtime >= since:
+        there = os.lstat(target)
+        if not stat.S_ISREG(there.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "something other than a file is there") from None
+        if there.st_mtime >= since:
             return False
     os.rename(temp, target)
     return True
@@ -86,26 +94,37 @@ def unpack(archive: bytes, root: str, since: float = 0.0) -> Unpacked:
             if os.path.commonpath([os.path.realpath(parent), real_root]) != real_root:
                 done.refused.append(member.name)
                 continue
-            os.makedirs(parent, exist_ok=True)
             source = tar.extractfile(member)
             assert source is not None  # a regular file always has content
-            temp = os.path.join(parent, _TEMP_PREFIX + secrets.token_hex(8))
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(source.read())
-                mtime_ns = round(member.mtime * 1_000_000_000)
-                os.utime(temp, ns=(mtime_ns, mtime_ns))
-                (done.written if _place(temp, target, since) else done.kept).append(path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):  # renamed into place
-                    os.unlink(temp)
+                written = _write(parent, target, source.read(), member.mtime, since)
+            except OSError as exc:
+                # A file where a folder must be, a full disk: this file fails, the rest go on.
+                done.failed.append(f"{path}: {exc.strerror or exc}")
+                continue
+            (done.written if written else done.kept).append(path)
     return done
+
+
+def _write(parent: str, target: str, data: bytes, mtime: float, since: float) -> bool:
+    os.makedirs(parent, exist_ok=True)
+    temp = os.path.join(parent, _TEMP_PREFIX + secrets.token_hex(8))
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        mtime_ns = round(mtime * 1_000_000_000)
+        os.utime(temp, ns=(mtime_ns, mtime_ns))
+        return _place(temp, target, since)
+    finally:
+        with contextlib.suppress(FileNotFoundError):  # renamed into place
+            os.unlink(temp)
 
 
 class RestoreHandler(APIHandler):  # type: ignore[misc]
     """PUT <base_url>emustudio/restore?since=<t>, body ``application/x-tar``; the answer is
-    ``{"files": [model...], "kept": [path...], "refused": [name...]}``."""
+    ``{"files": [model...], "kept": [path...], "refused": [name...], "failed": ["path: why"]}``.
+    """
 
     @web.authenticated
     async def put(self) -> None:
@@ -128,7 +147,12 @@ class RestoreHandler(APIHandler):  # type: ignore[misc]
         self.set_header("Content-Type", "application/json")
         self.finish(
             json.dumps(
-                {"files": models, "kept": done.kept, "refused": done.refused},
+                {
+                    "files": models,
+                    "kept": done.kept,
+                    "refused": done.refused,
+                    "failed": done.failed,
+                },
                 default=json_default,
             )
         )

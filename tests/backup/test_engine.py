@@ -321,6 +321,7 @@ def test_the_workspace_unpacks_only_plain_files_inside_its_root_and_keeps_newer_
     outside = tmp_path / "outside"
     outside.mkdir()
     (root / "link").symlink_to(outside)
+    (root / "folder").mkdir()
     (root / "old.txt").write_text("older than the restore")
     (root / "new.txt").write_text("written after the restore began")
     os.utime(root / "old.txt", (1000.0, 1000.0))
@@ -329,7 +330,7 @@ def test_the_workspace_unpacks_only_plain_files_inside_its_root_and_keeps_newer_
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in ("old.txt", "new.txt", "a/b.txt", "../escape.txt", "link/escape.txt",
-                     ".bashrc", "/etc/passwd"):  # fmt: skip
+                     ".bashrc", "/etc/passwd", "folder", "old.txt/under"):  # fmt: skip
             info = tarfile.TarInfo(name)
             info.size, info.mtime = 4, 1_700_000_000.25  # type: ignore[assignment]
             tar.addfile(info, io.BytesIO(b"back"))
@@ -343,9 +344,23 @@ def test_the_workspace_unpacks_only_plain_files_inside_its_root_and_keeps_newer_
     assert sorted(done.refused) == sorted(
         ["../escape.txt", "link/escape.txt", ".bashrc", "/etc/passwd", "sym"]
     )
+    assert [f.split(":")[0] for f in done.failed] == ["folder", "old.txt/under"]
+    assert (root / "folder").is_dir()
     assert (root / "old.txt").read_bytes() == b"back"
     assert (root / "new.txt").read_text() == "written after the restore began"
     assert (root / "a" / "b.txt").stat().st_mtime == pytest.approx(1_700_000_000.25, abs=1e-6)
     assert list(outside.iterdir()) == [] and not (tmp_path / "escape.txt").exists()
     assert not (root / ".bashrc").exists() and not (root / "sym").exists()
     assert not list(root.rglob(".~emustudio-restore-*"))
+
+
+async def test_a_restore_that_cannot_write_a_file_fails_and_s3_keeps_everything(
+    rig: Rig, lab: Lab
+) -> None:
+    await rig.s3.put("bkt", f"p/{EDITOR}/fine.txt", b"restorable")
+    await rig.s3.put("bkt", f"p/{EDITOR}/clash", b"a file")
+    (lab.root / "clash").mkdir()  # a folder where the file must go
+    with pytest.raises(RuntimeError, match=r"1 backed-up files could not be restored \(clash: "):
+        await rig.engine.before_ready(rig.editor, Endpoint.parse(lab.endpoint))
+    assert await rig.object("clash") == b"a file"
+    assert await rig.object("fine.txt") == b"restorable"
