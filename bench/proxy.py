@@ -49,7 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +60,6 @@ import tornado
 from tornado import httpclient, httpserver, web, websocket
 from tornado.netutil import bind_sockets
 
-from emustudio.cli import run_loop
-from emustudio.config import Settings
 from emustudio.proxy import Upstream, WorkspaceProxy
 
 EDITOR = "e-" + "B" * 25
@@ -98,6 +96,17 @@ class StaticGate:
         pass
 
 
+def run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """The proxy process's loop: asyncio's, as the gateway's, or uvloop's to compare."""
+    factory = asyncio.new_event_loop
+    if event_loop == "uvloop":
+        import uvloop  # not a dependency: pip install uvloop to compare
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
 def profile_on_signals(path: str) -> None:
     """In the proxy process: SIGUSR1 starts cProfile, SIGUSR2 stops it and writes ``path``."""
     import cProfile
@@ -110,7 +119,7 @@ def profile_on_signals(path: str) -> None:
     def stop() -> None:
         profiler.disable()
         profiler.dump_stats(path)
-        profiler.clear()  # type: ignore[attr-defined]  # (no stub) the next window starts at 0
+        profiler.clear()  # the next window starts at 0
 
     loop.add_signal_handler(signal.SIGUSR2, stop)
 
@@ -123,6 +132,7 @@ def serve_gateway(upstreams_json: str, event_loop: str) -> None:
 
     from emustudio import ids
     from emustudio.auth import SESSION_COOKIE
+    from emustudio.config import Settings
     from emustudio.server import EmuStudio
     from emustudio.store.iam_tables import IamUser
     from emustudio.store.tables import Editor
@@ -139,7 +149,6 @@ def serve_gateway(upstreams_json: str, event_loop: str) -> None:
             data_dir=Path(tempfile.mkdtemp(prefix="emustudio-bench-")),
             port=port,
             cookie_secret=secrets.token_urlsafe(32),
-            event_loop=event_loop,
         )
         app = EmuStudio(settings)
         for step in (app.open_store, app.load_iam, app.load_sts, app.listen):
@@ -777,8 +786,8 @@ def main() -> None:
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
-        default=Settings.event_loop,
-        help="the proxy process's event loop (the event_loop setting; default its default)",
+        default="asyncio",
+        help="the proxy process's event loop (the gateway's is asyncio's; uvloop if installed)",
     )
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="count calls over N requests instead"

@@ -10,9 +10,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
 
 from emustudio.config import Settings
 from emustudio.engines import releases
@@ -20,8 +18,6 @@ from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import ImageBuildError, Images, cluster_image
 from emustudio.runtime.networks import CidrConflict
 from emustudio.server import EmuStudio, StartupError
-
-T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -37,24 +33,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.load(
         os.environ, config_file=args.config, overrides=overrides, defaults=defaults
     )
-
-
-def loop_factory(event_loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """What makes the event loop the ``event_loop`` setting names."""
-    if event_loop == "uvloop":
-        try:
-            import uvloop
-        except ImportError:  # not installable everywhere (no Windows wheels): the standard loop
-            logging.getLogger(__name__).info("uvloop is not installed: using asyncio's loop")
-        else:
-            return uvloop.new_event_loop
-    return asyncio.new_event_loop
-
-
-def run_loop(main: Coroutine[Any, Any, T], event_loop: str) -> T:
-    """Run ``main`` on the event loop the ``event_loop`` setting names."""
-    with asyncio.Runner(loop_factory=loop_factory(event_loop)) as runner:
-        return runner.run(main)
 
 
 async def _up(settings: Settings) -> int:
@@ -227,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "az":
         return _az(settings, args.az_command, args.zone)
     if args.command == "up":
-        return run_loop(_up(settings), settings.event_loop)
+        return asyncio.run(_up(settings))
     return _config(settings)
 
 

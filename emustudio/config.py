@@ -34,12 +34,6 @@ class Settings:
     data_dir: Path = _setting(_HOME_DATA, "Where the SQLite store and the instance id live.")
     host: str = _setting("127.0.0.1", "Address the gateway listens on.")
     port: int = _setting(8080, "Port the gateway listens on (the AWS endpoint and Studio URLs).")
-    event_loop: Literal["uvloop", "asyncio"] = _setting(
-        "uvloop",
-        "The gateway's event loop: uvloop (libuv, in C: less CPU per proxied request,"
-        " docs/benchmarks.md) or asyncio (the standard library's; also the fallback when"
-        " uvloop is not installed).",
-    )
     region: str = _setting("us-east-1", "The AWS region the gateway plays.")
     account_id: str = _setting("000000000000", "The AWS account id of every resource.")
     access_key_id: str = _setting("test", "Root access key id (bypasses IAM policies).")

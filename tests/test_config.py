@@ -30,28 +30,3 @@ def test_other_accounts_are_id_key_secret_triples() -> None:
 def test_a_malformed_other_account_is_refused_with_its_entry(value: str) -> None:
     with pytest.raises(ValueError, match="other_accounts"):
         Settings.load({"EMUSTUDIO_OTHER_ACCOUNTS": value}).parsed_other_accounts()
-
-
-@pytest.mark.parametrize(("name", "loop_class"), [("uvloop", "uvloop.Loop"), ("asyncio", None)])
-def test_the_event_loop_setting_picks_the_gateways_loop(name: str, loop_class: str | None) -> None:
-    import asyncio
-
-    from emustudio.cli import run_loop
-
-    settings = Settings.load(environ={"EMUSTUDIO_EVENT_LOOP": name})
-    assert settings.event_loop == name
-
-    async def which() -> str:
-        loop = asyncio.get_running_loop()
-        return f"{type(loop).__module__}.{type(loop).__name__}"
-
-    ran_on = run_loop(which(), settings.event_loop)
-    if loop_class is not None:
-        assert ran_on == loop_class
-    else:
-        assert ran_on.startswith("asyncio.") and "uvloop" not in ran_on
-
-
-def test_an_unknown_event_loop_is_refused() -> None:
-    with pytest.raises(ValueError, match="event_loop"):
-        Settings.load(environ={"EMUSTUDIO_EVENT_LOOP": "trio"})

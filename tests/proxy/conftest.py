@@ -23,8 +23,6 @@ import pytest
 from tornado import httpserver, web
 from tornado.netutil import bind_sockets
 
-from emustudio.cli import loop_factory
-from emustudio.config import Settings
 from emustudio.proxy import Upstream, WorkspaceProxy
 
 T = TypeVar("T")
@@ -89,8 +87,7 @@ class ProxyServer:
 
     def __init__(self, gate: FakeGate) -> None:
         self.gate = gate
-        # The gateway's own loop (the event_loop setting's default: uvloop).
-        self.loop = loop_factory(Settings.event_loop)()
+        self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.port = self.run(self._start())
