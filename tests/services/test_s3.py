@@ -730,8 +730,18 @@ def test_every_checksum_algorithm_is_checked_and_a_mismatch_writes_nothing(
         good = {member: base64.b64encode(right).decode()}
     else:
         good = {"ChecksumAlgorithm": algorithm}
-    s3.put_object(Bucket=bucket, Key="good", Body=data, **good)
-    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == data
+    put = s3.put_object(Bucket=bucket, Key="good", Body=data, **good)
+    expected = base64.b64encode(right).decode()
+    assert (put[member], put["ChecksumType"]) == (expected, "FULL_OBJECT")
+    # Kept with the object: answered when asked for (boto3 checks the bytes it gets against
+    # the CRCs, SHAs and XXHASHes), never as the user's metadata, never for a range.
+    got = s3.get_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert (got[member], got["ChecksumType"], got["Metadata"]) == (expected, "FULL_OBJECT", {})
+    head = s3.head_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert (head[member], head["ChecksumType"]) == (expected, "FULL_OBJECT")
+    ranged = s3.get_object(Bucket=bucket, Key="good", Range="bytes=0-9", ChecksumMode="ENABLED")
+    assert member not in ranged and ranged["Body"].read() == data[:10]
     wrong = base64.b64encode(bytes(len(right))).decode()
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket=bucket, Key="wrong", Body=data, **{member: wrong})
@@ -753,6 +763,25 @@ def test_every_checksum_algorithm_is_checked_and_a_mismatch_writes_nothing(
     )
     assert status == 400 and b"<Code>BadDigest</Code>" in body
     assert keys(s3, bucket) == ["good", "trailed"]
+    head = s3.head_object(Bucket=bucket, Key="trailed", ChecksumMode="ENABLED")
+    assert head[member] == expected  # a trailer's checksum is kept too (a body read whole)
+
+
+def test_a_stored_checksum_cannot_be_forged_through_metadata(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    forged = {"x-emustudio-checksum": "sha256:" + base64.b64encode(bytes(32)).decode()}
+    s3.put_object(
+        Bucket=bucket, Key="k", Body=b"data", Metadata={**forged, "owner": "me"},
+        ChecksumAlgorithm="SHA256",
+    )  # fmt: skip
+    head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    real = base64.b64encode(hashlib.sha256(b"data").digest()).decode()
+    assert (head["ChecksumSHA256"], head["Metadata"]) == (real, {"owner": "me"})
+    plain = gateway.client("s3", config=Config(response_checksum_validation="when_required"))
+    assert "ChecksumSHA256" not in plain.head_object(Bucket=bucket, Key="k")  # not asked for
 
 
 def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest(
@@ -770,6 +799,12 @@ def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest
     refused = aws_cli(gateway, *put, "--checksum-sha512", wrong, check=False)
     assert refused.returncode != 0 and "BadDigest" in refused.stderr, refused.stderr
     assert keys(s3, bucket) == ["SHA512", "XXHASH128"]
+    head = aws_cli(
+        gateway, "s3api", "head-object", "--bucket", bucket, "--key", "SHA512",
+        "--checksum-mode", "ENABLED",
+    )  # fmt: skip
+    digest = base64.b64encode(hashlib.sha512(source.read_bytes()).digest()).decode()
+    assert json.loads(head.stdout)["ChecksumSHA512"] == digest
 
 
 def _unsigned(

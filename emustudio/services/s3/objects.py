@@ -46,6 +46,7 @@ class Objects(S3Base):
             self.mapped(params),
             body=body,
             length=body.length if body is not None else 0,
+            checked=body,
         )
 
     @operation("GetObject")
@@ -139,6 +140,7 @@ class Objects(S3Base):
             self.mapped(params),
             body=body,
             length=body.length if body is not None else 0,
+            checked=body,
         )
 
     @operation("UploadPartCopy")
