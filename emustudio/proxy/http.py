@@ -78,7 +78,12 @@ class ProxyHandler(ProxyHandlerBase):
             request.connection.set_max_body_size(self.context.options.max_body_bytes)
 
         context = self.context
-        self.upstream = upstream = await context.gate.open(self, self.studio_id, self.editor_id)
+        try:
+            upstream = await context.gate.open(self, self.studio_id, self.editor_id)
+        except web.HTTPError:
+            self.refused_by_gate = True
+            raise
+        self.upstream = upstream
         context.touch(self.editor_id)
         if chunked:
             framing: str | None = "Transfer-Encoding: chunked"
