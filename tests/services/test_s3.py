@@ -14,6 +14,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -784,6 +785,67 @@ def test_a_stored_checksum_cannot_be_forged_through_metadata(
     assert "ChecksumSHA256" not in plain.head_object(Bucket=bucket, Key="k")  # not asked for
 
 
+def test_multipart_checksums_are_composite_or_full_object_as_s3_makes_them(s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    parts = [os.urandom(5 * MB), os.urandom(1000)]
+
+    def upload(key: str, **kind: str) -> tuple[str, list[dict[str, Any]]]:
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **kind)["UploadId"]
+        done = []
+        for number, data in enumerate(parts, 1):
+            part = s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
+                ChecksumAlgorithm=kind["ChecksumAlgorithm"],
+            )  # fmt: skip
+            member = "Checksum" + kind["ChecksumAlgorithm"]
+            done.append({"PartNumber": number, "ETag": part["ETag"], member: part[member]})
+        return upload_id, done
+
+    # COMPOSITE: the checksum of the parts' checksums, with the number of parts after it.
+    upload_id, done = upload("composite", ChecksumAlgorithm="SHA256")
+    assert done[0]["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(parts[0]).digest()).decode()
+    wrong = [{**done[0], "ChecksumSHA256": base64.b64encode(bytes(32)).decode()}, done[1]]
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": wrong}
+        )
+    assert code_of(info) == "InvalidPart"
+    finished = s3.complete_multipart_upload(
+        Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    inner = hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in parts)).digest()
+    composite = base64.b64encode(inner).decode() + "-2"
+    assert (finished["ChecksumSHA256"], finished["ChecksumType"]) == (composite, "COMPOSITE")
+    head = s3.head_object(Bucket=bucket, Key="composite", ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (composite, "COMPOSITE")
+    attributes = s3.get_object_attributes(
+        Bucket=bucket, Key="composite",
+        ObjectAttributes=["ETag", "Checksum", "ObjectParts", "ObjectSize", "StorageClass"],
+    )  # fmt: skip
+    assert attributes["Checksum"] == {"ChecksumSHA256": composite, "ChecksumType": "COMPOSITE"}
+    assert attributes["ObjectParts"]["TotalPartsCount"] == 2
+    assert attributes["ObjectSize"] == sum(len(p) for p in parts)
+    assert attributes["ETag"] == head["ETag"].strip('"')
+    assert attributes["StorageClass"] == "STANDARD"
+    # FULL_OBJECT: the CRC of the whole object, which boto3 checks the download against.
+    upload_id, done = upload("full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    finished = s3.complete_multipart_upload(
+        Bucket=bucket, Key="full", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    whole = base64.b64encode(zlib.crc32(b"".join(parts)).to_bytes(4, "big")).decode()
+    assert (finished["ChecksumCRC32"], finished["ChecksumType"]) == (whole, "FULL_OBJECT")
+    got = s3.get_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
+    assert (got["ChecksumCRC32"], got["ChecksumType"]) == (whole, "FULL_OBJECT")
+    assert got["Body"].read() == b"".join(parts)
+    # A full-object checksum is a CRC's only.
+    with pytest.raises(ClientError) as info:
+        s3.create_multipart_upload(
+            Bucket=bucket, Key="no", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"
+        )
+    assert code_of(info) == "InvalidRequest"
+
+
 def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest(
     gateway: GatewayProcess, s3: Any, tmp_path: Path
 ) -> None:
@@ -805,6 +867,13 @@ def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest
     )  # fmt: skip
     digest = base64.b64encode(hashlib.sha512(source.read_bytes()).digest()).decode()
     assert json.loads(head.stdout)["ChecksumSHA512"] == digest
+    attributes = aws_cli(
+        gateway, "s3api", "get-object-attributes", "--bucket", bucket, "--key", "SHA512",
+        "--object-attributes", "Checksum", "ObjectSize",
+    )  # fmt: skip
+    answer = json.loads(attributes.stdout)
+    assert answer["Checksum"] == {"ChecksumSHA512": digest, "ChecksumType": "FULL_OBJECT"}
+    assert answer["ObjectSize"] == 100_000 and "ETag" not in answer
 
 
 def _unsigned(
