@@ -714,7 +714,8 @@ def make_idp(settings: Settings, identity_center: IdentityCenter) -> BuiltinIdp 
         UsersFile(settings.idp_users_file),
         settings.data_dir,
         base_url=base_url(settings),
-        service_providers=(identity_center.sp_metadata(),),
+        # Identity Center's metadata is pysaml2's writing: asked at the first sign-in only.
+        service_providers=lambda: (identity_center.sp_metadata(),),
     )
 
 

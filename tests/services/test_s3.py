@@ -819,6 +819,15 @@ def test_multipart_checksums_are_composite_or_full_object_as_s3_makes_them(s3: A
     assert (finished["ChecksumSHA256"], finished["ChecksumType"]) == (composite, "COMPOSITE")
     head = s3.head_object(Bucket=bucket, Key="composite", ChecksumMode="ENABLED")
     assert (head["ChecksumSHA256"], head["ChecksumType"]) == (composite, "COMPOSITE")
+    attributes = s3.get_object_attributes(
+        Bucket=bucket, Key="composite",
+        ObjectAttributes=["ETag", "Checksum", "ObjectParts", "ObjectSize", "StorageClass"],
+    )  # fmt: skip
+    assert attributes["Checksum"] == {"ChecksumSHA256": composite, "ChecksumType": "COMPOSITE"}
+    assert attributes["ObjectParts"]["TotalPartsCount"] == 2
+    assert attributes["ObjectSize"] == sum(len(p) for p in parts)
+    assert attributes["ETag"] == head["ETag"].strip('"')
+    assert attributes["StorageClass"] == "STANDARD"
     # FULL_OBJECT: the CRC of the whole object, which boto3 checks the download against.
     upload_id, done = upload("full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
     finished = s3.complete_multipart_upload(
@@ -858,6 +867,13 @@ def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest
     )  # fmt: skip
     digest = base64.b64encode(hashlib.sha512(source.read_bytes()).digest()).decode()
     assert json.loads(head.stdout)["ChecksumSHA512"] == digest
+    attributes = aws_cli(
+        gateway, "s3api", "get-object-attributes", "--bucket", bucket, "--key", "SHA512",
+        "--object-attributes", "Checksum", "ObjectSize",
+    )  # fmt: skip
+    answer = json.loads(attributes.stdout)
+    assert answer["Checksum"] == {"ChecksumSHA512": digest, "ChecksumType": "FULL_OBJECT"}
+    assert answer["ObjectSize"] == 100_000 and "ETag" not in answer
 
 
 def _unsigned(

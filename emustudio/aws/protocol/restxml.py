@@ -58,6 +58,7 @@ ROOT_ELEMENTS = {
     "CompleteMultipartUpload": "CompleteMultipartUploadResult",
     "ListParts": "ListPartsResult",
     "ListMultipartUploads": "ListMultipartUploadsResult",
+    "GetObjectAttributes": "GetObjectAttributesOutput",
 }
 
 

@@ -60,6 +60,30 @@ class Objects(S3Base):
         result = await self.store_s3.call("HeadObject", self.mapped(params))
         return await self.multipart_checksum(params, result)
 
+    @operation("GetObjectAttributes")
+    async def get_object_attributes(self, ctx: RequestContext, params: Params) -> Result:
+        """What the object's head says, the attributes asked for only (S3 writes the ETag
+        without its quotes here)."""
+        asked = set(params.get("ObjectAttributes") or [])
+        key = {"Bucket": params["Bucket"], "Key": params["Key"]}
+        head = await self.head_object(ctx, {**key, "ChecksumMode": "ENABLED"})
+        result: Result = {"LastModified": head["LastModified"]}
+        if "ETag" in asked:
+            result["ETag"] = str(head.get("ETag", "")).strip('"')
+        if "ObjectSize" in asked:
+            result["ObjectSize"] = head.get("ContentLength", 0)
+        if "StorageClass" in asked:
+            result["StorageClass"] = head.get("StorageClass") or "STANDARD"
+        checksum = {k: v for k, v in head.items() if k.startswith("Checksum")}
+        if "Checksum" in asked and checksum:
+            result["Checksum"] = checksum
+        if "ObjectParts" in asked and checksum.get("ChecksumType") == "COMPOSITE":
+            # A composite checksum ends with its number of parts: the one count kept.
+            value = next(str(v) for k, v in checksum.items() if k != "ChecksumType")
+            if "-" in value:
+                result["ObjectParts"] = {"TotalPartsCount": int(value.rsplit("-", 1)[1])}
+        return result
+
     async def multipart_checksum(self, params: Params, result: Result) -> Result:
         """A multipart object's checksum, when asked for and the object brought none (a
         single PUT's comes with the object, ``forward.py``)."""
