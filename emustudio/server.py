@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -25,6 +26,7 @@ from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.demo import Demo
 from emustudio.engines.docker import DockerClusterEngine
+from emustudio.engines.standalone import StandaloneClusterEngine
 from emustudio.pipeline import Gateway, OtherAccount
 from emustudio.proxy import WorkspaceProxy
 from emustudio.proxy.engine import EngineProxy
@@ -420,7 +422,11 @@ def make_enforcement(
 ) -> GroupEnforcement | None:
     if settings.enforce_security_groups == "off":
         return None
-    firewall = SubnetFirewall(docker, instance_id, gateway_container=settings.gateway_container)
+    # The standalone engine's masters also join the user's driver network: guarded there too.
+    foreign = [settings.standalone_network] if settings.cluster_engine == "standalone" else []
+    firewall = SubnetFirewall(
+        docker, instance_id, gateway_container=settings.gateway_container, foreign_networks=foreign
+    )
     return GroupEnforcement(store, docker, firewall, instance_id)
 
 
@@ -587,9 +593,16 @@ def make_clusters(
     reach: GatewayReach,
     kernels: KernelRoutes | None = None,
 ) -> ClusterLife:
-    """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
-    long ``docker exec`` calls get a pool of their own."""
-    engine = DockerClusterEngine(
+    """EMR clusters: Spark in one container per EC2 instance (engines/docker.py), or the master
+    node's only, its executors from an existing standalone master (engines/standalone.py);
+    their steps' long ``docker exec`` calls get a pool of their own."""
+    engine_class: Callable[..., DockerClusterEngine] = DockerClusterEngine
+    if settings.cluster_engine == "standalone":
+        master_url, network = settings.standalone_master()
+        engine_class = functools.partial(
+            StandaloneClusterEngine, master_url=master_url, network=network
+        )
+    engine = engine_class(
         docker,
         DockerExecutor(settings.docker_url, max_workers=2),
         networks,
@@ -701,7 +714,8 @@ def make_idp(settings: Settings, identity_center: IdentityCenter) -> BuiltinIdp 
         UsersFile(settings.idp_users_file),
         settings.data_dir,
         base_url=base_url(settings),
-        service_providers=(identity_center.sp_metadata(),),
+        # Identity Center's metadata is pysaml2's writing: asked at the first sign-in only.
+        service_providers=lambda: (identity_center.sp_metadata(),),
     )
 
 

@@ -195,6 +195,7 @@ class DockerClusterEngine(ClusterEngine):
             L_SUBNET_ID: spec.subnet_id,
         }
         name = self.container_name(spec.cluster_id, node.instance_id)
+        extra = self.extra_networks(node)
 
         volume = self.hdfs_volume(spec.cluster_id)
         volume_labels = {**labels, L_KIND: KIND_HDFS}
@@ -231,6 +232,12 @@ class DockerClusterEngine(ClusterEngine):
                 security_opt=["no-new-privileges"],
                 detach=True,
             )
+            for other in extra:  # joined before it starts: nothing listens there unguarded
+                try:
+                    client.networks.get(other).connect(container)
+                except NotFound as exc:
+                    container.remove(force=True)
+                    raise ClusterStartError(f"The network {other} does not exist.") from exc
             container.start()
 
         await self._docker.run(_run)
@@ -416,11 +423,19 @@ class DockerClusterEngine(ClusterEngine):
 
         return await self._docker.run(_list)
 
+    def extra_networks(self, node: NodeSpec) -> list[str]:
+        """Networks the node joins besides its subnet's (none here)."""
+        return []
+
+    def busy_script(self) -> str:
+        """Python run on the master (argument: ``within``) that exits 0 when it is busy."""
+        return _BUSY
+
     async def busy(self, cluster_id: str, within: float) -> bool:
         master = await self._master(cluster_id)
         if master is None:
             return False
-        command = ["python3", "-I", "-S", "-c", _BUSY, str(within)]
+        command = ["python3", "-I", "-S", "-c", self.busy_script(), str(within)]
 
         def _check(client: docker.DockerClient) -> bool:
             result = client.containers.get(master).exec_run(command, user="hadoop")
@@ -440,7 +455,9 @@ class DockerClusterEngine(ClusterEngine):
         def _find(client: docker.DockerClient) -> str | None:
             for container in client.containers.list(filters=filters):
                 networks = container.attrs["NetworkSettings"]["Networks"] or {}
-                for net in networks.values():
+                # The subnet's network: a master may be on another too (engines/standalone.py).
+                subnet = self._networks.network_name(container.labels[L_SUBNET_ID])
+                for _name, net in sorted(networks.items(), key=lambda item: item[0] != subnet):
                     if net.get("IPAddress"):
                         return f"{net['IPAddress']}:{GATEWAY_PORT}"
             return None

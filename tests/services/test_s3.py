@@ -14,6 +14,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -694,30 +695,64 @@ def _unsigned_trailer_put(
     return answer.status, answer.read()
 
 
-@pytest.mark.parametrize("algorithm", ["CRC32C", "CRC64NVME"])
-def test_crc32c_and_crc64nvme_are_checked_and_a_mismatch_writes_nothing(
-    gateway: GatewayProcess, s3: Any, algorithm: str
-) -> None:
-    """boto3 computes these with awscrt; the gateway checks them, in a header or a trailer."""
+def _digest(algorithm: str, data: bytes) -> bytes:
+    """The checksum's bytes, computed here as botocore computes it (hashlib, awscrt)."""
     from awscrt import checksums
 
+    if algorithm == "CRC32C":
+        return checksums.crc32c(data).to_bytes(4, "big")
+    if algorithm == "CRC64NVME":
+        return checksums.crc64nvme(data).to_bytes(8, "big")
+    if algorithm.startswith("XXHASH"):
+        make = {
+            "XXHASH64": checksums.XXHash.new_xxhash64,
+            "XXHASH3": checksums.XXHash.new_xxhash3_64,
+            "XXHASH128": checksums.XXHash.new_xxhash3_128,
+        }[algorithm]()
+        make.update(data)
+        return bytes(make.finalize())
+    return hashlib.new(algorithm.lower(), data).digest()
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["CRC32C", "CRC64NVME", "SHA512", "MD5", "XXHASH64", "XXHASH3", "XXHASH128"]
+)
+def test_every_checksum_algorithm_is_checked_and_a_mismatch_writes_nothing(
+    gateway: GatewayProcess, s3: Any, algorithm: str
+) -> None:
+    """Each of S3's ChecksumAlgorithm values, in a header or a trailer: boto3 computes them
+    (MD5 it does not, so its value is given, as a caller of the API gives it)."""
     bucket = bucket_name()
     s3.create_bucket(Bucket=bucket)
     data = os.urandom(200_000)
-    s3.put_object(Bucket=bucket, Key="good", Body=data, ChecksumAlgorithm=algorithm)
-    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == data
-    if algorithm == "CRC32C":
-        right = checksums.crc32c(data).to_bytes(4, "big")
-    else:
-        right = checksums.crc64nvme(data).to_bytes(8, "big")
-    wrong = base64.b64encode(bytes(len(right))).decode()
+    right = _digest(algorithm, data)
     member = "Checksum" + algorithm
+    if algorithm == "MD5":
+        good = {member: base64.b64encode(right).decode()}
+    else:
+        good = {"ChecksumAlgorithm": algorithm}
+    put = s3.put_object(Bucket=bucket, Key="good", Body=data, **good)
+    expected = base64.b64encode(right).decode()
+    assert (put[member], put["ChecksumType"]) == (expected, "FULL_OBJECT")
+    # Kept with the object: answered when asked for (boto3 checks the bytes it gets against
+    # the CRCs, SHAs and XXHASHes), never as the user's metadata, never for a range.
+    got = s3.get_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert (got[member], got["ChecksumType"], got["Metadata"]) == (expected, "FULL_OBJECT", {})
+    head = s3.head_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert (head[member], head["ChecksumType"]) == (expected, "FULL_OBJECT")
+    ranged = s3.get_object(Bucket=bucket, Key="good", Range="bytes=0-9", ChecksumMode="ENABLED")
+    assert member not in ranged and ranged["Body"].read() == data[:10]
+    wrong = base64.b64encode(bytes(len(right))).decode()
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket=bucket, Key="wrong", Body=data, **{member: wrong})
     assert code_of(info) == "BadDigest"
     assert algorithm in info.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket=bucket, Key="malformed", Body=data, **{member: "not-base64!"})
+    assert code_of(info) == "InvalidRequest"
+    with pytest.raises(ClientError) as info:  # a digest of another algorithm's length
+        s3.put_object(Bucket=bucket, Key="short", Body=data, **{member: "AAA="})
     assert code_of(info) == "InvalidRequest"
     header = f"x-amz-checksum-{algorithm.lower()}"
     status, _ = _unsigned_trailer_put(
@@ -729,6 +764,116 @@ def test_crc32c_and_crc64nvme_are_checked_and_a_mismatch_writes_nothing(
     )
     assert status == 400 and b"<Code>BadDigest</Code>" in body
     assert keys(s3, bucket) == ["good", "trailed"]
+    head = s3.head_object(Bucket=bucket, Key="trailed", ChecksumMode="ENABLED")
+    assert head[member] == expected  # a trailer's checksum is kept too (a body read whole)
+
+
+def test_a_stored_checksum_cannot_be_forged_through_metadata(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    forged = {"x-emustudio-checksum": "sha256:" + base64.b64encode(bytes(32)).decode()}
+    s3.put_object(
+        Bucket=bucket, Key="k", Body=b"data", Metadata={**forged, "owner": "me"},
+        ChecksumAlgorithm="SHA256",
+    )  # fmt: skip
+    head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    real = base64.b64encode(hashlib.sha256(b"data").digest()).decode()
+    assert (head["ChecksumSHA256"], head["Metadata"]) == (real, {"owner": "me"})
+    plain = gateway.client("s3", config=Config(response_checksum_validation="when_required"))
+    assert "ChecksumSHA256" not in plain.head_object(Bucket=bucket, Key="k")  # not asked for
+
+
+def test_multipart_checksums_are_composite_or_full_object_as_s3_makes_them(s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    parts = [os.urandom(5 * MB), os.urandom(1000)]
+
+    def upload(key: str, **kind: str) -> tuple[str, list[dict[str, Any]]]:
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **kind)["UploadId"]
+        done = []
+        for number, data in enumerate(parts, 1):
+            part = s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
+                ChecksumAlgorithm=kind["ChecksumAlgorithm"],
+            )  # fmt: skip
+            member = "Checksum" + kind["ChecksumAlgorithm"]
+            done.append({"PartNumber": number, "ETag": part["ETag"], member: part[member]})
+        return upload_id, done
+
+    # COMPOSITE: the checksum of the parts' checksums, with the number of parts after it.
+    upload_id, done = upload("composite", ChecksumAlgorithm="SHA256")
+    assert done[0]["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(parts[0]).digest()).decode()
+    wrong = [{**done[0], "ChecksumSHA256": base64.b64encode(bytes(32)).decode()}, done[1]]
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": wrong}
+        )
+    assert code_of(info) == "InvalidPart"
+    finished = s3.complete_multipart_upload(
+        Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    inner = hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in parts)).digest()
+    composite = base64.b64encode(inner).decode() + "-2"
+    assert (finished["ChecksumSHA256"], finished["ChecksumType"]) == (composite, "COMPOSITE")
+    head = s3.head_object(Bucket=bucket, Key="composite", ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (composite, "COMPOSITE")
+    attributes = s3.get_object_attributes(
+        Bucket=bucket, Key="composite",
+        ObjectAttributes=["ETag", "Checksum", "ObjectParts", "ObjectSize", "StorageClass"],
+    )  # fmt: skip
+    assert attributes["Checksum"] == {"ChecksumSHA256": composite, "ChecksumType": "COMPOSITE"}
+    assert attributes["ObjectParts"]["TotalPartsCount"] == 2
+    assert attributes["ObjectSize"] == sum(len(p) for p in parts)
+    assert attributes["ETag"] == head["ETag"].strip('"')
+    assert attributes["StorageClass"] == "STANDARD"
+    # FULL_OBJECT: the CRC of the whole object, which boto3 checks the download against.
+    upload_id, done = upload("full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    finished = s3.complete_multipart_upload(
+        Bucket=bucket, Key="full", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    whole = base64.b64encode(zlib.crc32(b"".join(parts)).to_bytes(4, "big")).decode()
+    assert (finished["ChecksumCRC32"], finished["ChecksumType"]) == (whole, "FULL_OBJECT")
+    got = s3.get_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
+    assert (got["ChecksumCRC32"], got["ChecksumType"]) == (whole, "FULL_OBJECT")
+    assert got["Body"].read() == b"".join(parts)
+    # A full-object checksum is a CRC's only.
+    with pytest.raises(ClientError) as info:
+        s3.create_multipart_upload(
+            Bucket=bucket, Key="no", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"
+        )
+    assert code_of(info) == "InvalidRequest"
+
+
+def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest(
+    gateway: GatewayProcess, s3: Any, tmp_path: Path
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(100_000))
+    for algorithm in ("SHA512", "XXHASH128"):
+        put = ["s3api", "put-object", "--bucket", bucket, "--key", algorithm, "--body", str(source)]
+        aws_cli(gateway, *put, "--checksum-algorithm", algorithm)
+    wrong = base64.b64encode(bytes(64)).decode()
+    put = ["s3api", "put-object", "--bucket", bucket, "--key", "wrong", "--body", str(source)]
+    refused = aws_cli(gateway, *put, "--checksum-sha512", wrong, check=False)
+    assert refused.returncode != 0 and "BadDigest" in refused.stderr, refused.stderr
+    assert keys(s3, bucket) == ["SHA512", "XXHASH128"]
+    head = aws_cli(
+        gateway, "s3api", "head-object", "--bucket", bucket, "--key", "SHA512",
+        "--checksum-mode", "ENABLED",
+    )  # fmt: skip
+    digest = base64.b64encode(hashlib.sha512(source.read_bytes()).digest()).decode()
+    assert json.loads(head.stdout)["ChecksumSHA512"] == digest
+    attributes = aws_cli(
+        gateway, "s3api", "get-object-attributes", "--bucket", bucket, "--key", "SHA512",
+        "--object-attributes", "Checksum", "ObjectSize",
+    )  # fmt: skip
+    answer = json.loads(attributes.stdout)
+    assert answer["Checksum"] == {"ChecksumSHA512": digest, "ChecksumType": "FULL_OBJECT"}
+    assert answer["ObjectSize"] == 100_000 and "ETag" not in answer
 
 
 def _unsigned(
@@ -790,6 +935,52 @@ def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
     # An unsigned request to the API's / is still refused in that API's own words.
     status, body = _unsigned(gateway, "GET", "/?Action=ListUsers&Version=2010-05-08")
     assert status in (400, 403) and b"MissingAuthenticationToken" in body, body
+
+
+def test_anonymous_calls_to_a_missing_bucket_are_no_such_bucket(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """S3 tells anyone whether a bucket exists: an unsigned call to a missing bucket is
+    NoSuchBucket (404), to an existing private one AccessDenied (403), as boto3 reads them."""
+    from botocore import UNSIGNED
+
+    anonymous = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint_url,
+        region_name="us-east-1",
+        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
+    )
+    private, missing = bucket_name(), bucket_name()
+    s3.create_bucket(Bucket=private)
+    s3.put_object(Bucket=private, Key="k", Body=b"secret")
+    calls = {
+        "get_object": {"Key": "k"},
+        "put_object": {"Key": "k", "Body": b"anonymous"},
+        "list_objects_v2": {},
+        "delete_object": {"Key": "k"},
+        "get_bucket_policy": {},
+    }
+    for name, params in calls.items():
+        for bucket, expected in ((missing, "NoSuchBucket"), (private, "AccessDenied")):
+            with pytest.raises(ClientError) as info:
+                getattr(anonymous, name)(Bucket=bucket, **params)
+            assert code_of(info) == expected, (name, bucket)
+            status = 404 if expected == "NoSuchBucket" else 403
+            assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+            if expected == "NoSuchBucket":
+                assert info.value.response["Error"]["BucketName"] == missing
+    # HEAD has no body: the status alone tells, as S3's does.
+    for name, params in (("head_bucket", {}), ("head_object", {"Key": "k"})):
+        for bucket, status in ((missing, "404"), (private, "403")):
+            with pytest.raises(ClientError) as info:
+                getattr(anonymous, name)(Bucket=bucket, **params)
+            assert code_of(info) == status, (name, bucket)
+    # Making a bucket is refused, not answered with the bucket's absence.
+    with pytest.raises(ClientError) as info:
+        anonymous.create_bucket(Bucket=missing)
+    assert code_of(info) == "AccessDenied"
+    assert s3.get_object(Bucket=private, Key="k")["Body"].read() == b"secret"
+    assert missing not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
 # --- another account -----------------------------------------------------------------------------
@@ -1035,3 +1226,22 @@ def test_assume_role_across_accounts_needs_trust_and_identity(
     identity = session.get_caller_identity()
     assert identity["Account"] == "000000000000"
     assert identity["Arn"] == f"arn:aws:sts::000000000000:assumed-role/shared-{suffix}/job"
+
+
+def test_the_access_log_keeps_failed_s3_calls_and_leaves_out_the_rest(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Calls that went well are CloudTrail's to record (a log line per small object would cost
+    a fair share of its time); the ones that failed are still in the gateway's log."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="present", Body=b"x")
+    s3.get_object(Bucket=bucket, Key="present")["Body"].read()
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="absent")
+    deadline = time.monotonic() + 10
+    while f"/{bucket}/absent" not in gateway.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [line for line in gateway.log().splitlines() if f"/{bucket}/" in line]
+    assert any("404 GET" in line and "/absent" in line for line in lines), lines
+    assert not any("/present" in line for line in lines), lines

@@ -13,6 +13,7 @@ from emustudio.context import Principal, RequestContext
 from emustudio.iam import deny_message
 from emustudio.iam.evaluate import Decision
 from emustudio.services.base import Service
+from emustudio.services.s3.checksums import Checksums
 from emustudio.services.s3.errors import s3_error
 from emustudio.services.s3.forward import Forwarder
 from emustudio.services.s3.markers import Markers
@@ -66,6 +67,7 @@ class S3Base(Service):
         self.account_id = account_id
         self.markers = Markers(markers)
         self.access = access
+        self.checksums = Checksums(store)
 
     async def may(self, ctx: RequestContext, action: str, resource: str) -> AwsError | None:
         """None if the caller may ``action`` on ``resource``, else S3's refusal."""
@@ -80,6 +82,27 @@ class S3Base(Service):
         if principal.is_anonymous:
             return s3_error("AccessDenied", "Access Denied")
         return s3_error("AccessDenied", deny_message(principal.arn, action, resource, decision))
+
+    async def refused(self, ctx: RequestContext, refusal: AwsError) -> AwsError:
+        """S3 tells anyone whether a bucket exists (names are global; a bare HEAD answers 404 or
+        403), so an anonymous call to a missing bucket is ``NoSuchBucket``, and to another's
+        private bucket ``AccessDenied``. ``CreateBucket`` is refused as it is: it makes one."""
+        bucket = ctx.params.get("Bucket")
+        principal = ctx.principal
+        if (
+            principal is None
+            or not principal.is_anonymous
+            or refusal.code != "AccessDenied"
+            or not isinstance(bucket, str)
+            or ctx.operation_name == "CreateBucket"
+        ):
+            return refusal
+        try:
+            await self.require_bucket(bucket)
+        except AwsError as missing:
+            if missing.code == "NoSuchBucket":
+                return missing
+        return refusal
 
     async def config(self, bucket: str) -> BucketConfig | None:
         def read(session: Session) -> BucketConfig | None:
