@@ -46,6 +46,20 @@ def text_of(cell: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def stdout_of(cell: dict[str, Any]) -> str:
+    """What the cell printed (not the driver JVM's log lines, which go to stderr)."""
+    return "".join(o["text"] for o in cell.get("outputs", []) if o.get("name") == "stdout")
+
+
+def result_of(cell: dict[str, Any]) -> str:
+    """The cell's value, as shown under it (``Out[n]``)."""
+    return "".join(
+        o["data"].get("text/plain", "")
+        for o in cell.get("outputs", [])
+        if o["output_type"] == "execute_result"
+    )
+
+
 def html_of(cell: dict[str, Any]) -> str:
     return "\n".join(
         out["data"]["text/html"]

@@ -120,8 +120,8 @@ def table_rows(html: str) -> list[list[str]]:
 
 
 def flat(cell: dict[str, Any]) -> str:
-    """A cell's text on one line (IPython wraps long reprs)."""
-    return " ".join(notebooks.text_of(cell).split())
+    """A cell's value on one line (IPython wraps long reprs)."""
+    return " ".join(notebooks.result_of(cell).split())
 
 
 def test_word_count_on_hdfs_and_s3(
@@ -131,14 +131,15 @@ def test_word_count_on_hdfs_and_s3(
     assert nb["metadata"]["kernelspec"]["name"] == "pysparkkernel"
     done = notebooks.run(workspace, "word-count-with-pyspark.ipynb", nb)
 
-    shown = notebooks.text_of(cell_after(done, "linesDF ="))
+    shown = notebooks.stdout_of(cell_after(done, "linesDF ="))
     assert "|emr studio notebooks|" in shown and "|-- line: string" in shown
-    assert notebooks.text_of(cell_after(done, "lines = sc.textFile")) == "3"
+    assert notebooks.result_of(cell_after(done, "lines = sc.textFile")) == "3"
     assert flat(cell_after(done, "counts =")) == (
         "[('emr', 2), ('notebooks', 1), ('on', 2), ('spark', 3), ('sql', 1), ('studio', 1)]"
     )
-    saved = notebooks.text_of(cell_after(done, "saved ="))
-    assert saved.splitlines()[-1] == "6"
+    saved_cell = cell_after(done, "saved =")
+    assert notebooks.result_of(saved_cell) == "6"
+    saved = notebooks.stdout_of(saved_cell)
     rows = dict(re.findall(r"^\|\s*(\w+)\|\s*(\d+)\|$", saved, re.M))
     assert rows == {
         "spark": "3",
@@ -162,26 +163,29 @@ def test_spark_sql_magics(workspace: Workspace, bucket: str) -> None:
     nb = notebooks.load(EXAMPLES / "spark-sql-magics.ipynb", {"EXAMPLE-BUCKET": bucket})
     done = notebooks.run(workspace, "spark-sql-magics.ipynb", nb)
 
-    configured = notebooks.text_of(cell_after(done, "%%configure\n"))
+    configured = notebooks.stdout_of(cell_after(done, "%%configure\n"))
     assert configured.startswith('Current session configs: {"executorMemory": "512m"')
     assert "SparkSession available as 'spark'." in configured
     info = cell_after(done, "%%info")
-    assert '"numExecutors": 2' in notebooks.text_of(info)
+    assert '"numExecutors": 2' in notebooks.stdout_of(info)
     assert "app-" in notebooks.html_of(info) and "pyspark" in notebooks.html_of(info)
 
     revenue = cell_after(done, "%%sql\nSELECT category, ROUND")
     assert table_rows(notebooks.html_of(revenue)) == [
         ["0", "shoes", "135.97"], ["1", "games", "59.97"], ["2", "books", "25.97"],
     ]  # fmt: skip
-    assert cell_after(done, "%%sql -o top")["outputs"] == []  # -q: nothing shown
-    assert notebooks.text_of(cell_after(done, "%%local")) == "['shoes', 'games']"
+    quiet = cell_after(done, "%%sql -o top")["outputs"]  # -q: no table
+    assert not [o for o in quiet if o["output_type"] != "stream"] and not notebooks.stdout_of(
+        {"outputs": quiet}
+    )
+    assert notebooks.result_of(cell_after(done, "%%local")) == "['shoes', 'games']"
     assert flat(cell_after(done, 'spark.read.parquet("hdfs')) == (
         "[Row(category='books', items=3), Row(category='games', items=3),"
         " Row(category='shoes', items=3)]"
     )
-    restarted = notebooks.text_of(cell_after(done, "%%configure -f"))
+    restarted = notebooks.stdout_of(cell_after(done, "%%configure -f"))
     assert restarted.startswith('Current session configs: {"conf"')
-    assert notebooks.text_of(cell_after(done, "spark.conf.get")) == "'6'"
+    assert notebooks.result_of(cell_after(done, "spark.conf.get")) == "'6'"
     after = cell_after(done, "%%sql\nSELECT SUM(items)")
     assert table_rows(notebooks.html_of(after)) == [["0", "9"]]
 
@@ -237,15 +241,15 @@ def test_hdfs_is_shared_by_the_driver_and_the_executors(
         DRIVER_READS, "%%configure\n{}",
     )  # fmt: skip
     # The executors, on the core nodes, read the file the driver wrote on the master.
-    read = notebooks.text_of(cells[1])
+    read = notebooks.result_of(cells[1])
     hosts = set(re.findall(r"\('(i-[0-9a-f]+)'", read))
     assert hosts and hosts <= set(cores), read
     assert f"written by the driver on {master}" in read
     # The driver reads every part the executors wrote, from both core nodes.
-    numbers, writers = ast.literal_eval(notebooks.text_of(cells[3]))
+    numbers, writers = ast.literal_eval(notebooks.result_of(cells[3]))
     assert numbers == list(range(8)) and set(writers) <= set(cores) and writers
     # The session was used: %%configure without -f leaves it alone and says so.
-    assert notebooks.text_of(cells[4]).startswith("A session has already been started.")
+    assert notebooks.stdout_of(cells[4]).startswith("A session has already been started.")
     # One volume, the same files on every node.
     for node in nodes.values():
         listing = node.exec_run(["ls", "/mnt/hdfs/user/hadoop/shared"], user="hadoop")
