@@ -124,7 +124,10 @@ async def _execute(conn: Any, code: str, timeout: float) -> list[dict[str, Any]]
     }  # fmt: skip
     await conn.write_message(json.dumps(message))
     outputs: list[dict[str, Any]] = []
-    while True:
+    # Done when the shell's reply and IOPub's "idle" have both come: the reply may overtake the
+    # cell's last outputs, which travel on the other channel.
+    replied = idle = False
+    while not (replied and idle):
         raw = await asyncio.wait_for(conn.read_message(), timeout)
         if raw is None:
             raise CellError("the kernel's WebSocket closed")
@@ -142,4 +145,7 @@ async def _execute(conn: Any, code: str, timeout: float) -> list[dict[str, Any]]
         elif kind == "error":
             outputs.append({"output_type": "error", **content})
         elif kind == "execute_reply":
-            return outputs
+            replied = True
+        elif kind == "status" and content.get("execution_state") == "idle":
+            idle = True
+    return outputs
