@@ -106,6 +106,8 @@ async def _run(workspace: Workspace, path: str, nb: dict[str, Any], timeout: flo
                 raise CellError(
                     f"cell {count} of {path} failed: {source(cell)[:200]!r}\n"
                     + "\n".join(f"{e['ename']}: {e['evalue']}" for e in errors)
+                    + "\n"
+                    + text_of(cell)[-3000:]
                 )
     finally:
         conn.close()
