@@ -27,8 +27,9 @@ Steps go ``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``; a cluster r
 ``StepConcurrencyLevel`` (1 unless set) at a time, in the order they were added. A gateway
 restart adopts the ``WAITING`` and ``RUNNING`` clusters whose nodes all still run (as Workspaces
 are adopted): the step that ran is ``FAILED`` ("The gateway restarted while the step ran."), the
-pending ones run. Other unfinished clusters end ``TERMINATED_WITH_ERRORS`` (``INTERNAL_ERROR``)
-and their nodes are removed.
+pending ones run, and the attached Workspaces' kernel routes open again (``reattach.py``).
+Other unfinished clusters end ``TERMINATED_WITH_ERRORS`` (``INTERNAL_ERROR``) and their nodes
+are removed.
 Workspaces attached to a cluster that ends are detached (Ready, with the reason).
 """
 
@@ -54,7 +55,7 @@ from emustudio.engines import (
     StepOutcome,
     releases,
 )
-from emustudio.services.emr import bootstrap, step_work
+from emustudio.services.emr import bootstrap, reattach, step_work
 from emustudio.services.emr.instance_s3 import InstanceProfileS3
 from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.store import Store
@@ -94,7 +95,7 @@ class ClusterLife:
         # S3 as the nodes reach it (bootstrap scripts, step logs); the composition wires it.
         self.s3: InstanceProfileS3 | None = None
         self.idle_check_seconds = 10.0  # how often a WAITING cluster's idleness is read
-        self.kernels = kernels or KernelRoutes()
+        self.kernels = kernels or KernelRoutes(store)
         """The attached Workspaces' kernel routes (AttachEditor opens one, the end closes it)."""
 
     # --- what the API calls ---------------------------------------------------------------------
@@ -253,6 +254,10 @@ class ClusterLife:
             log.info("cluster %s: adopted after a restart", cluster_id)
             self._wake[cluster_id] = asyncio.Event()
             self._spawn(self._resume(cluster_id), cluster_id)
+        # The attached Workspaces' routes, once their clusters are known to run or not.
+        rest = await reattach.reopen_routes(self.store, self.engine, self.kernels, self.region)
+        if rest is not None:
+            self._spawn(rest, "re-open attachments")
 
     async def _resume(self, cluster_id: str) -> None:
         try:
