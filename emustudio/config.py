@@ -109,10 +109,26 @@ class Settings:
         "Warm Workspace containers kept per Studio subnet (JupyterLab imported, no user, token or"
         " files until a start claims one: Ready in well under a second). 0: no pool.",
     )
-    cluster_engine: Literal["docker"] = _setting(
+    cluster_engine: Literal["docker", "standalone"] = _setting(
         "docker",
         "What runs EMR clusters: docker (one container per EC2 instance on the cluster's subnet"
-        " network: Spark standalone, its history server and Jupyter Enterprise Gateway).",
+        " network: Spark standalone, its history server and Jupyter Enterprise Gateway);"
+        " standalone (the master node's container only, its Spark drivers running their"
+        " executors on the existing Spark standalone master standalone_master_url, reached"
+        " through standalone_network).",
+    )
+    standalone_master_url: str = _setting(
+        "",
+        "spark://host:port of the existing Spark standalone master whose workers run the"
+        " executors of every cluster (cluster_engine standalone).",
+    )
+    standalone_network: str = _setting(
+        "",
+        "Docker network (made by you, not emustudio) on which the standalone master and its"
+        " workers reach a cluster's master node: each master node joins it, and its Spark"
+        " drivers advertise their address on it (spark.driver.host) for the executors to call"
+        " back. Across machines: a macvlan or ipvlan network on the workers' LAN, or an"
+        " attachable overlay (cluster_engine standalone).",
     )
     cluster_node_memory_mib: int = _setting(
         1536,
@@ -237,6 +253,23 @@ class Settings:
                 raise ValueError(f"other_accounts: {account_id} repeats the gateway's own account")
             found.append((account_id, key, secret))
         return found
+
+    def standalone_master(self) -> tuple[str, str]:
+        """``(standalone_master_url, standalone_network)``, checked: the standalone engine
+        needs both."""
+        url, network = self.standalone_master_url.strip(), self.standalone_network.strip()
+        host, _, port = url.removeprefix("spark://").rpartition(":")
+        if not (url.startswith("spark://") and host and port.isdigit()):
+            raise ValueError(
+                f"standalone_master_url: {url!r} is not spark://<host>:<port>"
+                " (cluster_engine standalone needs it)"
+            )
+        if not network:
+            raise ValueError(
+                "standalone_network: cluster_engine standalone needs the Docker network on which"
+                " the standalone master's workers reach the clusters' master nodes"
+            )
+        return url, network
 
     @property
     def sqlite_path(self) -> Path:

@@ -272,21 +272,27 @@ class Gateway:
         # another's, so roots' S3 calls are checked too (their bucket policies grant or not).
         s3 = ctx.service is not None and ctx.service.service_name == "s3"
         if not principal.is_root or (s3 and self.other_accounts):
-            await self.authorizer.authorize(ctx)
+            try:
+                await self.authorizer.authorize(ctx)
+            except AwsError as refusal:
+                raise await self.service_for(ctx).refused(ctx, refusal) from refusal
 
     async def dispatch(self, ctx: RequestContext) -> None:
+        ctx.result = await self.service_for(ctx).dispatch(ctx)
+
+    def service_for(self, ctx: RequestContext) -> Service:
+        """The service that answers the call: the caller's account's, or the gateway's own."""
         assert ctx.service is not None
         name = ctx.service.service_name
         other = self.account_of(ctx.principal)
         if other is None:
-            ctx.result = await self.services[name].dispatch(ctx)
-            return
+            return self.services[name]
         if name not in other.services:
             raise UnsupportedService(
                 f"emustudio plays account {ctx.principal.account_id if ctx.principal else ''}"
                 f" for {', '.join(sorted(other.services))} only."
             )
-        ctx.result = await other.services[name].dispatch(ctx)
+        return other.services[name]
 
     def account_of(self, principal: Principal | None) -> OtherAccount | None:
         """The other account whose principal signed, or None for the gateway's own."""

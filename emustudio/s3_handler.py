@@ -13,9 +13,11 @@ keep their answers, and the pages' own first segments (:data:`PAGE_PREFIXES`) st
 even where a page is off (no IdP configured: ``/idp/...`` is a 404, not a bucket); a bucket
 named like one of them is reached anonymously only virtual-hosted.
 
-The body is not read before the pipeline starts: the pipeline runs as the body arrives, at most
-a few pieces ahead of it (:class:`~emustudio.aws.http.BodyStream`), and the answer's body is
-written as the store sends it, each piece flushed before the next is read.
+A body over 256 KB is not read before the pipeline starts: the pipeline runs as the body
+arrives, at most a few pieces ahead of it (:class:`~emustudio.aws.http.BodyStream`). A smaller
+one (and no body) is taken whole first and the pipeline runs in the handler's own task: a small
+object's call then costs no task and no hand-over between two. The answer's body is written as
+the store sends it, each piece flushed before the next is read.
 """
 
 from __future__ import annotations
@@ -115,14 +117,24 @@ class S3Matcher(Matcher):
         return {} if self.addressing.is_s3(request) else None
 
 
+# Bodies up to this size are taken whole before the pipeline runs: no task of their own, no
+# hand-over piece by piece (the store's small bodies, forward.py, are read whole too).
+_SMALL_BODY = 256 * 1024
+_SMALL_PIECES = 16  # Tornado's pieces of such a body (64 KB each), and its end, never wait
+
+
 @web.stream_request_body
 class S3Handler(web.RequestHandler):
     SUPPORTED_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
+    # A call that went well is logged at DEBUG only: CloudTrail records it, and an access log
+    # line costs a small object's call a fair share of its time. Errors are logged as before.
+    quiet_access_log = True
 
     def initialize(self, gateway: Gateway, addressing: S3Addressing) -> None:
         self.gateway = gateway
         self.addressing = addressing
         self.body: BodyStream | None = None
+        self.http: HttpRequest | None = None
         self.answer: asyncio.Future[HttpResponse] | None = None
 
     def check_xsrf_cookie(self) -> None:
@@ -138,10 +150,14 @@ class S3Handler(web.RequestHandler):
     def prepare(self) -> None:
         request = self.request
         length = request.headers.get("Content-Length")
+        size = int(length) if length is not None and length.isdigit() else None
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-        if chunked or (length is not None and length.isdigit() and int(length) > 0):
-            self.body = BodyStream(int(length) if length and length.isdigit() else None)
-        http = HttpRequest.build(
+        small = not chunked and (size or 0) <= _SMALL_BODY
+        if chunked or size:
+            # A small body is held whole (a few pieces) and the pipeline runs once it is in,
+            # in this handler's own task; a larger one streams through a pipeline started now.
+            self.body = BodyStream(size, depth=_SMALL_PIECES if small else 4)
+        self.http = HttpRequest.build(
             request.method or "GET",
             request.uri or "/",
             dict(request.headers.get_all()),
@@ -149,7 +165,8 @@ class S3Handler(web.RequestHandler):
             stream=self.body,
             virtual_bucket=self.addressing.bucket_of_host(request.host or ""),
         )
-        self.answer = asyncio.ensure_future(self.gateway.handle(http, service="s3"))
+        if not small:
+            self.answer = asyncio.ensure_future(self.gateway.handle(self.http, service="s3"))
 
     async def data_received(self, chunk: bytes) -> None:
         if self.body is not None:
@@ -162,8 +179,11 @@ class S3Handler(web.RequestHandler):
     async def _respond(self) -> None:
         if self.body is not None:
             await self.body.end()
-        assert self.answer is not None
-        response = await self.answer
+        if self.answer is None:
+            assert self.http is not None
+            response = await self.gateway.handle(self.http, service="s3")
+        else:
+            response = await self.answer
         self.set_status(response.status)
         self.clear_header("Content-Type")
         for name, value in response.headers.items():

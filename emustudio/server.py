@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from emustudio.config import Settings
 from emustudio.credentials import Credentials, RootCredentials
 from emustudio.demo import Demo
 from emustudio.engines.docker import DockerClusterEngine
+from emustudio.engines.standalone import StandaloneClusterEngine
 from emustudio.pipeline import Gateway, OtherAccount
 from emustudio.proxy import WorkspaceProxy
 from emustudio.proxy.engine import EngineProxy
@@ -601,9 +603,16 @@ def make_clusters(
     reach: GatewayReach,
     kernels: KernelRoutes | None = None,
 ) -> ClusterLife:
-    """EMR clusters: Spark in one container per EC2 instance (engines/docker.py); their steps'
-    long ``docker exec`` calls get a pool of their own."""
-    engine = DockerClusterEngine(
+    """EMR clusters: Spark in one container per EC2 instance (engines/docker.py), or the master
+    node's only, its executors from an existing standalone master (engines/standalone.py);
+    their steps' long ``docker exec`` calls get a pool of their own."""
+    engine_class: Callable[..., DockerClusterEngine] = DockerClusterEngine
+    if settings.cluster_engine == "standalone":
+        master_url, network = settings.standalone_master()
+        engine_class = functools.partial(
+            StandaloneClusterEngine, master_url=master_url, network=network
+        )
+    engine = engine_class(
         docker,
         DockerExecutor(settings.docker_url, max_workers=2),
         networks,

@@ -30,3 +30,19 @@ def test_other_accounts_are_id_key_secret_triples() -> None:
 def test_a_malformed_other_account_is_refused_with_its_entry(value: str) -> None:
     with pytest.raises(ValueError, match="other_accounts"):
         Settings.load({"EMUSTUDIO_OTHER_ACCOUNTS": value}).parsed_other_accounts()
+
+
+def test_the_standalone_engine_needs_a_master_url_and_a_network() -> None:
+    good = {
+        "EMUSTUDIO_CLUSTER_ENGINE": "standalone",
+        "EMUSTUDIO_STANDALONE_MASTER_URL": "spark://10.0.5.10:7077",
+        "EMUSTUDIO_STANDALONE_NETWORK": "spark-lan",
+    }
+    assert Settings.load(good).standalone_master() == ("spark://10.0.5.10:7077", "spark-lan")
+    for url in ("", "10.0.5.10:7077", "spark://10.0.5.10", "spark://:7077"):
+        with pytest.raises(ValueError, match="standalone_master_url"):
+            Settings.load(good | {"EMUSTUDIO_STANDALONE_MASTER_URL": url}).standalone_master()
+    with pytest.raises(ValueError, match="standalone_network"):
+        Settings.load(good | {"EMUSTUDIO_STANDALONE_NETWORK": ""}).standalone_master()
+    with pytest.raises(ValueError, match="cluster_engine"):
+        Settings.load({"EMUSTUDIO_CLUSTER_ENGINE": "kubernetes"})

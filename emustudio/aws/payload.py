@@ -9,11 +9,12 @@ What ``x-amz-content-sha256`` declares decides the form (SigV4 has already check
 * ``STREAMING-UNSIGNED-PAYLOAD-TRAILER``: ``aws-chunked`` without signatures, with a trailing
   checksum (what current boto3 and the AWS CLI send over HTTPS).
 
-``x-amz-checksum-<crc32|crc32c|crc64nvme|sha1|sha256>`` (header or trailer) and ``Content-MD5``
-are checked too; CRC32C and CRC64NVME with ``awscrt``'s, the implementation botocore itself uses
-for them. The last piece of data is held back until every check has passed, so a reader that
-stores what it gets and stops at the first error never stores a bad body whole; S3's errors say
-why.
+``x-amz-checksum-<algorithm>`` (header or trailer; every ``ChecksumAlgorithm`` of S3's model:
+CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5, XXHASH64, XXHASH3, XXHASH128) and
+``Content-MD5`` are checked too; CRC32C, CRC64NVME and the XXHASHes with ``awscrt``'s, the
+implementation botocore itself uses for them. The last piece of data is held back until every
+check has passed, so a reader that stores what it gets and stops at the first error never stores
+a bad body whole; S3's errors say why.
 """
 
 from __future__ import annotations
@@ -130,15 +131,49 @@ class _Crc64Nvme:
         return self.value.to_bytes(8, "big")
 
 
-_CHECKSUMS: dict[str, Callable[[], Any]] = {
+class _XxHash:
+    """awscrt's XXHash (what botocore computes them with), seed 0 as S3's; read once."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.state = make()
+
+    def update(self, data: bytes) -> None:
+        self.state.update(data)
+
+    def digest(self) -> bytes:
+        value: bytes = self.state.finalize()
+        return value
+
+
+def _md5() -> Any:
+    return hashlib.md5(usedforsecurity=False)  # a checksum here, never a protection
+
+
+CHECKSUMS: dict[str, Callable[[], Any]] = {
     "crc32": _Crc32,
     "crc32c": _Crc32c,
     "crc64nvme": _Crc64Nvme,
     "sha1": hashlib.sha1,
     "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "md5": _md5,
+    "xxhash64": lambda: _XxHash(crt.XXHash.new_xxhash64),
+    "xxhash3": lambda: _XxHash(crt.XXHash.new_xxhash3_64),
+    "xxhash128": lambda: _XxHash(crt.XXHash.new_xxhash3_128),
 }
 # The digest's length in bytes: a value that does not decode to it is malformed, not wrong.
-_DIGEST_BYTES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
+_DIGEST_BYTES = {
+    "crc32": 4,
+    "crc32c": 4,
+    "crc64nvme": 8,
+    "sha1": 20,
+    "sha256": 32,
+    "sha512": 64,
+    "md5": 16,
+    "xxhash64": 8,
+    "xxhash3": 8,
+    "xxhash128": 16,
+}
 
 
 def _invalid_request(message: str) -> AwsError:
@@ -171,7 +206,7 @@ class Payload:
         self.length = int(length)
         self.wire_length = int(headers.get("content-length") or -1)
         self.expected: dict[str, str] = {}
-        for name in _CHECKSUMS:
+        for name in CHECKSUMS:
             value = headers.get(f"x-amz-checksum-{name}")
             if value is not None:
                 _check_form(name, value, "header")
@@ -224,11 +259,11 @@ class Payload:
     # --- reading --------------------------------------------------------------------------
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        sums = {name: _CHECKSUMS[name]() for name in self.expected}
+        sums = {name: CHECKSUMS[name]() for name in self.expected}
         for name in self.trailer_names:
             algorithm = name.removeprefix("x-amz-checksum-")
-            if algorithm in _CHECKSUMS:
-                sums.setdefault(algorithm, _CHECKSUMS[algorithm]())
+            if algorithm in CHECKSUMS:
+                sums.setdefault(algorithm, CHECKSUMS[algorithm]())
         md5 = hashlib.md5(usedforsecurity=False) if self.md5 else None
         sha = hashlib.sha256() if len(self.declared) == 64 else None
         pending: bytes | None = None
@@ -339,7 +374,7 @@ class Payload:
                 trailing.append((name, value))
         for name, value in trailing:
             algorithm = name.removeprefix("x-amz-checksum-")
-            if algorithm in _CHECKSUMS:
+            if algorithm in CHECKSUMS:
                 _check_form(algorithm, value, "trailing header")
                 self.expected[algorithm] = value
         if self.declared == STREAMING_SIGNED_PAYLOAD_TRAILER:

@@ -7,6 +7,9 @@ as a notebook, the contents API would re-serialise it).  Writes go through
 as given, in chunks for large files (jupyter_server's large-file contents manager), so a
 restored file is byte-for-byte the one backed up.
 
+A restore sends many files at once instead, as tar archives the Workspace's server extension
+unpacks (:meth:`ContentsClient.unpack`).
+
 Every request uses tornado's AsyncHTTPClient (this module's own instance: large bodies, its own
 connection limit); base64 of large payloads runs on the backup's thread pool.
 """
@@ -24,7 +27,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HT
 
 from emustudio.backup.blocking import Blocking
 
-__all__ = ["ContentsClient", "Entry", "Unreachable", "WorkspaceServer"]
+__all__ = ["ContentsClient", "Entry", "Unpacked", "Unreachable", "WorkspaceServer"]
 
 CHUNK = 8 * 1024 * 1024
 MAX_BODY = 2 * 1024**3
@@ -79,6 +82,18 @@ class Entry:
         )
 
 
+@dataclass(frozen=True)
+class Unpacked:
+    """What the Workspace did with an archive: the files it wrote (their models), those it
+    kept because a newer file was already at their path, names it refused, and the files it
+    could not write (``"path: why"``)."""
+
+    files: list[Entry]
+    kept: list[str]
+    refused: list[str]
+    failed: list[str]
+
+
 def _quote(path: str) -> str:
     return quote(path.strip("/"), safe="/")
 
@@ -100,12 +115,13 @@ class ContentsClient:
         *,
         method: str = "GET",
         body: bytes | None = None,
+        content_type: str = "application/json",
         ok404: bool = False,
     ) -> HTTPResponse | None:
         request = HTTPRequest(
             server.url(path),
             method=method,
-            headers={**server.headers, "Content-Type": "application/json"}
+            headers={**server.headers, "Content-Type": content_type}
             if body is not None
             else server.headers,
             body=body,
@@ -211,6 +227,25 @@ class ContentsClient:
             response = await self._fetch(server, url, method="PUT", body=json.dumps(model).encode())
         assert response is not None
         return Entry.of(json.loads(response.body))
+
+    async def unpack(self, server: WorkspaceServer, archive: bytes, since: float) -> Unpacked:
+        """Put a tar archive's files into the Workspace, none over a file modified at or after
+        ``since`` (``PUT emustudio/restore``, jupyter_ext's restore.py); what it wrote and kept."""
+        response = await self._fetch(
+            server,
+            f"emustudio/restore?since={since:.6f}",
+            method="PUT",
+            body=archive,
+            content_type="application/x-tar",
+        )
+        assert response is not None
+        answer = json.loads(response.body)
+        return Unpacked(
+            [Entry.of(model) for model in answer.get("files") or []],
+            [str(p) for p in answer.get("kept") or []],
+            [str(p) for p in answer.get("refused") or []],
+            [str(p) for p in answer.get("failed") or []],
+        )
 
     async def _b64(self, data: bytes) -> str:
         if len(data) < _THREAD_ABOVE:

@@ -24,7 +24,8 @@ How a change travels::
 * **Gateway restart, even SIGKILL.** Journal rows are replayed at start: the file is read
   again from the container, which the restart adopted; the feed resumes from its cursor.
 * **Restore.** Before a Workspace is Ready, its changes that never reached S3 go first, then
-  every object of it is put into the new container; only then does its feed start.
+  every object of it is put into the new container, in a few tar archives its server extension
+  unpacks (:mod:`.restore`); only then does its feed start.
 
 Every blocking call (the minio SDK, the spool, hashing, the store) runs off the event loop;
 the Workspace's JupyterLab is reached with tornado's AsyncHTTPClient and the token only the
@@ -219,8 +220,11 @@ class BackupEngine:
 
     # --- Workspace hooks ----------------------------------------------------------------------
 
-    async def before_ready(self, editor: Editor, endpoint: Endpoint) -> None:
-        """Restore the Workspace's files into its new container, then follow it."""
+    async def before_ready(
+        self, editor: Editor, endpoint: Endpoint, note: Callable[[str], None] | None = None
+    ) -> None:
+        """Restore the Workspace's files into its new container, then follow it; ``note``
+        tells the start's progress what is restored."""
         if (old := self.sessions.pop(editor.id, None)) is not None:
             await self._unfollow(old)
         location = Location.parse(editor.s3_location)
@@ -239,7 +243,9 @@ class BackupEngine:
             await asyncio.sleep(0.05)
         while True:
             try:
-                restored = await restore(self.s3, self.contents, self.blocking, server, location)
+                restored = await restore(
+                    self.s3, self.contents, self.blocking, server, location, note=note
+                )
                 break
             except S3Unavailable as exc:
                 self._s3_down(exc)

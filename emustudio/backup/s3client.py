@@ -94,6 +94,7 @@ class Location:
 class Listed:
     key: str
     size: int
+    last_modified: float | None = None  # seconds since the epoch, as S3 lists it
 
 
 class S3Client:
@@ -213,7 +214,11 @@ class S3Client:
 
     def _list(self, bucket: str, prefix: str) -> list[Listed]:
         return [
-            Listed(o.object_name, o.size or 0)
+            Listed(
+                o.object_name,
+                o.size or 0,
+                o.last_modified.timestamp() if o.last_modified is not None else None,
+            )
             for o in self.minio.list_objects(bucket, prefix=prefix, recursive=True)
             if o.object_name is not None and not o.is_dir
         ]

@@ -58,6 +58,11 @@ class StepOutcome:
 
 
 class ClusterEngine(ABC):
+    external_workers: str | None = None
+    """Where the executors come from when the engine runs no core or task node of its own (the
+    standalone engine: its master's ``spark://`` URL); None when the core and task nodes are the
+    engine's. The EMR service then records the master node only (docs/decisions.md)."""
+
     @abstractmethod
     async def start(self, spec: ClusterSpec) -> list[NodeInfo]:
         """Start every node; return once the master's daemons answer and the workers have

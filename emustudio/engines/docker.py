@@ -390,11 +390,15 @@ class DockerClusterEngine(ClusterEngine):
 
         return await self._docker.run(_list)
 
+    def busy_script(self) -> str:
+        """Python run on the master (argument: ``within``) that exits 0 when it is busy."""
+        return _BUSY
+
     async def busy(self, cluster_id: str, within: float) -> bool:
         master = await self._master(cluster_id)
         if master is None:
             return False
-        command = ["python3", "-I", "-S", "-c", _BUSY, str(within)]
+        command = ["python3", "-I", "-S", "-c", self.busy_script(), str(within)]
 
         def _check(client: docker.DockerClient) -> bool:
             result = client.containers.get(master).exec_run(command, user="hadoop")
@@ -414,7 +418,9 @@ class DockerClusterEngine(ClusterEngine):
         def _find(client: docker.DockerClient) -> str | None:
             for container in client.containers.list(filters=filters):
                 networks = container.attrs["NetworkSettings"]["Networks"] or {}
-                for net in networks.values():
+                # The subnet's network: a master may be on another too (engines/standalone.py).
+                subnet = self._networks.network_name(container.labels[L_SUBNET_ID])
+                for _name, net in sorted(networks.items(), key=lambda item: item[0] != subnet):
                     if net.get("IPAddress"):
                         return f"{net['IPAddress']}:{GATEWAY_PORT}"
             return None

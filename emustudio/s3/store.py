@@ -1,9 +1,12 @@
 """The S3 store behind the gateway's S3 API, spoken to on the event loop, bodies streamed.
 
-One request, one connection (Tornado's HTTP/1.1 client side): the request body is written as
-its source yields it, and the response body is handed to the reader piece by piece, each piece
-read from the store only once the reader took the one before. So neither direction holds a
-body in memory, and a slow client slows the store down instead of filling the gateway.
+A small HTTP/1.1 client on asyncio's streams, kept connections reused: the request's head
+and a body in hand leave in one write; a streamed body is written as its source yields it, each
+piece drained before the next; the answer's body is handed to the reader piece by piece, read
+from the socket only while the reader keeps up (the stream's buffer is bounded). So neither
+direction holds a body in memory, and a slow client slows the store down instead of filling the
+gateway. Tornado's client was here before; it cost a task, a header object and a timeout per
+request, which a small object's call through the gateway paid for (docs/benchmarks.md).
 
 Requests are signed with the gateway's own store credentials (SigV4, ``UNSIGNED-PAYLOAD`` for
 streamed bodies: the gateway has already checked what its client signed).
@@ -20,120 +23,123 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
-from tornado.httputil import (
-    HTTPHeaders,
-    HTTPMessageDelegate,
-    RequestStartLine,
-    ResponseStartLine,
-)
-from tornado.iostream import IOStream, StreamClosedError
-from tornado.tcpclient import TCPClient
-
 __all__ = ["StoreClient", "StoreResponse", "StoreUnavailable"]
 
 _UNRESERVED = "-_.~"
 _EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
-_PARAMS = HTTP1ConnectionParameters(
-    no_keep_alive=True, chunk_size=256 * 1024, max_body_size=1 << 42, decompress=False
-)
-_KEEP_ALIVE = HTTP1ConnectionParameters(
-    no_keep_alive=False, chunk_size=256 * 1024, max_body_size=1 << 42, decompress=False
-)
-# Idle connections kept for requests whose body is in hand (reads, listings, deletes): a
-# small GetObject then costs no TCP handshake. A streamed body gets a connection of its own.
+# Idle connections kept for the next request: a small GetObject then costs no TCP handshake.
+# A streamed request body gets a fresh connection (a kept one the store closed meanwhile could
+# not be retried with a body already consumed); it is kept afterwards like any other.
 _MAX_IDLE = 8
+# The most read from the store at once, and what its connection buffers before it stops
+# reading from the socket (the reader's pace then paces the store).
+_PIECE = 256 * 1024
+_BUFFER = 1024 * 1024
+_NO_BODY = frozenset({204, 304})
 
 
 class StoreUnavailable(Exception):
     """The store did not answer (not running, connection lost)."""
 
 
-_END = object()
+class _Connection:
+    """One HTTP/1.1 connection to the store (asyncio streams: no task of its own)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def usable(self) -> bool:
+        return not self.writer.is_closing() and not self.reader.at_eof()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
-class _Reader(HTTPMessageDelegate):
-    """Receives one response; its body goes through a short queue the consumer drains."""
-
-    def __init__(self) -> None:
-        self.head: asyncio.Future[tuple[int, HTTPHeaders]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        self.queue: asyncio.Queue[object] = asyncio.Queue(4)
-        self.pending: set[asyncio.Future[None]] = set()
-
-    def _later(self, item: object) -> None:
-        """Queue ``item`` once there is room (keeping the task referenced until then)."""
-        task = asyncio.ensure_future(self.queue.put(item))
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
-
-    def headers_received(
-        self, start_line: RequestStartLine | ResponseStartLine, headers: HTTPHeaders
-    ) -> None:
-        assert isinstance(start_line, ResponseStartLine)
-        if not self.head.done():
-            self.head.set_result((start_line.code, headers))
-
-    def data_received(self, chunk: bytes) -> asyncio.Future[None]:
-        # Tornado waits for this before it reads on: the backpressure.
-        return asyncio.ensure_future(self.queue.put(chunk))
-
-    def finish(self) -> None:
-        self._later(_END)
-
-    def response_ended(self, _task: asyncio.Future[bool]) -> None:
-        if not self.head.done():  # the connection closed before the head (see StoreClient.send)
-            self.on_connection_close()
-
-    def on_connection_close(self) -> None:
-        if not self.head.done():
-            self.head.set_exception(StoreUnavailable("the store closed the connection"))
-        self._later(StoreUnavailable("the store closed the connection"))
+async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """The answer's status and headers (names in lower case; a repeated name, the last)."""
+    while True:
+        data = await reader.readuntil(b"\r\n\r\n")
+        lines = data[:-4].decode("latin-1").split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        if not version.startswith("HTTP/1."):
+            raise StoreUnavailable(f"not an HTTP answer: {lines[0][:80]!r}")
+        status = int(rest[:3])
+        if 100 <= status < 200:
+            continue  # an interim answer (100 Continue): the real one follows
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return status, headers
 
 
 @dataclass
 class StoreResponse:
     status: int
     headers: dict[str, str]
-    _reader: _Reader = field(repr=False)
-    _connection: HTTP1Connection = field(repr=False)
-    _task: asyncio.Future[bool] = field(repr=False)
-    _pool: list[IOStream] | None = field(default=None, repr=False)
+    _connection: _Connection = field(repr=False)
+    _pool: list[_Connection] | None = field(default=None, repr=False)
+    _bodiless: bool = field(default=False, repr=False)
 
     async def body(self) -> AsyncIterator[bytes]:
         """The body as it arrives (read once)."""
         finished = False
         try:
-            while True:
-                item = await self._reader.queue.get()
-                if item is _END:
-                    finished = True
-                    return
-                if isinstance(item, Exception):
-                    raise item
-                assert isinstance(item, bytes)
-                yield item
+            if not self._bodiless:
+                async for piece in self._pieces():
+                    yield piece
+            finished = True
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise StoreUnavailable(f"the store's answer broke off: {exc}") from exc
         finally:
             if finished:
-                await self.release()
+                self.release()
             else:
                 self.close()
 
-    async def release(self) -> None:
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        reader = self._connection.reader
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+                if size == 0:
+                    while await reader.readuntil(b"\r\n") != b"\r\n":
+                        pass  # trailing headers: none the gateway reads
+                    return
+                while size:
+                    piece = await reader.read(min(size, _PIECE))
+                    if not piece:
+                        raise asyncio.IncompleteReadError(b"", size)
+                    size -= len(piece)
+                    yield piece
+                await reader.readexactly(2)
+        length = self.headers.get("content-length")
+        if length is None:
+            self.headers["connection"] = "close"  # the body ends with the connection
+            while piece := await reader.read(_PIECE):
+                yield piece
+            return
+        remaining = int(length)
+        while remaining:
+            piece = await reader.read(min(remaining, _PIECE))
+            if not piece:
+                raise asyncio.IncompleteReadError(b"", remaining)
+            remaining -= len(piece)
+            yield piece
+
+    def release(self) -> None:
         """Keep the connection for the next request if both sides allow it, else close it."""
-        reusable = self._pool is not None and "close" not in self.headers.get("connection", "")
-        try:
-            await self._task
-        except Exception:
-            reusable = False
-        if not reusable or self._pool is None or len(self._pool) >= _MAX_IDLE:
+        pool = self._pool
+        if (
+            pool is None
+            or len(pool) >= _MAX_IDLE
+            or "close" in self.headers.get("connection", "").lower()
+            or not self._connection.usable()
+        ):
             self.close()
             return
-        stream: IOStream | None = self._connection.detach()
-        if stream is None or stream.closed():
-            return
-        self._pool.append(stream)
+        pool.append(self._connection)
 
     async def read(self, limit: int = 16 * 1024 * 1024) -> bytes:
         parts: list[bytes] = []
@@ -165,8 +171,7 @@ class StoreClient:
         self.access_key_id = access_key_id
         self.secret_access_key = secret_access_key
         self.region = region
-        self.tcp = TCPClient()
-        self.idle: list[IOStream] = []
+        self.idle: list[_Connection] = []
         self._key: tuple[str, bytes] | None = None
 
     def _day_key(self, day: str) -> bytes:
@@ -224,6 +229,7 @@ class StoreClient:
         its body waits for :meth:`StoreResponse.body`."""
         query = query or []
         out = {k.lower(): v for k, v in (headers or {}).items()}
+        in_hand = isinstance(body, bytes)
         if isinstance(body, bytes):
             payload_hash = hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256
             length = len(body)
@@ -231,6 +237,8 @@ class StoreClient:
             payload_hash = "UNSIGNED-PAYLOAD"
         if length is not None and (length or method in ("PUT", "POST")):
             out["content-length"] = str(length)
+        elif not in_hand:
+            out["transfer-encoding"] = "chunked"
         self.sign(method, path, query, out, payload_hash)
         target = path
         if query:
@@ -240,23 +248,28 @@ class StoreClient:
                 else quote(k, safe=_UNRESERVED)
                 for k, v in query
             )
-        pooled = isinstance(body, bytes)
+        lines = [f"{method} {target} HTTP/1.1"]
+        lines.extend(f"{name}: {value}" for name, value in out.items())
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        chunked = "transfer-encoding" in out
         for attempt in (1, 2):
-            stream, reused = await self._stream(pooled and attempt == 1)
-            connection = HTTP1Connection(stream, True, _KEEP_ALIVE if pooled else _PARAMS)
-            reader = _Reader()
+            connection, reused = await self._connection(in_hand and attempt == 1)
             try:
-                start = RequestStartLine(method, target, "HTTP/1.1")
+                writer = connection.writer
                 if isinstance(body, bytes):
                     # The head and a body in hand leave in one write (one segment, one wake-up
                     # of the store), not two.
-                    connection.write_headers(start, HTTPHeaders(out), body or None)
+                    writer.write(head + body)
                 else:
-                    connection.write_headers(start, HTTPHeaders(out))
+                    writer.write(head)
                     async for piece in body:
-                        await connection.write(piece)
-                connection.finish()
-            except StreamClosedError as exc:
+                        writer.write(b"%x\r\n%b\r\n" % (len(piece), piece) if chunked else piece)
+                        await writer.drain()
+                    if chunked:
+                        writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                status, received = await _head(connection.reader)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
                 connection.close()
                 if reused:
                     continue  # the store closed an idle connection: a fresh one
@@ -264,39 +277,22 @@ class StoreClient:
             except BaseException:
                 connection.close()
                 raise
-            task = asyncio.ensure_future(connection.read_response(reader))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            # Tornado tells the reader of a closed connection only once the answer's head is
-            # in: a kept connection the store closed while idle (the request written into it,
-            # then EOF) would leave the head unanswered for ever.
-            task.add_done_callback(reader.response_ended)
-            try:
-                status, received = await reader.head
-            except (StoreUnavailable, StreamClosedError) as exc:
-                connection.close()
-                if reused:
-                    continue
-                raise StoreUnavailable(str(exc)) from exc
-            return StoreResponse(
-                status,
-                {k.lower(): v for k, v in received.get_all()},
-                reader,
-                connection,
-                task,
-                self.idle if pooled else None,
-            )
+            bodiless = method == "HEAD" or status in _NO_BODY
+            return StoreResponse(status, received, connection, self.idle, bodiless)
         raise StoreUnavailable(f"the store at {self.netloc} does not answer")
 
-    async def _stream(self, pooled: bool) -> tuple[IOStream, bool]:
+    async def _connection(self, pooled: bool) -> tuple[_Connection, bool]:
         """An idle connection (and True), else a new one."""
         while pooled and self.idle:
-            stream = self.idle.pop()
-            if not stream.closed():
-                return stream, True
+            connection = self.idle.pop()
+            if connection.usable():
+                return connection, True
+            connection.close()
         try:
             ssl = ssl_module.create_default_context() if self.scheme == "https" else None
-            stream = await self.tcp.connect(self.host, self.port, ssl_options=ssl)
+            reader, writer = await asyncio.open_connection(
+                self.host, self.port, ssl=ssl, limit=_BUFFER
+            )
         except OSError as exc:
             raise StoreUnavailable(f"the store at {self.netloc} does not answer: {exc}") from exc
-        stream.set_nodelay(True)  # a request's head and a small body go out at once
-        return stream, False
+        return _Connection(reader, writer), False

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from emustudio.aws.errors import NotImplementedOperation
+from emustudio.aws.errors import AwsError, NotImplementedOperation
 from emustudio.context import Principal, RequestContext, is_read_only
 
 Params = dict[str, Any]
@@ -87,6 +87,11 @@ class Service:
                 if op is not None:
                     found[op] = attr
         cls.operations = found
+
+    async def refused(self, ctx: RequestContext, refusal: AwsError) -> AwsError:
+        """The answer to a call the authorizer refused: the refusal itself, unless the service
+        tells something else first (S3: a missing bucket, to an anonymous caller)."""
+        return refusal
 
     async def dispatch(self, ctx: RequestContext) -> Result:
         attr = self.operations.get(ctx.operation_name)

@@ -1,6 +1,6 @@
 """emustudio's Jupyter server extension, loaded by the server of every Workspace.
 
-It does four things now:
+It does these things now:
 
 * **TCP_NODELAY on every connection**, WebSockets included (:mod:`.nodelay`).  Stock
   jupyter_server leaves Nagle's algorithm on for WebSockets, so a small kernel message written
@@ -13,6 +13,8 @@ It does four things now:
   rename, delete...) the gateway's S3 backup follows, numbered and replayable after a reconnect.
 * **<base_url>emustudio/engine** (:mod:`.engine`): the engine switch; kernels run here, or on
   the attached EMR cluster through the gateway's kernel route, without a restart.
+* **PUT <base_url>emustudio/restore** (:mod:`.restore`): the backed-up files the gateway read
+  from S3, put back from tar archives before the Workspace is Ready.
 
 and leaves documented hook points (:mod:`.hooks`) for what the gateway will need from inside a
 Workspace: the user identity the gateway passes, and the attached cluster.
@@ -31,6 +33,7 @@ from emustudio_jupyter_ext.engine import EngineSwitch
 from emustudio_jupyter_ext.events import EventsSocket
 from emustudio_jupyter_ext.handlers import EngineHandler, ReadyHandler
 from emustudio_jupyter_ext.nodelay import NoDelay, make_sticky
+from emustudio_jupyter_ext.restore import RestoreHandler
 
 __version__ = "0.1.0"
 __all__ = ["__version__"]
@@ -50,6 +53,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         (url_path_join(base_url, "emustudio/ready"), ReadyHandler),
         (url_path_join(base_url, "emustudio/events"), EventsSocket),
         (url_path_join(base_url, "emustudio/engine"), EngineHandler),
+        (url_path_join(base_url, "emustudio/restore"), RestoreHandler),
     ]
     if base_url != "/":
         # A claimed warm server's base_url is known to the gateway, not to its container's

@@ -6,11 +6,13 @@ the change feed's replay)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import secrets
 import subprocess
 import sys
+import tarfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from emustudio.backup import restore as restore_module
 from emustudio.backup.blocking import Blocking
 from emustudio.backup.contents import ContentsClient
 from emustudio.backup.engine import BackupEngine
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "jupyter_ext"))
 
 from emustudio_jupyter_ext.events import ChangeFeed  # noqa: E402
+from emustudio_jupyter_ext.restore import unpack  # noqa: E402
 
 EDITOR = "e-" + "T" * 25
 BASE_URL = f"/workspaces/{EDITOR}/"
@@ -269,3 +273,94 @@ def test_the_change_feed_replays_or_says_what_it_lost() -> None:
     assert feed.since(feed.epoch, 2) is None  # change 3 is no longer kept
     assert feed.since("another-run", 5) is None
     assert feed.since(feed.epoch, 7) is None
+
+
+async def test_a_restore_puts_every_file_back_whole_with_its_time_and_resweeps_nothing(
+    rig: Rig, lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Files as another container left them in S3: folders, a name that needs quoting, binary
+    # bytes, one large enough to go through the contents API, a hidden key nobody backs up.
+    monkeypatch.setattr(restore_module, "ARCHIVE_FILE_MAX", 200_000)
+    monkeypatch.setattr(restore_module, "ARCHIVE_BYTES", 300_000)  # several archives
+    files = {f"nb-{i:02}.ipynb": f'{{"cells": [], "i": {i}}}'.encode() * 3000 for i in range(30)}
+    files["deep/er/Q1 sales é.ipynb"] = b'{"cells": []}'
+    files["deep/data.bin"] = bytes(range(256)) * 100
+    files["deep/large.bin"] = bytes(range(256)) * 1000  # 256 KB: over ARCHIVE_FILE_MAX here
+    for path, data in files.items():
+        await rig.s3.put("bkt", f"p/{EDITOR}/{path}", data)
+    await rig.s3.put("bkt", f"p/{EDITOR}/.hidden/secret", b"never restored")
+    s3_times = {
+        o.key.split(f"{EDITOR}/", 1)[1]: o.last_modified
+        for o in await rig.s3.list_objects("bkt", f"p/{EDITOR}/")
+    }
+
+    notes: list[str] = []
+    await rig.engine.before_ready(rig.editor, Endpoint.parse(lab.endpoint), notes.append)
+
+    for path, data in files.items():
+        assert (lab.root / path).read_bytes() == data, path
+        if path != "deep/large.bin":  # written through the contents API: the restore's time
+            # The file's time is when it was backed up, not when it was restored.
+            mtime = (lab.root / path).stat().st_mtime
+            assert mtime == pytest.approx(s3_times[path], abs=1e-3), path
+    assert not (lab.root / ".hidden").exists()
+    assert not [p for p in lab.root.rglob(".~emustudio-restore-*")]  # no temporary left
+    assert notes[0].startswith(f"Restoring {len(files)} files")
+    assert notes[-1].startswith(f"Restored {len(files)} files from S3 in ")
+    # What the journal was told matches the files exactly: a sweep finds nothing to upload.
+    session = rig.engine.sessions[EDITOR]
+    assert await rig.engine.sweep(session) == 0
+    assert rig.engine.uploads == 0
+
+
+def test_the_workspace_unpacks_only_plain_files_inside_its_root_and_keeps_newer_ones(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "home"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "link").symlink_to(outside)
+    (root / "folder").mkdir()
+    (root / "old.txt").write_text("older than the restore")
+    (root / "new.txt").write_text("written after the restore began")
+    os.utime(root / "old.txt", (1000.0, 1000.0))
+    since = time.time() - 5
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name in ("old.txt", "new.txt", "a/b.txt", "../escape.txt", "link/escape.txt",
+                     ".bashrc", "/etc/passwd", "folder", "old.txt/under"):  # fmt: skip
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = 4, 1_700_000_000.25  # type: ignore[assignment]
+            tar.addfile(info, io.BytesIO(b"back"))
+        symlink = tarfile.TarInfo("sym")
+        symlink.type, symlink.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(symlink)
+
+    done = unpack(buffer.getvalue(), str(root), since)
+    assert sorted(done.written) == ["a/b.txt", "old.txt"]
+    assert done.kept == ["new.txt"]
+    assert sorted(done.refused) == sorted(
+        ["../escape.txt", "link/escape.txt", ".bashrc", "/etc/passwd", "sym"]
+    )
+    assert [f.split(":")[0] for f in done.failed] == ["folder", "old.txt/under"]
+    assert (root / "folder").is_dir()
+    assert (root / "old.txt").read_bytes() == b"back"
+    assert (root / "new.txt").read_text() == "written after the restore began"
+    assert (root / "a" / "b.txt").stat().st_mtime == pytest.approx(1_700_000_000.25, abs=1e-6)
+    assert list(outside.iterdir()) == [] and not (tmp_path / "escape.txt").exists()
+    assert not (root / ".bashrc").exists() and not (root / "sym").exists()
+    assert not list(root.rglob(".~emustudio-restore-*"))
+
+
+async def test_a_restore_that_cannot_write_a_file_fails_and_s3_keeps_everything(
+    rig: Rig, lab: Lab
+) -> None:
+    await rig.s3.put("bkt", f"p/{EDITOR}/fine.txt", b"restorable")
+    await rig.s3.put("bkt", f"p/{EDITOR}/clash", b"a file")
+    (lab.root / "clash").mkdir()  # a folder where the file must go
+    with pytest.raises(RuntimeError, match=r"1 backed-up files could not be restored \(clash: "):
+        await rig.engine.before_ready(rig.editor, Endpoint.parse(lab.endpoint))
+    assert await rig.object("clash") == b"a file"
+    assert await rig.object("fine.txt") == b"restorable"

@@ -694,30 +694,54 @@ def _unsigned_trailer_put(
     return answer.status, answer.read()
 
 
-@pytest.mark.parametrize("algorithm", ["CRC32C", "CRC64NVME"])
-def test_crc32c_and_crc64nvme_are_checked_and_a_mismatch_writes_nothing(
-    gateway: GatewayProcess, s3: Any, algorithm: str
-) -> None:
-    """boto3 computes these with awscrt; the gateway checks them, in a header or a trailer."""
+def _digest(algorithm: str, data: bytes) -> bytes:
+    """The checksum's bytes, computed here as botocore computes it (hashlib, awscrt)."""
     from awscrt import checksums
 
+    if algorithm == "CRC32C":
+        return checksums.crc32c(data).to_bytes(4, "big")
+    if algorithm == "CRC64NVME":
+        return checksums.crc64nvme(data).to_bytes(8, "big")
+    if algorithm.startswith("XXHASH"):
+        make = {
+            "XXHASH64": checksums.XXHash.new_xxhash64,
+            "XXHASH3": checksums.XXHash.new_xxhash3_64,
+            "XXHASH128": checksums.XXHash.new_xxhash3_128,
+        }[algorithm]()
+        make.update(data)
+        return bytes(make.finalize())
+    return hashlib.new(algorithm.lower(), data).digest()
+
+
+@pytest.mark.parametrize(
+    "algorithm", ["CRC32C", "CRC64NVME", "SHA512", "MD5", "XXHASH64", "XXHASH3", "XXHASH128"]
+)
+def test_every_checksum_algorithm_is_checked_and_a_mismatch_writes_nothing(
+    gateway: GatewayProcess, s3: Any, algorithm: str
+) -> None:
+    """Each of S3's ChecksumAlgorithm values, in a header or a trailer: boto3 computes them
+    (MD5 it does not, so its value is given, as a caller of the API gives it)."""
     bucket = bucket_name()
     s3.create_bucket(Bucket=bucket)
     data = os.urandom(200_000)
-    s3.put_object(Bucket=bucket, Key="good", Body=data, ChecksumAlgorithm=algorithm)
-    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == data
-    if algorithm == "CRC32C":
-        right = checksums.crc32c(data).to_bytes(4, "big")
-    else:
-        right = checksums.crc64nvme(data).to_bytes(8, "big")
-    wrong = base64.b64encode(bytes(len(right))).decode()
+    right = _digest(algorithm, data)
     member = "Checksum" + algorithm
+    if algorithm == "MD5":
+        good = {member: base64.b64encode(right).decode()}
+    else:
+        good = {"ChecksumAlgorithm": algorithm}
+    s3.put_object(Bucket=bucket, Key="good", Body=data, **good)
+    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == data
+    wrong = base64.b64encode(bytes(len(right))).decode()
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket=bucket, Key="wrong", Body=data, **{member: wrong})
     assert code_of(info) == "BadDigest"
     assert algorithm in info.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket=bucket, Key="malformed", Body=data, **{member: "not-base64!"})
+    assert code_of(info) == "InvalidRequest"
+    with pytest.raises(ClientError) as info:  # a digest of another algorithm's length
+        s3.put_object(Bucket=bucket, Key="short", Body=data, **{member: "AAA="})
     assert code_of(info) == "InvalidRequest"
     header = f"x-amz-checksum-{algorithm.lower()}"
     status, _ = _unsigned_trailer_put(
@@ -729,6 +753,23 @@ def test_crc32c_and_crc64nvme_are_checked_and_a_mismatch_writes_nothing(
     )
     assert status == 400 and b"<Code>BadDigest</Code>" in body
     assert keys(s3, bucket) == ["good", "trailed"]
+
+
+def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest(
+    gateway: GatewayProcess, s3: Any, tmp_path: Path
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    source = tmp_path / "data.bin"
+    source.write_bytes(os.urandom(100_000))
+    for algorithm in ("SHA512", "XXHASH128"):
+        put = ["s3api", "put-object", "--bucket", bucket, "--key", algorithm, "--body", str(source)]
+        aws_cli(gateway, *put, "--checksum-algorithm", algorithm)
+    wrong = base64.b64encode(bytes(64)).decode()
+    put = ["s3api", "put-object", "--bucket", bucket, "--key", "wrong", "--body", str(source)]
+    refused = aws_cli(gateway, *put, "--checksum-sha512", wrong, check=False)
+    assert refused.returncode != 0 and "BadDigest" in refused.stderr, refused.stderr
+    assert keys(s3, bucket) == ["SHA512", "XXHASH128"]
 
 
 def _unsigned(
@@ -790,6 +831,52 @@ def test_anonymous_requests_get_what_a_public_bucket_policy_grants(
     # An unsigned request to the API's / is still refused in that API's own words.
     status, body = _unsigned(gateway, "GET", "/?Action=ListUsers&Version=2010-05-08")
     assert status in (400, 403) and b"MissingAuthenticationToken" in body, body
+
+
+def test_anonymous_calls_to_a_missing_bucket_are_no_such_bucket(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """S3 tells anyone whether a bucket exists: an unsigned call to a missing bucket is
+    NoSuchBucket (404), to an existing private one AccessDenied (403), as boto3 reads them."""
+    from botocore import UNSIGNED
+
+    anonymous = boto3.client(
+        "s3",
+        endpoint_url=gateway.endpoint_url,
+        region_name="us-east-1",
+        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
+    )
+    private, missing = bucket_name(), bucket_name()
+    s3.create_bucket(Bucket=private)
+    s3.put_object(Bucket=private, Key="k", Body=b"secret")
+    calls = {
+        "get_object": {"Key": "k"},
+        "put_object": {"Key": "k", "Body": b"anonymous"},
+        "list_objects_v2": {},
+        "delete_object": {"Key": "k"},
+        "get_bucket_policy": {},
+    }
+    for name, params in calls.items():
+        for bucket, expected in ((missing, "NoSuchBucket"), (private, "AccessDenied")):
+            with pytest.raises(ClientError) as info:
+                getattr(anonymous, name)(Bucket=bucket, **params)
+            assert code_of(info) == expected, (name, bucket)
+            status = 404 if expected == "NoSuchBucket" else 403
+            assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+            if expected == "NoSuchBucket":
+                assert info.value.response["Error"]["BucketName"] == missing
+    # HEAD has no body: the status alone tells, as S3's does.
+    for name, params in (("head_bucket", {}), ("head_object", {"Key": "k"})):
+        for bucket, status in ((missing, "404"), (private, "403")):
+            with pytest.raises(ClientError) as info:
+                getattr(anonymous, name)(Bucket=bucket, **params)
+            assert code_of(info) == status, (name, bucket)
+    # Making a bucket is refused, not answered with the bucket's absence.
+    with pytest.raises(ClientError) as info:
+        anonymous.create_bucket(Bucket=missing)
+    assert code_of(info) == "AccessDenied"
+    assert s3.get_object(Bucket=private, Key="k")["Body"].read() == b"secret"
+    assert missing not in [b["Name"] for b in s3.list_buckets()["Buckets"]]
 
 
 # --- another account -----------------------------------------------------------------------------

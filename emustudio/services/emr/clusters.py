@@ -313,8 +313,12 @@ class ClusterOperations(EmrBase):
                 ]]  # fmt: skip
                 session.add(group)
 
-    def _nodes(self, instances: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
-        """The collection type and the groups (or fleets), each with ``_type`` and ``_count``."""
+    def _nodes(
+        self, instances: dict[str, Any], external: str | None = None
+    ) -> tuple[str, list[dict[str, Any]]]:
+        """The collection type and the groups (or fleets), each with ``_type`` and ``_count``;
+        with ``external`` (the engine's ``external_workers``), the core and task groups are
+        ``_external``: their executors come from there and no instance of theirs is made."""
         groups: list[dict[str, Any]] = []
         if instances.get("InstanceGroups"):
             kind = "INSTANCE_GROUP"
@@ -377,7 +381,15 @@ class ClusterOperations(EmrBase):
                     f"The requested instance type {g['_type']} is not supported in the requested"
                     " availability zone."
                 )
-        total = sum(g["_count"] for g in groups)
+        if external:
+            for g in groups:
+                if g["_role"] != "MASTER":
+                    g["_external"] = True
+                    g["_reason"] = (
+                        f"Its executors come from the Spark standalone master {external}; no EC2"
+                        " instance of this cluster runs them."
+                    )
+        total = sum(g["_count"] for g in groups if not g.get("_external"))
         if total > self.max_cluster_nodes:
             raise ValidationException(
                 f"A cluster may have at most {self.max_cluster_nodes} instances here"
@@ -401,7 +413,7 @@ class ClusterOperations(EmrBase):
         release = self._release(params)
         applications = self._applications(params, release)
         instances = params["Instances"]
-        kind, groups = self._nodes(instances)
+        kind, groups = self._nodes(instances, life.engine.external_workers)
         tags = list(params.get("Tags") or [])
         check_tags(tags)
         steps = list(params.get("Steps") or [])
@@ -449,7 +461,7 @@ class ClusterOperations(EmrBase):
             now = time.time()
             nodes: list[dict[str, Any]] = []
             for g in groups:
-                for _ in range(g["_count"]):
+                for _ in range(0 if g.get("_external") else g["_count"]):
                     member = "InstanceFleetId" if kind == "INSTANCE_FLEET" else "InstanceGroupId"
                     nodes.append({"Id": _emr_id("ci-"), "Ec2InstanceId": ids.ec2_id("i"),
                                   member: g["Id"], "InstanceType": g["_type"],
@@ -564,7 +576,9 @@ class ClusterOperations(EmrBase):
             out = []
             for f in cluster.groups:
                 shape = {k: v for k, v in f.items() if not k.startswith("_")}
-                provisioned = f["_count"] * f.get("_weight", 1) if up else 0
+                provisioned = (
+                    f["_count"] * f.get("_weight", 1) if up and not f.get("_external") else 0
+                )
                 shape["ProvisionedOnDemandCapacity"] = provisioned
                 shape["ProvisionedSpotCapacity"] = 0
                 shape["Status"] = {"State": state, "StateChangeReason": {},

@@ -4,7 +4,9 @@ A core or task group's ``InstanceCount`` changes: the group is ``RESIZING`` whil
 starts the new nodes (they run the cluster's bootstrap actions, then their Spark workers register
 with the master) or removes nodes (those named in ``EC2InstanceIdsToTerminate`` first, else the
 newest). Removed instances stay listed, ``TERMINATED``. The master group is not resized; the
-cluster must be ``RUNNING`` or ``WAITING``; one resize of a group at a time.
+cluster must be ``RUNNING`` or ``WAITING``; one resize of a group at a time. A group whose
+executors come from an external Spark standalone master (``engines/standalone.py``) has no
+instance to resize: ``ValidationException``, nothing changes.
 """
 
 from __future__ import annotations
@@ -65,6 +67,11 @@ class ResizeOperations(ClusterOperations):
             )
         if group["_role"] == "MASTER":
             raise ValidationException("The master instance group cannot be resized.")
+        if group.get("_external"):
+            raise ValidationException(
+                f"The instance group {group_id} has no instance to resize: {group['_reason']}"
+                " Add or remove workers of that Spark cluster instead."
+            )
         if group.get("_resizing"):
             raise ValidationException(f"The instance group {group_id} is already resizing.")
         count = change.get("InstanceCount")

@@ -93,8 +93,11 @@ class WorkspaceHooks(Protocol):
     is logged (the others): a stop or delete always completes.
     """
 
-    async def before_ready(self, editor: Editor, endpoint: Endpoint) -> None:
-        """The container answers at ``endpoint``; the Workspace is not Ready yet."""
+    async def before_ready(
+        self, editor: Editor, endpoint: Endpoint, note: Callable[[str], None] | None = None
+    ) -> None:
+        """The container answers at ``endpoint``; the Workspace is not Ready yet. ``note``
+        adds a line to the start's progress."""
         ...
 
     async def before_stop(self, editor: Editor) -> None:
@@ -186,7 +189,7 @@ class WorkspaceManager:
             editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
             if editor is not None:
                 for hook in self.hooks:
-                    await hook.before_ready(editor, endpoint)
+                    await hook.before_ready(editor, endpoint, lambda m: self.note(editor_id, m))
             self.last_activity[editor_id] = time.monotonic()
             await self.set_status(editor_id, "Ready", endpoint=endpoint.netloc)
         except NoHealthySubnet as exc:

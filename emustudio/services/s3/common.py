@@ -81,6 +81,27 @@ class S3Base(Service):
             return s3_error("AccessDenied", "Access Denied")
         return s3_error("AccessDenied", deny_message(principal.arn, action, resource, decision))
 
+    async def refused(self, ctx: RequestContext, refusal: AwsError) -> AwsError:
+        """S3 tells anyone whether a bucket exists (names are global; a bare HEAD answers 404 or
+        403), so an anonymous call to a missing bucket is ``NoSuchBucket``, and to another's
+        private bucket ``AccessDenied``. ``CreateBucket`` is refused as it is: it makes one."""
+        bucket = ctx.params.get("Bucket")
+        principal = ctx.principal
+        if (
+            principal is None
+            or not principal.is_anonymous
+            or refusal.code != "AccessDenied"
+            or not isinstance(bucket, str)
+            or ctx.operation_name == "CreateBucket"
+        ):
+            return refusal
+        try:
+            await self.require_bucket(bucket)
+        except AwsError as missing:
+            if missing.code == "NoSuchBucket":
+                return missing
+        return refusal
+
     async def config(self, bucket: str) -> BucketConfig | None:
         def read(session: Session) -> BucketConfig | None:
             row = session.get(BucketConfig, bucket)

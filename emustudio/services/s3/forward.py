@@ -22,21 +22,10 @@ from emustudio.s3.store import StoreClient, StoreUnavailable
 from emustudio.services.s3.errors import from_store, s3_error
 
 # Checked by the gateway already, and no business of the store: a checksum is re-computed by
-# whoever stores the bytes, and the store's owner is the gateway.
+# whoever stores the bytes, and the store's owner is the gateway. So is every ``Checksum*``
+# member (the algorithm, the mode, the type and each algorithm's value).
 _NOT_FORWARDED = frozenset(
-    {
-        "ContentMD5",
-        "ChecksumAlgorithm",
-        "ChecksumCRC32",
-        "ChecksumCRC32C",
-        "ChecksumCRC64NVME",
-        "ChecksumSHA1",
-        "ChecksumSHA256",
-        "ExpectedBucketOwner",
-        "ExpectedSourceBucketOwner",
-        "ChecksumMode",
-        "SdkChecksumAlgorithm",
-    }
+    {"ContentMD5", "ExpectedBucketOwner", "ExpectedSourceBucketOwner", "SdkChecksumAlgorithm"}
 )
 
 
@@ -61,7 +50,11 @@ class Forwarder:
         stream_result: bool = False,
     ) -> dict[str, Any]:
         op = self.model.operation_model(operation)
-        sent = {k: v for k, v in params.items() if k not in _NOT_FORWARDED and k != "Body"}
+        sent = {
+            k: v
+            for k, v in params.items()
+            if k not in _NOT_FORWARDED and k != "Body" and not k.startswith("Checksum")
+        }
         if "ContentEncoding" in sent:
             # aws-chunked is how the body came, not how it is stored (S3 drops it too).
             kept = [e for e in sent["ContentEncoding"].split(",") if e.strip() != "aws-chunked"]
