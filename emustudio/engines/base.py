@@ -104,7 +104,8 @@ class ClusterEngine(ABC):
 
     @abstractmethod
     async def cancel_step(self, cluster_id: str, step_id: str) -> None:
-        """Stop a running step's command (its :meth:`run_step` then returns cancelled)."""
+        """Stop a running step's command, also one not started yet (its :meth:`run_step`
+        then returns cancelled)."""
 
     @abstractmethod
     async def running_instances(self, cluster_id: str) -> set[str]:

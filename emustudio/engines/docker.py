@@ -304,7 +304,12 @@ class DockerClusterEngine(ClusterEngine):
         await self._docker.run(lambda c: c.containers.get(master).put_archive("/", archive))
         # The shell records its pid, then becomes the command (cancel_step signals that pid),
         # its output in the step's log files, where EMR keeps them on the master.
-        script = f'echo $$ > {pid_file}; exec "$@" >{logs}/stdout 2>{logs}/stderr'
+        # A cancel that came before the pid file is seen here (it marks first, then reads).
+        marked = f"/tmp/step-{step_id}.cancelled"
+        script = (
+            f"echo $$ > {pid_file}; [ -e {marked} ] && exit 143;"
+            f' exec "$@" >{logs}/stdout 2>{logs}/stderr'
+        )
         command = ["/bin/sh", "-c", script, "step", *argv]
 
         def _exec(client: docker.DockerClient) -> tuple[int, dict[str, bytes]]:

@@ -147,8 +147,9 @@ class ClusterLife:
             self._spawn(self._finish(cluster_id, None), f"terminate {cluster_id}")
 
     def cancel_running(self, cluster_id: str, step_id: str) -> None:
-        if step_id in self._running_steps.get(cluster_id, ()):
-            self._spawn(self.engine.cancel_step(cluster_id, step_id), f"cancel {step_id}")
+        # Also when its command has not started yet (RUNNING is written first): the engine
+        # marks the step cancelled, and the command, once started, sees the mark and ends.
+        self._spawn(self.engine.cancel_step(cluster_id, step_id), f"cancel {step_id}")
 
     def resize(self, cluster_id: str, group_id: str, added: list[str], removed: list[str]) -> None:
         """The store has the group's new count, ``added`` nodes (no address yet) and
