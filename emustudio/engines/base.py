@@ -100,7 +100,7 @@ class ClusterEngine(ABC):
     ) -> StepOutcome:
         """Put ``files`` (absolute path -> content, the ``hadoop`` user's, executable) on the
         node ``instance_id``, then run ``argv`` there as ``hadoop`` until it exits (bootstrap
-        actions)."""
+        actions); its whole ``stdout`` and ``stderr`` (up to a cap) come back in ``logs``."""
 
     @abstractmethod
     async def cancel_step(self, cluster_id: str, step_id: str) -> None:

@@ -355,8 +355,9 @@ class DockerClusterEngine(ClusterEngine):
 
         code, out, err = await self._steps.run(_exec)
         return StepOutcome(
-            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:]
-        )
+            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:],
+            logs={"stdout": out[-MAX_LOG_BYTES:], "stderr": err[-MAX_LOG_BYTES:]},
+        )  # fmt: skip
 
     async def _was_cancelled(self, master: str, step_id: str) -> bool:
         def _check(client: docker.DockerClient) -> bool:

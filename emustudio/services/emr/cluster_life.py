@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 TERMINAL = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 STEP_DONE = ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED")
+# What a bootstrap run reads: the instance profile, the nodes, the actions, the LogUri.
+_Bootstrap = tuple[str, list[bootstrap.Node], list[bootstrap.Action], str | None]
 _ERROR_LINE = re.compile(r"(Error|Exception|error:)")
 _TRACE = re.compile(r"(at |Caused by: |Suppressed: |\.\.\. \d+ more)")
 
@@ -217,18 +219,19 @@ class ClusterLife:
     async def _bootstrap_nodes(self, cluster_id: str, instance_ids: list[str]) -> str | None:
         """The cluster's bootstrap actions on nodes a resize added, as on every node."""
 
-        def read(session: Session) -> tuple[str, list[bootstrap.Node], list[bootstrap.Action]]:
+        def read(session: Session) -> _Bootstrap:
             cluster = session.get(Cluster, cluster_id)
             assert cluster is not None
             nodes = [bootstrap.Node(n["Ec2InstanceId"], n["Role"]) for n in cluster.instances
                      if n["Ec2InstanceId"] in instance_ids]  # fmt: skip
-            return cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id)
+            return (cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id),
+                    cluster.log_uri)  # fmt: skip
 
-        profile, nodes, actions = await self.store.tx(read)
+        profile, nodes, actions, log_uri = await self.store.tx(read)
         if not actions or self.s3 is None:
             return None
         return await bootstrap.run_actions(self.engine, self.s3, cluster_id, profile, nodes,
-                                           actions)  # fmt: skip
+                                           actions, log_uri)  # fmt: skip
 
     async def adopt(self) -> None:
         """After a restart: a ``WAITING`` or ``RUNNING`` cluster whose nodes all still run is
@@ -366,19 +369,20 @@ class ClusterLife:
     async def _bootstrap(self, cluster_id: str) -> str | None:
         """Run the cluster's bootstrap actions on its nodes; the failure's message, if any."""
 
-        def read(session: Session) -> tuple[str, list[bootstrap.Node], list[bootstrap.Action]]:
+        def read(session: Session) -> _Bootstrap:
             cluster = session.get(Cluster, cluster_id)
             assert cluster is not None
             nodes = [bootstrap.Node(n["Ec2InstanceId"], n["Role"]) for n in live_nodes(cluster)]
-            return cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id)
+            return (cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id),
+                    cluster.log_uri)  # fmt: skip
 
-        profile, nodes, actions = await self.store.tx(read)
+        profile, nodes, actions, log_uri = await self.store.tx(read)
         if not actions:
             return None
         if self.s3 is None:
             return "Bootstrap actions need the gateway's S3."
         return await bootstrap.run_actions(self.engine, self.s3, cluster_id, profile, nodes,
-                                           actions)  # fmt: skip
+                                           actions, log_uri)  # fmt: skip
 
     async def _steps(self, cluster_id: str) -> None:
         """Run the pending steps, up to the cluster's ``StepConcurrencyLevel`` at once, in

@@ -49,7 +49,10 @@ def roles(gateway: GatewayProcess) -> None:
 
 BUCKET = "cluster-scripts"
 # A bootstrap action leaves a mark on each node (its arguments, as hadoop), in EMR's place.
-MARK = b'#!/bin/bash\nset -e\necho "$@" > /home/hadoop/bootstrapped-$(hostname)\n'
+MARK = (
+    b'#!/bin/bash\nset -e\necho "$@" > /home/hadoop/bootstrapped-$(hostname)\n'
+    b'echo "marked $(hostname) with $*"\necho "a note on stderr" >&2\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -275,6 +278,39 @@ def test_cluster_runs_spark_on_its_nodes(
     step = emr.describe_step(ClusterId=cluster, StepId=step_id)["Step"]
     assert step["Status"]["State"] == "COMPLETED"
     assert "FailureDetails" not in step["Status"]
+
+
+def bootstrap_log(
+    gateway: GatewayProcess, cluster: str, instance: str, action: int, name: str
+) -> str:
+    """A bootstrap action's log on a node, as EMR lays it out in LogUri, read back with boto3."""
+    key = f"logs/{cluster}/node/{instance}/bootstrap-actions/{action}/{name}.gz"
+    body = gateway.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return gzip.decompress(body).decode()
+
+
+def test_bootstrap_action_output_goes_to_log_uri(
+    gateway: GatewayProcess, emr: Any, cluster: str
+) -> None:
+    """Each node's output of each action: stdout, stderr and the controller's account, under
+    the node's instance id (its hostname, which the script prints)."""
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    instances = [i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cluster)["Instances"]]
+    assert len(instances) == 2
+    for instance in instances:
+        assert bootstrap_log(gateway, cluster, instance, 1, "stdout") == (
+            f"marked {instance} with from s3\n"
+        )
+        assert bootstrap_log(gateway, cluster, instance, 1, "stderr") == "a note on stderr\n"
+        controller = bootstrap_log(gateway, cluster, instance, 1, "controller")
+        assert f"INFO Fetching file 's3://{BUCKET}/bootstrap/mark.sh'" in controller
+        assert (
+            "INFO startExec '/emr/instance-controller/lib/bootstrap-actions/1/mark.sh from s3'"
+            in controller
+        )
+        assert controller.rstrip().endswith("INFO Execution succeeded")
+    listed = gateway.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"logs/{cluster}/node/")
+    assert len(listed["Contents"]) == 2 * 3
 
 
 def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
@@ -684,8 +720,9 @@ def test_a_terminated_cluster_is_not_attached(cluster: str, workspace: tuple[str
 
 @pytest.mark.timeout(900)  # a second cluster: minutes on a loaded 2-core machine
 def test_a_failing_bootstrap_action_ends_the_cluster(
-    emr: Any, network: StudioNetwork, scripts: str, docker_client: docker.DockerClient
-) -> None:
+    gateway: GatewayProcess, emr: Any, network: StudioNetwork, scripts: str,
+    docker_client: docker.DockerClient,
+) -> None:  # fmt: skip
     """The second action fails on the (only) node: the cluster ends TERMINATED_WITH_ERRORS with
     EMR's BOOTSTRAP_FAILURE, its nodes removed; the first action ran before it."""
     instances = {
@@ -699,8 +736,9 @@ def test_a_failing_bootstrap_action_ends_the_cluster(
         {"Name": "fails", "ScriptBootstrapAction": {"Path": f"{scripts}/fails.sh"}},
     ]  # fmt: skip
     cluster_id = emr.run_job_flow(
-        **job_flow(Name="broken", Instances=instances, BootstrapActions=actions)
-    )["JobFlowId"]
+        **job_flow(Name="broken", Instances=instances, BootstrapActions=actions,
+                   LogUri=f"s3://{BUCKET}/logs")
+    )["JobFlowId"]  # fmt: skip
     with pytest.raises(Exception, match="Waiter ClusterRunning failed"):
         emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=FAST)
     # ClusterTerminated's failure state is the one this cluster is meant to end in.
@@ -717,6 +755,12 @@ def test_a_failing_bootstrap_action_ends_the_cluster(
     assert node_containers(docker_client, cluster_id) == []
     assert [a["Name"] for a in emr.list_bootstrap_actions(ClusterId=cluster_id)[
         "BootstrapActions"]] == ["mark", "fails"]  # fmt: skip
+    # Both actions' output reached LogUri before the node went.
+    assert bootstrap_log(gateway, cluster_id, master, 1, "stdout") == f"marked {master} with \n"
+    assert bootstrap_log(gateway, cluster_id, master, 2, "stderr") == "broken\n"
+    assert bootstrap_log(gateway, cluster_id, master, 2, "stdout") == ""
+    controller = bootstrap_log(gateway, cluster_id, master, 2, "controller")
+    assert controller.rstrip().endswith("WARN Execution failed with code '3'")
 
 
 def test_bootstrap_actions_need_s3_paths(emr: Any, roles: None) -> None:
