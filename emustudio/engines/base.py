@@ -78,6 +78,13 @@ class ClusterEngine(ABC):
     async def remove_nodes(self, cluster_id: str, instance_ids: list[str]) -> None:
         """Remove those nodes of the cluster (a resize down)."""
 
+    async def decommission_nodes(  # noqa: B027 - optional: an engine may only remove
+        self, cluster_id: str, instance_ids: list[str], timeout: float
+    ) -> None:
+        """Before :meth:`remove_nodes` of a resize down: let the work running on those nodes
+        finish and give them no more, for ``timeout`` seconds at most (EMR's graceful
+        decommission)."""
+
     @abstractmethod
     async def stop(self, cluster_id: str) -> None:
         """Remove every node of the cluster; a cluster with no nodes left counts as done."""

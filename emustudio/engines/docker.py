@@ -35,7 +35,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
-from emustudio.engines import emrfs
+from emustudio.engines import decommission, emrfs
 from emustudio.engines.base import (
     ClusterEngine,
     ClusterSpec,
@@ -128,7 +128,9 @@ class DockerClusterEngine(ClusterEngine):
         env = emrfs.environment(
             endpoint, f"http://{address}:{self._reach.port(METADATA)}", self._region
         )
-        env["EMR_SPARK_DEFAULTS"] = json.dumps(emrfs.spark_defaults(endpoint) | spec.spark_defaults)
+        env["EMR_SPARK_DEFAULTS"] = json.dumps(
+            emrfs.spark_defaults(endpoint) | decommission.SPARK_DEFAULTS | spec.spark_defaults
+        )
         return env
 
     async def add_nodes(self, spec: ClusterSpec, nodes: list[NodeSpec]) -> list[NodeInfo]:
@@ -144,6 +146,12 @@ class DockerClusterEngine(ClusterEngine):
             with contextlib.suppress(Exception):
                 await self.remove_nodes(spec.cluster_id, [n.instance_id for n in nodes])
             raise
+
+    async def decommission_nodes(
+        self, cluster_id: str, instance_ids: list[str], timeout: float
+    ) -> None:
+        names = [self.container_name(cluster_id, i) for i in instance_ids]
+        await decommission.drain(self._docker, names, timeout)
 
     async def remove_nodes(self, cluster_id: str, instance_ids: list[str]) -> None:
         names = [self.container_name(cluster_id, i) for i in instance_ids]

@@ -153,18 +153,27 @@ class ClusterLife:
         # marks the step cancelled, and the command, once started, sees the mark and ends.
         self._spawn(self.engine.cancel_step(cluster_id, step_id), f"cancel {step_id}")
 
-    def resize(self, cluster_id: str, group_id: str, added: list[str], removed: list[str]) -> None:
-        """The store has the group's new count, ``added`` nodes (no address yet) and
-        ``removed`` ones (ended): make the containers follow, in the background."""
-        self._spawn(self._resize(cluster_id, group_id, added, removed), f"resize {group_id}")
+    def resize(
+        self, cluster_id: str, group_id: str, added: list[str], removed: list[str],
+        decommission_timeout: float = 0.0,
+    ) -> None:  # fmt: skip
+        """The store has the group's (or fleet's) new count, ``added`` nodes (no address yet)
+        and ``removed`` ones (decommissioning): make the containers follow, in the background;
+        the removed nodes end once drained, or after ``decommission_timeout`` seconds."""
+        self._spawn(
+            self._resize(cluster_id, group_id, added, removed, decommission_timeout),
+            f"resize {group_id}",
+        )
 
     async def _resize(
-        self, cluster_id: str, group_id: str, added: list[str], removed: list[str]
-    ) -> None:
+        self, cluster_id: str, group_id: str, added: list[str], removed: list[str],
+        decommission_timeout: float,
+    ) -> None:  # fmt: skip
         failure: str | None = None
         infos: dict[str, str | None] = {}
         try:
             if removed:
+                await self.engine.decommission_nodes(cluster_id, removed, decommission_timeout)
                 await self.engine.remove_nodes(cluster_id, removed)
             if added:
                 spec = await self._spec(cluster_id)
@@ -190,6 +199,9 @@ class ClusterLife:
             nodes = []
             for node in cluster.instances:
                 node = dict(node)
+                if node["Ec2InstanceId"] in removed and "Decommissioning" in node:
+                    del node["Decommissioning"]
+                    node["EndedAt"] = now
                 if node["Ec2InstanceId"] in added:
                     node.pop("Pending", None)
                     if failure is not None:
@@ -205,7 +217,8 @@ class ClusterLife:
                     group.pop("_resizing", None)
                     group["_count"] = sum(1 for n in nodes if _in_group(n, group_id)
                                           and not n.get("EndedAt"))  # fmt: skip
-                    group["RequestedInstanceCount"] = group["_count"]
+                    if "InstanceGroupType" in group:
+                        group["RequestedInstanceCount"] = group["_count"]
                     if failure is not None:
                         group["_reason"] = failure[:1000]
                 groups.append(group)
@@ -240,7 +253,8 @@ class ClusterLife:
 
         def unfinished(session: Session) -> list[tuple[str, str, set[str]]]:
             rows = session.exec(select(Cluster).where(Cluster.region == self.region))
-            return [(c.id, c.state, {n["Ec2InstanceId"] for n in live_nodes(c)})
+            return [(c.id, c.state, {n["Ec2InstanceId"] for n in live_nodes(c)
+                                     if "Decommissioning" not in n})
                     for c in rows if c.state not in TERMINAL]  # fmt: skip
 
         for cluster_id, state, instances in await self.store.tx(unfinished):
@@ -258,6 +272,11 @@ class ClusterLife:
             log.info("cluster %s: adopted after a restart", cluster_id)
             self._wake[cluster_id] = asyncio.Event()
             self._spawn(self._resume(cluster_id), cluster_id)
+            # A shrink that was draining nodes goes on (its timeout starts again).
+            for group_id, draining, timeout in await self.store.tx(
+                functools.partial(_draining, cluster_id)
+            ):
+                self.resize(cluster_id, group_id, [], draining, timeout)
         # The attached Workspaces' routes, once their clusters are known to run or not.
         rest = await reattach.reopen_routes(self.store, self.engine, self.kernels, self.region)
         if rest is not None:
@@ -644,6 +663,18 @@ def concurrency_of(cluster_id: str, session: Session) -> int:
     """How many steps the cluster runs at once (``StepConcurrencyLevel``; 1 unless set)."""
     row = session.get(ClusterOptions, cluster_id)
     return row.step_concurrency_level if row is not None else 1
+
+
+def _draining(cluster_id: str, session: Session) -> list[tuple[str, list[str], float]]:
+    """The nodes a shrink was decommissioning, by group: (group id, instance ids, timeout)."""
+    cluster = session.get(Cluster, cluster_id)
+    found: dict[str, tuple[list[str], float]] = {}
+    for node in live_nodes(cluster) if cluster is not None else []:
+        if "Decommissioning" in node:
+            group = node.get("InstanceGroupId") or node.get("InstanceFleetId") or ""
+            ids, _ = found.setdefault(group, ([], float(node["Decommissioning"])))
+            ids.append(node["Ec2InstanceId"])
+    return [(group, ids, timeout) for group, (ids, timeout) in found.items()]
 
 
 def _interrupt_steps(cluster_id: str, session: Session) -> list[str]:
