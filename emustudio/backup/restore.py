@@ -25,8 +25,9 @@ import io
 import logging
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 from emustudio.backup.blocking import Blocking
 from emustudio.backup.contents import ContentsClient, WorkspaceServer
@@ -43,6 +44,7 @@ ARCHIVE_FILE_MAX = 64 * 1024 * 1024
 ARCHIVES_AT_ONCE = 2
 
 Item = tuple[Listed, str]
+T = TypeVar("T")
 
 
 def _relative(prefix: str, listed: Listed) -> str | None:
@@ -110,22 +112,28 @@ async def restore(
     gets = asyncio.Semaphore(concurrency)
     archives = asyncio.Semaphore(ARCHIVES_AT_ONCE)
     kept: list[str] = []
+    spent = {"S3": 0.0, "archive": 0.0, "unpack": 0.0}  # summed over archives, which overlap
 
     async def get(listed: Listed) -> bytes:
         async with gets:
             return await s3.get(location.bucket, listed.key)
 
+    async def timed(what: str, coro: Awaitable[T]) -> T:
+        begun = time.monotonic()
+        try:
+            return await coro
+        finally:
+            spent[what] += time.monotonic() - begun
+
     async def send(batch: list[Item]) -> list[Restored]:
         async with archives:
-            datas = await asyncio.gather(*(get(o) for o, _ in batch))
+            datas = await timed("S3", asyncio.gather(*(get(o) for o, _ in batch)))
             sizes = [len(d) for d in datas]
             now = time.time()
-            archive, digests = await blocking.run(
-                _archive,
-                [(p, d, o.last_modified or now) for (o, p), d in zip(batch, datas, strict=True)],
-            )
-            del datas
-            unpacked = await contents.unpack(server, archive, since)
+            named = [(p, d, o.last_modified or now) for (o, p), d in zip(batch, datas, strict=True)]
+            archive, digests = await timed("archive", blocking.run(_archive, named))
+            del datas, named
+            unpacked = await timed("unpack", contents.unpack(server, archive, since))
         if unpacked.refused or unpacked.failed:
             # Shown as the start's failure; S3 keeps every object.
             problems = [f"{p}: refused" for p in unpacked.refused] + unpacked.failed
@@ -175,12 +183,13 @@ async def restore(
             ", ".join(kept[:10]),
         )
     log.info(
-        "restored %d files (%d bytes) of %s from %s in %.3f s",
+        "restored %d files (%d bytes) of %s from %s in %.3f s (%s)",
         len(restored),
         sum(r.size for r in restored),
         server.editor_id,
         location,
         elapsed,
+        ", ".join(f"{k} {v:.2f} s" for k, v in spent.items()),
     )
     if note is not None:
         note(f"Restored {len(restored)} files from S3 in {elapsed:.2f} s")
