@@ -24,8 +24,8 @@ How a change travels::
 * **Gateway restart, even SIGKILL.** Journal rows are replayed at start: the file is read
   again from the container, which the restart adopted; the feed resumes from its cursor.
 * **Restore.** Before a Workspace is Ready, its changes that never reached S3 go first, then
-  every object of it is put into the new container, in a few tar archives its server extension
-  unpacks (:mod:`.restore`); only then does its feed start.
+  every object of it is put into the new container, in a few tar archives Docker (or the
+  Workspace's server extension) unpacks (:mod:`.restore`); only then does its feed start.
 
 Every blocking call (the minio SDK, the spool, hashing, the store) runs off the event loop;
 the Workspace's JupyterLab is reached with tornado's AsyncHTTPClient and the token only the
