@@ -15,22 +15,14 @@ serves other containers, so that figure is an upper bound). Containers are label
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import time
-from pathlib import Path
 
 import docker
 import psutil
+from _measure import container_cpu, docker_daemons, load
 
 from emustudio import __version__
-
-CGROUP = Path("/sys/fs/cgroup/cpuacct/docker")
-
-
-def docker_daemons() -> list[psutil.Process]:
-    wanted = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2")
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] in wanted]
 
 
 def cpu(procs: list[psutil.Process]) -> float:
@@ -42,15 +34,6 @@ def cpu(procs: list[psutil.Process]) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
-
-
-def container_cpu(ids: list[str]) -> float:
-    total = 0
-    for cid in ids:
-        path = CGROUP / cid / "cpuacct.usage"
-        if path.exists():
-            total += int(path.read_text())
-    return total / 1e9
 
 
 def measure(client: docker.DockerClient, label: str, n: int, health: bool, seconds: float) -> str:
@@ -97,8 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     client = docker.from_env()
     label = "bench" + secrets.token_hex(4)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"load average at start {load}; {args.seconds:.0f} s windows; % of one core")
+    print(f"load average at start {load()}; {args.seconds:.0f} s windows; % of one core")
     print("| containers run with | n | containers' CPU | per container | Docker's daemons |")
     print("|---|---|---|---|---|")
     try:
@@ -107,7 +89,7 @@ def main() -> None:
     finally:
         for c in client.containers.list(all=True, filters={"label": f"emustudio.instance={label}"}):
             c.remove(force=True)
-    print(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average at end {load()}")
 
 
 if __name__ == "__main__":

@@ -26,40 +26,19 @@ head room); the script says when it capped it.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import docker
 import psutil
+from _measure import container_cpu, docker_daemons, editors_client, load
 
-from emustudio.aws.spec import DATA_PATH
 from emustudio.testing.gateway import GatewayProcess
 
-CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
 MEMORY = Path("/sys/fs/cgroup/memory/docker")
-DAEMONS = ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2")
-
-
-def editors_client(gateway: GatewayProcess) -> Any:
-    """Editors are in botocore's EMR model under the console's names (the gateway's data)."""
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(DATA_PATH))
-    return session.create_client(
-        "emr-studio",
-        endpoint_url=gateway.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-
-
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def proc_cpu(procs: list[psutil.Process]) -> float:
@@ -71,15 +50,6 @@ def proc_cpu(procs: list[psutil.Process]) -> float:
         except psutil.NoSuchProcess:
             pass
     return total
-
-
-def container_cpu(ids: list[str]) -> float:
-    total = 0
-    for cid in ids:
-        path = CPUACCT / cid / "cpuacct.usage"
-        if path.exists():
-            total += int(path.read_text())
-    return total / 1e9
 
 
 def container_mb(cid: str) -> float | None:
@@ -119,7 +89,7 @@ def measure(
     gateway: psutil.Process, ids: list[str], editors: Any, editor_id: str, args: Any
 ) -> Window:
     family = [gateway, *gateway.children(recursive=True)]
-    daemons = [p for p in psutil.process_iter(["name"]) if p.info["name"] in DAEMONS]
+    daemons = docker_daemons()
     c0, g0, d0 = container_cpu(ids), proc_cpu(family), proc_cpu(daemons)
     started = time.monotonic()
     latencies = []

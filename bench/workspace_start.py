@@ -23,23 +23,10 @@ import time
 import urllib.request
 from typing import Any
 
-import botocore.session
 import docker
+from _measure import editors_client
 
-from emustudio.aws.spec import DATA_PATH
 from emustudio.testing.gateway import GatewayProcess
-
-
-def editors_client(gateway: GatewayProcess) -> Any:
-    session = botocore.session.get_session()
-    session.get_component("data_loader").search_paths.insert(0, str(DATA_PATH))
-    return session.create_client(
-        "emr-studio",
-        endpoint_url=gateway.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
 
 
 def answers(url: str) -> bool:

@@ -16,9 +16,11 @@ nothing. ``NextToken`` is opaque and bound to the call's parameters. ``ListIdent
 ``DescribeIdentityStore`` answer the one store, so a client can discover its id.
 
 Users and groups behave alike wherever the API lets them, so what they share is one helper,
-:class:`~emustudio.services.identitystore.entities.Entities` (``USERS``, ``GROUPS``); the
-modules ``users``, ``groups`` and ``memberships`` hold the operations, ``directory`` resolves
-the users and groups of EMR Studio session mappings against the same tables.
+:class:`~emustudio.services.identitystore.entities.Entities` (``USERS``, ``GROUPS``), and their
+six operations each are written once (``EntityOperations``, there); the modules ``users`` and
+``groups`` give it what each kind has of its own, ``memberships`` holds the membership
+operations, ``directory`` resolves the users and groups of EMR Studio session mappings against
+the same tables.
 """
 
 from emustudio.services.identitystore.common import identity_store_id

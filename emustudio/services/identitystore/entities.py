@@ -3,29 +3,38 @@
 Both are looked up by id or ARN within the store, named uniquely (case-insensitively), created,
 listed in creation order with an optional name filter, updated with a revision check, described
 with the same members and deleted with their memberships. ``USERS`` and ``GROUPS`` are the two
-kinds; what only one kind has (a user's many attributes, a group's description) stays in
-``users.py`` and ``groups.py``.
+kinds. Their six operations each (``Create``, ``Describe``, ``List``, ``Update``, ``Delete``,
+``Get…Id``) are written once, in :class:`EntityOperations`; what only one kind has (a user's many
+attributes and its lookup by e-mail, a group's description) is the data that ``users.py`` and
+``groups.py`` give it.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, select
 
+from emustudio.context import RequestContext
 from emustudio.services import pages
+from emustudio.services.base import operation
 from emustudio.services.identitystore.common import (
     Conflict,
+    IdentityStoreBase,
     ResourceNotFound,
     Validation,
     check_name,
     epoch,
+    filter_value,
     page,
     resource_id,
+    who,
 )
 from emustudio.store.identity_tables import (
     IdentityEntity,
@@ -193,3 +202,120 @@ class Entities(Generic[E]):
 
 USERS = Entities(IdentityUser, "USER", "UserName", col(IdentityMembership.user_id))
 GROUPS = Entities(IdentityGroup, "GROUP", "DisplayName", col(IdentityMembership.group_id))
+
+
+# Get…Id's finder for one unique attribute path: (session, store id, value) -> the one or None.
+Lookup = Callable[[Session, str, Any], Any]
+Handler = Callable[[IdentityStoreBase, RequestContext, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class EntityOperations(IdentityStoreBase):
+    """The operations users and groups share, declared once from a subclass's data.
+
+    A subclass names its kind (``entities``) and, as class arguments, what is its own: the
+    members ``Create…`` takes besides the name, the members ``Describe…`` adds, how ``Update…``
+    applies one operation, and the unique attribute paths ``Get…Id`` finds one by besides its
+    name. It then answers ``Create<Kind>``, ``Describe<Kind>``, ``List<Kind>s``,
+    ``Update<Kind>``, ``Delete<Kind>`` and ``Get<Kind>Id``, as methods named after them
+    (``create_user``, ``list_groups``...).
+    """
+
+    def __init_subclass__(
+        cls,
+        *,
+        entities: Entities[Any] | None = None,
+        apply: Apply[Any] | None = None,
+        create_members: tuple[str, ...] = (),
+        shape_extra: dict[str, Any] | None = None,
+        lookups: dict[str, Lookup] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Before Service's hook, which collects the operations the class now holds.
+        if entities is not None and apply is not None:
+            kind = _Kind(entities, apply, create_members, shape_extra or {}, lookups or {})
+            for name, handler in kind.handlers().items():
+                attr = re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()  # GetUserId: get_user_id
+                setattr(cls, attr, operation(name)(handler))
+        super().__init_subclass__(**kwargs)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What :class:`EntityOperations` is given for one kind."""
+
+    e: Entities[Any]
+    apply: Apply[Any]
+    create_members: tuple[str, ...]
+    shape_extra: dict[str, Any]
+    lookups: dict[str, Lookup]  # lowercase attribute path -> finder
+
+    def shape(self, row: Any) -> dict[str, Any]:
+        return self.e.shape(row, **self.shape_extra)
+
+    def by_name(self, session: Session, store_id: str, value: Any) -> Any:
+        return self.e.by_name(session, store_id, value) if isinstance(value, str) else None
+
+    def handlers(self) -> dict[str, Handler]:
+        """The six operations, by operation name."""
+        e, kind = self.e, self
+        noun = e.kind.title()
+        lookups = {e.name_member.lower(): self.by_name, **self.lookups}
+
+        async def create(
+            self: IdentityStoreBase, ctx: RequestContext, params: dict[str, Any]
+        ) -> dict[str, Any]:
+            name = check_name(e.name_member, params.get(e.name_member))
+            attributes = {k: params[k] for k in kind.create_members if k in params}
+            new_id, by = self.new_id(), who(ctx)
+            return await self.tx(
+                params, lambda s: e.create(s, self.store_id, new_id, name, attributes, by)
+            )
+
+        async def describe(
+            self: IdentityStoreBase, ctx: RequestContext, params: dict[str, Any]
+        ) -> dict[str, Any]:
+            return await self.tx(
+                params, lambda s: kind.shape(e.get(s, self.store_id, params[e.id_member]))
+            )
+
+        async def listing(
+            self: IdentityStoreBase, ctx: RequestContext, params: dict[str, Any]
+        ) -> dict[str, Any]:
+            name = filter_value(params, e.name_member)
+            return await self.tx(
+                params, lambda s: e.listing(s, self.store_id, params, name, kind.shape, noun + "s")
+            )
+
+        async def update(
+            self: IdentityStoreBase, ctx: RequestContext, params: dict[str, Any]
+        ) -> dict[str, Any]:
+            by = who(ctx)
+            return await self.tx(
+                params, lambda s: e.update(s, self.store_id, params, by, kind.apply)
+            )
+
+        async def delete(
+            self: IdentityStoreBase, ctx: RequestContext, params: dict[str, Any]
+        ) -> dict[str, Any]:
+            return await self.tx(params, lambda s: e.delete(s, self.store_id, params[e.id_member]))
+
+        async def get_id(
+            self: IdentityStoreBase, ctx: RequestContext, params: dict[str, Any]
+        ) -> dict[str, Any]:
+            def get(session: Session) -> dict[str, Any]:
+                path, value = e.unique_attribute(params["AlternateIdentifier"])
+                find = lookups.get(path.lower())
+                if find is None:
+                    raise e.not_unique(path)
+                return e.found_id(self.store_id, find(session, self.store_id, value))
+
+            return await self.tx(params, get)
+
+        return {
+            f"Create{noun}": create,
+            f"Describe{noun}": describe,
+            f"List{noun}s": listing,
+            f"Update{noun}": update,
+            f"Delete{noun}": delete,
+            f"Get{noun}Id": get_id,
+        }

@@ -1,5 +1,6 @@
 """Groups: ``CreateGroup``, ``DescribeGroup``, ``ListGroups``, ``UpdateGroup``, ``DeleteGroup``,
-``GetGroupId``. A group's one attribute of its own is its ``Description``."""
+``GetGroupId`` (written once for users and groups, in ``entities.py``). A group's one attribute
+of its own is its ``Description``."""
 
 from __future__ import annotations
 
@@ -7,18 +8,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from emustudio.context import RequestContext
-from emustudio.services.base import operation
-from emustudio.services.identitystore.common import (
-    IdentityStoreBase,
-    Validation,
-    check_name,
-    filter_value,
-    non_empty_string,
-    set_member,
-    who,
-)
-from emustudio.services.identitystore.entities import GROUPS
+from emustudio.services.identitystore.common import Validation, non_empty_string, set_member
+from emustudio.services.identitystore.entities import GROUPS, EntityOperations
 from emustudio.store.identity_tables import IdentityGroup
 
 
@@ -34,47 +25,7 @@ def _apply(session: Session, group: IdentityGroup, op: dict[str, Any]) -> None:
         raise Validation(f"AttributePath '{path}' is not a valid group attribute.")
 
 
-class GroupOperations(IdentityStoreBase):
-    @operation("CreateGroup")
-    async def create_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = check_name("DisplayName", params.get("DisplayName"))
-        attributes = {k: params[k] for k in ("Description",) if k in params}
-        new_id, by = self.new_id(), who(ctx)
-        return await self.tx(
-            params, lambda s: GROUPS.create(s, self.store_id, new_id, name, attributes, by)
-        )
-
-    @operation("DescribeGroup")
-    async def describe_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.tx(
-            params, lambda s: GROUPS.shape(GROUPS.get(s, self.store_id, params["GroupId"]))
-        )
-
-    @operation("ListGroups")
-    async def list_groups(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = filter_value(params, "DisplayName")
-        return await self.tx(
-            params, lambda s: GROUPS.listing(s, self.store_id, params, name, GROUPS.shape, "Groups")
-        )
-
-    @operation("UpdateGroup")
-    async def update_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        by = who(ctx)
-        return await self.tx(params, lambda s: GROUPS.update(s, self.store_id, params, by, _apply))
-
-    @operation("DeleteGroup")
-    async def delete_group(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.tx(params, lambda s: GROUPS.delete(s, self.store_id, params["GroupId"]))
-
-    @operation("GetGroupId")
-    async def get_group_id(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        def get(session: Session) -> dict[str, Any]:
-            path, value = GROUPS.unique_attribute(params["AlternateIdentifier"])
-            if path.lower() != "displayname":
-                raise GROUPS.not_unique(path)
-            group = (
-                GROUPS.by_name(session, self.store_id, value) if isinstance(value, str) else None
-            )
-            return GROUPS.found_id(self.store_id, group)
-
-        return await self.tx(params, get)
+class GroupOperations(
+    EntityOperations, entities=GROUPS, apply=_apply, create_members=("Description",)
+):
+    """The group operations; see :class:`EntityOperations`."""

@@ -1,5 +1,6 @@
 """Users: ``CreateUser``, ``DescribeUser``, ``ListUsers``, ``UpdateUser``, ``DeleteUser``,
-``GetUserId``; and what only users have, their many attributes."""
+``GetUserId`` (written once for users and groups, in ``entities.py``); and what only users
+have: their many attributes, and ``GetUserId`` by e-mail address."""
 
 from __future__ import annotations
 
@@ -7,18 +8,8 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from emustudio.context import RequestContext
-from emustudio.services.base import operation
-from emustudio.services.identitystore.common import (
-    IdentityStoreBase,
-    Validation,
-    check_name,
-    filter_value,
-    non_empty_string,
-    set_member,
-    who,
-)
-from emustudio.services.identitystore.entities import USERS
+from emustudio.services.identitystore.common import Validation, non_empty_string, set_member
+from emustudio.services.identitystore.entities import USERS, EntityOperations
 from emustudio.store.identity_tables import IdentityUser
 
 
@@ -92,64 +83,25 @@ def _apply(session: Session, user: IdentityUser, op: dict[str, Any]) -> None:
     user.attributes = attributes
 
 
-def _user_shape(user: IdentityUser) -> dict[str, Any]:
-    return USERS.shape(user, UserStatus="ENABLED")
+def _by_email(session: Session, store_id: str, value: Any) -> IdentityUser | None:
+    return next(
+        (
+            u
+            for u in session.exec(
+                select(IdentityUser).where(col(IdentityUser.store_id) == store_id)
+            )
+            if any(e.get("Value") == value for e in u.attributes.get("Emails") or [])
+        ),
+        None,
+    )
 
 
-class UserOperations(IdentityStoreBase):
-    @operation("CreateUser")
-    async def create_user(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = check_name("UserName", params.get("UserName"))
-        attributes = {k: params[k] for k in USER_CREATE_MEMBERS if k in params}
-        new_id, by = self.new_id(), who(ctx)
-        return await self.tx(
-            params, lambda s: USERS.create(s, self.store_id, new_id, name, attributes, by)
-        )
-
-    @operation("DescribeUser")
-    async def describe_user(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.tx(
-            params, lambda s: _user_shape(USERS.get(s, self.store_id, params["UserId"]))
-        )
-
-    @operation("ListUsers")
-    async def list_users(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        name = filter_value(params, "UserName")
-        return await self.tx(
-            params, lambda s: USERS.listing(s, self.store_id, params, name, _user_shape, "Users")
-        )
-
-    @operation("UpdateUser")
-    async def update_user(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        by = who(ctx)
-        return await self.tx(params, lambda s: USERS.update(s, self.store_id, params, by, _apply))
-
-    @operation("DeleteUser")
-    async def delete_user(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        return await self.tx(params, lambda s: USERS.delete(s, self.store_id, params["UserId"]))
-
-    @operation("GetUserId")
-    async def get_user_id(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        def get(session: Session) -> dict[str, Any]:
-            path, value = USERS.unique_attribute(params["AlternateIdentifier"])
-            user: IdentityUser | None
-            if path.lower() == "username":
-                user = (
-                    USERS.by_name(session, self.store_id, value) if isinstance(value, str) else None
-                )
-            elif path.lower() == "emails.value":
-                user = next(
-                    (
-                        u
-                        for u in session.exec(
-                            select(IdentityUser).where(col(IdentityUser.store_id) == self.store_id)
-                        )
-                        if any(e.get("Value") == value for e in u.attributes.get("Emails") or [])
-                    ),
-                    None,
-                )
-            else:
-                raise USERS.not_unique(path)
-            return USERS.found_id(self.store_id, user)
-
-        return await self.tx(params, get)
+class UserOperations(
+    EntityOperations,
+    entities=USERS,
+    apply=_apply,
+    create_members=USER_CREATE_MEMBERS,
+    shape_extra={"UserStatus": "ENABLED"},
+    lookups={"emails.value": _by_email},
+):
+    """The user operations; see :class:`EntityOperations`."""
