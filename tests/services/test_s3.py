@@ -1226,3 +1226,22 @@ def test_assume_role_across_accounts_needs_trust_and_identity(
     identity = session.get_caller_identity()
     assert identity["Account"] == "000000000000"
     assert identity["Arn"] == f"arn:aws:sts::000000000000:assumed-role/shared-{suffix}/job"
+
+
+def test_the_access_log_keeps_failed_s3_calls_and_leaves_out_the_rest(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Calls that went well are CloudTrail's to record (a log line per small object would cost
+    a fair share of its time); the ones that failed are still in the gateway's log."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="present", Body=b"x")
+    s3.get_object(Bucket=bucket, Key="present")["Body"].read()
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="absent")
+    deadline = time.monotonic() + 10
+    while f"/{bucket}/absent" not in gateway.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [line for line in gateway.log().splitlines() if f"/{bucket}/" in line]
+    assert any("404 GET" in line and "/absent" in line for line in lines), lines
+    assert not any("/present" in line for line in lines), lines
