@@ -1,6 +1,8 @@
 """The Workspace proxy against direct access to the same jupyter_server, on loopback.
 
     python bench/proxy.py [--rounds 5] [--requests 600] [--ws-rounds 160] [--gate real|static]
+    python bench/proxy.py --profile 2000 [--gate real|static] [--loop asyncio|uvloop]
+    python bench/proxy.py --compare-with DIR | --compare-loops [--rounds 6] [--requests 1000]
 
 Starts two jupyter_servers (one stock, one with TCP_NODELAY on its WebSocket streams, as the
 Workspace image's jupyter_ext sets it) and, in a process of its own, the proxy behind:
@@ -24,6 +26,15 @@ Rounds alternate direct and proxied (the order flips every round); every figure 
 per-round figures, and each ratio is proxied / direct from the same run. It also reports how
 much of the machine other processes used meanwhile: the figures are only as good as the machine
 was quiet. Loops are bounded; traffic stays on 127.0.0.1; about 80 s.
+
+``--profile N`` measures instead what does not depend on the machine's load: the proxy process
+runs ``N`` sequential proxied requests (then ``N`` answered 409 for a Starting Workspace, with
+the real gate) under cProfile, and the bench prints Python function calls per request, event
+loop turns per request (``_run_once``; not countable under uvloop, whose loop is not Python),
+socket calls per request, and the functions that cost most. ``--compare-with DIR`` runs the
+HTTP rounds through two proxy processes, alternating: one of this checkout and one importing
+``emustudio`` from ``DIR`` (another commit's tree), for CPU ratios taken on the same machine at
+the same time; ``--compare-loops`` does the same for asyncio's loop and uvloop's.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +69,7 @@ from emustudio.proxy import Upstream, WorkspaceProxy
 EDITOR = "e-" + "B" * 25
 EDITOR_STOCK = "e-" + "C" * 25
 EDITOR_STARTING = "e-" + "D" * 25  # real gate only: a Workspace still starting (409)
+PROFILE_ENV = "EMUSTUDIO_BENCH_PROFILE"  # where the proxy process writes its profile
 NODELAY_LAUNCHER = """
 import sys
 from tornado import websocket
@@ -88,7 +100,35 @@ class StaticGate:
         pass
 
 
-def serve_gateway(upstreams_json: str) -> None:
+def run_loop(main: Coroutine[Any, Any, None], event_loop: str) -> None:
+    """The proxy process's loop: asyncio's, as the gateway's, or uvloop's to compare."""
+    factory = asyncio.new_event_loop
+    if event_loop == "uvloop":
+        import uvloop  # not a dependency: pip install uvloop to compare
+
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
+
+
+def profile_on_signals(path: str) -> None:
+    """In the proxy process: SIGUSR1 starts cProfile, SIGUSR2 stops it and writes ``path``."""
+    import cProfile
+    import signal
+
+    loop = asyncio.get_running_loop()
+    profiler = cProfile.Profile()
+    loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+
+    def stop() -> None:
+        profiler.disable()
+        profiler.dump_stats(path)
+        profiler.clear()  # the next window starts at 0
+
+    loop.add_signal_handler(signal.SIGUSR2, stop)
+
+
+def serve_gateway(upstreams_json: str, event_loop: str) -> None:
     """The real gateway's app and gate, with a signed-in session; prints how to reach it."""
     import boto3
     from sqlmodel import Session, select
@@ -182,13 +222,15 @@ def serve_gateway(upstreams_json: str) -> None:
             settings.resolved_cookie_secret(), SESSION_COOKIE, signed_in.id, version=2
         ).decode()
         host = f"{studio.lower()}.{settings.studio_domain}"
+        if profile := os.environ.get(PROFILE_ENV):
+            profile_on_signals(profile)
         print(json.dumps({"port": port, "host": host, "cookie": cookie}), flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    run_loop(serve(), event_loop)
 
 
-def serve_proxy(upstreams_json: str) -> None:
+def serve_proxy(upstreams_json: str, event_loop: str) -> None:
     upstreams = {k: Upstream(**v) for k, v in json.loads(upstreams_json).items()}
 
     async def serve() -> None:
@@ -196,10 +238,12 @@ def serve_proxy(upstreams_json: str) -> None:
         server = httpserver.HTTPServer(web.Application(proxy.rules()))
         sockets = bind_sockets(0, "127.0.0.1")
         server.add_sockets(sockets)
+        if profile := os.environ.get(PROFILE_ENV):
+            profile_on_signals(profile)
         print(json.dumps({"port": sockets[0].getsockname()[1]}), flush=True)
         await asyncio.Event().wait()
 
-    asyncio.run(serve())
+    run_loop(serve(), event_loop)
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -505,7 +549,10 @@ async def bench(
         if "cookie" in proxy
         else {}
     )
-    print(f"machine: {machine()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"machine: {machine()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())},"
+        f" proxy event loop {args.loop}"
+    )
     if signed_in:
         print("gate: the gateway's own (session, Workspace row, OpenEditorInConsole), signed in\n")
     else:
@@ -606,16 +653,163 @@ async def bench(
     print(f"proxy process RSS: {rss_before:.0f} MB before the load, {rss_after:.0f} MB after")
 
 
+async def profile(
+    args: argparse.Namespace,
+    upstreams: dict[str, Upstream],
+    proxy: dict[str, Any],
+    proxy_proc: psutil.Process,
+    stats_path: Path,
+) -> None:
+    """Calls, loop turns and socket calls per proxied request, counted by cProfile."""
+    import pstats
+    import signal
+
+    lab = upstreams[EDITOR]
+    path = f"{lab.base_url}api/status"
+    signed_in = (
+        {
+            "Host": f"{proxy['host']}:{proxy['port']}",
+            "Cookie": f"emustudio-session={proxy['cookie']}",
+        }
+        if "cookie" in proxy
+        else {}
+    )
+    print(
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())},"
+        f" gate {args.gate}, proxy event loop {args.loop}"
+    )
+    windows = [("200 through the proxy", path, 200)]
+    if signed_in:
+        windows.append(("409 for a Starting Workspace", path.replace(EDITOR, EDITOR_STARTING), 409))
+    for label, target, expect in windows:
+        client = await HttpClient.open(proxy["port"])
+        for _ in range(50):  # warm: the gate's decision, the upstream pool
+            await client.get(target, signed_in)
+        stats_path.unlink(missing_ok=True)
+        proxy_proc.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(0.2)
+        for _ in range(args.profile):
+            if (status := await client.get(target, signed_in)) != expect:
+                raise RuntimeError(f"expected {expect}, got {status}")
+        await asyncio.sleep(0.2)
+        proxy_proc.send_signal(signal.SIGUSR2)
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            if stats_path.exists() and stats_path.stat().st_size:
+                break
+        await asyncio.sleep(0.2)
+        client.close()
+        if args.profile_save:
+            saved = Path(f"{args.profile_save}-{expect}.prof")
+            saved.write_bytes(stats_path.read_bytes())
+            print(f"(profile saved as {saved}: python -m pstats {saved})")
+        stats = pstats.Stats(str(stats_path))
+        table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+        n = args.profile
+        calls = sum(row[1] for row in table.values())
+        turns = sum(row[1] for key, row in table.items() if key[2] == "_run_once")
+        sockets = sum(
+            row[1]
+            for key, row in table.items()
+            if key[0] == "~" and any(w in key[2] for w in ("send", "recv", "select", "poll"))
+        )
+        print(f"\n{label}: {n} sequential requests")
+        print(f"Python function calls per request: {calls / n:.0f}")
+        print(
+            f"event loop turns per request: {turns / n:.1f}" if turns else "event loop turns: n/a"
+        )
+        print(f"socket and poll calls per request: {sockets / n:.1f}")
+        print("| calls/request | own µs/request (profiled) | function |")
+        print("|---|---|---|")
+        top = sorted(table.items(), key=lambda item: item[1][2], reverse=True)[:25]
+        for (file, line, name), row in top:
+            where = f"{Path(file).name}:{line} {name}" if file != "~" else name
+            print(f"| {row[1] / n:.1f} | {row[2] / n * 1e6:.1f} | {where} |")
+
+
+def signed_in_headers(proxy: dict[str, Any]) -> dict[str, str]:
+    """What a signed-in browser sends on the Studio's host (real gate); nothing for static."""
+    if "cookie" not in proxy:
+        return {}
+    return {
+        "Host": f"{proxy['host']}:{proxy['port']}",
+        "Cookie": f"emustudio-session={proxy['cookie']}",
+    }
+
+
+async def compare(
+    args: argparse.Namespace,
+    upstreams: dict[str, Upstream],
+    proxies: dict[str, tuple[dict[str, Any], psutil.Process]],
+) -> None:
+    """The same HTTP rounds through two proxy processes (two event loops, or this checkout and
+    another), alternating, so that both see the same machine: p50, requests/s and CPU per
+    request of each, and the ratio of their CPU (the second / the first)."""
+    lab = upstreams[EDITOR]
+    path = f"{lab.base_url}api/status"
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, gate {args.gate}")
+    load = OtherLoad()
+    first, second = proxies
+    print("| request | proxy | p50 | req/s | proxy CPU per request (rounds) |")
+    print("|---|---|---|---|---|")
+    windows = [("200, c=1", path, 1, 200), ("200, c=10", path, 10, 200)]
+    if args.gate == "real":
+        windows.append(("409, c=10", path.replace(EDITOR, EDITOR_STARTING), 10, 409))
+    for label, target, concurrency, expect in windows:
+        rows: dict[str, list[HttpResult]] = {name: [] for name in proxies}
+        for r in range(args.rounds):
+            for name in (first, second) if r % 2 == 0 else (second, first):
+                proxy, proc = proxies[name]
+                headers = signed_in_headers(proxy)
+                rows[name].append(
+                    await http_load(
+                        proxy["port"], target, headers, args.requests, concurrency, proc, expect
+                    )
+                )
+        cpu = {}
+        for name, results in rows.items():
+            per_round = [x.cpu / len(x.latencies) * 1000 for x in results]
+            cpu[name] = med(per_round)
+            print(
+                f"| {label} | {name} | {med([pct(x.latencies, 0.5) for x in results]):.2f} ms"
+                f" | {med([x.rate for x in results]):.0f} | {cpu[name]:.3f} ms"
+                f" ({', '.join(f'{x:.2f}' for x in per_round)}) |"
+            )
+        print(f"| {label} | CPU {second} / {first} | | | {cpu[second] / cpu[first]:.2f}x |")
+    print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--ws-rounds", type=int, default=160)
     parser.add_argument("--gate", choices=("real", "static"), default="real")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="asyncio",
+        help="the proxy process's event loop (the gateway's is asyncio's; uvloop if installed)",
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="count calls over N requests instead"
+    )
+    parser.add_argument(
+        "--compare-loops",
+        action="store_true",
+        help="the HTTP rounds through a uvloop and an asyncio proxy process, alternating",
+    )
+    parser.add_argument(
+        "--compare-with",
+        metavar="CHECKOUT",
+        help="the HTTP rounds through a proxy process of another checkout's emustudio (e.g."
+        " `git archive <commit> | tar -x -C DIR`) and one of this, alternating",
+    )
+    parser.add_argument("--profile-save", metavar="PREFIX", help="keep the profiles there")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        (serve_gateway if args.gate == "real" else serve_proxy)(args.serve)
+        (serve_gateway if args.gate == "real" else serve_proxy)(args.serve, args.loop)
         return
     started = time.monotonic()
     with ExitStack() as stack:
@@ -625,16 +819,38 @@ def main() -> None:
             EDITOR_STOCK: stack.enter_context(jupyter(EDITOR_STOCK, False, workdir)),
         }
         spec = json.dumps({k: vars(v) for k, v in upstreams.items()})
-        proc = stack.enter_context(
-            process(
-                [sys.executable, __file__, "--gate", args.gate, "--serve", spec],
-                stdout=subprocess.PIPE,
-                stderr=stack.enter_context(open(workdir / "gateway.log", "w")),
+        stats_path = workdir / "proxy.prof"
+        env = {**os.environ, PROFILE_ENV: str(stats_path)} if args.profile else None
+        proxies: dict[str, tuple[dict[str, Any], psutil.Process]] = {}
+        # name -> (event loop, checkout whose emustudio the proxy process imports)
+        runs = {args.loop: (args.loop, None)}
+        if args.compare_loops:
+            runs = {"uvloop": ("uvloop", None), "asyncio": ("asyncio", None)}
+        elif args.compare_with:
+            runs = {"other": (args.loop, args.compare_with), "this": (args.loop, None)}
+        for name, (loop, checkout) in runs.items():
+            command = [sys.executable, __file__, "--gate", args.gate, "--loop", loop]
+            proc_env = dict(env or os.environ)
+            if checkout is not None:
+                proc_env["PYTHONPATH"] = str(Path(checkout).resolve())
+            proc = stack.enter_context(
+                process(
+                    [*command, "--serve", spec],
+                    stdout=subprocess.PIPE,
+                    stderr=stack.enter_context(open(workdir / f"gateway-{name}.log", "w")),
+                    env=proc_env,
+                )
             )
-        )
-        assert proc.stdout is not None
-        proxy = json.loads(proc.stdout.readline())
-        asyncio.run(bench(args, upstreams, proxy, psutil.Process(proc.pid)))
+            assert proc.stdout is not None
+            proxies[name] = json.loads(proc.stdout.readline()), psutil.Process(proc.pid)
+        if len(proxies) == 2:
+            asyncio.run(compare(args, upstreams, proxies))
+        elif args.profile:
+            proxy, proxy_proc = proxies[args.loop]
+            asyncio.run(profile(args, upstreams, proxy, proxy_proc, stats_path))
+        else:
+            proxy, proxy_proc = proxies[args.loop]
+            asyncio.run(bench(args, upstreams, proxy, proxy_proc))
     print(f"\n(total {time.monotonic() - started:.0f} s)")
 
 

@@ -7,7 +7,7 @@ by signals (``SIGUSR1``/``SIGUSR2``) around N calls of one kind after a warm-up;
 the event loop's thread only (the store's own thread and ``rclone`` are outside them). CPU is the
 gateway process's (every thread), from ``/proc``, over N other calls made without the profiler.
 
-    .venv/bin/python bench/s3_profile.py [--calls 300] [--as-user] [--top 25]
+    .venv/bin/python bench/s3_profile.py [--calls 300] [--big 3] [--as-user] [--top 25]
 """
 
 from __future__ import annotations
@@ -71,11 +71,13 @@ class ProfiledGateway(GatewayProcess):
         raise TimeoutError(self.log())
 
 
-def measure(gateway: ProfiledGateway, calls: int, call: Any) -> tuple[pstats.Stats, float]:
+def measure(
+    gateway: ProfiledGateway, calls: int, call: Any, warm: int = 20
+) -> tuple[pstats.Stats, float]:
     """The profile of ``calls`` calls, and the CPU seconds of as many others, unprofiled."""
     assert gateway.proc is not None
     process = psutil.Process(gateway.proc.pid)
-    for _ in range(20):
+    for _ in range(warm):
         call()  # warm: connections, caches, imports on first use
     cpu = process.cpu_times()
     for _ in range(calls):
@@ -108,6 +110,7 @@ def main() -> None:
     parser.add_argument("--as-user", action="store_true")
     parser.add_argument("--top", type=int, default=0, help="print the top N by own time")
     parser.add_argument("--keep", type=Path, help="a directory to keep the stats files in")
+    parser.add_argument("--big", type=int, default=0, help="also N calls of 64 MB each way")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -134,15 +137,25 @@ def main() -> None:
                 "1 KB GetObject": lambda: s3.get_object(Bucket=BUCKET, Key="small")["Body"].read(),
                 "1 KB PutObject": lambda: s3.put_object(Bucket=BUCKET, Key="put", Body=small),
             }
-            print(f"load average {load:.2f}; {args.calls} calls each")
+            counts = dict.fromkeys(kinds, args.calls)
+            if args.big:
+                big = os.urandom(64 * 1024 * 1024)
+                s3.put_object(Bucket=BUCKET, Key="big", Body=big)
+                kinds["64 MB GetObject"] = lambda: s3.get_object(Bucket=BUCKET, Key="big")[
+                    "Body"
+                ].read()
+                kinds["64 MB PutObject"] = lambda: s3.put_object(Bucket=BUCKET, Key="bp", Body=big)
+                counts["64 MB GetObject"] = counts["64 MB PutObject"] = args.big
+            print(f"load average {load:.2f}; calls: {counts}")
             print("| call | Python calls | event-loop turns | gateway CPU |")
             print("|---|---|---|---|")
             for name, call in kinds.items():
-                stats, cpu = measure(gateway, args.calls, call)
+                n = counts[name]
+                stats, cpu = measure(gateway, n, call, warm=min(n, 20))
                 total = stats.total_calls  # type: ignore[attr-defined]
                 print(
-                    f"| {name} | {total / args.calls:.0f} | "
-                    f"{loop_turns(stats) / args.calls:.1f} | {cpu / args.calls * 1000:.2f} ms |"
+                    f"| {name} | {total / n:.0f} | "
+                    f"{loop_turns(stats) / n:.1f} | {cpu / n * 1000:.2f} ms |"
                 )
                 if args.keep:
                     args.keep.mkdir(parents=True, exist_ok=True)

@@ -76,7 +76,8 @@ _US_EAST_1_SERVICES = frozenset({"iam"})
 DATA_EVENTS = {
     "s3": frozenset(
         {
-            "PutObject", "GetObject", "HeadObject", "DeleteObject", "DeleteObjects",
+            "PutObject", "GetObject", "HeadObject", "GetObjectAttributes", "DeleteObject",
+            "DeleteObjects",
             "CopyObject", "CreateMultipartUpload", "UploadPart", "UploadPartCopy",
             "CompleteMultipartUpload", "AbortMultipartUpload", "ListParts", "ListObjects",
             "ListObjectsV2", "ListMultipartUploads", "HeadBucket",

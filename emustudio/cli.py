@@ -17,8 +17,6 @@ from emustudio.config import Settings
 from emustudio.engines import releases
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import ImageBuildError, Images, cluster_image
-from emustudio.runtime.networks import CidrConflict
-from emustudio.server import EmuStudio, StartupError
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -37,6 +35,11 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 async def _up(settings: Settings) -> int:
+    # Here, not at the top: the whole gateway is a second of imports that `emustudio az`,
+    # `images` and `idp` (short-lived commands, the tests' among them) do without.
+    from emustudio.runtime.networks import CidrConflict
+    from emustudio.server import EmuStudio, StartupError
+
     app = EmuStudio(settings)
     try:
         await app.start()

@@ -185,7 +185,7 @@ class Gateway:
         model = _fallback_model(http)
         scope = read_scope(http)
         if scope is not None:
-            model = spec.service_by_signing_name().get(scope.service, model)
+            model = spec.service_by_signing_name(scope.service) or model
         return create_serializer(model).serialize_error(error, str(uuid.uuid4()))
 
     # --- steps ----------------------------------------------------------------------------------
@@ -196,14 +196,14 @@ class Gateway:
         scope = ctx.scope
         target = ctx.http.header("x-amz-target")
         if scope is not None:
-            model = spec.service_by_signing_name().get(scope.service)
+            model = spec.service_by_signing_name(scope.service)
             if model is None:
                 raise UnsupportedService(
                     f"emustudio does not emulate the service '{scope.service}'; it answers"
                     f" {', '.join(spec.SERVICES)}."
                 )
         elif target:
-            model = spec.service_by_target_prefix().get(target.split(".", 1)[0])
+            model = spec.service_by_target_prefix(target.split(".", 1)[0])
             if model is None:
                 raise UnsupportedService(f"Unknown target '{target}'.")
         else:

@@ -436,7 +436,11 @@ def make_enforcement(
 ) -> GroupEnforcement | None:
     if settings.enforce_security_groups == "off":
         return None
-    firewall = SubnetFirewall(docker, instance_id, gateway_container=settings.gateway_container)
+    # The standalone engine's masters also join the user's driver network: guarded there too.
+    foreign = [settings.standalone_network] if settings.cluster_engine == "standalone" else []
+    firewall = SubnetFirewall(
+        docker, instance_id, gateway_container=settings.gateway_container, foreign_networks=foreign
+    )
     return GroupEnforcement(store, docker, firewall, instance_id)
 
 
@@ -724,7 +728,8 @@ def make_idp(settings: Settings, identity_center: IdentityCenter) -> BuiltinIdp 
         UsersFile(settings.idp_users_file),
         settings.data_dir,
         base_url=base_url(settings),
-        service_providers=(identity_center.sp_metadata(),),
+        # Identity Center's metadata is pysaml2's writing: asked at the first sign-in only.
+        service_providers=lambda: (identity_center.sp_metadata(),),
     )
 
 

@@ -14,7 +14,7 @@ Only then does it answer the `Upstream` (the container's address and JupyterLab 
 Workspace's row); a refusal raises before the proxy opens any connection.
 
 JupyterLab loads dozens of files per page and polls its API, so the gate decides once per
-session, Workspace and client address, and remembers the outcome, an admission or a refusal
+session cookie, Workspace and client address, and remembers the outcome, an admission or a refusal
 (404, 409, 403), until something it was decided from changes:
 
 * any write through the API (a policy, a user, a tag, a session mapping...: the count of
@@ -27,7 +27,10 @@ session, Workspace and client address, and remembers the outcome, an admission o
 
 So a revocation takes effect at the next request, and a request answered from memory costs
 a dictionary lookup: a client polling a starting Workspace gets its 409 in microseconds, not a
-store round trip per request.
+store round trip per request. Outcomes are keyed by the session cookie as the browser sent it,
+whose signature was checked when the outcome was decided (the cookie's own age limit is longer
+than the session's life, which is checked on every request). A refusal is logged once, when it
+is decided; the proxy logs the requests it refuses again at DEBUG only.
 
 In the path form (``/studios/<es-id>/workspaces/<e-id>/...``) JupyterLab's own URLs leave the
 Studio's prefix for ``/workspaces/<e-id>/...`` on the gateway host, which the Studio's cookie
@@ -39,6 +42,7 @@ Workspace, and need a session of that Studio like any other.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,8 +57,9 @@ from emustudio.auth.permissions import Permissions
 from emustudio.auth.sessions import (
     SessionStore,
     StudioSession,
-    session_id_from,
+    session_id_of,
     set_session_cookie,
+    signed_cookie_of,
     workspace_cookie_path,
 )
 from emustudio.iam import deny_message
@@ -62,6 +67,8 @@ from emustudio.proxy.contract import Upstream
 from emustudio.services.base import WRITES
 from emustudio.store import Store
 from emustudio.store.tables import EDITOR_RUNNING, Editor
+
+log = logging.getLogger(__name__)
 
 OPEN_WORKSPACE = "elasticmapreduce:OpenEditorInConsole"
 _CACHE_LIMIT = 4096
@@ -117,13 +124,18 @@ class StudioGate:
     async def open(
         self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
     ) -> Upstream:
-        session_id = session_id_from(handler, max_age_days=self.max_age_days)
-        if session_id is None and studio_id is not None:
-            self._refuse_anonymous(handler, studio_id, bare=False)  # nothing to look up
-        remote_ip = handler.request.remote_ip or "127.0.0.1"
-        key = (session_id or "", studio_id or "", editor_id, remote_ip)
-        hit = self._decided.get(key)
+        request = handler.request
+        # Remembered by the signed cookie as sent: a hit is a string whose signature was
+        # checked when it was decided, so a request answered from memory pays no HMAC.
+        signed = signed_cookie_of(request)
+        remote_ip = request.remote_ip or "127.0.0.1"
+        key = (signed or "", studio_id or "", editor_id, remote_ip)
+        hit = self._decided.get(key) if signed else None
         if hit is None or not hit.fresh():
+            session_id = session_id_of(handler, signed, max_age_days=self.max_age_days)
+            if session_id is None and studio_id is not None:
+                self._refuse_anonymous(handler, studio_id, bare=False)  # nothing to look up
+            # Only a verified cookie gets here with a decision: an anonymous one raises.
             hit = await self._decide(handler, session_id, studio_id, editor_id, remote_ip)
             if len(self._decided) >= _CACHE_LIMIT:
                 self._decided.clear()
@@ -132,19 +144,15 @@ class StudioGate:
             status, message, args, reason = hit.refusal
             raise web.HTTPError(status, message, *args, reason=reason)
         assert hit.upstream is not None
-        if (
-            studio_id is not None
-            and _navigation(handler)
-            and handler.request.path.startswith("/studios/")
-        ):
+        if studio_id is not None and _navigation(handler) and request.path.startswith("/studios/"):
             # Path form: hand the page to the bare form, with the session at the Workspace's path.
             set_session_cookie(handler, hit.session, workspace_cookie_path(editor_id))
-            handler.redirect((handler.request.uri or "/")[len(f"/studios/{studio_id}") :])
+            handler.redirect((request.uri or "/")[len(f"/studios/{studio_id}") :])
             raise web.Finish()
         return hit.upstream
 
     def forget_session(self, session_id: str) -> None:
-        for key in [k for k in self._decided if k[0] == session_id]:
+        for key in [k for k, d in self._decided.items() if d.session.id == session_id]:
             del self._decided[key]
 
     def forget_workspace(self, editor_id: str) -> None:
@@ -170,6 +178,16 @@ class StudioGate:
         except _Refused as refused:
             error = refused.error
             refusal = (error.status_code, error.log_message or "", error.args, error.reason)
+            # Logged once, as decided: the proxy logs the refusals it repeats at DEBUG only
+            # (a client polling a starting Workspace asks many times a second).
+            log.info(
+                "workspace %s: %d for %s from %s: %s",
+                editor_id,
+                error.status_code,
+                refused.session.principal.arn,
+                remote_ip,
+                (error.log_message or "") % error.args,
+            )
             return _Decided(refused.session, None, refusal, writes, until)
         return _Decided(session, upstream, None, writes, until)
 

@@ -33,9 +33,11 @@ from __future__ import annotations
 import base64
 import hmac
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
 
 import yaml
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -48,6 +50,9 @@ from emustudio.services.iam.passwords import hash_password, salted_hash
 
 if TYPE_CHECKING:
     from saml2.config import IdPConfig
+    from saml2.server import Server
+
+_ATTR = {'"': "&quot;"}  # escaped in attribute values, beside & < >
 
 HASH_SCHEME = "scrypt"
 KEY_FILE = "idp-key.pem"
@@ -286,35 +291,68 @@ class BuiltinIdp:
         base_url: str,
         xmlsec_binary: str | None = None,
         lifetime_minutes: int = 5,
-        service_providers: tuple[str, ...] = (),
+        service_providers: tuple[str, ...] | Callable[[], tuple[str, ...]] = (),
     ) -> None:
+        """``service_providers``: their metadata, or what gives it at the first sign-in."""
         self.users = users
         self.base_url = base_url.rstrip("/")
         self.entity_id = f"{self.base_url}/idp"
-        # As for the config (idp_config): imported here, not at the module's top.
-        from saml2.server import Server
-
-        key_file, cert_file = ensure_keypair(data_dir)
-        self.config = idp_config(
-            self.entity_id,
-            key_file,
-            cert_file,
-            sso_url=f"{self.entity_id}/sso",
-            lifetime_minutes=lifetime_minutes,
-            service_providers=service_providers,
-            xmlsec_binary=xmlsec_binary,
-        )
-        self.server = Server(config=self.config)
+        self.sso_url = f"{self.entity_id}/sso"
+        self._key_file, self._cert_file = ensure_keypair(data_dir)
+        self._lifetime_minutes = lifetime_minutes
+        self._service_providers = service_providers
+        self._xmlsec_binary = xmlsec_binary
+        self._server: Server | None = None
+        self._making = threading.Lock()  # the server's making; _lock, its per-call state
         self._lock = threading.Lock()
         self._metadata: str | None = None
 
-    def metadata(self) -> str:
-        # Made once: it takes pysaml2 about 50 ms, and Identity Center reads it at each sign-in.
-        if self._metadata is None:
-            from saml2.metadata import create_metadata_string
+    @property
+    def server(self) -> Server:
+        """pysaml2's IdP, made at the first sign-in: its config loads pysaml2's XML schemas
+        (about 30 MB and a second), which a gateway nobody signs in to through it never needs."""
+        with self._making:
+            if self._server is None:
+                from saml2.server import Server
 
-            self._metadata = str(
-                create_metadata_string(None, config=self.config, valid=24 * 365).decode()
+                config = idp_config(
+                    self.entity_id,
+                    self._key_file,
+                    self._cert_file,
+                    sso_url=self.sso_url,
+                    lifetime_minutes=self._lifetime_minutes,
+                    service_providers=(
+                        self._service_providers()
+                        if callable(self._service_providers)
+                        else self._service_providers
+                    ),
+                    xmlsec_binary=self._xmlsec_binary,
+                )
+                self._server = Server(config=config)
+            return self._server
+
+    def metadata(self) -> str:
+        """The IdP's metadata: what pysaml2's ``create_metadata_string`` writes for its config,
+        written here (the demo registers it at every start; a test checks the two agree)."""
+        if self._metadata is None:
+            cert = "".join(
+                line
+                for line in self._cert_file.read_text().splitlines()
+                if line and not line.startswith("-----")
+            )
+            entity, sso = escape(self.entity_id, _ATTR), escape(self.sso_url, _ATTR)
+            self._metadata = (
+                '<ns0:EntityDescriptor xmlns:ns0="urn:oasis:names:tc:SAML:2.0:metadata"'
+                ' xmlns:ns1="http://www.w3.org/2000/09/xmldsig#"'
+                f' entityID="{entity}"><ns0:IDPSSODescriptor'
+                ' protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"'
+                ' WantAuthnRequestsSigned="false"><ns0:KeyDescriptor use="signing"><ns1:KeyInfo>'
+                f"<ns1:X509Data><ns1:X509Certificate>{cert}</ns1:X509Certificate></ns1:X509Data>"
+                "</ns1:KeyInfo></ns0:KeyDescriptor>"
+                f"<ns0:NameIDFormat>{NAMEID_FORMAT_PERSISTENT}</ns0:NameIDFormat>"
+                f'<ns0:SingleSignOnService Binding="{BINDING_HTTP_REDIRECT}" Location="{sso}" />'
+                f'<ns0:SingleSignOnService Binding="{BINDING_HTTP_POST}" Location="{sso}" />'
+                "</ns0:IDPSSODescriptor></ns0:EntityDescriptor>"
             )
         return self._metadata
 

@@ -39,6 +39,7 @@ from typing import Any
 
 from sqlmodel import Session, col, delete
 from tornado import web
+from tornado.httputil import HTTPServerRequest, parse_cookie
 
 from emustudio.context import Principal
 from emustudio.store import Store
@@ -198,7 +199,35 @@ def session_id_from(
     handler: web.RequestHandler, *, max_age_days: float, name: str = SESSION_COOKIE
 ) -> str | None:
     """The session id of the request's signed cookie, or None (absent, forged, too old)."""
-    raw = handler.get_signed_cookie(name, max_age_days=max_age_days, min_version=2)
+    signed = signed_cookie_of(handler.request, name)
+    return session_id_of(handler, signed, max_age_days=max_age_days, name=name)
+
+
+def signed_cookie_of(request: HTTPServerRequest, name: str = SESSION_COOKIE) -> str | None:
+    """The cookie ``name`` as the request sent it: signed, not verified (`session_id_of`).
+
+    Tornado's own ``get_cookie`` builds a `http.cookies.SimpleCookie` of every cookie first;
+    the Workspace gate reads this one per proxied request, so it parses the header only.
+    """
+    header = request.headers.get("Cookie")
+    if not header or name not in header:
+        return None
+    return parse_cookie(header).get(name)
+
+
+def session_id_of(
+    handler: web.RequestHandler,
+    signed: str | None,
+    *,
+    max_age_days: float,
+    name: str = SESSION_COOKIE,
+) -> str | None:
+    """The session id ``signed`` (a cookie's value) carries if its signature holds."""
+    if not signed:
+        return None
+    handler.require_setting("cookie_secret", "signed cookies")
+    secret = handler.application.settings["cookie_secret"]
+    raw = web.decode_signed_value(secret, name, signed, max_age_days=max_age_days, min_version=2)
     return raw.decode() if raw else None
 
 

@@ -193,6 +193,7 @@ class DockerClusterEngine(ClusterEngine):
             L_SUBNET_ID: spec.subnet_id,
         }
         name = self.container_name(spec.cluster_id, node.instance_id)
+        extra = self.extra_networks(node)
 
         def _run(client: docker.DockerClient) -> None:
             try:
@@ -218,6 +219,12 @@ class DockerClusterEngine(ClusterEngine):
                 security_opt=["no-new-privileges"],
                 detach=True,
             )
+            for other in extra:  # joined before it starts: nothing listens there unguarded
+                try:
+                    client.networks.get(other).connect(container)
+                except NotFound as exc:
+                    container.remove(force=True)
+                    raise ClusterStartError(f"The network {other} does not exist.") from exc
             container.start()
 
         await self._docker.run(_run)
@@ -403,6 +410,10 @@ class DockerClusterEngine(ClusterEngine):
             return {str(c.labels[L_EC2_INSTANCE]) for c in client.containers.list(filters=filters)}
 
         return await self._docker.run(_list)
+
+    def extra_networks(self, node: NodeSpec) -> list[str]:
+        """Networks the node joins besides its subnet's (none here)."""
+        return []
 
     def busy_script(self) -> str:
         """Python run on the master (argument: ``within``) that exits 0 when it is busy."""

@@ -12,8 +12,9 @@ Workspaces, the drivers of kernels and steps (client mode), the history server. 
 * the container also joins ``standalone_network``, the user's network on which the external
   master and workers reach it, and its drivers advertise their address there
   (``spark.driver.host``; they listen on every interface), because executors call the driver
-  back. The subnet network stays its first: the gateway, the Workspaces and the security groups
-  see it there, as before;
+  back. The subnet network stays its first: the gateway and the Workspaces reach it there, as
+  before. On the driver network its own security groups' inbound CIDR rules decide what reaches
+  it (``services/ec2/enforcement.py``), so the user opens the drivers' ports to their workers;
 * no core or task node is started: the external workers are not EC2 instances of this cluster
   (``external_workers`` tells the EMR service, which then records the master node only and
   refuses a resize: docs/decisions.md, "The standalone engine").
@@ -56,30 +57,24 @@ class StandaloneClusterEngine(DockerClusterEngine):
             dataclasses.replace(spec, nodes=(master,), spark_defaults=defaults)
         )
         try:
-            await self._join_driver_network(spec.cluster_id, master.instance_id)
+            await self._drive_from_network(spec.cluster_id, master.instance_id)
         except BaseException:
             await self.stop(spec.cluster_id)
             raise
         return nodes
 
-    async def _join_driver_network(self, cluster_id: str, instance_id: str) -> None:
-        """Connect the master to the driver network, tell its drivers their address there, and
-        check that the external master answers from it."""
+    def extra_networks(self, node: NodeSpec) -> list[str]:
+        return [self.driver_network] if node.role == "MASTER" else []
+
+    async def _drive_from_network(self, cluster_id: str, instance_id: str) -> None:
+        """Tell the master's drivers their address on the driver network (joined before it
+        started), and check that the external master answers from there."""
         name = self.container_name(cluster_id, instance_id)
         network = self.driver_network
         host, _, port = str(self.external_workers).removeprefix("spark://").rpartition(":")
 
-        def _join(client: docker.DockerClient) -> tuple[str, int, str]:
-            try:
-                net = client.networks.get(network)
-            except NotFound as exc:
-                raise ClusterStartError(
-                    f"The Spark standalone master's network {network} (setting"
-                    " standalone_network) does not exist."
-                ) from exc
+        def _set_up(client: docker.DockerClient) -> tuple[str, int, str]:
             container = client.containers.get(name)
-            net.connect(container)
-            container.reload()
             address = (
                 container.attrs["NetworkSettings"]["Networks"].get(network, {}).get("IPAddress")
             )
@@ -103,10 +98,10 @@ class StandaloneClusterEngine(DockerClusterEngine):
             return address, int(probe.exit_code), probe.output.decode(errors="replace").strip()
 
         try:
-            address, code, why = await self._docker.run(_join)
+            address, code, why = await self._docker.run(_set_up)
         except (NotFound, APIError) as exc:
             raise ClusterStartError(
-                f"The master node could not join the network {network}: {exc}"
+                f"The master node could not be set up on the network {network}: {exc}"
             ) from exc
         if code != 0:
             raise ClusterStartError(

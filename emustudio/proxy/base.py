@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 import html
 import json
+import logging
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from tornado import web
@@ -14,6 +16,8 @@ from emustudio import ids
 from emustudio.proxy.contract import Activity, ProxyOptions, WorkspaceGate, no_activity
 from emustudio.proxy.upstream import Pool
 from emustudio.proxy.websocket import Tunnel
+
+log = logging.getLogger(__name__)
 
 _EDITOR_ID = len("e-") + 25
 _WORKSPACE_PREFIX = len("/workspaces/") + _EDITOR_ID
@@ -50,6 +54,8 @@ class ProxyContext:
 class ProxyHandlerBase(web.RequestHandler):
     quiet_access_log = True
     """A proxied request that went well is logged at DEBUG only (see the gateway's log_request)."""
+    refused_by_gate = False
+    """The gate refused this request (it logs its decisions itself): logged at DEBUG only."""
     context: ProxyContext
     form: Form
     editor_id: str
@@ -83,6 +89,17 @@ class ProxyHandlerBase(web.RequestHandler):
             self.redirect(f"{uri[:cut]}/{self.rest}")
             return False
         return True
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.refused_by_gate and isinstance(value, web.HTTPError):
+            log.debug("workspace %s: refused %d", getattr(self, "editor_id", ""), value.status_code)
+            return
+        super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         # Only the status and reason leave: a log message may name upstream addresses.

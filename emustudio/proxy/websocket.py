@@ -27,6 +27,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Callable
+from typing import cast
 
 from tornado.iostream import IOStream
 
@@ -43,8 +44,8 @@ class _Side(asyncio.Protocol):
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; not an isinstance check: uvloop's are not asyncio.Transport's.
+        self.transport = transport = cast(asyncio.Transport, transport)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

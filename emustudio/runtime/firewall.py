@@ -26,6 +26,12 @@ How
     (``com.docker.network.bridge.enable_icc=false``), so they stay closed when the chain is not
     there (the gateway stopped): deny by default twice.
 
+    A *foreign* bridge is a network that is not emustudio's but that a container of this
+    instance joins (``foreign_networks``: the standalone engine's driver network, where a
+    cluster's master node meets the user's Spark workers). There only what goes *to* this
+    instance's containers is judged: replies, each allowed sender (an address or a CIDR), then a
+    ``DROP`` per container address; the user's own containers there are left alone.
+
 :meth:`SubnetFirewall.remove` flushes and deletes the chain and its jump (gateway close,
 ``emustudio down``); a bridge that goes simply drops out of the next :meth:`apply`.
 """
@@ -74,7 +80,8 @@ class FirewallUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class Allow:
-    """Traffic from ``src`` to ``dst`` (addresses on one bridge) that a rule admits.
+    """Traffic from ``src`` to ``dst`` (addresses on one bridge; on a foreign bridge ``src`` may
+    be a CIDR) that a rule admits.
 
     ``protocol`` is ``tcp``, ``udp``, ``icmp`` or ``-1`` (all); ``ports`` an inclusive range for
     tcp and udp, None for every port."""
@@ -94,6 +101,7 @@ class Bridge:
     interface: str
     cidr: str  # the subnet's CIDR as EC2 shows it
     docker_cidr: str  # the CIDR Docker uses (== cidr unless remapped)
+    foreign: bool = False  # not emustudio's: only traffic to its containers is judged
 
     def vpc_address(self, docker_ip: str) -> str:
         """The EC2 (VPC) address of a container address on this bridge (they differ only when
@@ -129,8 +137,10 @@ class SubnetFirewall:
         *,
         gateway_container: str | None = None,
         iptables: str = "iptables",
+        foreign_networks: Iterable[str] = (),
     ) -> None:
         self._docker = docker
+        self.foreign_networks = tuple(filter(None, foreign_networks))
         self._instance_id = instance_id
         self._gateway_container = gateway_container or None
         self._iptables = iptables
@@ -167,6 +177,22 @@ class SubnetFirewall:
                         docker_cidr=docker_cidr,
                     )
                 )
+            for name in self.foreign_networks:
+                try:
+                    net = client.networks.get(name)
+                except docker.errors.NotFound:
+                    continue
+                attrs = net.attrs
+                configs = (attrs.get("IPAM") or {}).get("Config") or []
+                cidr = configs[0].get("Subnet") if configs else ""
+                # Only a bridge's traffic crosses the host's FORWARD chain (not macvlan's).
+                if attrs.get("Driver") != "bridge" or not cidr:
+                    log.info("network %s: not a bridge with a subnet; not filtered", name)
+                    continue
+                interface = (attrs.get("Options") or {}).get(_BRIDGE_NAME_OPTION) or (
+                    "br-" + str(attrs["Id"])[:12]
+                )
+                out.append(Bridge(str(attrs["Name"]), "", interface, cidr, cidr, foreign=True))
             return sorted(out, key=lambda b: b.network)
 
         return await self._docker.run(_list)
@@ -231,9 +257,11 @@ class SubnetFirewall:
         bridges: Iterable[Bridge],
         allows: Mapping[str, Iterable[Allow]],
         gateway: Mapping[str, str],
+        guarded: Mapping[str, Iterable[str]] | None = None,
     ) -> str:
         """The ``iptables-restore --noflush`` text that makes the chain allow ``allows``
-        (by bridge network name) and nothing else between containers of ``bridges``."""
+        (by bridge network name) and nothing else between containers of ``bridges``, nor to
+        the ``guarded`` addresses of this instance's containers on a foreign bridge."""
         tag = ["-m", "comment", "--comment", f'"{self.comment}"']
         lines = ["*filter", f":{self.chain} - [0:0]"]
 
@@ -241,27 +269,38 @@ class SubnetFirewall:
             lines.append(" ".join(["-A", self.chain, *parts, *tag]))
 
         for bridge in bridges:
+            if bridge.foreign:
+                mine = sorted(set((guarded or {}).get(bridge.network, ())))
+                out = ("-o", bridge.interface)
+                for address in mine:
+                    rule(*out, "-d", address, "-m", "conntrack", "--ctstate",
+                         "RELATED,ESTABLISHED", "-j", "ACCEPT")  # fmt: skip
+                for allow in sorted(set(allows.get(bridge.network, ())), key=_allow_key):
+                    if allow.dst in mine:
+                        rule(*out, "-s", allow.src, "-d", allow.dst, *_match(allow), "-j", "ACCEPT")
+                for address in mine:
+                    rule(*out, "-d", address, "-j", "DROP")
+                continue
             io = ("-i", bridge.interface, "-o", bridge.interface)
             rule(*io, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
             if own := gateway.get(bridge.network):
                 rule(*io, "-s", own, "-j", "ACCEPT")
                 rule(*io, "-d", own, "-j", "ACCEPT")
             for allow in sorted(set(allows.get(bridge.network, ())), key=_allow_key):
-                what: list[str] = []
-                if allow.protocol != "-1":
-                    what += ["-p", allow.protocol]
-                    if allow.ports is not None and allow.protocol in ("tcp", "udp"):
-                        low, high = allow.ports
-                        what += ["--dport", f"{low}:{high}" if low != high else str(low)]
-                rule(*io, "-s", allow.src, "-d", allow.dst, *what, "-j", "ACCEPT")
+                rule(*io, "-s", allow.src, "-d", allow.dst, *_match(allow), "-j", "ACCEPT")
             rule(*io, "-j", "DROP")
         lines.append("COMMIT")
         return "\n".join(lines) + "\n"
 
-    async def apply(self, bridges: Iterable[Bridge], allows: Mapping[str, Iterable[Allow]]) -> None:
+    async def apply(
+        self,
+        bridges: Iterable[Bridge],
+        allows: Mapping[str, Iterable[Allow]],
+        guarded: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         """Replace the chain (one transaction), then make sure ``DOCKER-USER`` jumps to it."""
         bridges = list(bridges)
-        text = self.render(bridges, allows, await self.gateway_addresses())
+        text = self.render(bridges, allows, await self.gateway_addresses(), guarded)
         async with self._lock:
             code, out = await self._run(self._iptables + "-restore", "-w", "--noflush", stdin=text)
             if code != 0:
@@ -307,6 +346,17 @@ class SubnetFirewall:
             return 127, str(exc)
         out, _ = await proc.communicate(stdin.encode() if stdin is not None else None)
         return int(proc.returncode or 0), out.decode(errors="replace")
+
+
+def _match(allow: Allow) -> list[str]:
+    """The protocol and destination ports of an Allow, as iptables matches them."""
+    what: list[str] = []
+    if allow.protocol != "-1":
+        what += ["-p", allow.protocol]
+        if allow.ports is not None and allow.protocol in ("tcp", "udp"):
+            low, high = allow.ports
+            what += ["--dport", f"{low}:{high}" if low != high else str(low)]
+    return what
 
 
 def _allow_key(allow: Allow) -> tuple[Any, ...]:

@@ -1,12 +1,13 @@
 """The S3 store behind the gateway's S3 API, spoken to on the event loop, bodies streamed.
 
-A small HTTP/1.1 client on asyncio's streams, kept connections reused: the request's head
+A small HTTP/1.1 client on an asyncio protocol, kept connections reused: the request's head
 and a body in hand leave in one write; a streamed body is written as its source yields it, each
 piece drained before the next; the answer's body is handed to the reader piece by piece, read
-from the socket only while the reader keeps up (the stream's buffer is bounded). So neither
-direction holds a body in memory, and a slow client slows the store down instead of filling the
-gateway. Tornado's client was here before; it cost a task, a header object and a timeout per
-request, which a small object's call through the gateway paid for (docs/benchmarks.md).
+from the socket only while the reader keeps up (what waits is bounded), and passed on as the
+socket gave it, without copies. So neither direction holds a body in memory, and a slow client
+slows the store down instead of filling the gateway. Tornado's client was here before; it cost
+a task, a header object and a timeout per request, which a small object's call through the
+gateway paid for (docs/benchmarks.md).
 
 Requests are signed with the gateway's own store credentials (SigV4, ``UNSIGNED-PAYLOAD`` for
 streamed bodies: the gateway has already checked what its client signed).
@@ -19,6 +20,7 @@ import datetime as dt
 import hashlib
 import hmac
 import ssl as ssl_module
+from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -42,21 +44,158 @@ class StoreUnavailable(Exception):
     """The store did not answer (not running, connection lost)."""
 
 
-class _Connection:
-    """One HTTP/1.1 connection to the store (asyncio streams: no task of its own)."""
+class _Wire(asyncio.Protocol):
+    """One connection to the store, both ways. What the socket gives is kept as the pieces it
+    gave and handed on as they are (asyncio's ``StreamReader`` copies every piece into one
+    buffer, then out again: two copies of each byte of a 64 MB GetObject); reading from the
+    socket pauses while more than ``_BUFFER`` waits. Writing waits (:meth:`drain`) while the
+    transport says its buffer is full."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self) -> None:
+        self.pieces: deque[bytes] = deque()
+        self.size = 0
+        self.eof = False
+        self.transport: asyncio.Transport | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.drainer: asyncio.Future[None] | None = None
+
+    # --- asyncio's side ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.pieces.append(data)
+        self.size += len(data)
+        if self.size > _BUFFER and not self.reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self.reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self._wake()
+        if self.drainer is not None and not self.drainer.done():
+            self.drainer.set_exception(ConnectionResetError("the store closed the connection"))
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.drainer is not None and not self.drainer.done():
+            self.drainer.set_result(None)
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    # --- the reader's side --------------------------------------------------------------------
+
+    async def _more(self) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self.waiter
+        finally:
+            self.waiter = None
+
+    def _take(self, n: int) -> bytes:
+        piece = self.pieces.popleft()
+        if len(piece) > n:
+            self.pieces.appendleft(piece[n:])
+            piece = piece[:n]
+        self.size -= len(piece)
+        if self.reading_paused and self.size <= _BUFFER // 2 and self.transport is not None:
+            self.transport.resume_reading()
+            self.reading_paused = False
+        return piece
+
+    def at_eof(self) -> bool:
+        return self.eof and not self.pieces
+
+    async def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes, as they came; ``b""`` at the end."""
+        while not self.pieces:
+            if self.eof:
+                return b""
+            await self._more()
+        return self._take(n)
+
+    async def readexactly(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        while n:
+            piece = await self.read(n)
+            if not piece:
+                raise asyncio.IncompleteReadError(b"".join(parts), n)
+            parts.append(piece)
+            n -= len(piece)
+        return b"".join(parts)
+
+    async def readuntil(self, separator: bytes) -> bytes:
+        """Up to and with ``separator`` (an answer's head, a chunk's size line)."""
+        while True:
+            first = self.pieces[0] if self.pieces else b""
+            at = first.find(separator)
+            if at < 0 and len(self.pieces) > 1:
+                # The separator may straddle pieces: join them (only then, as it is a copy).
+                first = b"".join(self.pieces)
+                self.pieces = deque([first])
+                at = first.find(separator)
+            if at >= 0:
+                return self._take(at + len(separator))
+            if self.size > _BUFFER:
+                raise asyncio.LimitOverrunError("no end of line within the limit", self.size)
+            if self.eof:
+                raise asyncio.IncompleteReadError(first, None)
+            await self._more()
+
+    # --- the writer's side --------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("the store closed the connection")
+        if self.writing_paused:
+            self.drainer = asyncio.get_running_loop().create_future()
+            try:
+                await self.drainer
+            finally:
+                self.drainer = None
+
+    def is_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class _Connection:
+    """One HTTP/1.1 connection to the store (no task of its own)."""
+
+    def __init__(self, wire: _Wire) -> None:
+        self.reader = wire
+        self.writer = wire
 
     def usable(self) -> bool:
-        return not self.writer.is_closing() and not self.reader.at_eof()
+        return not self.writer.is_closing() and not self.reader.eof
 
     def close(self) -> None:
         self.writer.close()
 
 
-async def _head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+async def _head(reader: _Wire) -> tuple[int, dict[str, str]]:
     """The answer's status and headers (names in lower case; a repeated name, the last)."""
     while True:
         data = await reader.readuntil(b"\r\n\r\n")
@@ -290,9 +429,9 @@ class StoreClient:
             connection.close()
         try:
             ssl = ssl_module.create_default_context() if self.scheme == "https" else None
-            reader, writer = await asyncio.open_connection(
-                self.host, self.port, ssl=ssl, limit=_BUFFER
+            _, wire = await asyncio.get_running_loop().create_connection(
+                _Wire, self.host, self.port, ssl=ssl
             )
         except OSError as exc:
             raise StoreUnavailable(f"the store at {self.netloc} does not answer: {exc}") from exc
-        return _Connection(reader, writer), False
+        return _Connection(wire), False

@@ -1,4 +1,5 @@
-"""What the gateway's S3 keeps beside the store's objects: each bucket's policy and tags.
+"""What the gateway's S3 keeps beside the store's objects: each bucket's policy and tags, and
+multipart uploads' checksums (a single PUT's checksum goes with the object, as its metadata).
 
 The store behind (the embedded server, MinIO, AWS) holds buckets and objects; a bucket's policy
 is a resource policy the gateway's authorizer evaluates, and its tags are the gateway's too, so
@@ -30,3 +31,38 @@ class BucketOwner(SQLModel, table=True):
 
     bucket: str = Field(primary_key=True)
     account_id: str
+
+
+class UploadChecksum(SQLModel, table=True):
+    """A multipart upload's checksum algorithm and type (``CreateMultipartUpload``)."""
+
+    __tablename__ = "s3_upload_checksum"
+
+    upload_id: str = Field(primary_key=True)
+    algorithm: str
+    kind: str  # COMPOSITE | FULL_OBJECT
+
+
+class PartChecksum(SQLModel, table=True):
+    """The checksum a part was checked against, and its size (a full-object CRC needs it)."""
+
+    __tablename__ = "s3_part_checksum"
+
+    upload_id: str = Field(primary_key=True)
+    part_number: int = Field(primary_key=True)
+    value: str
+    size: int
+
+
+class ObjectChecksum(SQLModel, table=True):
+    """A multipart object's checksum, valid while the object's ETag is ``etag`` (a later
+    write of the key makes another ETag, so a stale row is never answered)."""
+
+    __tablename__ = "s3_object_checksum"
+
+    bucket: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    etag: str
+    algorithm: str
+    kind: str
+    value: str

@@ -58,11 +58,13 @@ def app_settings(cookie_secret: str) -> dict[str, Any]:
 
 def log_request(handler: web.RequestHandler) -> None:
     """Tornado's access log, except for the requests of handlers with ``quiet_access_log``
-    (the Workspace proxy's) that went well: those are logged at DEBUG only. A JupyterLab page
-    makes dozens of requests and polls its API, and a log line costs about as much CPU as
-    proxying the request itself (configurable-http-proxy logs none either)."""
+    (the Workspace proxy's) that went well or that the gate refused: those are logged at
+    DEBUG only. A JupyterLab page makes dozens of requests and polls its API, and a log line
+    costs about as much CPU as proxying the request itself (configurable-http-proxy logs none
+    either)."""
     status = handler.get_status()
-    if status < 400:
+    # A refusal the Workspace gate remembered was logged when it was decided (auth/gate.py).
+    if status < 400 or (status < 500 and getattr(handler, "refused_by_gate", False)):
         if getattr(handler, "quiet_access_log", False):
             if not access_log.isEnabledFor(logging.DEBUG):
                 return

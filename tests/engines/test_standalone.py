@@ -38,9 +38,25 @@ pytestmark = pytest.mark.timeout(1800)
 # --- the user's own Spark cluster, outside emustudio ---------------------------------------------
 
 
+EPHEMERAL = (32768, 60999)  # Linux's default ip_local_port_range: where drivers listen
+
+
 class SparkCluster:
     def __init__(self, network: Any, master: Any, worker: Any, url: str) -> None:
         self.network, self.master, self.worker, self.url = network, master, worker, url
+        network.reload()
+        self.cidr = str(network.attrs["IPAM"]["Config"][0]["Subnet"])
+
+    def worker_connects(self, address: str, port: int) -> bool:
+        """Whether a TCP connection from the worker to ``address:port`` opens (3 s)."""
+        probe = (
+            "import socket, sys\n"
+            "try:\n"
+            f"    socket.create_connection(('{address}', {port}), timeout=3).close()\n"
+            "except OSError:\n"
+            "    sys.exit(1)\n"
+        )
+        return int(self.worker.exec_run(["python3", "-c", probe]).exit_code) == 0
 
     @staticmethod
     def ip(container: Any, network: str) -> str:
@@ -137,7 +153,7 @@ def gateway_env(spark_cluster: SparkCluster) -> dict[str, str]:
 # --- the EMR side ----------------------------------------------------------------------------------
 
 
-def job_flow(subnet_id: str) -> dict[str, Any]:
+def job_flow(subnet_id: str, master_groups: list[str]) -> dict[str, Any]:
     return {
         "Name": "on my spark",
         "ReleaseLabel": "emr-7.12.0",
@@ -149,6 +165,7 @@ def job_flow(subnet_id: str) -> dict[str, Any]:
             ],
             "KeepJobFlowAliveWhenNoSteps": True,
             "Ec2SubnetId": subnet_id,
+            "AdditionalMasterSecurityGroups": master_groups,
         },
         # One core an application, so the kernel's session and a step can share the worker.
         "Configurations": [
@@ -161,9 +178,22 @@ def job_flow(subnet_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def cluster(gateway: GatewayProcess, emr: Any, network: StudioNetwork) -> Iterator[str]:
+def cluster(
+    gateway: GatewayProcess, emr: Any, ec2: Any, network: StudioNetwork, spark_cluster: SparkCluster
+) -> Iterator[str]:
     ensure_emr_default_roles(gateway.client("iam"))
-    cluster_id = str(emr.run_job_flow(**job_flow(network.subnet_ids[0]))["JobFlowId"])
+    # What an EC2 user opens for executors on their own machines: the master's drivers listen on
+    # its ephemeral ports (Spark's default), inbound from the Spark network's CIDR, nothing else.
+    low, high = EPHEMERAL
+    drivers = ec2.create_security_group(
+        GroupName="spark-executors", Description="executors call the drivers", VpcId=network.vpc_id
+    )["GroupId"]
+    ec2.authorize_security_group_ingress(
+        GroupId=drivers,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": low, "ToPort": high,
+                        "IpRanges": [{"CidrIp": spark_cluster.cidr}]}],
+    )  # fmt: skip
+    cluster_id = str(emr.run_job_flow(**job_flow(network.subnet_ids[0], [drivers]))["JobFlowId"])
     try:
         yield cluster_id
     finally:
@@ -200,8 +230,13 @@ def test_a_step_runs_its_executors_on_the_external_worker(
     assert groups["MASTER"]["RunningInstanceCount"] == 1
     [master] = nodes_of(docker_client, cluster)
     assert master.labels["emustudio.instance-role"] == "MASTER"
-    # It is on its subnet's network and on the Spark cluster's.
-    assert spark_cluster.network.name in master.attrs["NetworkSettings"]["Networks"]
+    # It is on its subnet's network and on the Spark cluster's, where its security groups
+    # admit the drivers' ports from the Spark network and nothing else: not Enterprise Gateway.
+    address = SparkCluster.ip(master, spark_cluster.network.name)
+    ports = master.exec_run(["cat", "/proc/sys/net/ipv4/ip_local_port_range"]).output.split()
+    assert tuple(int(p) for p in ports) == EPHEMERAL
+    assert not spark_cluster.worker_connects(address, 18888)
+    assert not spark_cluster.worker_connects(address, 18080)
 
     # A resize has nothing to act on: AWS-shaped refusal, nothing changes.
     with pytest.raises(ClientError) as exc:

@@ -54,6 +54,31 @@ def test_images_are_built_with_their_inputs_labelled(
     assert not config.get("Healthcheck")  # readiness once, liveness from Docker's events
     assert config["Cmd"] == ["jupyter", "lab"]
     assert any(e.startswith("PATH=/opt/venv/bin:") for e in config["Env"])
+    # Issue 14's aim; the build copies a slimmed file tree into one layer (slim.sh).
+    assert client.images.get(workspace_images.workspace).attrs["Size"] <= 200e6
+
+
+def test_the_slimmed_image_keeps_what_a_workspace_runs(
+    workspace_images: BuiltImages, client: Any
+) -> None:
+    """What slim.sh must not take: the debugger (and its compiled tracer), pip, the kernel's
+    and terminals' modules, the standard library's C modules, a shell and its tools."""
+    script = (
+        "import ssl, sqlite3, ctypes, decimal, lzma, bz2, readline, curses, zoneinfo, dbm;"
+        "import debugpy, ipykernel, jupyter_server_terminals, terminado, jedi, pip;"
+        "from _pydevd_bundle import pydevd_cython;"
+        "import subprocess;"
+        "print(pydevd_cython.__file__.endswith('.so'), subprocess.run(['bash', '-c', 'echo é | grep -c é | sed s/1/one/ | tr a-z A-Z'],"
+        " capture_output=True, text=True).stdout.strip())"
+    )
+    out = client.containers.run(
+        workspace_images.workspace,
+        ["python3", "-c", f"import debugpy._vendored.force_pydevd; {script}"],
+        remove=True,
+        network_mode="none",
+        labels={"emustudio.instance": "test-images"},
+    )
+    assert out.decode().split() == ["True", "ONE"]
 
 
 def test_workspace_image_runs_python_and_the_extension(

@@ -14,6 +14,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -730,8 +731,18 @@ def test_every_checksum_algorithm_is_checked_and_a_mismatch_writes_nothing(
         good = {member: base64.b64encode(right).decode()}
     else:
         good = {"ChecksumAlgorithm": algorithm}
-    s3.put_object(Bucket=bucket, Key="good", Body=data, **good)
-    assert s3.get_object(Bucket=bucket, Key="good")["Body"].read() == data
+    put = s3.put_object(Bucket=bucket, Key="good", Body=data, **good)
+    expected = base64.b64encode(right).decode()
+    assert (put[member], put["ChecksumType"]) == (expected, "FULL_OBJECT")
+    # Kept with the object: answered when asked for (boto3 checks the bytes it gets against
+    # the CRCs, SHAs and XXHASHes), never as the user's metadata, never for a range.
+    got = s3.get_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert got["Body"].read() == data
+    assert (got[member], got["ChecksumType"], got["Metadata"]) == (expected, "FULL_OBJECT", {})
+    head = s3.head_object(Bucket=bucket, Key="good", ChecksumMode="ENABLED")
+    assert (head[member], head["ChecksumType"]) == (expected, "FULL_OBJECT")
+    ranged = s3.get_object(Bucket=bucket, Key="good", Range="bytes=0-9", ChecksumMode="ENABLED")
+    assert member not in ranged and ranged["Body"].read() == data[:10]
     wrong = base64.b64encode(bytes(len(right))).decode()
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket=bucket, Key="wrong", Body=data, **{member: wrong})
@@ -753,6 +764,86 @@ def test_every_checksum_algorithm_is_checked_and_a_mismatch_writes_nothing(
     )
     assert status == 400 and b"<Code>BadDigest</Code>" in body
     assert keys(s3, bucket) == ["good", "trailed"]
+    head = s3.head_object(Bucket=bucket, Key="trailed", ChecksumMode="ENABLED")
+    assert head[member] == expected  # a trailer's checksum is kept too (a body read whole)
+
+
+def test_a_stored_checksum_cannot_be_forged_through_metadata(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    forged = {"x-emustudio-checksum": "sha256:" + base64.b64encode(bytes(32)).decode()}
+    s3.put_object(
+        Bucket=bucket, Key="k", Body=b"data", Metadata={**forged, "owner": "me"},
+        ChecksumAlgorithm="SHA256",
+    )  # fmt: skip
+    head = s3.head_object(Bucket=bucket, Key="k", ChecksumMode="ENABLED")
+    real = base64.b64encode(hashlib.sha256(b"data").digest()).decode()
+    assert (head["ChecksumSHA256"], head["Metadata"]) == (real, {"owner": "me"})
+    plain = gateway.client("s3", config=Config(response_checksum_validation="when_required"))
+    assert "ChecksumSHA256" not in plain.head_object(Bucket=bucket, Key="k")  # not asked for
+
+
+def test_multipart_checksums_are_composite_or_full_object_as_s3_makes_them(s3: Any) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    parts = [os.urandom(5 * MB), os.urandom(1000)]
+
+    def upload(key: str, **kind: str) -> tuple[str, list[dict[str, Any]]]:
+        upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, **kind)["UploadId"]
+        done = []
+        for number, data in enumerate(parts, 1):
+            part = s3.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data,
+                ChecksumAlgorithm=kind["ChecksumAlgorithm"],
+            )  # fmt: skip
+            member = "Checksum" + kind["ChecksumAlgorithm"]
+            done.append({"PartNumber": number, "ETag": part["ETag"], member: part[member]})
+        return upload_id, done
+
+    # COMPOSITE: the checksum of the parts' checksums, with the number of parts after it.
+    upload_id, done = upload("composite", ChecksumAlgorithm="SHA256")
+    assert done[0]["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(parts[0]).digest()).decode()
+    wrong = [{**done[0], "ChecksumSHA256": base64.b64encode(bytes(32)).decode()}, done[1]]
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(
+            Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": wrong}
+        )
+    assert code_of(info) == "InvalidPart"
+    finished = s3.complete_multipart_upload(
+        Bucket=bucket, Key="composite", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    inner = hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in parts)).digest()
+    composite = base64.b64encode(inner).decode() + "-2"
+    assert (finished["ChecksumSHA256"], finished["ChecksumType"]) == (composite, "COMPOSITE")
+    head = s3.head_object(Bucket=bucket, Key="composite", ChecksumMode="ENABLED")
+    assert (head["ChecksumSHA256"], head["ChecksumType"]) == (composite, "COMPOSITE")
+    attributes = s3.get_object_attributes(
+        Bucket=bucket, Key="composite",
+        ObjectAttributes=["ETag", "Checksum", "ObjectParts", "ObjectSize", "StorageClass"],
+    )  # fmt: skip
+    assert attributes["Checksum"] == {"ChecksumSHA256": composite, "ChecksumType": "COMPOSITE"}
+    assert attributes["ObjectParts"]["TotalPartsCount"] == 2
+    assert attributes["ObjectSize"] == sum(len(p) for p in parts)
+    assert attributes["ETag"] == head["ETag"].strip('"')
+    assert attributes["StorageClass"] == "STANDARD"
+    # FULL_OBJECT: the CRC of the whole object, which boto3 checks the download against.
+    upload_id, done = upload("full", ChecksumAlgorithm="CRC32", ChecksumType="FULL_OBJECT")
+    finished = s3.complete_multipart_upload(
+        Bucket=bucket, Key="full", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    whole = base64.b64encode(zlib.crc32(b"".join(parts)).to_bytes(4, "big")).decode()
+    assert (finished["ChecksumCRC32"], finished["ChecksumType"]) == (whole, "FULL_OBJECT")
+    got = s3.get_object(Bucket=bucket, Key="full", ChecksumMode="ENABLED")
+    assert (got["ChecksumCRC32"], got["ChecksumType"]) == (whole, "FULL_OBJECT")
+    assert got["Body"].read() == b"".join(parts)
+    # A full-object checksum is a CRC's only.
+    with pytest.raises(ClientError) as info:
+        s3.create_multipart_upload(
+            Bucket=bucket, Key="no", ChecksumAlgorithm="SHA256", ChecksumType="FULL_OBJECT"
+        )
+    assert code_of(info) == "InvalidRequest"
 
 
 def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest(
@@ -770,6 +861,19 @@ def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest
     refused = aws_cli(gateway, *put, "--checksum-sha512", wrong, check=False)
     assert refused.returncode != 0 and "BadDigest" in refused.stderr, refused.stderr
     assert keys(s3, bucket) == ["SHA512", "XXHASH128"]
+    head = aws_cli(
+        gateway, "s3api", "head-object", "--bucket", bucket, "--key", "SHA512",
+        "--checksum-mode", "ENABLED",
+    )  # fmt: skip
+    digest = base64.b64encode(hashlib.sha512(source.read_bytes()).digest()).decode()
+    assert json.loads(head.stdout)["ChecksumSHA512"] == digest
+    attributes = aws_cli(
+        gateway, "s3api", "get-object-attributes", "--bucket", bucket, "--key", "SHA512",
+        "--object-attributes", "Checksum", "ObjectSize",
+    )  # fmt: skip
+    answer = json.loads(attributes.stdout)
+    assert answer["Checksum"] == {"ChecksumSHA512": digest, "ChecksumType": "FULL_OBJECT"}
+    assert answer["ObjectSize"] == 100_000 and "ETag" not in answer
 
 
 def _unsigned(
@@ -1122,3 +1226,22 @@ def test_assume_role_across_accounts_needs_trust_and_identity(
     identity = session.get_caller_identity()
     assert identity["Account"] == "000000000000"
     assert identity["Arn"] == f"arn:aws:sts::000000000000:assumed-role/shared-{suffix}/job"
+
+
+def test_the_access_log_keeps_failed_s3_calls_and_leaves_out_the_rest(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Calls that went well are CloudTrail's to record (a log line per small object would cost
+    a fair share of its time); the ones that failed are still in the gateway's log."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="present", Body=b"x")
+    s3.get_object(Bucket=bucket, Key="present")["Body"].read()
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="absent")
+    deadline = time.monotonic() + 10
+    while f"/{bucket}/absent" not in gateway.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [line for line in gateway.log().splitlines() if f"/{bucket}/" in line]
+    assert any("404 GET" in line and "/absent" in line for line in lines), lines
+    assert not any("/present" in line for line in lines), lines

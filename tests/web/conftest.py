@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from emustudio.testing.browser import ChromiumMissing, fresh_context
+from emustudio.testing.browser import chromium_browser as chromium_browser_of_debian
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import Users
 from emustudio.testing.pages import Browser
@@ -57,7 +59,22 @@ def rows(gateway: GatewayProcess) -> Iterator[Rows]:
     made.close()
 
 
+@pytest.fixture(scope="module")
+def chromium_browser() -> Iterator[Any]:
+    """Debian's Chromium through Playwright, launched once a module: a launch costs a second or
+    more, a new context of a running browser a tenth of that. Not once a session: Playwright's
+    sync API keeps an event loop running while its browser lives, which asyncio tests of other
+    modules must not meet."""
+    try:
+        with chromium_browser_of_debian() as browser:
+            yield browser
+    except ChromiumMissing as exc:
+        pytest.fail(str(exc))
+
+
 @pytest.fixture
-def chromium(emu_chromium: Any) -> Any:
-    """Debian's Chromium through Playwright, a fresh profile per test (the plugin's)."""
-    return emu_chromium
+def chromium(chromium_browser: Any) -> Iterator[Any]:
+    """A new context of the module's Chromium for the test: it shares no cookies, storage,
+    cache or permissions with any other, as the plugin's ``emu_chromium`` (a fresh profile)."""
+    with fresh_context(chromium_browser) as context:
+        yield context

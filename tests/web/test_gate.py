@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import Users, allow, editor_arn
 from emustudio.testing.pages import Browser
 from tests.web.doubles import Rows, Upstream
@@ -259,3 +260,25 @@ def test_a_policy_change_takes_effect_at_the_next_request(
     users.iam.delete_user_policy(UserName=name, PolicyName="studio")
     with Untouched(upstream):
         assert browser.get(host, lab(workspace)).status == 403
+
+
+def test_a_polled_refusal_is_logged_once_when_decided(
+    browser: Browser,
+    studios: dict[str, str],
+    rows: Rows,
+    opener: str,
+    upstream: Upstream,
+    gateway: GatewayProcess,
+) -> None:
+    """A client polling a Workspace that is not running gets its 409 every time, but the
+    gateway's log says so once (the gate's decision), not once per request."""
+    starting = rows.add(studios["A"], endpoint=None, status="Starting")
+    host = browser.host(studios["A"])
+    assert browser.sign_in(studios["A"], opener).status == 303
+    with Untouched(upstream):
+        for _ in range(5):
+            polled = browser.get(host, f"/workspaces/{starting}/api/status", headers=XHR)
+            assert polled.status == 409
+    log = gateway.log()
+    assert log.count(f"workspace {starting}: 409 for ") == 1
+    assert f"/workspaces/{starting}/api/status" not in log  # no access-log line per request

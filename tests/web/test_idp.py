@@ -239,3 +239,23 @@ def test_a_users_file_names_one_password_kind() -> None:
         parse_users("users: {eve: {password_hash: md5$abc}}")
     [eve] = parse_users(f"users: {{eve: {{password_hash: '{password_hash('pw')}'}}}}").values()
     assert eve.check_password("pw") and not eve.check_password("pw ")
+
+
+def test_metadata_is_what_pysaml2_writes_and_needs_no_pysaml2_server(tmp_path: Path) -> None:
+    """The demo registers the IdP's metadata at every start; it is written without loading
+    pysaml2's IdP (its XML schemas), and says what pysaml2 itself would say."""
+    from saml2.metadata import create_metadata_string
+
+    from emustudio.auth.idp import BuiltinIdp, UsersFile, idp_config
+
+    idp = BuiltinIdp(UsersFile(tmp_path / "users.yaml"), tmp_path, base_url='http://h:1/a"b&c')
+    ours = idp.metadata()
+    assert idp._server is None  # the first sign-in makes it
+    config = idp_config(
+        idp.entity_id,
+        tmp_path / "idp-key.pem",
+        tmp_path / "idp-cert.pem",
+        sso_url=idp.sso_url,
+    )
+    assert ours == create_metadata_string(None, config=config, valid=24 * 365).decode()
+    assert idp.server.config.entityid == idp.entity_id

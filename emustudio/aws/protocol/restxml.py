@@ -58,6 +58,7 @@ ROOT_ELEMENTS = {
     "CompleteMultipartUpload": "CompleteMultipartUploadResult",
     "ListParts": "ListPartsResult",
     "ListMultipartUploads": "ListMultipartUploadsResult",
+    "GetObjectAttributes": "GetObjectAttributesOutput",
 }
 
 
@@ -223,9 +224,7 @@ class RestXmlParser(ProtocolParser):
             return op_model, params
         bucket, key = split_path(req.path_style)
         payload = shape.serialization.get("payload")
-        for name, member in shape.members.items():
-            location = member.serialization.get("location")
-            wire: str = member.serialization.get("name", name)
+        for name, member, location, wire in layout(shape):
             if location == "uri":
                 value = bucket if wire == "Bucket" else key if wire == "Key" else None
                 if value is not None:
@@ -352,6 +351,41 @@ def http_date(value: Any) -> str:
     return email.utils.format_datetime(to_datetime(value), usegmt=True)
 
 
+_Member = tuple[str, Shape, str | None, str]
+# By the shape's id, the shape kept beside its layout so that an id is never reused under it
+# (the models are loaded once, so this holds one entry per structure met).
+_LAYOUTS: dict[int, tuple[Shape, tuple[_Member, ...]]] = {}
+
+
+def layout(shape: Shape) -> tuple[_Member, ...]:
+    """A structure's members as (name, shape, location, wire name), read from the model once
+    per shape: botocore's ``serialization`` lookups, member by member, on every request cost a
+    small object's call more than its headers."""
+    found = _LAYOUTS.get(id(shape))
+    if found is not None and found[0] is shape:
+        return found[1]
+    members = tuple(
+        (name, member, member.serialization.get("location"),
+         member.serialization.get("name", name))
+        for name, member in shape.members.items()
+    )  # fmt: skip
+    _LAYOUTS[id(shape)] = (shape, members)
+    return members
+
+
+_NAMED: dict[int, tuple[Shape, dict[str, tuple[Shape, str | None, str]]]] = {}
+
+
+def named_layout(shape: Shape) -> dict[str, tuple[Shape, str | None, str]]:
+    """:func:`layout` by member name."""
+    found = _NAMED.get(id(shape))
+    if found is not None and found[0] is shape:
+        return found[1]
+    named = {name: (member, location, wire) for name, member, location, wire in layout(shape)}
+    _NAMED[id(shape)] = (shape, named)
+    return named
+
+
 class RestXmlSerializer(ProtocolSerializer):
     writer = XmlWriter()
 
@@ -374,12 +408,12 @@ class RestXmlSerializer(ProtocolSerializer):
             return HttpResponse(status, headers, b"")
         body_members: dict[str, Any] = {}
         payload = shape.serialization.get("payload")
-        for name, member in shape.members.items():
-            value = result.get(name)
-            if value is None:
+        by_name = named_layout(shape)
+        for name, value in result.items():  # a dozen results, not every member of the output
+            entry = by_name.get(name)
+            if entry is None or value is None:
                 continue
-            location = member.serialization.get("location")
-            wire: str = member.serialization.get("name", name)
+            member, location, wire = entry
             if location == "header":
                 headers[wire] = self.header_text(member, value)
             elif location == "headers":

@@ -84,8 +84,15 @@ def _check(
     if type_name == "structure":
         if shape.is_document_type or not isinstance(value, dict):
             return
-        required = set(shape.required_members)
-        for name, member in shape.members.items():
+        order, required = _structure(shape)
+        members = shape.members
+        # The members given and the required ones, in model order: a request names a few of
+        # an operation's members (S3's PutObject has forty), so those are all looked at.
+        names = sorted(
+            {n for n in value if n in order} | required, key=order.__getitem__
+        )  # fmt: skip
+        for name in names:
+            member = members[name]
             step = Step("member", name, member)
             member_value = value.get(name)
             if member_value is None:
@@ -142,6 +149,19 @@ def _check(
             fail(f"Member must have value greater than or equal to {_number(low)}")
         if high is not None and value > high:
             fail(f"Member must have value less than or equal to {_number(high)}")
+
+
+_STRUCTURES: dict[int, tuple[Shape, dict[str, int], frozenset[str]]] = {}
+
+
+def _structure(shape: Shape) -> tuple[dict[str, int], frozenset[str]]:
+    """A structure's member order and required members, read from the model once per shape."""
+    found = _STRUCTURES.get(id(shape))
+    if found is None or found[0] is not shape:
+        order = {name: i for i, name in enumerate(shape.members)}
+        found = (shape, order, frozenset(shape.required_members))
+        _STRUCTURES[id(shape)] = found
+    return found[1], found[2]
 
 
 def _check_length(metadata: dict[str, Any], length: int, fail: Any) -> None:

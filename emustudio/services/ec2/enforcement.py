@@ -19,6 +19,12 @@ protocol and ports intersecting), as EC2 evaluates it. Groups are stateful: repl
 lists and IPv6 ranges match nothing here (the subnets are IPv4 and there are no prefix lists).
 Only containers of one subnet network are judged: Docker keeps different bridges apart anyway.
 
+A master node of the standalone engine also sits on a foreign bridge, the user's network where
+their Spark workers call its drivers back (``engines/standalone.py``). There its own groups'
+inbound CIDR rules decide what reaches it, matched against the senders' addresses on that
+network (outside the VPC, as on-premises machines are to EC2); a rule naming a group matches
+nothing there, and what the node sends is not judged.
+
 :class:`GroupEnforcement` recomputes the whole allow list and hands it to the firewall
 (``runtime/firewall.py``): after every change of a group's rules (before the API answers), and
 whenever one of this gateway's containers starts, stops, or joins or leaves a network (Docker's
@@ -131,6 +137,23 @@ def allowed(
     return out
 
 
+def from_outside(
+    dst_groups: Iterable[str], dst_ip: str, rules: Mapping[str, list[Rule]]
+) -> list[Allow]:
+    """What the groups' inbound IPv4 CIDR rules admit to ``dst_ip`` from outside the VPC."""
+    out = []
+    for group in dst_groups:
+        for rule in rules.get(group, []):
+            if rule["egress"] or not rule.get("cidr_ipv4"):
+                continue
+            if (both := _intersect(_ANY, rule)) is not None:
+                out.append(Allow(rule["cidr_ipv4"], dst_ip, *both))
+    return out
+
+
+_ANY: Rule = {"protocol": "-1"}
+
+
 def plan(
     session: Session, bridges: Iterable[Bridge], members: Iterable[Member]
 ) -> dict[str, list[Allow]]:
@@ -146,6 +169,10 @@ def plan(
     for bridge in bridges:
         here = [(m, m.addresses[bridge.network]) for m in members if bridge.network in m.addresses]
         allows = out.setdefault(bridge.network, [])
+        if bridge.foreign:
+            for dst, dst_ip in here:
+                allows += from_outside(groups[dst.container_id], dst_ip, rules)
+            continue
         for src, src_ip in here:
             for dst, dst_ip in here:
                 if src.container_id == dst.container_id:
@@ -200,7 +227,12 @@ class GroupEnforcement:
             bridges = await self.firewall.bridges()
             members = await self.firewall.members()
             allows = await self.store.tx(lambda s: plan(s, bridges, members))
-            await self.firewall.apply(bridges, allows)
+            guarded = {
+                b.network: [m.addresses[b.network] for m in members if b.network in m.addresses]
+                for b in bridges
+                if b.foreign
+            }
+            await self.firewall.apply(bridges, allows, guarded)
             self._applied = upto
 
     def schedule(self) -> None:
@@ -219,7 +251,8 @@ class GroupEnforcement:
     def _on_event(self, event: dict[str, Any]) -> None:
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         if event.get("Type") == "network":
-            ours = str(attributes.get("name", "")).startswith(self._network_prefix)
+            name = str(attributes.get("name", ""))
+            ours = name.startswith(self._network_prefix) or name in self.firewall.foreign_networks
         else:
             ours = attributes.get(L_INSTANCE) == self._instance_id
         if ours:

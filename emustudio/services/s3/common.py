@@ -13,6 +13,7 @@ from emustudio.context import Principal, RequestContext
 from emustudio.iam import deny_message
 from emustudio.iam.evaluate import Decision
 from emustudio.services.base import Service
+from emustudio.services.s3.checksums import Checksums
 from emustudio.services.s3.errors import s3_error
 from emustudio.services.s3.forward import Forwarder
 from emustudio.services.s3.markers import Markers
@@ -66,6 +67,7 @@ class S3Base(Service):
         self.account_id = account_id
         self.markers = Markers(markers)
         self.access = access
+        self.checksums = Checksums(store)
 
     async def may(self, ctx: RequestContext, action: str, resource: str) -> AwsError | None:
         """None if the caller may ``action`` on ``resource``, else S3's refusal."""

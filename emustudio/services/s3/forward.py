@@ -12,10 +12,10 @@ from __future__ import annotations
 import email.utils
 from collections.abc import AsyncIterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from botocore import parsers, serialize
-from botocore.model import ServiceModel
+from botocore.model import ServiceModel, Shape
 from botocore.utils import parse_timestamp
 
 from emustudio.s3.store import StoreClient, StoreUnavailable
@@ -32,13 +32,26 @@ _NOT_FORWARDED = frozenset(
 # Bodies up to this size are read whole before they go to the store.
 _SMALL_BODY = 256 * 1024
 
+# The checksum a PutObject was checked against (``<algorithm>:<base64>``), kept as the stored
+# object's metadata under this name: the store keeps it with the bytes, copies carry it, and
+# GetObject/HeadObject with ``ChecksumMode`` answer it. Never shown as the user's metadata,
+# never taken from the user's.
+CHECKSUM_META = "x-emustudio-checksum"
+_STORED = ("GetObject", "HeadObject")
+
+
+class Checked(Protocol):
+    """The checksums a request body was checked against (``Payload``), once it is read."""
+
+    expected: dict[str, str]
+
 
 class Forwarder:
     def __init__(self, client: StoreClient, model: ServiceModel) -> None:
         self.client = client
         self.model = model
         self.serializer = serialize.create_serializer("rest-xml", include_validation=False)
-        self.parser = parsers.RestXMLParser(timestamp_parser=_timestamp)
+        self.parser = _StoreParser(timestamp_parser=_timestamp)
 
     async def call(
         self,
@@ -48,13 +61,18 @@ class Forwarder:
         body: AsyncIterable[bytes] | None = None,
         length: int | None = None,
         stream_result: bool = False,
+        checked: Checked | None = None,
     ) -> dict[str, Any]:
+        """``checked``: the body's checks (``PutObject``, ``UploadPart``), whose checksum is
+        answered, and for ``PutObject`` stored with the object."""
         op = self.model.operation_model(operation)
         sent = {
             k: v
             for k, v in params.items()
             if k not in _NOT_FORWARDED and k != "Body" and not k.startswith("Checksum")
         }
+        if CHECKSUM_META in (sent.get("Metadata") or {}):
+            sent["Metadata"] = {k: v for k, v in sent["Metadata"].items() if k != CHECKSUM_META}
         if "ContentEncoding" in sent:
             # aws-chunked is how the body came, not how it is stored (S3 drops it too).
             kept = [e for e in sent["ContentEncoding"].split(",") if e.strip() != "aws-chunked"]
@@ -80,6 +98,11 @@ class Forwarder:
             payload = b"".join([piece async for piece in body])
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
+        if checked is not None and checked.expected and operation == "PutObject":
+            # Known now for a header, or a trailer of a body read whole; a trailer of a body
+            # still to stream comes too late to go with the object (it is answered, not kept).
+            algorithm, value = next(iter(checked.expected.items()))
+            headers[f"x-amz-meta-{CHECKSUM_META}"] = f"{algorithm}:{value}"
         try:
             response = await self.client.send(
                 request["method"], path, query, headers, payload, length
@@ -106,10 +129,83 @@ class Forwarder:
                 parsed["Body"] = await response.read(_SMALL_BODY)
             else:
                 parsed["Body"] = response.body()
-            return _lowered_metadata(parsed)
+            return _stored_checksum(operation, params, _lowered_metadata(parsed))
         data = await response.read()
         result: dict[str, Any] = self.parser.parse({**raw, "body": data}, op.output_shape)
-        return _lowered_metadata(result)
+        if checked is not None and checked.expected:
+            algorithm, value = next(iter(checked.expected.items()))
+            result[f"Checksum{algorithm.upper()}"] = value
+            if operation == "PutObject":
+                result["ChecksumType"] = "FULL_OBJECT"
+        return _stored_checksum(operation, params, _lowered_metadata(result))
+
+
+def _stored_checksum(
+    operation: str, params: dict[str, Any], result: dict[str, Any]
+) -> dict[str, Any]:
+    """The object's kept checksum out of its metadata, and into the answer when asked for
+    (``ChecksumMode: ENABLED``) of the whole object: a range or a part has none, as on S3."""
+    kept = result.get("Metadata", {}).pop(CHECKSUM_META, None) if operation in _STORED else None
+    whole = "Range" not in params and "PartNumber" not in params
+    if kept and params.get("ChecksumMode") == "ENABLED" and whole:
+        algorithm, _, value = kept.partition(":")
+        result[f"Checksum{algorithm.upper()}"] = value
+        result["ChecksumType"] = "FULL_OBJECT"
+    return result
+
+
+_HeaderLayout = tuple[dict[str, tuple[str, Shape]], tuple[tuple[str, str], ...], tuple[str, ...]]
+
+
+class _StoreParser(parsers.RestXMLParser):  # type: ignore[misc]  # botocore is untyped
+    """botocore's reader of the store's answers, with its header part driven by the headers
+    the answer has (a dozen) rather than by the output's members (some forty for GetObject,
+    each looked up in the headers on every call). Same results: each header member is read by
+    botocore's own type handling."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._layouts: dict[int, tuple[Shape, _HeaderLayout]] = {}
+
+    def _layout(self, shape: Shape) -> _HeaderLayout:
+        found = self._layouts.get(id(shape))
+        if found is not None and found[0] is shape:
+            return found[1]
+        by_header: dict[str, tuple[str, Shape]] = {}
+        maps: list[tuple[str, str]] = []
+        status: list[str] = []
+        for name, member in shape.members.items():
+            location = member.serialization.get("location")
+            wire = member.serialization.get("name", name)
+            if location == "header":
+                by_header[wire.lower()] = (name, member)
+            elif location == "headers":
+                maps.append((name, wire.lower()))
+            elif location == "statusCode":
+                status.append(name)
+        made = (by_header, tuple(maps), tuple(status))
+        self._layouts[id(shape)] = (shape, made)
+        return made
+
+    def _parse_non_payload_attrs(
+        self,
+        response: dict[str, Any],
+        shape: Shape,
+        member_shapes: Any,
+        final_parsed: dict[str, Any],
+    ) -> None:
+        by_header, maps, status = self._layout(shape)
+        headers: dict[str, str] = response["headers"]
+        for header, value in dict.items(headers):  # names already lower case
+            hit = by_header.get(header)
+            if hit is not None:
+                final_parsed[hit[0]] = self._parse_shape(hit[1], value)
+        for name, prefix in maps:
+            final_parsed[name] = {
+                h[len(prefix) :]: v for h, v in dict.items(headers) if h.startswith(prefix)
+            }
+        for name in status:
+            final_parsed[name] = self._parse_shape(shape.members[name], response["status_code"])
 
 
 class _Headers(dict[str, str]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from emustudio.iam import AuthzRequest, evaluate_trust
 from emustudio.services.sts.common import AccessDenied, Issued, StsBase, trust_policy
+from emustudio.store.iam_tables import IamRole
 
 EMR_SERVICE = "elasticmapreduce.amazonaws.com"
 
@@ -32,16 +33,12 @@ class StudioSessionOperations(StsBase):
         ``duration`` is capped at the role's ``MaxSessionDuration``. Raises ``AccessDenied`` when
         the role does not exist or does not trust EMR.
         """
-        role = await self.iam.get_role(role_arn)
-        denied = AccessDenied(
+        role = await self._trusting(
+            role_arn,
+            EMR_SERVICE,
             f"EMR Studio could not assume {role_arn}: the role does not exist or its trust policy"
-            f" does not allow {EMR_SERVICE} to call sts:AssumeRole."
+            f" does not allow {EMR_SERVICE} to call sts:AssumeRole.",
         )
-        if role is None:
-            raise denied
-        request = AuthzRequest("sts:AssumeRole", role_arn, EMR_SERVICE, {})
-        if not evaluate_trust(request, trust_policy(role), {"Service": [EMR_SERVICE]}).allowed:
-            raise denied
         return await self.issue_role_session(
             role,
             session_name,
@@ -59,14 +56,21 @@ class StudioSessionOperations(StsBase):
         EC2 for an instance profile's role (the session named by the instance id). No session
         policy: the role's own policies decide. Raises ``AccessDenied`` when the role does not
         exist or does not trust ``service``."""
-        role = await self.iam.get_role(role_arn)
-        denied = AccessDenied(
+        role = await self._trusting(
+            role_arn,
+            service,
             f"{service} could not assume the role {role_arn}: the role does not exist"
-            f" or its trust policy does not allow {service} to call sts:AssumeRole."
+            f" or its trust policy does not allow {service} to call sts:AssumeRole.",
         )
+        return await self.issue_role_session(role, session_name, 900)
+
+    async def _trusting(self, role_arn: str, service: str, refusal: str) -> IamRole:
+        """The role ``role_arn`` if it exists and trusts ``service`` to assume it; else
+        ``AccessDenied`` with ``refusal`` (the one message for both: AWS tells no more)."""
+        role = await self.iam.get_role(role_arn)
         if role is None:
-            raise denied
+            raise AccessDenied(refusal)
         request = AuthzRequest("sts:AssumeRole", role_arn, service, {})
         if not evaluate_trust(request, trust_policy(role), {"Service": [service]}).allowed:
-            raise denied
-        return await self.issue_role_session(role, session_name, 900)
+            raise AccessDenied(refusal)
+        return role

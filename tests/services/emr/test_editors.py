@@ -158,7 +158,7 @@ def test_a_gateway_restart_keeps_running_workspaces(
         except ClientError as exc:
             assert exc.response["Error"]["Message"] == f"Workspace {editor_id} does not exist."
             break
-        time.sleep(0.5)
+        time.sleep(0.05)
     assert container_of(docker_client, editor_id) is None
 
 
