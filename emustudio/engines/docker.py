@@ -40,7 +40,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
-from emustudio.engines import emrfs
+from emustudio.engines import decommission, emrfs
 from emustudio.engines.base import (
     ClusterEngine,
     ClusterSpec,
@@ -138,7 +138,9 @@ class DockerClusterEngine(ClusterEngine):
         env = emrfs.environment(
             endpoint, f"http://{address}:{self._reach.port(METADATA)}", self._region
         )
-        env["EMR_SPARK_DEFAULTS"] = json.dumps(emrfs.spark_defaults(endpoint) | spec.spark_defaults)
+        env["EMR_SPARK_DEFAULTS"] = json.dumps(
+            emrfs.spark_defaults(endpoint) | decommission.SPARK_DEFAULTS | spec.spark_defaults
+        )
         return env
 
     async def add_nodes(self, spec: ClusterSpec, nodes: list[NodeSpec]) -> list[NodeInfo]:
@@ -154,6 +156,12 @@ class DockerClusterEngine(ClusterEngine):
             with contextlib.suppress(Exception):
                 await self.remove_nodes(spec.cluster_id, [n.instance_id for n in nodes])
             raise
+
+    async def decommission_nodes(
+        self, cluster_id: str, instance_ids: list[str], timeout: float
+    ) -> None:
+        names = [self.container_name(cluster_id, i) for i in instance_ids]
+        await decommission.drain(self._docker, names, timeout)
 
     async def remove_nodes(self, cluster_id: str, instance_ids: list[str]) -> None:
         names = [self.container_name(cluster_id, i) for i in instance_ids]
@@ -337,7 +345,12 @@ class DockerClusterEngine(ClusterEngine):
         await self._docker.run(lambda c: c.containers.get(master).put_archive("/", archive))
         # The shell records its pid, then becomes the command (cancel_step signals that pid),
         # its output in the step's log files, where EMR keeps them on the master.
-        script = f'echo $$ > {pid_file}; exec "$@" >{logs}/stdout 2>{logs}/stderr'
+        # A cancel that came before the pid file is seen here (it marks first, then reads).
+        marked = f"/tmp/step-{step_id}.cancelled"
+        script = (
+            f"echo $$ > {pid_file}; [ -e {marked} ] && exit 143;"
+            f' exec "$@" >{logs}/stdout 2>{logs}/stderr'
+        )
         command = ["/bin/sh", "-c", script, "step", *argv]
 
         def _exec(client: docker.DockerClient) -> tuple[int, dict[str, bytes]]:
@@ -383,8 +396,9 @@ class DockerClusterEngine(ClusterEngine):
 
         code, out, err = await self._steps.run(_exec)
         return StepOutcome(
-            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:]
-        )
+            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:],
+            logs={"stdout": out[-MAX_LOG_BYTES:], "stderr": err[-MAX_LOG_BYTES:]},
+        )  # fmt: skip
 
     async def _was_cancelled(self, master: str, step_id: str) -> bool:
         def _check(client: docker.DockerClient) -> bool:
