@@ -39,6 +39,12 @@ from typing import Any
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.display import HTML, display
 
+# Imported here, in the kernel's main thread, never first in the session's thread: IPython
+# edits sys.path while it runs the start-up file, and an import walking sys.path in another
+# thread at that moment can skip site-packages ("No module named 'pyspark'", seen here).
+from pyspark import SparkContext
+from pyspark.sql import SparkSession, SQLContext
+
 USER = re.sub(r"[^A-Za-z0-9._@-]", "_", os.environ.get("KERNEL_USERNAME", "") or "emr-notebook")
 os.environ["SPARK_USER"] = USER
 
@@ -116,8 +122,6 @@ class Session:
 
     def _make(self, conf: dict[str, str]) -> None:
         try:
-            from pyspark.sql import SparkSession, SQLContext
-
             builder = SparkSession.builder.appName(f"{USER}-pyspark")
             for key, value in conf.items():
                 builder = builder.config(key, value)
@@ -140,9 +144,6 @@ class Session:
         """Ends the application and its driver JVM, so driver settings apply to the next."""
         if self._thread is not None:
             self._thread.join()
-        from pyspark import SparkContext
-        from pyspark.sql import SparkSession, SQLContext
-
         spark = self.made.get("spark")
         if spark is not None:
             spark.stop()
