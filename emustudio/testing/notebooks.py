@@ -85,14 +85,7 @@ async def _run(workspace: Workspace, path: str, nb: dict[str, Any], timeout: flo
         "POST", "api/sessions",
         {"path": path, "type": "notebook", "kernel": {"name": kernel}}, timeout=300,
     )  # fmt: skip
-    url = workspace.url(f"api/kernels/{session['kernel']['id']}/channels")
-    conn = await websocket.websocket_connect(
-        httpclient.HTTPRequest(
-            url.replace("http", "ws", 1),
-            headers={"Authorization": f"token {workspace.token}"},
-        ),
-        max_message_size=64 << 20,
-    )
+    conn = await _connect(workspace, session["kernel"]["id"])
     try:
         count = 0
         for cell in nb["cells"]:
@@ -113,6 +106,45 @@ async def _run(workspace: Workspace, path: str, nb: dict[str, Any], timeout: flo
         conn.close()
         workspace.request("DELETE", f"api/sessions/{session['id']}")
     return nb
+
+
+def open_kernel(workspace: Workspace, path: str, kernel: str = "pysparkkernel") -> str:
+    """Opens a session on ``path`` with a new kernel of that kernelspec, as JupyterLab does when a
+    notebook is opened (an attached Workspace's kernel starts on the cluster); the kernel's id."""
+    session = workspace.request(
+        "POST", "api/sessions",
+        {"path": path, "type": "notebook", "kernel": {"name": kernel}}, timeout=300,
+    )  # fmt: skip
+    return str(session["kernel"]["id"])
+
+
+def execute(workspace: Workspace, kernel_id: str, code: str, *, timeout: float = 600) -> str:
+    """Runs ``code`` in a running kernel of the Workspace over a new kernel WebSocket (as
+    JupyterLab does when it connects again) and returns its value as shown under the cell
+    (``text/plain``); an error in the cell raises :class:`CellError`."""
+    return asyncio.run(_execute_in(workspace, kernel_id, code, timeout))
+
+
+async def _execute_in(workspace: Workspace, kernel_id: str, code: str, timeout: float) -> str:
+    conn = await _connect(workspace, kernel_id)
+    try:
+        cell = {"outputs": await _execute(conn, code, timeout)}
+    finally:
+        conn.close()
+    if errors := [o for o in cell["outputs"] if o["output_type"] == "error"]:
+        raise CellError("\n".join(f"{e['ename']}: {e['evalue']}" for e in errors))
+    return result_of(cell)
+
+
+async def _connect(workspace: Workspace, kernel_id: str) -> Any:
+    url = workspace.url(f"api/kernels/{kernel_id}/channels")
+    return await websocket.websocket_connect(
+        httpclient.HTTPRequest(
+            url.replace("http", "ws", 1),
+            headers={"Authorization": f"token {workspace.token}"},
+        ),
+        max_message_size=64 << 20,
+    )
 
 
 async def _execute(conn: Any, code: str, timeout: float) -> list[dict[str, Any]]:

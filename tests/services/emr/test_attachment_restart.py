@@ -9,17 +9,14 @@ other modules), one cluster of one master and one core node, one Workspace.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import docker
 import pytest
-from tornado import httpclient, websocket
 
+from emustudio.testing import notebooks
 from emustudio.testing.backup import Workspace
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.resources import wait_for_status
@@ -63,41 +60,6 @@ def cluster(gateway: GatewayProcess, studio_net: StudioNetwork) -> Iterator[str]
     yield cluster_id  # the module's gateway removes its containers when it closes
 
 
-async def execute(workspace: Workspace, kernel_id: str, code: str) -> str:
-    """Run ``code`` in the kernel over a new kernel WebSocket to the Workspace's server (as
-    JupyterLab does after its socket through the gateway dropped); its ``text/plain`` result."""
-    url = workspace.url(f"api/kernels/{kernel_id}/channels").replace("http", "ws", 1)
-    conn = await websocket.websocket_connect(
-        httpclient.HTTPRequest(url, headers={"Authorization": f"token {workspace.token}"})
-    )
-    try:
-        msg_id = uuid.uuid4().hex
-        await conn.write_message(json.dumps({
-            "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-        }))  # fmt: skip
-        result = None
-        while True:
-            raw = await asyncio.wait_for(conn.read_message(), 600)
-            assert raw is not None, "the kernel's WebSocket closed"
-            reply = json.loads(raw)
-            if reply.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = reply["header"]["msg_type"]
-            if kind == "execute_result":
-                result = reply["content"]["data"]["text/plain"]
-            elif kind == "error":
-                raise AssertionError(f"{reply['content']['ename']}: {reply['content']['evalue']}")
-            elif kind == "execute_reply":
-                assert result is not None, reply
-                return str(result)
-    finally:
-        conn.close()
-
-
 def until(check: Any, what: str, timeout: float = 60) -> Any:
     deadline = time.monotonic() + timeout
     while not (found := check()):
@@ -120,14 +82,9 @@ def test_an_attached_workspace_runs_spark_on_its_cluster_after_a_gateway_restart
     wait_for_status(editors, editor_id, "Attached")
 
     workspace = Workspace(gateway, editor_id)
-    session = workspace.request(
-        "POST", "api/sessions",
-        {"path": "restart.ipynb", "type": "notebook", "kernel": {"name": "pysparkkernel"}},
-        timeout=300,
-    )  # fmt: skip
-    kernel_id = session["kernel"]["id"]
+    kernel_id = notebooks.open_kernel(workspace, "restart.ipynb")
     code = "app = spark.sparkContext.applicationId; spark.range(10**6).count()"
-    assert asyncio.run(execute(workspace, kernel_id, code)) == "1000000"
+    assert notebooks.execute(workspace, kernel_id, code) == "1000000"
 
     assert gateway.stop() == 0, gateway.log()
     gateway.start()
@@ -138,7 +95,7 @@ def test_an_attached_workspace_runs_spark_on_its_cluster_after_a_gateway_restart
     assert workspace.request("GET", "emustudio/engine")["attached"]["cluster_id"] == cluster
     # The same kernel, on the cluster, with its Spark application: the notebook goes on.
     code = "(app == spark.sparkContext.applicationId, spark.range(10**6).count())"
-    assert asyncio.run(execute(workspace, kernel_id, code)) == "(True, 1000000)"
+    assert notebooks.execute(workspace, kernel_id, code) == "(True, 1000000)"
     listed = workspace.request("GET", "api/kernels")
     assert [k["id"] for k in listed] == [kernel_id]
 
