@@ -21,7 +21,7 @@ from emustudio.testing.backup import Workspace
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.resources import wait_for_status
 from emustudio.testing.service_role import ensure_emr_default_roles, ensure_studio_service_role
-from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, open_engine_port, studio_args
 from tests.services.emr.test_clusters import job_flow, node_containers
 from tests.web.test_browser import workspace_image
 
@@ -40,13 +40,7 @@ def gateway_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def studio_net(gateway: GatewayProcess) -> StudioNetwork:
     ec2 = gateway.client("ec2")
-    net = make_studio_network(ec2, subnets=1)
-    ec2.authorize_security_group_ingress(
-        GroupId=net.engine_sg,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
-                        "UserIdGroupPairs": [{"GroupId": net.workspace_sg}]}],
-    )  # fmt: skip
-    return net
+    return open_engine_port(ec2, make_studio_network(ec2, subnets=1))
 
 
 @pytest.fixture(scope="module")
