@@ -13,8 +13,9 @@ States, as EMR's::
   ``BOOTSTRAP_FAILURE`` with EMR's message;
 * no step is left: ``WAITING`` if ``KeepJobFlowAliveWhenNoSteps``, else terminate with
   ``ALL_STEPS_COMPLETED`` "Steps completed";
-* ``WAITING`` and idle (no Spark application, no Workspace attached, ``isbusy`` untouched)
-  for the auto-termination policy's ``IdleTimeout``: terminate, ``ALL_STEPS_COMPLETED``;
+* ``WAITING`` and idle (no Spark application, no running Workspace attached, ``isbusy``
+  untouched) for the auto-termination policy's ``IdleTimeout``: terminate,
+  ``ALL_STEPS_COMPLETED``. A stopped Workspace counts for nothing: its kernels ended with it;
 * a step fails with ``ActionOnFailure`` ``TERMINATE_CLUSTER``/``TERMINATE_JOB_FLOW``: the
   pending steps are cancelled and the cluster ends ``TERMINATED_WITH_ERRORS``, ``STEP_FAILURE``
   "Shut down as step failed"; ``CANCEL_AND_WAIT`` cancels the pending steps and goes on;
@@ -466,14 +467,20 @@ class ClusterLife:
     async def _wait_while_waiting(self, cluster_id: str, event: asyncio.Event) -> int | None:
         """Wait, ``WAITING``, for a wake (a step, a terminate, a policy change); the idle
         timeout when the auto-termination policy ends the cluster instead. Idle means what EMR
-        reads: no Spark application, no Workspace attached, ``isbusy`` not touched lately."""
+        reads: no Spark application, no running Workspace attached, ``isbusy`` not touched
+        lately."""
         idle_since = time.monotonic()
         while True:
 
             def policy(session: Session) -> tuple[int | None, bool]:
                 cluster = session.get(Cluster, cluster_id)
+                # A running attached Workspace is a Studio connection; a stopped one that still
+                # names the cluster (to attach again at its start) is not, nor are its kernels.
                 attached = session.exec(
-                    select(Editor.id).where(Editor.attached_cluster_id == cluster_id)
+                    select(Editor.id).where(
+                        Editor.attached_cluster_id == cluster_id,
+                        col(Editor.status).in_(reattach.ATTACH_STATES),
+                    )
                 ).first()
                 return (cluster.auto_termination_idle_seconds if cluster else None,
                         attached is not None)  # fmt: skip
