@@ -6,6 +6,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from tornado import httpserver, ioloop, web
 from tornado.routing import Rule
@@ -49,6 +50,7 @@ from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.instance_s3 import InstanceProfileS3
 from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.services.emr.metadata import InstanceMetadata
+from emustudio.services.emr.reattach import reached_subnets
 from emustudio.services.emr.service_role import ServiceRoleAttach
 from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
 from emustudio.services.iam import IamCredentials, IamService
@@ -122,7 +124,7 @@ class EmuStudio:
         )
         # The kernel route: attached Workspaces' servers reach their cluster's kernels through
         # the gateway's API server, at its address on their subnet (runtime/reach.py).
-        self.kernel_routes = KernelRoutes()
+        self.kernel_routes = KernelRoutes(self.store)
         self.workspaces = make_workspaces(
             settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup,
             self.kernel_route_address,
@@ -197,6 +199,7 @@ class EmuStudio:
             self.clusters.adopt,
             self.start_backup,
             self.listen,
+            self.reach_adopted,
         ]
 
     async def kernel_route_address(self, subnet_id: str) -> str | None:
@@ -351,6 +354,17 @@ class EmuStudio:
         self.reach.listen(API, self.http_server, self.settings.port)
         self.metadata_server = httpserver.HTTPServer(metadata_app(self.instance_metadata))
         self.reach.listen(METADATA, self.metadata_server, self.settings.metadata_port)
+
+    async def reach_adopted(self) -> None:
+        """Listen again where the adopted containers reach the gateway (``runtime/reach.py``
+        binds a subnet's address when a container there first needs it; after a restart,
+        the nodes' S3 and metadata calls and the Workspaces' kernel route come unasked)."""
+        region = self.settings.region
+        for subnet_id in sorted(await self.store.tx(partial(reached_subnets, region))):
+            try:
+                await self.reach.address(subnet_id)
+            except ReachError as exc:
+                log.warning("%s", exc)
 
     async def adopt_workspaces(self) -> None:
         """Keep Workspaces whose containers still run; mark the others Idle; stop idle ones."""

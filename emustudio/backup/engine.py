@@ -24,8 +24,8 @@ How a change travels::
 * **Gateway restart, even SIGKILL.** Journal rows are replayed at start: the file is read
   again from the container, which the restart adopted; the feed resumes from its cursor.
 * **Restore.** Before a Workspace is Ready, its changes that never reached S3 go first, then
-  every object of it is put into the new container, in a few tar archives its server extension
-  unpacks (:mod:`.restore`); only then does its feed start.
+  every object of it is put into the new container, in a few tar archives Docker (or the
+  Workspace's server extension) unpacks (:mod:`.restore`); only then does its feed start.
 
 Every blocking call (the minio SDK, the spool, hashing, the store) runs off the event loop;
 the Workspace's JupyterLab is reached with tornado's AsyncHTTPClient and the token only the
@@ -39,7 +39,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -221,10 +221,15 @@ class BackupEngine:
     # --- Workspace hooks ----------------------------------------------------------------------
 
     async def before_ready(
-        self, editor: Editor, endpoint: Endpoint, note: Callable[[str], None] | None = None
+        self,
+        editor: Editor,
+        endpoint: Endpoint,
+        note: Callable[[str], None] | None = None,
+        put_files: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         """Restore the Workspace's files into its new container, then follow it; ``note``
-        tells the start's progress what is restored."""
+        tells the start's progress what is restored, ``put_files`` (the runtime's) unpacks
+        tar archives into the container."""
         if (old := self.sessions.pop(editor.id, None)) is not None:
             await self._unfollow(old)
         location = Location.parse(editor.s3_location)
@@ -244,7 +249,13 @@ class BackupEngine:
         while True:
             try:
                 restored = await restore(
-                    self.s3, self.contents, self.blocking, server, location, note=note
+                    self.s3,
+                    self.contents,
+                    self.blocking,
+                    server,
+                    location,
+                    note=note,
+                    put_files=put_files,
                 )
                 break
             except S3Unavailable as exc:

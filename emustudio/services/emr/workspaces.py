@@ -16,11 +16,12 @@ the :class:`Containers` contract; the Docker implementation lives in ``runtime/`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +77,14 @@ class Containers(ABC):
     def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
         """Call ``listener(editor_id, why)`` when a running container dies on its own."""
 
+    #: Whether :meth:`put_files` works (a runtime that can write into its containers).
+    puts_files = False
+
+    async def put_files(self, editor_id: str, archive: bytes) -> None:
+        """Unpack a tar archive into the Workspace's home folder, as its user's files, never
+        replacing a folder by a file or a file by a folder."""
+        raise NotImplementedError
+
     async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:  # noqa: B027 - optional
         """Keep warm containers ready on these (Studio, subnet) pairs, if there is a pool."""
 
@@ -94,10 +103,15 @@ class WorkspaceHooks(Protocol):
     """
 
     async def before_ready(
-        self, editor: Editor, endpoint: Endpoint, note: Callable[[str], None] | None = None
+        self,
+        editor: Editor,
+        endpoint: Endpoint,
+        note: Callable[[str], None] | None = None,
+        put_files: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         """The container answers at ``endpoint``; the Workspace is not Ready yet. ``note``
-        adds a line to the start's progress."""
+        adds a line to the start's progress; ``put_files`` unpacks a tar archive into its
+        home folder (:meth:`Containers.put_files`), when the runtime can."""
         ...
 
     async def before_stop(self, editor: Editor) -> None:
@@ -188,8 +202,15 @@ class WorkspaceManager:
             endpoint = await self.containers.start(spec, lambda m: self.note(editor_id, m))
             editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
             if editor is not None:
+                put_files = (
+                    functools.partial(self.containers.put_files, editor_id)
+                    if self.containers.puts_files
+                    else None
+                )
                 for hook in self.hooks:
-                    await hook.before_ready(editor, endpoint, lambda m: self.note(editor_id, m))
+                    await hook.before_ready(
+                        editor, endpoint, lambda m: self.note(editor_id, m), put_files
+                    )
             self.last_activity[editor_id] = time.monotonic()
             await self.set_status(editor_id, "Ready", endpoint=endpoint.netloc)
         except NoHealthySubnet as exc:
