@@ -142,16 +142,19 @@ class _Wire(asyncio.Protocol):
     async def readuntil(self, separator: bytes) -> bytes:
         """Up to and with ``separator`` (an answer's head, a chunk's size line)."""
         while True:
-            if len(self.pieces) > 1:
-                self.pieces = deque([b"".join(self.pieces)])
-            data = self.pieces[0] if self.pieces else b""
-            at = data.find(separator)
+            first = self.pieces[0] if self.pieces else b""
+            at = first.find(separator)
+            if at < 0 and len(self.pieces) > 1:
+                # The separator may straddle pieces: join them (only then, as it is a copy).
+                first = b"".join(self.pieces)
+                self.pieces = deque([first])
+                at = first.find(separator)
             if at >= 0:
                 return self._take(at + len(separator))
             if self.size > _BUFFER:
                 raise asyncio.LimitOverrunError("no end of line within the limit", self.size)
             if self.eof:
-                raise asyncio.IncompleteReadError(data, None)
+                raise asyncio.IncompleteReadError(first, None)
             await self._more()
 
     # --- the writer's side --------------------------------------------------------------------
