@@ -207,7 +207,11 @@ class _StoreParser(parsers.RestXMLParser):  # type: ignore[misc]  # botocore is 
             parsed: dict[str, Any] = super().parse(response, shape)
             return parsed
         final: dict[str, Any] = {}
-        self._add_modeled_parse(response, shape, final)
+        if shape is not None:
+            self._parse_non_payload_attrs(response, shape, shape.members, final)
+            if response["body"] or "payload" in shape.serialization:
+                # (an empty body otherwise: every body member walked, to find none)
+                self._parse_payload(response, shape, shape.members, final)
         final["ResponseMetadata"] = {"HTTPStatusCode": status}
         return final
 
