@@ -61,7 +61,7 @@ from typing import Any
 
 import psutil
 import tornado
-from tornado import httpclient, httpserver, web, websocket
+from tornado import httpclient, httpserver, httputil, web, websocket
 from tornado.netutil import bind_sockets
 
 from emustudio.proxy import Upstream, WorkspaceProxy
@@ -94,6 +94,12 @@ class StaticGate:
     async def open(
         self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
     ) -> Upstream:
+        return self.upstreams[editor_id]
+
+    def remembered(
+        self, request: httputil.HTTPServerRequest, studio_id: str | None, editor_id: str
+    ) -> Upstream | None:
+        # The proxy's fast path, as behind the real gate once it has decided.
         return self.upstreams[editor_id]
 
     def touch(self, editor_id: str) -> None:
