@@ -48,11 +48,15 @@ from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.instance_s3 import InstanceProfileS3
-from emustudio.services.emr.kernel_route import KernelRoutes
+from emustudio.services.emr.kernel_route import KernelRoutes, RouteHooks
 from emustudio.services.emr.metadata import InstanceMetadata
 from emustudio.services.emr.reattach import reached_subnets
 from emustudio.services.emr.service_role import ServiceRoleAttach
-from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
+from emustudio.services.emr.workspaces import (
+    WorkspaceHooks,
+    WorkspaceManager,
+    workspace_base_url,
+)
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
 from emustudio.services.operator import OperatorService
@@ -127,7 +131,7 @@ class EmuStudio:
         self.kernel_routes = KernelRoutes(self.store)
         self.workspaces = make_workspaces(
             settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup,
-            self.kernel_route_address,
+            self.kernel_route_address, self.kernel_routes,
         )  # fmt: skip
 
     def _build_services(self, settings: Settings) -> None:
@@ -585,6 +589,7 @@ def make_workspaces(
     networks: SubnetNetworks,
     backup: BackupEngine,
     engine_address: Callable[[str], Awaitable[str | None]] | None = None,
+    kernel_routes: KernelRoutes | None = None,
 ) -> WorkspaceManager:
     containers = DockerContainers(
         runtime,
@@ -594,8 +599,12 @@ def make_workspaces(
         cpus=settings.workspace_cpus,
         engine_address=engine_address,
     )
+    # A stopped Workspace's kernel route closes and its kernels on the cluster end.
+    hooks: list[WorkspaceHooks] = [backup]
+    if kernel_routes is not None:
+        hooks.append(RouteHooks(kernel_routes))
     return WorkspaceManager(
-        store, containers, region=settings.region, base_url=workspace_base_url, hooks=[backup]
+        store, containers, region=settings.region, base_url=workspace_base_url, hooks=hooks
     )
 
 

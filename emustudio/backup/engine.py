@@ -102,8 +102,9 @@ class Session:
 
 
 class BackupEngine:
-    """The S3 backup of every Workspace; its three Workspace hooks are ``before_ready``,
-    ``before_stop`` and ``after_delete`` (see ``services/emr/workspaces.WorkspaceHooks``)."""
+    """The S3 backup of every Workspace; its Workspace hooks are ``before_ready``,
+    ``before_stop``, ``after_stop`` and ``after_delete`` (see
+    ``services/emr/workspaces.WorkspaceHooks``)."""
 
     def __init__(
         self,
@@ -293,6 +294,9 @@ class BackupEngine:
                 log.error(
                     "backup of %s: could not read before the stop: %s", editor.id, ", ".join(lost)
                 )
+
+    async def after_stop(self, editor: Editor) -> None:
+        """Nothing: ``before_stop`` read the last changes while the container still ran."""
 
     async def after_delete(self, editor: Editor) -> None:
         """The Workspace is gone; its backups stay in S3 (as in AWS)."""

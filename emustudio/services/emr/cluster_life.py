@@ -13,8 +13,9 @@ States, as EMR's::
   ``BOOTSTRAP_FAILURE`` with EMR's message;
 * no step is left: ``WAITING`` if ``KeepJobFlowAliveWhenNoSteps``, else terminate with
   ``ALL_STEPS_COMPLETED`` "Steps completed";
-* ``WAITING`` and idle (no Spark application, no Workspace attached, ``isbusy`` untouched)
-  for the auto-termination policy's ``IdleTimeout``: terminate, ``ALL_STEPS_COMPLETED``;
+* ``WAITING`` and idle (no Spark application, no running Workspace attached, ``isbusy``
+  untouched) for the auto-termination policy's ``IdleTimeout``: terminate,
+  ``ALL_STEPS_COMPLETED``. A stopped Workspace counts for nothing: its kernels ended with it;
 * a step fails with ``ActionOnFailure`` ``TERMINATE_CLUSTER``/``TERMINATE_JOB_FLOW``: the
   pending steps are cancelled and the cluster ends ``TERMINATED_WITH_ERRORS``, ``STEP_FAILURE``
   "Shut down as step failed"; ``CANCEL_AND_WAIT`` cancels the pending steps and goes on;
@@ -27,7 +28,8 @@ Steps go ``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``; a cluster r
 ``StepConcurrencyLevel`` (1 unless set) at a time, in the order they were added. A gateway
 restart adopts the ``WAITING`` and ``RUNNING`` clusters whose nodes all still run (as Workspaces
 are adopted): the step that ran is ``FAILED`` ("The gateway restarted while the step ran."), the
-pending ones run, and the attached Workspaces' kernel routes open again (``reattach.py``).
+pending ones run, a resize goes on (a drain with its timeout anew, an add from scratch), and
+the attached Workspaces' kernel routes open again (``reattach.py``).
 Other unfinished clusters end ``TERMINATED_WITH_ERRORS`` (``INTERNAL_ERROR``) and their nodes
 are removed.
 Workspaces attached to a cluster that ends are detached (Ready, with the reason).
@@ -253,8 +255,9 @@ class ClusterLife:
 
         def unfinished(session: Session) -> list[tuple[str, str, set[str]]]:
             rows = session.exec(select(Cluster).where(Cluster.region == self.region))
+            # The nodes it must still have: not those a resize was removing or adding.
             return [(c.id, c.state, {n["Ec2InstanceId"] for n in live_nodes(c)
-                                     if "Decommissioning" not in n})
+                                     if "Decommissioning" not in n and not n.get("Pending")})
                     for c in rows if c.state not in TERMINAL]  # fmt: skip
 
         for cluster_id, state, instances in await self.store.tx(unfinished):
@@ -277,10 +280,19 @@ class ClusterLife:
                 functools.partial(_draining, cluster_id)
             ):
                 self.resize(cluster_id, group_id, [], draining, timeout)
+            # A grow that was adding nodes starts them again, from scratch.
+            for group_id, adding in await self.store.tx(functools.partial(_adding, cluster_id)):
+                self._spawn(self._add_again(cluster_id, group_id, adding), f"resize {group_id}")
         # The attached Workspaces' routes, once their clusters are known to run or not.
         rest = await reattach.reopen_routes(self.store, self.engine, self.kernels, self.region)
         if rest is not None:
             self._spawn(rest, "re-open attachments")
+
+    async def _add_again(self, cluster_id: str, group_id: str, adding: list[str]) -> None:
+        """After a restart: the nodes a resize was adding, whatever of them was made (a
+        container half-started, or started but not yet recorded) removed, then added."""
+        await self.engine.remove_nodes(cluster_id, adding)
+        await self._resize(cluster_id, group_id, adding, [], 0.0)
 
     async def _resume(self, cluster_id: str) -> None:
         try:
@@ -466,14 +478,20 @@ class ClusterLife:
     async def _wait_while_waiting(self, cluster_id: str, event: asyncio.Event) -> int | None:
         """Wait, ``WAITING``, for a wake (a step, a terminate, a policy change); the idle
         timeout when the auto-termination policy ends the cluster instead. Idle means what EMR
-        reads: no Spark application, no Workspace attached, ``isbusy`` not touched lately."""
+        reads: no Spark application, no running Workspace attached, ``isbusy`` not touched
+        lately."""
         idle_since = time.monotonic()
         while True:
 
             def policy(session: Session) -> tuple[int | None, bool]:
                 cluster = session.get(Cluster, cluster_id)
+                # A running attached Workspace is a Studio connection; a stopped one that still
+                # names the cluster (to attach again at its start) is not, nor are its kernels.
                 attached = session.exec(
-                    select(Editor.id).where(Editor.attached_cluster_id == cluster_id)
+                    select(Editor.id).where(
+                        Editor.attached_cluster_id == cluster_id,
+                        col(Editor.status).in_(reattach.ATTACH_STATES),
+                    )
                 ).first()
                 return (cluster.auto_termination_idle_seconds if cluster else None,
                         attached is not None)  # fmt: skip
@@ -675,6 +693,17 @@ def _draining(cluster_id: str, session: Session) -> list[tuple[str, list[str], f
             ids, _ = found.setdefault(group, ([], float(node["Decommissioning"])))
             ids.append(node["Ec2InstanceId"])
     return [(group, ids, timeout) for group, (ids, timeout) in found.items()]
+
+
+def _adding(cluster_id: str, session: Session) -> list[tuple[str, list[str]]]:
+    """The nodes a grow was adding (still ``Pending``), by group: (group id, instance ids)."""
+    cluster = session.get(Cluster, cluster_id)
+    found: dict[str, list[str]] = {}
+    for node in live_nodes(cluster) if cluster is not None else []:
+        if node.get("Pending"):
+            group = node.get("InstanceGroupId") or node.get("InstanceFleetId") or ""
+            found.setdefault(group, []).append(node["Ec2InstanceId"])
+    return list(found.items())
 
 
 def _interrupt_steps(cluster_id: str, session: Session) -> list[str]:

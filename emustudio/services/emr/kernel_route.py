@@ -20,6 +20,12 @@ kernels (``jupyter_ext``'s engine switch). Attaching and detaching tell the Work
 to switch (``POST <base_url>emustudio/engine``), without a restart. Detaching, or the cluster
 ending, shuts the Workspace's kernels down on the cluster before the entry goes.
 
+A Workspace that stops (or is deleted, or whose container dies) loses its route the same way
+(:class:`RouteHooks`, a hook of the Workspace manager): its kernels on the cluster end, as AWS
+says of a stop ("it terminates any corresponding notebook kernels"), so they hold the cluster
+busy no longer, and the route refuses it. It keeps naming its cluster (``attached_cluster_id``)
+and its next start attaches it again (``attach.py``).
+
 Each attachment is also in the store (``KernelAttachment``: the secret's hash, the kernel user,
 the kernel ids), so that a gateway restart re-opens it (``reattach.py``): the Workspace's server
 and its kernels on the cluster never noticed the gateway was gone, and go on where they were.
@@ -34,6 +40,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +51,7 @@ from emustudio.context import Principal
 from emustudio.services.emr.workspaces import workspace_base_url
 from emustudio.store import Store
 from emustudio.store.cluster_tables import KernelAttachment
-from emustudio.store.tables import Editor
+from emustudio.store.tables import Editor, Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +299,35 @@ class KernelRoutes:
             await AsyncHTTPClient().fetch(request)
         except (HTTPClientError, OSError) as e:
             log.warning("workspace %s: switching its kernels failed: %s", editor.id, e)
+
+
+class RouteHooks:
+    """The Workspace manager's hooks for the kernel route (``workspaces.WorkspaceHooks``)."""
+
+    def __init__(self, routes: KernelRoutes) -> None:
+        self.routes = routes
+
+    async def before_ready(
+        self,
+        editor: Editor,
+        endpoint: Endpoint,
+        note: Callable[[str], None] | None = None,
+        put_files: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> None:
+        """Nothing: a start re-attaches once Ready (``attach.py``)."""
+
+    async def before_stop(self, editor: Editor) -> None:
+        """Nothing: the stopping server ends its own remote kernels through the route, which
+        is still open; :meth:`after_stop` ends what is left."""
+
+    async def after_stop(self, editor: Editor) -> None:
+        """The container is gone: its kernels on the cluster end and its route closes."""
+        if self.routes.attached(editor.id) is not None:
+            log.info("workspace %s stopped: closing its kernel route", editor.id)
+        await self.routes.detach(None, editor.id)
+
+    async def after_delete(self, editor: Editor) -> None:
+        """Nothing: ``after_stop`` closed the route."""
 
 
 def _message(text: str) -> bytes:

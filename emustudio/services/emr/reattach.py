@@ -18,7 +18,8 @@ are ended, and it is ``Ready`` with the reason. Case by case:
 * ``Detaching``: the detach is finished;
 * the cluster ended while the gateway was down (the adoption ended it and detached the
   Workspace), or its kernel gateway does not answer: detached, with the reason;
-* a route whose Workspace stopped or was deleted meanwhile: closed, its kernels ended.
+* a route whose Workspace stopped or was deleted meanwhile: closed, its kernels ended (a
+  stopped one keeps naming its cluster, as after any stop: its start attaches it again).
 
 What needs the Workspaces' servers runs after start-up, in the background (the caller spawns
 it): a server switching back ends its kernels through the route, which must be listening.
@@ -165,8 +166,9 @@ async def _detach(
     if editor is not None and editor.status in ATTACH_STATES:
         await _set_status(store, editor_id, editor.status, "Ready", reason, keep_cluster=False)
         log.info("workspace %s: detached after the restart: %s", editor_id, reason or "done")
-    elif editor is not None and editor.attached_cluster_id:
-        # Stopped while the gateway was down: it names no cluster any more either.
+    elif editor is not None and editor.attached_cluster_id and editor.status in EDITOR_RUNNING:
+        # Running but not attached: it names no cluster any more either. A stopped one keeps
+        # naming its cluster, as after a stop, and attaches again at its next start.
         await _set_status(store, editor_id, editor.status, editor.status, editor.status_reason,
                           keep_cluster=False)  # fmt: skip
 

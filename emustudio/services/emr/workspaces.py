@@ -98,8 +98,10 @@ class WorkspaceHooks(Protocol):
 
     ``before_ready`` runs once the container is healthy and before the Workspace shows Ready
     (restore its files); ``before_stop`` runs before its container goes (flush its files);
-    ``after_delete`` once it is gone. A hook that raises fails the start (``before_ready``) or
-    is logged (the others): a stop or delete always completes.
+    ``after_stop`` once its container is gone, whether stopped, deleted or dead on its own
+    (close what served it: the kernel route); ``after_delete`` once its row is gone too. A
+    hook that raises fails the start (``before_ready``) or is logged (the others): a stop or
+    delete always completes.
     """
 
     async def before_ready(
@@ -116,6 +118,10 @@ class WorkspaceHooks(Protocol):
 
     async def before_stop(self, editor: Editor) -> None:
         """The container still runs; it is about to be stopped."""
+        ...
+
+    async def after_stop(self, editor: Editor) -> None:
+        """The container is gone (the row still says why: Stopping, Deleting, Idle)."""
         ...
 
     async def after_delete(self, editor: Editor) -> None:
@@ -185,14 +191,17 @@ class WorkspaceManager:
         progress.changed.set()
         progress.changed = asyncio.Event()
 
-    def launch(self, editor_id: str) -> None:
-        """Start the container in the background; the editor row already says Starting."""
+    def launch(self, editor_id: str, then: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Start the container in the background; the editor row already says Starting.
+        ``then`` runs once it is Ready (a start's re-attach to its cluster)."""
         self.progress[editor_id] = Progress()
-        task = asyncio.create_task(self._launch(editor_id), name=f"launch {editor_id}")
+        task = asyncio.create_task(self._launch(editor_id, then), name=f"launch {editor_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _launch(self, editor_id: str) -> None:
+    async def _launch(
+        self, editor_id: str, then: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         try:
             placed = await self.store.tx(lambda s: self._place(s, editor_id))
             if placed is None:
@@ -219,6 +228,12 @@ class WorkspaceManager:
             log.exception("Workspace %s failed to start", editor_id)
             await self.containers.stop(editor_id)
             await self.set_status(editor_id, "Idle", f"The Workspace failed to start: {exc}")
+        else:
+            if then is not None:  # the Workspace is Ready: what follows does not undo that
+                try:
+                    await then()
+                except Exception:
+                    log.exception("Workspace %s: after its start", editor_id)
         finally:
             if (progress := self.progress.get(editor_id)) is not None:
                 progress.done = True
@@ -271,10 +286,21 @@ class WorkspaceManager:
             except Exception:
                 log.exception("before-stop hook of %s failed", editor_id)
 
+    async def _after_stop(self, editor_id: str) -> None:
+        editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
+        if editor is None:
+            return
+        for hook in self.hooks:
+            try:
+                await hook.after_stop(editor)
+            except Exception:
+                log.exception("after-stop hook of %s failed", editor_id)
+
     async def stop(self, editor_id: str, *, reason: str | None = None) -> None:
         await self._before_stop(editor_id)
         await self.set_status(editor_id, "Stopping", reason)
         await self.containers.stop(editor_id)
+        await self._after_stop(editor_id)
         self.last_activity.pop(editor_id, None)
         await self.set_status(editor_id, "Idle", reason, endpoint=None)
 
@@ -282,6 +308,7 @@ class WorkspaceManager:
         await self._before_stop(editor_id)
         await self.set_status(editor_id, "Deleting")
         await self.containers.stop(editor_id)
+        await self._after_stop(editor_id)
 
         def remove(session: Session) -> Editor | None:
             editor = session.get(Editor, editor_id)
@@ -315,6 +342,7 @@ class WorkspaceManager:
         if editor is None or editor.status not in RUNNING:
             return  # starting, stopping or deleting: that path handles its container
         await self.containers.stop(editor_id)  # remove what is left of it
+        await self._after_stop(editor_id)
         self.last_activity.pop(editor_id, None)
         await self.set_status(editor_id, "Idle", f"The Workspace stopped: {why}.", endpoint=None)
 
