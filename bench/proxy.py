@@ -13,6 +13,9 @@ Workspace image's jupyter_ext sets it) and, in a process of its own, the proxy b
   is allowed ``OpenEditorInConsole``; its signed-in session's cookie and the Studio's host go
   with every request, so each request pays what a browser's does;
 - ``--gate static``: a gate that admits everything at no cost (the proxy alone);
+- ``--gate relay``: no proxy at all, the floor under any proxy on asyncio's loop: each
+  connection is relayed byte for byte to the Workspace's server (the client sends its token),
+  HTTP only;
 
 then measures:
 
@@ -247,6 +250,61 @@ def serve_proxy(upstreams_json: str, event_loop: str) -> None:
         if profile := os.environ.get(PROFILE_ENV):
             profile_on_signals(profile)
         print(json.dumps({"port": sockets[0].getsockname()[1]}), flush=True)
+        await asyncio.Event().wait()
+
+    run_loop(serve(), event_loop)
+
+
+class _Relay(asyncio.Protocol):
+    """One side of a byte relay: what it receives, its peer's transport writes."""
+
+    def __init__(self) -> None:
+        self.peer: asyncio.Transport | None = None
+        self.pending: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self.pending.append(data)
+        else:
+            self.peer.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            self.peer.close()
+
+
+def serve_relay(upstreams_json: str, event_loop: str) -> None:
+    """The floor under any proxy on this loop: bytes relayed, nothing parsed or decided."""
+    upstream = Upstream(**json.loads(upstreams_json)[EDITOR])
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+
+        def accepted() -> _Relay:
+            browser = _Relay()
+
+            async def connect() -> None:
+                _, up = await loop.create_connection(_Relay, upstream.host, upstream.port)
+                assert browser.transport is not None and up.transport is not None
+                up.peer, browser.peer = browser.transport, up.transport
+                for data in browser.pending:
+                    up.transport.write(data)
+
+            tasks.add(loop.create_task(connect()))
+            return browser
+
+        tasks: set[asyncio.Task[None]] = set()
+        server = await loop.create_server(accepted, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        if profile := os.environ.get(PROFILE_ENV):
+            profile_on_signals(profile)
+        print(json.dumps({"port": port, "relay": True}), flush=True)
         await asyncio.Event().wait()
 
     run_loop(serve(), event_loop)
@@ -553,14 +611,18 @@ async def bench(
     signed_in = (
         {"Host": f"{proxy['host']}:{proxy_port}", "Cookie": f"emustudio-session={proxy['cookie']}"}
         if "cookie" in proxy
+        else auth(lab)
+        if "relay" in proxy
         else {}
     )
     print(
         f"machine: {machine()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())},"
         f" proxy event loop {args.loop}"
     )
-    if signed_in:
+    if "cookie" in proxy:
         print("gate: the gateway's own (session, Workspace row, OpenEditorInConsole), signed in\n")
+    elif "relay" in proxy:
+        print("no proxy: a byte relay, the floor under any proxy on this event loop\n")
     else:
         print("gate: admits everything at no cost (the real gate adds its own work)\n")
     load = OtherLoad()
@@ -603,7 +665,10 @@ async def bench(
         rounds_cpu.append(f"c={concurrency}: " + ", ".join(f"{x:.3f}" for x in per_round))
 
     print("proxy CPU per request, round by round (ms): " + "; ".join(rounds_cpu))
-    if signed_in:
+    if "relay" in proxy:
+        print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
+        return
+    if "cookie" in proxy:
         # A client polling a Workspace that is still starting: each request is a 409.
         starting = path.replace(EDITOR, EDITOR_STARTING)
         res = await http_load(
@@ -678,6 +743,8 @@ async def profile(
             "Cookie": f"emustudio-session={proxy['cookie']}",
         }
         if "cookie" in proxy
+        else auth(lab)
+        if "relay" in proxy
         else {}
     )
     print(
@@ -685,7 +752,7 @@ async def profile(
         f" gate {args.gate}, proxy event loop {args.loop}"
     )
     windows = [("200 through the proxy", path, 200)]
-    if signed_in:
+    if "cookie" in proxy:
         windows.append(("409 for a Starting Workspace", path.replace(EDITOR, EDITOR_STARTING), 409))
     for label, target, expect in windows:
         client = await HttpClient.open(proxy["port"])
@@ -790,7 +857,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--ws-rounds", type=int, default=160)
-    parser.add_argument("--gate", choices=("real", "static"), default="real")
+    parser.add_argument("--gate", choices=("real", "static", "relay"), default="real")
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -815,7 +882,8 @@ def main() -> None:
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        (serve_gateway if args.gate == "real" else serve_proxy)(args.serve, args.loop)
+        serve = {"real": serve_gateway, "static": serve_proxy, "relay": serve_relay}[args.gate]
+        serve(args.serve, args.loop)
         return
     started = time.monotonic()
     with ExitStack() as stack:

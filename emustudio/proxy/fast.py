@@ -13,7 +13,9 @@ write with its body. Fewer Python calls and fewer event loop turns per request
 request, for anything else: a body or an ``Upgrade``, HTTP/1.0, a path missing its slash, a
 decision not remembered (the first request, a refusal, a write since, a status change of the
 Workspace, an ended session: whenever `open` would decide again), a path-form page load (the
-gate redirects it). What the handler does, this does too: the gate's decision, the activity
+gate redirects it). The host check is the routing's own (the rule sits inside each form's
+rules), and the Origin check concerns writes and WebSocket handshakes only (`http`), neither of
+which comes here. What the handler does, this does too: the gate's decision, the activity
 signal, the header rules (`headers`), the token scrub of HTML pages, the access log line (the
 application's ``log_function``), cutting the browser's connection when the upstream's body
 ends short. A body larger than `_WHOLE`, or without a length, streams from a coroutine with

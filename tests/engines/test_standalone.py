@@ -31,7 +31,7 @@ SPARK = "3.5.9"
 FAST = {"Delay": 2, "MaxAttempts": 300}
 LABEL = "emustudio.test"  # what the test made, to find and remove it (never anything else)
 # Real Spark: minutes on a loaded 2-core machine.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1800)]
 
 
 # --- the user's own Spark cluster, outside emustudio ---------------------------------------------

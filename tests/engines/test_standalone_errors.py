@@ -19,7 +19,7 @@ from emustudio.testing.service_role import ensure_emr_default_roles
 from emustudio.testing.vpc import StudioNetwork
 from tests.engines.test_standalone import FAST, LABEL, job_flow, nodes_of
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1200)]
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ __all__ = ["workspace_image"]  # the module fixture that builds the Workspace im
 
 COUNT = "spark.range(10**7).count()"
 # A cluster start, a Workspace start and a first Spark session, one after the other.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from emustudio.testing.backup import wait_for_status
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import Users, allow, editor_arn
 from emustudio.testing.pages import Browser
@@ -328,3 +329,26 @@ def test_revocations_reach_requests_answered_from_memory(
     replayed = browser.get(host, status, headers={**XHR, "Cookie": f"emustudio-session={stolen}"})
     assert replayed.status == 403
     assert len(kept_upstream.requests) == 7
+
+
+def test_stopping_a_workspace_reaches_requests_answered_from_memory(
+    browser: Browser,
+    studios: dict[str, str],
+    rows: Rows,
+    opener: str,
+    gateway: GatewayProcess,
+    kept_upstream: Upstream,
+) -> None:
+    editors = gateway.client("emr-studio")
+    workspace = rows.add(studios["A"], endpoint=f"127.0.0.1:{kept_upstream.port}")
+    host = browser.host(studios["A"])
+    status = f"/workspaces/{workspace}/api/status"
+    assert browser.sign_in(studios["A"], opener).status == 303
+    for _ in range(3):  # the first decides; the others are answered from memory
+        assert browser.get(host, status, headers=XHR).status == 200
+    answered = len(kept_upstream.requests)
+    editors.stop_editor(EditorId=workspace)
+    wait_for_status(editors, workspace, "Idle")
+    stopped = browser.get(host, status, headers=XHR)
+    assert stopped.status == 409
+    assert len(kept_upstream.requests) == answered

@@ -34,7 +34,7 @@ from tests.web.test_browser_cluster import kernels_on
 __all__ = ["workspace_image"]  # the module fixture that builds the Workspace image
 
 # A cluster start, two Workspace starts, two Spark sessions, two idle minutes.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1500)]
 POLL = {"Delay": 2, "MaxAttempts": 450}
 IDLE = 60  # AWS's minimum IdleTimeout
 IDLE_REASON = {

@@ -28,7 +28,7 @@ from tests.web.test_browser import workspace_image
 __all__ = ["workspace_image"]  # the module fixture that builds the Workspace image
 
 # A cluster start, a Workspace start, a Spark session, two gateway starts.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1500)]
 POLL = {"Delay": 2, "MaxAttempts": 450}
 
 

@@ -28,7 +28,8 @@ from tests.services.emr.test_clusters import (
     wait_until,
 )
 
-pytestmark = pytest.mark.timeout(1200)  # a cluster on a loaded 2-core machine, idle a minute
+# a cluster on a loaded 2-core machine, idle a minute
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1200)]
 
 POLL = {"Delay": 2, "MaxAttempts": 300}
 

@@ -34,7 +34,7 @@ TRUST = json.dumps(
 )  # fmt: skip
 FAST = {"Delay": 2, "MaxAttempts": 200}
 # Real clusters: minutes each on a loaded 2-core machine (a start, a spark-submit).
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1800)]
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:

@@ -26,7 +26,8 @@ from tests.services.emr.test_clusters import (
     wait_until,
 )
 
-pytestmark = pytest.mark.timeout(1500)  # a cluster start and a node's, on a loaded machine
+# a cluster start and a node's, on a loaded machine
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1500)]
 
 
 def fleet(kind: str, units: int, itype: str = "m5.xlarge") -> dict[str, Any]:

@@ -31,7 +31,7 @@ from emustudio.testing.vpc import StudioNetwork, make_studio_network, open_engin
 from tests.services.emr.test_clusters import FAST, job_flow, node_containers
 from tests.services.emr.test_editors import studio_client
 
-pytestmark = pytest.mark.timeout(2400)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(2400)]
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "notebooks"
 
