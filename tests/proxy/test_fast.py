@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from emustudio.proxy import Upstream
+from emustudio.proxy import Upstream, fast
 from tests.proxy.conftest import ECHO, STUDIO, FakeGate, ProxyServer, RememberingGate
 from tests.proxy.test_http import PATTERN, call_echo, headers_of
 
@@ -185,3 +185,19 @@ def test_the_path_form_is_served_too(proxy: ProxyServer, gate: FakeGate) -> None
             "GET", f"/studios/{STUDIO}/workspaces/{ECHO}/echo", host="localhost"
         )
     assert status == 200
+
+
+def test_a_failure_while_answering_cuts_the_connection_and_the_proxy_carries_on(
+    proxy: ProxyServer, gate: FakeGate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the answer's code must not leave the browser waiting for ever."""
+    call_echo(proxy)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(fast, "response_headers", broken)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        proxy.request("GET", f"/workspaces/{ECHO}/echo")
+    monkeypatch.undo()
+    assert call_echo(proxy)["size"] == 0
