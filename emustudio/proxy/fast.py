@@ -308,6 +308,10 @@ class Exchange(httputil.HTTPMessageDelegate):
         except (UpstreamClosed, StreamClosedError):
             self._abort()
             return
+        except Exception:  # as in `_received`: never leave the browser waiting
+            log.exception("workspace %s: streaming the answer failed", self.editor_id)
+            self._abort()
+            return
         self._release(reusable)
         self.browser.finish()
         self._log()

@@ -201,3 +201,9 @@ def test_a_failure_while_answering_cuts_the_connection_and_the_proxy_carries_on(
         proxy.request("GET", f"/workspaces/{ECHO}/echo")
     monkeypatch.undo()
     assert call_echo(proxy)["size"] == 0
+    # The same while a large body streams (from a coroutine, not the socket's callback).
+    monkeypatch.setattr(fast.Exchange, "_head_bytes", broken)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        proxy.request("GET", f"/workspaces/{ECHO}/download?size={3 << 20}")
+    monkeypatch.undo()
+    assert call_echo(proxy)["size"] == 0
