@@ -5,7 +5,8 @@ States (as the Studio shows them)::
     CreateEditor ─> Starting ─(container healthy)─> Ready ─StopEditor─> Stopping ─> Idle
                         │                             │                             │
                         └─(start failed)─> Idle        └─DeleteEditor─> Deleting ─> (gone)
-    Idle ─StartEditor─> Starting ─> Ready   (placed in another AZ, or another subnet)
+    Idle ─StartEditor─> Starting ─> Ready   (placed in another AZ, or another subnet; then
+                                             Attaching ─> Attached if it was stopped attached)
 
 Every transition is written to the store before the slow part begins, so a gateway that dies
 mid-way finds a truthful state at its next start: :meth:`WorkspaceManager.adopt` keeps the

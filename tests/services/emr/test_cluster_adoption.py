@@ -1,6 +1,6 @@
 """A gateway restart adopts a running cluster (as it adopts Workspaces), and the adopted cluster
-ends by its auto-termination policy once idle; a restart in the middle of a resize that adds a
-node makes the node after all. A cluster each, on a gateway of the module's own (a restart must
+ends by its auto-termination policy once idle; a restart in the middle of a resize goes on with
+it: a node being added is made after all, a node being drained is drained and removed. A cluster each, on a gateway of the module's own (a restart must
 not disturb other modules)."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from emustudio.testing.gateway import GatewayProcess, aws_cli
 from emustudio.testing.service_role import ensure_emr_default_roles
 from emustudio.testing.vpc import StudioNetwork
 from tests.services.emr.test_clusters import (
+    DRAIN,
     bash_step,
+    busy_executors,
     core_group,
     error_of,
     job_flow,
@@ -132,13 +134,16 @@ def test_a_restart_adopts_the_cluster_which_then_auto_terminates(
     assert [f["JobFlowId"] for f in listed] == [cluster_id]
 
 
-def test_a_restart_in_the_middle_of_a_grow_adds_the_nodes_after_all(
+def test_a_restart_in_the_middle_of_a_resize_goes_on_with_it(
     gateway: GatewayProcess, roles: None, network: StudioNetwork,
     docker_client: docker.DockerClient,
 ) -> None:  # fmt: skip
     emr = gateway.client("emr")
     instances = job_flow()["Instances"] | {"Ec2SubnetId": network.subnet_ids[0]}
-    cluster_id = emr.run_job_flow(**job_flow(Name="grow", Instances=instances))["JobFlowId"]
+    spark = {"Classification": "spark-defaults", "Properties": {"spark.executor.memory": "512m"}}
+    cluster_id = emr.run_job_flow(
+        **job_flow(Name="grow", Instances=instances, Configurations=[spark])
+    )["JobFlowId"]
     emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=POLL)
     core = core_group(emr, cluster_id)["Id"]
 
@@ -163,6 +168,33 @@ def test_a_restart_in_the_middle_of_a_grow_adds_the_nodes_after_all(
     )
     assert roles_ == ["CORE", "CORE", "MASTER"]
     wait_until(lambda: spark_workers(docker_client, cluster_id) == 2, 180)
+
+    # And in the middle of a shrink: the drain of the node going goes on after the restart
+    # (the job that kept it busy ends with the restart, as any step that ran), then it ends.
+    master = next(c for c in node_containers(docker_client, cluster_id)
+                  if c.labels["emustudio.instance-role"] == "MASTER")  # fmt: skip
+    step = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[bash_step("drain", DRAIN)])[
+        "StepIds"
+    ][0]
+    wait_until(lambda: busy_executors(master) == 2, 300)
+    newest = [i["Ec2InstanceId"] for i in running if i["InstanceGroupId"] == core][-1]
+    emr.modify_instance_groups(
+        ClusterId=cluster_id, InstanceGroups=[{"InstanceGroupId": core, "InstanceCount": 1,
+                                               "EC2InstanceIdsToTerminate": [newest],
+                                               "ShrinkPolicy": {"DecommissionTimeout": 600}}]
+    )  # fmt: skip
+    assert core_group(emr, cluster_id)["Status"]["State"] == "RESIZING"
+    assert gateway.stop() == 0, gateway.log()
+    gateway.start()
+    emr = gateway.client("emr")
+    assert emr.describe_step(ClusterId=cluster_id, StepId=step)["Step"]["Status"]["State"] == (
+        "FAILED"
+    )
+    wait_until(lambda: core_group(emr, cluster_id)["Status"]["State"] == "RUNNING", 400)
+    assert core_group(emr, cluster_id)["RunningInstanceCount"] == 1
+    ended = emr.list_instances(ClusterId=cluster_id, InstanceStates=["TERMINATED"])["Instances"]
+    assert [i["Ec2InstanceId"] for i in ended] == [newest]
+    assert len(node_containers(docker_client, cluster_id)) == 2
     emr.terminate_job_flows(JobFlowIds=[cluster_id])
     emr.get_waiter("cluster_terminated").wait(ClusterId=cluster_id, WaiterConfig=POLL)
     assert node_containers(docker_client, cluster_id) == []
