@@ -9,6 +9,7 @@ import http.client
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -107,9 +108,14 @@ def test_the_access_log_line_is_written(
     proxy: ProxyServer, gate: FakeGate, caplog: pytest.LogCaptureFixture
 ) -> None:
     call_echo(proxy)
+    line = f"404 GET /workspaces/{ECHO}/status/404 (127.0.0.1)"
     with caplog.at_level(logging.INFO, logger="tornado.access"), NoHandler(gate, ECHO, 1):
         proxy.request("GET", f"/workspaces/{ECHO}/status/404")
-    assert f"404 GET /workspaces/{ECHO}/status/404 (127.0.0.1)" in caplog.text
+        # Logged once the answer is written, on the proxy's thread: maybe after it is read.
+        deadline = time.monotonic() + 5
+        while line not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert line in caplog.text
 
 
 class Kept:
