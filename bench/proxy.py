@@ -1,7 +1,8 @@
 """The Workspace proxy against direct access to the same jupyter_server, on loopback.
 
     python bench/proxy.py [--rounds 5] [--requests 600] [--ws-rounds 160] [--gate real|static]
-    python bench/proxy.py --profile 2000 [--gate real|static]
+    python bench/proxy.py --profile 2000 [--gate real|static] [--loop asyncio|uvloop]
+    python bench/proxy.py --compare-with DIR | --compare-loops [--rounds 6] [--requests 1000]
 
 Starts two jupyter_servers (one stock, one with TCP_NODELAY on its WebSocket streams, as the
 Workspace image's jupyter_ext sets it) and, in a process of its own, the proxy behind:
@@ -12,6 +13,9 @@ Workspace image's jupyter_ext sets it) and, in a process of its own, the proxy b
   is allowed ``OpenEditorInConsole``; its signed-in session's cookie and the Studio's host go
   with every request, so each request pays what a browser's does;
 - ``--gate static``: a gate that admits everything at no cost (the proxy alone);
+- ``--gate relay``: no proxy at all, the floor under any proxy on asyncio's loop: each
+  connection is relayed byte for byte to the Workspace's server (the client sends its token),
+  HTTP only;
 
 then measures:
 
@@ -30,7 +34,10 @@ was quiet. Loops are bounded; traffic stays on 127.0.0.1; about 80 s.
 runs ``N`` sequential proxied requests (then ``N`` answered 409 for a Starting Workspace, with
 the real gate) under cProfile, and the bench prints Python function calls per request, event
 loop turns per request (``_run_once``; not countable under uvloop, whose loop is not Python),
-socket calls per request, and the functions that cost most.
+socket calls per request, and the functions that cost most. ``--compare-with DIR`` runs the
+HTTP rounds through two proxy processes, alternating: one of this checkout and one importing
+``emustudio`` from ``DIR`` (another commit's tree), for CPU ratios taken on the same machine at
+the same time; ``--compare-loops`` does the same for asyncio's loop and uvloop's.
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ from typing import Any
 
 import psutil
 import tornado
-from tornado import httpclient, httpserver, web, websocket
+from tornado import httpclient, httpserver, httputil, web, websocket
 from tornado.netutil import bind_sockets
 
 from emustudio.proxy import Upstream, WorkspaceProxy
@@ -90,6 +97,12 @@ class StaticGate:
     async def open(
         self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
     ) -> Upstream:
+        return self.upstreams[editor_id]
+
+    def remembered(
+        self, request: httputil.HTTPServerRequest, studio_id: str | None, editor_id: str
+    ) -> Upstream | None:
+        # The proxy's fast path, as behind the real gate once it has decided.
         return self.upstreams[editor_id]
 
     def touch(self, editor_id: str) -> None:
@@ -237,6 +250,61 @@ def serve_proxy(upstreams_json: str, event_loop: str) -> None:
         if profile := os.environ.get(PROFILE_ENV):
             profile_on_signals(profile)
         print(json.dumps({"port": sockets[0].getsockname()[1]}), flush=True)
+        await asyncio.Event().wait()
+
+    run_loop(serve(), event_loop)
+
+
+class _Relay(asyncio.Protocol):
+    """One side of a byte relay: what it receives, its peer's transport writes."""
+
+    def __init__(self) -> None:
+        self.peer: asyncio.Transport | None = None
+        self.pending: list[bytes] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None:
+            self.pending.append(data)
+        else:
+            self.peer.write(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            self.peer.close()
+
+
+def serve_relay(upstreams_json: str, event_loop: str) -> None:
+    """The floor under any proxy on this loop: bytes relayed, nothing parsed or decided."""
+    upstream = Upstream(**json.loads(upstreams_json)[EDITOR])
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+
+        def accepted() -> _Relay:
+            browser = _Relay()
+
+            async def connect() -> None:
+                _, up = await loop.create_connection(_Relay, upstream.host, upstream.port)
+                assert browser.transport is not None and up.transport is not None
+                up.peer, browser.peer = browser.transport, up.transport
+                for data in browser.pending:
+                    up.transport.write(data)
+
+            tasks.add(loop.create_task(connect()))
+            return browser
+
+        tasks: set[asyncio.Task[None]] = set()
+        server = await loop.create_server(accepted, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        if profile := os.environ.get(PROFILE_ENV):
+            profile_on_signals(profile)
+        print(json.dumps({"port": port, "relay": True}), flush=True)
         await asyncio.Event().wait()
 
     run_loop(serve(), event_loop)
@@ -543,14 +611,18 @@ async def bench(
     signed_in = (
         {"Host": f"{proxy['host']}:{proxy_port}", "Cookie": f"emustudio-session={proxy['cookie']}"}
         if "cookie" in proxy
+        else auth(lab)
+        if "relay" in proxy
         else {}
     )
     print(
         f"machine: {machine()}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())},"
         f" proxy event loop {args.loop}"
     )
-    if signed_in:
+    if "cookie" in proxy:
         print("gate: the gateway's own (session, Workspace row, OpenEditorInConsole), signed in\n")
+    elif "relay" in proxy:
+        print("no proxy: a byte relay, the floor under any proxy on this event loop\n")
     else:
         print("gate: admits everything at no cost (the real gate adds its own work)\n")
     load = OtherLoad()
@@ -593,7 +665,10 @@ async def bench(
         rounds_cpu.append(f"c={concurrency}: " + ", ".join(f"{x:.3f}" for x in per_round))
 
     print("proxy CPU per request, round by round (ms): " + "; ".join(rounds_cpu))
-    if signed_in:
+    if "relay" in proxy:
+        print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
+        return
+    if "cookie" in proxy:
         # A client polling a Workspace that is still starting: each request is a 409.
         starting = path.replace(EDITOR, EDITOR_STARTING)
         res = await http_load(
@@ -668,6 +743,8 @@ async def profile(
             "Cookie": f"emustudio-session={proxy['cookie']}",
         }
         if "cookie" in proxy
+        else auth(lab)
+        if "relay" in proxy
         else {}
     )
     print(
@@ -675,7 +752,7 @@ async def profile(
         f" gate {args.gate}, proxy event loop {args.loop}"
     )
     windows = [("200 through the proxy", path, 200)]
-    if signed_in:
+    if "cookie" in proxy:
         windows.append(("409 for a Starting Workspace", path.replace(EDITOR, EDITOR_STARTING), 409))
     for label, target, expect in windows:
         client = await HttpClient.open(proxy["port"])
@@ -733,47 +810,45 @@ def signed_in_headers(proxy: dict[str, Any]) -> dict[str, str]:
     }
 
 
-async def compare_loops(
+async def compare(
     args: argparse.Namespace,
     upstreams: dict[str, Upstream],
     proxies: dict[str, tuple[dict[str, Any], psutil.Process]],
 ) -> None:
-    """The same HTTP rounds through one proxy process per event loop, alternating, so that
-    both see the same machine: CPU per request and p50 of each, and their ratio."""
+    """The same HTTP rounds through two proxy processes (two event loops, or this checkout and
+    another), alternating, so that both see the same machine: p50, requests/s and CPU per
+    request of each, and the ratio of their CPU (the second / the first)."""
     lab = upstreams[EDITOR]
     path = f"{lab.base_url}api/status"
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, gate {args.gate}")
     load = OtherLoad()
-    print("| concurrency | loop | p50 | req/s | proxy CPU per request (rounds) |")
+    first, second = proxies
+    print("| request | proxy | p50 | req/s | proxy CPU per request (rounds) |")
     print("|---|---|---|---|---|")
-    for concurrency in (1, 10):
-        rows: dict[str, list[HttpResult]] = {loop: [] for loop in proxies}
+    windows = [("200, c=1", path, 1, 200), ("200, c=10", path, 10, 200)]
+    if args.gate == "real":
+        windows.append(("409, c=10", path.replace(EDITOR, EDITOR_STARTING), 10, 409))
+    for label, target, concurrency, expect in windows:
+        rows: dict[str, list[HttpResult]] = {name: [] for name in proxies}
         for r in range(args.rounds):
-            order = list(proxies) if r % 2 == 0 else list(reversed(proxies))
-            for loop in order:
-                proxy, proc = proxies[loop]
-                rows[loop].append(
+            for name in (first, second) if r % 2 == 0 else (second, first):
+                proxy, proc = proxies[name]
+                headers = signed_in_headers(proxy)
+                rows[name].append(
                     await http_load(
-                        proxy["port"],
-                        path,
-                        signed_in_headers(proxy),
-                        args.requests,
-                        concurrency,
-                        proc,
+                        proxy["port"], target, headers, args.requests, concurrency, proc, expect
                     )
                 )
         cpu = {}
-        for loop, results in rows.items():
+        for name, results in rows.items():
             per_round = [x.cpu / len(x.latencies) * 1000 for x in results]
-            cpu[loop] = med(per_round)
+            cpu[name] = med(per_round)
             print(
-                f"| {concurrency} | {loop} | {med([pct(x.latencies, 0.5) for x in results]):.2f} ms"
-                f" | {med([x.rate for x in results]):.0f} | {cpu[loop]:.3f} ms"
+                f"| {label} | {name} | {med([pct(x.latencies, 0.5) for x in results]):.2f} ms"
+                f" | {med([x.rate for x in results]):.0f} | {cpu[name]:.3f} ms"
                 f" ({', '.join(f'{x:.2f}' for x in per_round)}) |"
             )
-        print(
-            f"| {concurrency} | uvloop / asyncio CPU | | | {cpu['uvloop'] / cpu['asyncio']:.2f}x |"
-        )
+        print(f"| {label} | CPU {second} / {first} | | | {cpu[second] / cpu[first]:.2f}x |")
     print(f"(other processes used {load.fraction():.0%} of the machine's CPU meanwhile)")
 
 
@@ -782,7 +857,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--ws-rounds", type=int, default=160)
-    parser.add_argument("--gate", choices=("real", "static"), default="real")
+    parser.add_argument("--gate", choices=("real", "static", "relay"), default="real")
     parser.add_argument(
         "--loop",
         choices=("uvloop", "asyncio"),
@@ -797,11 +872,18 @@ def main() -> None:
         action="store_true",
         help="the HTTP rounds through a uvloop and an asyncio proxy process, alternating",
     )
+    parser.add_argument(
+        "--compare-with",
+        metavar="CHECKOUT",
+        help="the HTTP rounds through a proxy process of another checkout's emustudio (e.g."
+        " `git archive <commit> | tar -x -C DIR`) and one of this, alternating",
+    )
     parser.add_argument("--profile-save", metavar="PREFIX", help="keep the profiles there")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        (serve_gateway if args.gate == "real" else serve_proxy)(args.serve, args.loop)
+        serve = {"real": serve_gateway, "static": serve_proxy, "relay": serve_relay}[args.gate]
+        serve(args.serve, args.loop)
         return
     started = time.monotonic()
     with ExitStack() as stack:
@@ -814,24 +896,34 @@ def main() -> None:
         stats_path = workdir / "proxy.prof"
         env = {**os.environ, PROFILE_ENV: str(stats_path)} if args.profile else None
         proxies: dict[str, tuple[dict[str, Any], psutil.Process]] = {}
-        for loop in ("uvloop", "asyncio") if args.compare_loops else (args.loop,):
+        # name -> (event loop, checkout whose emustudio the proxy process imports)
+        runs = {args.loop: (args.loop, None)}
+        if args.compare_loops:
+            runs = {"uvloop": ("uvloop", None), "asyncio": ("asyncio", None)}
+        elif args.compare_with:
+            runs = {"other": (args.loop, args.compare_with), "this": (args.loop, None)}
+        for name, (loop, checkout) in runs.items():
             command = [sys.executable, __file__, "--gate", args.gate, "--loop", loop]
+            proc_env = dict(env or os.environ)
+            if checkout is not None:
+                proc_env["PYTHONPATH"] = str(Path(checkout).resolve())
             proc = stack.enter_context(
                 process(
                     [*command, "--serve", spec],
                     stdout=subprocess.PIPE,
-                    stderr=stack.enter_context(open(workdir / f"gateway-{loop}.log", "w")),
-                    env=env,
+                    stderr=stack.enter_context(open(workdir / f"gateway-{name}.log", "w")),
+                    env=proc_env,
                 )
             )
             assert proc.stdout is not None
-            proxies[loop] = json.loads(proc.stdout.readline()), psutil.Process(proc.pid)
-        proxy, proxy_proc = proxies[args.loop]
-        if args.compare_loops:
-            asyncio.run(compare_loops(args, upstreams, proxies))
+            proxies[name] = json.loads(proc.stdout.readline()), psutil.Process(proc.pid)
+        if len(proxies) == 2:
+            asyncio.run(compare(args, upstreams, proxies))
         elif args.profile:
+            proxy, proxy_proc = proxies[args.loop]
             asyncio.run(profile(args, upstreams, proxy, proxy_proc, stats_path))
         else:
+            proxy, proxy_proc = proxies[args.loop]
             asyncio.run(bench(args, upstreams, proxy, proxy_proc))
     print(f"\n(total {time.monotonic() - started:.0f} s)")
 

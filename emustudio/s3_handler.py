@@ -23,15 +23,18 @@ the store sends it, each piece flushed before the next is read.
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
 from typing import Any
 
 from tornado import httputil, web
+from tornado.http1connection import HTTP1Connection, HTTP1ConnectionParameters
+from tornado.httputil import _normalize_header
 from tornado.iostream import StreamClosedError
 from tornado.routing import Matcher, Rule
 
 from emustudio import ids
-from emustudio.aws.http import BodyStream, HttpRequest, HttpResponse
+from emustudio.aws.http import BodyStream, HeldBody, HttpRequest, HttpResponse
 from emustudio.pipeline import Gateway
 
 _SIGNED_FOR_S3 = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/s3/aws4_request")
@@ -44,8 +47,19 @@ class S3Addressing:
     def __init__(self, domains: tuple[str, ...], studio_domain: str) -> None:
         self.domains = tuple(d.lower().strip(".") for d in domains)
         self.studio_domain = ids.studio_domain(studio_domain)
+        # Each request asks of its Host twice (the matcher, the handler), and a client sends
+        # the same Host call after call; bounded, as a Host is the caller's to vary.
+        self._buckets: dict[str, str | None] = {}
 
     def bucket_of_host(self, host: str) -> str | None:
+        if host in self._buckets:
+            return self._buckets[host]
+        bucket = self._bucket_of_host(host)
+        if len(self._buckets) < 1024:
+            self._buckets[host] = bucket
+        return bucket
+
+    def _bucket_of_host(self, host: str) -> str | None:
         name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else ""
         if name == self.studio_domain or name.endswith("." + self.studio_domain):
             return None
@@ -60,10 +74,11 @@ class S3Addressing:
         return name == self.studio_domain or name.endswith("." + self.studio_domain)
 
     def is_s3(self, request: httputil.HTTPServerRequest) -> bool:
-        if self.is_studio_host(request.host or ""):
+        host = request.host or ""
+        if self.bucket_of_host(host) is not None:
+            return True  # never a Studio host's (bucket_of_host says None for those)
+        if self.is_studio_host(host):
             return False
-        if self.bucket_of_host(request.host or "") is not None:
-            return True
         auth = request.headers.get("Authorization", "")
         if auth:
             return bool(_SIGNED_FOR_S3.search(auth))
@@ -98,17 +113,6 @@ class AnonymousPathMatcher(Matcher):
         return {}
 
 
-class _S3Headers(httputil.HTTPHeaders):
-    """Response headers with S3's user-metadata names kept in lower case: Tornado would send
-    ``X-Amz-Meta-Owner``, and the SDKs hand the name's case on to the user."""
-
-    def __setitem__(self, name: str, value: str) -> None:
-        if name.lower().startswith("x-amz-meta-"):
-            self._as_list[name.lower()] = [value]  # what get_all() writes out
-        else:
-            super().__setitem__(name, value)
-
-
 class S3Matcher(Matcher):
     def __init__(self, addressing: S3Addressing) -> None:
         self.addressing = addressing
@@ -120,7 +124,7 @@ class S3Matcher(Matcher):
 # Bodies up to this size are taken whole before the pipeline runs: no task of their own, no
 # hand-over piece by piece (the store's small bodies, forward.py, are read whole too).
 _SMALL_BODY = 256 * 1024
-_SMALL_PIECES = 16  # Tornado's pieces of such a body (64 KB each), and its end, never wait
+_LARGE_PIECE = 512 * 1024  # what a large body's connection reads at once
 
 
 @web.stream_request_body
@@ -136,13 +140,10 @@ class S3Handler(web.RequestHandler):
         self.body: BodyStream | None = None
         self.http: HttpRequest | None = None
         self.answer: asyncio.Future[HttpResponse] | None = None
+        self.restore: tuple[HTTP1ConnectionParameters, int] | None = None
 
     def check_xsrf_cookie(self) -> None:
         return None  # signed API calls, not browser forms
-
-    def clear(self) -> None:
-        super().clear()
-        self._headers = _S3Headers(self._headers)
 
     def compute_etag(self) -> str | None:
         return None  # S3's ETag is the object's, never one of Tornado's
@@ -156,17 +157,45 @@ class S3Handler(web.RequestHandler):
         if chunked or size:
             # A small body is held whole (a few pieces) and the pipeline runs once it is in,
             # in this handler's own task; a larger one streams through a pipeline started now.
-            self.body = BodyStream(size, depth=_SMALL_PIECES if small else 4)
+            self.body = HeldBody(size) if small else BodyStream(size, depth=4)
+        # The headers' names lowered all at once (a repeated header: its last value), not
+        # one by one through Tornado's generator and again in HttpRequest.build.
+        sent = request.headers._as_list
+        names = "\n".join(sent).lower().split("\n") if sent else []
         self.http = HttpRequest.build(
             request.method or "GET",
             request.uri or "/",
-            dict(request.headers.get_all()),
+            dict(zip(names, [values[-1] for values in sent.values()], strict=True)),
             remote_ip=request.remote_ip or "127.0.0.1",
             stream=self.body,
             virtual_bucket=self.addressing.bucket_of_host(request.host or ""),
+            lowered=True,
         )
         if not small:
+            self._read_in_large_pieces()
             self.answer = asyncio.ensure_future(self.gateway.handle(self.http, service="s3"))
+
+    def _read_in_large_pieces(self) -> None:
+        """This connection's body reads in pieces of up to ``_LARGE_PIECE`` instead of
+        Tornado's 64 KB: a 64 MB upload is then some hundred pieces through the body's checks
+        and to the store, not a thousand, each a round of Python calls and hand-overs. Only
+        connections that send a large body: a small request would pay for the larger buffer
+        every read."""
+        connection = self.request.connection
+        if isinstance(connection, HTTP1Connection) and connection.params.chunk_size < _LARGE_PIECE:
+            self.restore = (connection.params, connection.stream.read_chunk_size)
+            params = copy.copy(connection.params)  # the server's own is every connection's
+            params.chunk_size = _LARGE_PIECE
+            connection.params = params
+            connection.stream.read_chunk_size = _LARGE_PIECE
+
+    def _read_in_usual_pieces(self) -> None:
+        """Back to Tornado's pieces once the body is in: the connection's next request may be
+        a small one (a client keeps its connections)."""
+        connection = self.request.connection
+        if self.restore is not None and isinstance(connection, HTTP1Connection):
+            connection.params, connection.stream.read_chunk_size = self.restore
+            self.restore = None
 
     async def data_received(self, chunk: bytes) -> None:
         if self.body is not None:
@@ -177,6 +206,7 @@ class S3Handler(web.RequestHandler):
             self.body.fail()
 
     async def _respond(self) -> None:
+        self._read_in_usual_pieces()
         if self.body is not None:
             await self.body.end()
         if self.answer is None:
@@ -186,8 +216,15 @@ class S3Handler(web.RequestHandler):
             response = await self.answer
         self.set_status(response.status)
         self.clear_header("Content-Type")
+        as_list = self._headers._as_list
         for name, value in response.headers.items():
-            self.set_header(name, value)
+            # Strings already: set_header's conversion and check, five calls a header, are
+            # left out (Tornado still refuses any header line with CR or LF as it writes it).
+            # S3's own ``x-amz-*`` names go as written (user metadata's in lower case, as S3
+            # sends them, where Tornado would send ``X-Amz-Meta-Owner`` and the SDKs hand the
+            # name's case on to the user); the others (Content-Length, ETag...) in Tornado's
+            # form, which is how it looks them up.
+            as_list[name if name[:1] == "x" else _normalize_header(name)] = [value]
         if self.request.method == "HEAD":
             if response.stream is not None:
                 await response.stream.aclose()  # type: ignore[attr-defined]

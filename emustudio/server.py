@@ -6,6 +6,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from tornado import httpserver, ioloop, web
 from tornado.routing import Rule
@@ -47,10 +48,15 @@ from emustudio.services.emr import EmrService
 from emustudio.services.emr.cluster_life import ClusterLife
 from emustudio.services.emr.containers import DockerContainers
 from emustudio.services.emr.instance_s3 import InstanceProfileS3
-from emustudio.services.emr.kernel_route import KernelRoutes
+from emustudio.services.emr.kernel_route import KernelRoutes, RouteHooks
 from emustudio.services.emr.metadata import InstanceMetadata
+from emustudio.services.emr.reattach import reached_subnets
 from emustudio.services.emr.service_role import ServiceRoleAttach
-from emustudio.services.emr.workspaces import WorkspaceManager, workspace_base_url
+from emustudio.services.emr.workspaces import (
+    WorkspaceHooks,
+    WorkspaceManager,
+    workspace_base_url,
+)
 from emustudio.services.iam import IamCredentials, IamService
 from emustudio.services.identitystore import IdentityStoreDirectory, IdentityStoreService
 from emustudio.services.operator import OperatorService
@@ -122,10 +128,10 @@ class EmuStudio:
         )
         # The kernel route: attached Workspaces' servers reach their cluster's kernels through
         # the gateway's API server, at its address on their subnet (runtime/reach.py).
-        self.kernel_routes = KernelRoutes()
+        self.kernel_routes = KernelRoutes(self.store)
         self.workspaces = make_workspaces(
             settings, self.store, self.docker, self.workspace_runtime, self.networks, self.backup,
-            self.kernel_route_address,
+            self.kernel_route_address, self.kernel_routes,
         )  # fmt: skip
 
     def _build_services(self, settings: Settings) -> None:
@@ -203,6 +209,7 @@ class EmuStudio:
             self.clusters.adopt,
             self.start_backup,
             self.listen,
+            self.reach_adopted,
         ]
 
     async def kernel_route_address(self, subnet_id: str) -> str | None:
@@ -357,6 +364,17 @@ class EmuStudio:
         self.reach.listen(API, self.http_server, self.settings.port)
         self.metadata_server = httpserver.HTTPServer(metadata_app(self.instance_metadata))
         self.reach.listen(METADATA, self.metadata_server, self.settings.metadata_port)
+
+    async def reach_adopted(self) -> None:
+        """Listen again where the adopted containers reach the gateway (``runtime/reach.py``
+        binds a subnet's address when a container there first needs it; after a restart,
+        the nodes' S3 and metadata calls and the Workspaces' kernel route come unasked)."""
+        region = self.settings.region
+        for subnet_id in sorted(await self.store.tx(partial(reached_subnets, region))):
+            try:
+                await self.reach.address(subnet_id)
+            except ReachError as exc:
+                log.warning("%s", exc)
 
     async def adopt_workspaces(self) -> None:
         """Keep Workspaces whose containers still run; mark the others Idle; stop idle ones."""
@@ -577,6 +595,7 @@ def make_workspaces(
     networks: SubnetNetworks,
     backup: BackupEngine,
     engine_address: Callable[[str], Awaitable[str | None]] | None = None,
+    kernel_routes: KernelRoutes | None = None,
 ) -> WorkspaceManager:
     containers = DockerContainers(
         runtime,
@@ -586,8 +605,12 @@ def make_workspaces(
         cpus=settings.workspace_cpus,
         engine_address=engine_address,
     )
+    # A stopped Workspace's kernel route closes and its kernels on the cluster end.
+    hooks: list[WorkspaceHooks] = [backup]
+    if kernel_routes is not None:
+        hooks.append(RouteHooks(kernel_routes))
     return WorkspaceManager(
-        store, containers, region=settings.region, base_url=workspace_base_url, hooks=[backup]
+        store, containers, region=settings.region, base_url=workspace_base_url, hooks=hooks
     )
 
 

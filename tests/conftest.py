@@ -4,12 +4,21 @@ Modules share the session's gateway (the plugin's ``emu_gateway``): starting one
 and most modules only add resources of their own. A module whose tests need a gateway of their
 own (other settings, a restart that must not touch other modules' state, or assertions about
 everything an account holds) overrides ``gateway_env`` with that gateway's environment.
+
+In parallel (``scripts/test``: pytest-xdist, ``-n N --dist loadfile``) each worker is a session
+of its own, with its own ``emu_gateway``; test gateways already share a Docker host (their own
+instance label, network names, firewall chain and data directory; CIDRs remapped). A module runs
+whole on one worker, so its module-scoped gateway and resources are made once. The modules that
+start Spark clusters (``pytestmark = pytest.mark.spark_cluster``) are one unit of work: they run
+one after the other on one worker, first, while the other workers take the rest (a cluster is a
+handful of JVM containers; two at once on the 2-core machines this runs on only slow each other).
 """
 
 from __future__ import annotations
 
 import compileall
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +34,65 @@ ROOT = Path(__file__).resolve().parents[1]
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Byte-compile what the session's gateways and CLI calls import, once. Where
     PYTHONDONTWRITEBYTECODE is set, each of those processes (a hundred or so in the suite) would
-    otherwise compile emustudio's two hundred modules again: half a second of CPU each."""
+    otherwise compile emustudio's two hundred modules again: half a second of CPU each. In
+    parallel the controller does it before it starts the workers, and the workers do not."""
+    if hasattr(session.config, "workerinput"):
+        return
     for package in (ROOT / "emustudio", ROOT / "jupyter_ext" / "emustudio_jupyter_ext"):
         compileall.compile_dir(package, quiet=2)
+
+
+# -- parallel runs (pytest-xdist) ---------------------------------------------------------------
+
+SPARK_CLUSTER_UNIT = "spark clusters"
+_SPARK_MARK = "pytest.mark.spark_cluster"
+
+
+@cache
+def starts_spark_clusters(module: str) -> bool:
+    """Whether the test module at this path (relative to the root) is marked ``spark_cluster``.
+    xdist's controller collects nothing, so it reads the module's source; the workers check at
+    collection that every test of such a module, and no other, has the mark."""
+    try:
+        return _SPARK_MARK in (ROOT / module).read_text()
+    except OSError:
+        return False
+
+
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, with every Spark cluster module in one unit of work (see above)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ClusterModulesTogether(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module_of(nodeid)
+            return SPARK_CLUSTER_UNIT if starts_spark_clusters(module) else module
+
+    # Units go out in collection order, which the workers sort (heavy first): not by test count.
+    config.option.loadscopereorder = False
+    return ClusterModulesTogether(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist: the Spark cluster modules first (the longest unit starts first), and a mark
+    that is not the module's own ``pytestmark`` is refused (the controller could not see it)."""
+    if not hasattr(config, "workerinput"):
+        return
+    for item in items:
+        marked = item.get_closest_marker("spark_cluster") is not None
+        if marked != starts_spark_clusters(_module_of(item.nodeid)):
+            raise pytest.UsageError(
+                f"{item.nodeid}: mark a module that starts Spark clusters with a module-level"
+                " `pytestmark = pytest.mark.spark_cluster` (the whole module, nothing else)"
+            )
+    items.sort(key=lambda item: not starts_spark_clusters(_module_of(item.nodeid)))
 
 
 @pytest.fixture(scope="module")

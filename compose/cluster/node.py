@@ -4,6 +4,12 @@ master: the Spark standalone master (7077, UI 8080), the Spark history server (1
 Jupyter Enterprise Gateway (18888, token-protected: only the emustudio gateway has the token).
 core/task: a Spark worker (UI 8081) registered with the master.
 
+HDFS: there is no HDFS server to install here, so every node mounts the cluster's own volume at
+/mnt/hdfs (the engine makes it) and Hadoop's ViewFileSystemOverloadScheme answers ``hdfs://``
+with that directory as its mount table's fallback: ``hdfs:///user/hadoop/x`` is
+/mnt/hdfs/user/hadoop/x on every node, and fs.defaultFS is ``hdfs://<master>:8020`` as on EMR, so
+relative paths land there too.
+
 Settings come from the environment (emustudio/engines/docker.py sets them). Daemon output goes to
 this process's stdout (the container log). SIGTERM stops the daemons and exits.
 """
@@ -20,8 +26,16 @@ import time
 SPARK_HOME = os.environ.get("SPARK_HOME", "/usr/lib/spark")
 SPARK_CLASS = os.path.join(SPARK_HOME, "bin", "spark-class")
 JEG = "/emr/notebook-env/bin/jupyter"
+HDFS_ROOT = "/mnt/hdfs"
 REGISTERED_MARK = "/tmp/.emr-worker-registered"
 procs: list[subprocess.Popen[bytes]] = []
+# What kernels inherit from the node (Enterprise Gateway passes a kernel only PATH, the KERNEL_*
+# variables and these): EMRFS's endpoints and region (engines/emrfs.py), so that a kernel's
+# Spark driver and boto3 find the instance profile's credentials as steps do, and Spark's homes.
+KERNEL_ENV = [
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION",
+    "JAVA_HOME", "SPARK_HOME", "PYSPARK_PYTHON", "LANG",
+]  # fmt: skip
 
 
 def spark_defaults(role: str, host: str, master: str) -> str:
@@ -34,6 +48,14 @@ def spark_defaults(role: str, host: str, master: str) -> str:
         "spark.driver.memory": "512m",
         "spark.executor.memory": "512m",
         "spark.ui.showConsoleProgress": "false",
+        # hdfs:/// on the volume every node shares (above); the mount table is named after
+        # the default file system's host.
+        "spark.hadoop.fs.defaultFS": f"hdfs://{master}:8020",
+        "spark.hadoop.fs.hdfs.impl": "org.apache.hadoop.fs.viewfs.ViewFileSystemOverloadScheme",
+        f"spark.hadoop.fs.viewfs.mounttable.{master}.linkFallback": f"file://{HDFS_ROOT}",
+        # EMR's warehouse, and CREATE TABLE without USING makes a Spark table (no Hive here).
+        "spark.sql.warehouse.dir": "hdfs:///user/spark/warehouse",
+        "spark.sql.legacy.createHiveTableByDefault": "false",
     }
     if role == "master":
         # Drivers run on the master (client mode); executors on the workers call back here.
@@ -98,7 +120,8 @@ def main() -> None:
         start(
             "jeg",
             [JEG, "enterprisegateway", "--ip=0.0.0.0", "--port=18888", "--port_retries=0",
-             "--EnterpriseGatewayApp.unauthorized_users=['root']"],
+             "--EnterpriseGatewayApp.unauthorized_users=['root']",
+             f"--EnterpriseGatewayApp.env_process_whitelist={KERNEL_ENV!r}"],
             {"EG_AUTH_TOKEN": os.environ.get("EMR_JEG_TOKEN", ""),
              "EG_KERNEL_LAUNCH_TIMEOUT": "120"},
         )  # fmt: skip

@@ -26,11 +26,13 @@ session cookie, Workspace and client address, and remembers the outcome, an admi
   time of day.
 
 So a revocation takes effect at the next request, and a request answered from memory costs
-a dictionary lookup: a client polling a starting Workspace gets its 409 in microseconds, not a
-store round trip per request. Outcomes are keyed by the session cookie as the browser sent it,
-whose signature was checked when the outcome was decided (the cookie's own age limit is longer
-than the session's life, which is checked on every request). A refusal is logged once, when it
-is decided; the proxy logs the requests it refuses again at DEBUG only.
+a dictionary lookup (`remembered`, asked by the proxy's fast path before any handler exists,
+reads the same memory with the same freshness): a client polling a starting Workspace gets
+its 409 in microseconds, not a store round trip per request. Outcomes are keyed by the
+session cookie as the browser sent it, whose signature was checked when the outcome was
+decided (the cookie's own age limit is longer than the session's life, which is checked on
+every request). A refusal is logged once, when it is decided; the proxy logs the requests it
+refuses again at DEBUG only.
 
 In the path form (``/studios/<es-id>/workspaces/<e-id>/...``) JupyterLab's own URLs leave the
 Studio's prefix for ``/workspaces/<e-id>/...`` on the gateway host, which the Studio's cookie
@@ -51,6 +53,7 @@ from urllib.parse import urlencode
 
 from sqlmodel import Session
 from tornado import web
+from tornado.httputil import HTTPServerRequest
 
 from emustudio import ids
 from emustudio.auth.permissions import Permissions
@@ -144,11 +147,27 @@ class StudioGate:
             status, message, args, reason = hit.refusal
             raise web.HTTPError(status, message, *args, reason=reason)
         assert hit.upstream is not None
-        if studio_id is not None and _navigation(handler) and request.path.startswith("/studios/"):
+        if studio_id is not None and _navigation(request) and request.path.startswith("/studios/"):
             # Path form: hand the page to the bare form, with the session at the Workspace's path.
             set_session_cookie(handler, hit.session, workspace_cookie_path(editor_id))
             handler.redirect((request.uri or "/")[len(f"/studios/{studio_id}") :])
             raise web.Finish()
+        return hit.upstream
+
+    def remembered(
+        self, request: HTTPServerRequest, studio_id: str | None, editor_id: str
+    ) -> Upstream | None:
+        """The upstream of an admission `open` remembers for this request and would answer
+        as is (the proxy's fast path); None when `open` must be asked."""
+        signed = signed_cookie_of(request)
+        if not signed:
+            return None
+        key = (signed, studio_id or "", editor_id, request.remote_ip or "127.0.0.1")
+        hit = self._decided.get(key)
+        if hit is None or hit.upstream is None or not hit.fresh():
+            return None
+        if studio_id is not None and _navigation(request) and request.path.startswith("/studios/"):
+            return None  # `open` redirects it to the bare form
         return hit.upstream
 
     def forget_session(self, session_id: str) -> None:
@@ -246,7 +265,7 @@ class StudioGate:
     def _refuse_anonymous(handler: web.RequestHandler, studio_id: str, *, bare: bool) -> NoReturn:
         request = handler.request
         uri = request.uri or "/"
-        if not _navigation(handler):
+        if not _navigation(request):
             raise web.HTTPError(403, "no session of %s", studio_id)
         if request.path.startswith("/studios/") or bare:
             prefix = f"/studios/{studio_id}"
@@ -266,9 +285,8 @@ class _Refused(Exception):
         self.error = error
 
 
-def _navigation(handler: web.RequestHandler) -> bool:
+def _navigation(request: HTTPServerRequest) -> bool:
     """A browser loading a page (not a script's call, not a WebSocket)."""
-    request = handler.request
     return (
         request.method == "GET"
         and "text/html" in request.headers.get("Accept", "")

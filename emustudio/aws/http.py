@@ -60,6 +60,44 @@ class BodyStream:
             yield chunk
 
 
+class HeldBody(BodyStream):
+    """A small body taken whole before its reader starts: the pieces are kept in a list and
+    handed over as one (no queue, no hand-over per piece). Its reader runs only once
+    :meth:`end` was called; one that runs earlier, or after :meth:`fail`, gets
+    :class:`BodyTruncated` after what came."""
+
+    def __init__(self, length: int | None) -> None:  # no super(): no queue to make
+        self.length = length
+        self.received = 0
+        self._pieces: list[bytes] = []
+        self._discarding = False
+        self._state = "open"  # open | ended | failed
+
+    async def feed(self, chunk: bytes) -> None:
+        if self._discarding or not chunk:
+            return
+        self.received += len(chunk)
+        self._pieces.append(chunk)
+
+    async def end(self) -> None:
+        if self._state == "open":
+            self._state = "ended"
+
+    def fail(self) -> None:
+        self._state = "failed"
+
+    def discard(self) -> None:
+        self._discarding = True
+        self._pieces.clear()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        pieces = self._pieces
+        if pieces:
+            yield pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        if self._state != "ended":
+            raise BodyTruncated()
+
+
 class BodyTruncated(Exception):
     """The request body ended before its declared length (the client went away)."""
 
@@ -103,18 +141,21 @@ class HttpRequest:
         remote_ip: str = "127.0.0.1",
         stream: BodyStream | None = None,
         virtual_bucket: str | None = None,
+        lowered: bool = False,
     ) -> HttpRequest:
-        """Make a request from a URL (path and query) and headers in any case."""
+        """Make a request from a URL (path and query) and headers in any case (``lowered``:
+        their names are lower case already)."""
         parts = urlsplit(url)
-        lowered = {k.lower(): v for k, v in headers.items()}
+        if not lowered:
+            headers = {k.lower(): v for k, v in headers.items()}
         return cls(
             method=method.upper(),
             path=parts.path or "/",
-            headers=lowered,
+            headers=headers,
             body=body,
             query=parse_qs(parts.query, keep_blank_values=True),
             raw_query=parts.query,
-            host=lowered.get("host", parts.netloc or "localhost"),
+            host=headers.get("host", parts.netloc or "localhost"),
             remote_ip=remote_ip,
             stream=stream,
             virtual_bucket=virtual_bucket,

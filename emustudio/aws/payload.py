@@ -12,7 +12,9 @@ What ``x-amz-content-sha256`` declares decides the form (SigV4 has already check
 ``x-amz-checksum-<algorithm>`` (header or trailer; every ``ChecksumAlgorithm`` of S3's model:
 CRC32, CRC32C, CRC64NVME, SHA1, SHA256, SHA512, MD5, XXHASH64, XXHASH3, XXHASH128) and
 ``Content-MD5`` are checked too; CRC32C, CRC64NVME and the XXHASHes with ``awscrt``'s, the
-implementation botocore itself uses for them. The last piece of data is held back until every
+implementation botocore itself uses for them. A body sent with no checksum of S3's
+(``Content-MD5`` is none) gets S3's default, a CRC64NVME computed as it streams
+(:meth:`Payload.object_checksum`). The last piece of data is held back until every
 check has passed, so a reader that stores what it gets and stops at the first error never stores
 a bad body whole; S3's errors say why.
 """
@@ -161,6 +163,7 @@ CHECKSUMS: dict[str, Callable[[], Any]] = {
     "xxhash3": lambda: _XxHash(crt.XXHash.new_xxhash3_64),
     "xxhash128": lambda: _XxHash(crt.XXHash.new_xxhash3_128),
 }
+_CHECKSUM_HEADERS = tuple((name, f"x-amz-checksum-{name}") for name in CHECKSUMS)
 # The digest's length in bytes: a value that does not decode to it is malformed, not wrong.
 _DIGEST_BYTES = {
     "crc32": 4,
@@ -206,9 +209,9 @@ class Payload:
         self.length = int(length)
         self.wire_length = int(headers.get("content-length") or -1)
         self.expected: dict[str, str] = {}
-        for name in CHECKSUMS:
-            value = headers.get(f"x-amz-checksum-{name}")
-            if value is not None:
+        for name, header in _CHECKSUM_HEADERS:
+            if header in headers:  # a test, not a call: ten of them for every body
+                value = headers[header]
                 _check_form(name, value, "header")
                 self.expected[name] = value
         if len(self.expected) > 1:
@@ -221,6 +224,22 @@ class Payload:
             n.strip().lower() for n in headers.get("x-amz-trailer", "").split(",") if n.strip()
         }
         self.previous = signed.signature if signed is not None else ""
+        self.in_header = bool(self.expected)  # known before the body: it can go ahead of it
+        self.wanted: set[str] = set()  # computed too, beside what is checked (``also``)
+        self.computed: dict[str, str] = {}  # each checksum computed, base64, once read
+
+    def also(self, algorithm: str) -> None:
+        """Compute ``algorithm`` as well (a multipart upload's default CRC64NVME of a part
+        that came with another checksum); call before reading."""
+        self.wanted.add(algorithm)
+
+    def object_checksum(self) -> tuple[str, str] | None:
+        """The body's checksum as S3 keeps it, once read: the one it was checked against,
+        else S3's default CRC64NVME (``None`` before the body is read whole)."""
+        for algorithm, value in self.expected.items():
+            return algorithm, value
+        default = self.computed.get("crc64nvme")
+        return ("crc64nvme", default) if default is not None else None
 
     # --- checks ---------------------------------------------------------------------------
 
@@ -244,14 +263,13 @@ class Payload:
             raise ChunkSignatureMismatch()
         self.previous = expected
 
-    def _check_sums(self, sums: dict[str, Any], md5: Any, sha: Any) -> None:
+    def _check_sums(self, md5: Any, sha: Any) -> None:
         if sha is not None and sha.hexdigest() != self.declared.lower():
             raise ContentSha256Mismatch()
         if md5 is not None and base64.b64encode(md5.digest()).decode() != self.md5:
             raise BadDigest("The Content-MD5 you specified did not match what we received.")
         for name, expected in self.expected.items():
-            actual = base64.b64encode(sums[name].digest()).decode()
-            if actual != expected:
+            if self.computed.get(name) != expected:
                 raise BadDigest(
                     f"The {name.upper()} you specified did not match the calculated checksum."
                 )
@@ -264,6 +282,10 @@ class Payload:
             algorithm = name.removeprefix("x-amz-checksum-")
             if algorithm in CHECKSUMS:
                 sums.setdefault(algorithm, CHECKSUMS[algorithm]())
+        for algorithm in self.wanted:
+            sums.setdefault(algorithm, CHECKSUMS[algorithm]())
+        if not sums:
+            sums["crc64nvme"] = _Crc64Nvme()  # S3's default for a body sent without one
         md5 = hashlib.md5(usedforsecurity=False) if self.md5 else None
         sha = hashlib.sha256() if len(self.declared) == 64 else None
         pending: bytes | None = None
@@ -287,7 +309,10 @@ class Payload:
             raise IncompleteBody() from exc
         if total != self.length:
             raise IncompleteBody()
-        self._check_sums(sums, md5, sha)
+        self.computed = {
+            name: base64.b64encode(digest.digest()).decode() for name, digest in sums.items()
+        }
+        self._check_sums(md5, sha)
         if pending is not None:
             yield pending
 

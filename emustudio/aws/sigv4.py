@@ -678,7 +678,7 @@ def _claim(req: HttpRequest, authorization: Authorization) -> _Claim:
         if auth is not None
         else _claim_from_query(req, pairs)
     )
-    signed = [name.strip().lower() for name in claim.signed_headers.split(";")]
+    signed = _signed_names(claim.signed_headers)
     if "host" not in signed and ":authority" not in signed:
         raise AuthFailure(
             AuthKind.INCOMPLETE,
@@ -749,9 +749,25 @@ def _header_value(req: HttpRequest, name: str) -> str:
     return " ".join(value.split())
 
 
+@lru_cache(maxsize=256)
+def _signed_names(signed_headers: str) -> tuple[str, ...]:
+    """``SignedHeaders``' names, lower case (a client sends the same list call after call)."""
+    return tuple(name.strip().lower() for name in signed_headers.split(";"))
+
+
+# Whitespace a header value's canonical form would change: a run, a tab or other blank, one
+# at either end of the value.
+_UNCANONICAL_SPACE = re.compile(r"[^\S\n]{2}|[^\S \n]|:[^\S\n]|[^\S\n]\n")
+
+
 def _canonical_headers(req: HttpRequest, signed_headers: str) -> str:
-    names = [name.strip().lower() for name in signed_headers.split(";")]
-    return "".join(f"{name}:{_header_value(req, name)}\n" for name in names)
+    names = _signed_names(signed_headers)
+    get = req.headers.get
+    text = "".join([f"{name}:{get(name, '')}\n" for name in names])
+    if "host" not in req.headers or _UNCANONICAL_SPACE.search(text):
+        # Blanks to fold (or no Host header): value by value, as SigV4 says.
+        return "".join(f"{name}:{_header_value(req, name)}\n" for name in names)
+    return text
 
 
 def _checked_content_hash(

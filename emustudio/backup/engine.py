@@ -24,8 +24,8 @@ How a change travels::
 * **Gateway restart, even SIGKILL.** Journal rows are replayed at start: the file is read
   again from the container, which the restart adopted; the feed resumes from its cursor.
 * **Restore.** Before a Workspace is Ready, its changes that never reached S3 go first, then
-  every object of it is put into the new container, in a few tar archives its server extension
-  unpacks (:mod:`.restore`); only then does its feed start.
+  every object of it is put into the new container, in a few tar archives Docker (or the
+  Workspace's server extension) unpacks (:mod:`.restore`); only then does its feed start.
 
 Every blocking call (the minio SDK, the spool, hashing, the store) runs off the event loop;
 the Workspace's JupyterLab is reached with tornado's AsyncHTTPClient and the token only the
@@ -39,7 +39,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -102,8 +102,9 @@ class Session:
 
 
 class BackupEngine:
-    """The S3 backup of every Workspace; its three Workspace hooks are ``before_ready``,
-    ``before_stop`` and ``after_delete`` (see ``services/emr/workspaces.WorkspaceHooks``)."""
+    """The S3 backup of every Workspace; its Workspace hooks are ``before_ready``,
+    ``before_stop``, ``after_stop`` and ``after_delete`` (see
+    ``services/emr/workspaces.WorkspaceHooks``)."""
 
     def __init__(
         self,
@@ -221,10 +222,15 @@ class BackupEngine:
     # --- Workspace hooks ----------------------------------------------------------------------
 
     async def before_ready(
-        self, editor: Editor, endpoint: Endpoint, note: Callable[[str], None] | None = None
+        self,
+        editor: Editor,
+        endpoint: Endpoint,
+        note: Callable[[str], None] | None = None,
+        put_files: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         """Restore the Workspace's files into its new container, then follow it; ``note``
-        tells the start's progress what is restored."""
+        tells the start's progress what is restored, ``put_files`` (the runtime's) unpacks
+        tar archives into the container."""
         if (old := self.sessions.pop(editor.id, None)) is not None:
             await self._unfollow(old)
         location = Location.parse(editor.s3_location)
@@ -244,7 +250,13 @@ class BackupEngine:
         while True:
             try:
                 restored = await restore(
-                    self.s3, self.contents, self.blocking, server, location, note=note
+                    self.s3,
+                    self.contents,
+                    self.blocking,
+                    server,
+                    location,
+                    note=note,
+                    put_files=put_files,
                 )
                 break
             except S3Unavailable as exc:
@@ -282,6 +294,9 @@ class BackupEngine:
                 log.error(
                     "backup of %s: could not read before the stop: %s", editor.id, ", ".join(lost)
                 )
+
+    async def after_stop(self, editor: Editor) -> None:
+        """Nothing: ``before_stop`` read the last changes while the container still ran."""
 
     async def after_delete(self, editor: Editor) -> None:
         """The Workspace is gone; its backups stay in S3 (as in AWS)."""

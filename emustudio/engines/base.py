@@ -78,6 +78,13 @@ class ClusterEngine(ABC):
     async def remove_nodes(self, cluster_id: str, instance_ids: list[str]) -> None:
         """Remove those nodes of the cluster (a resize down)."""
 
+    async def decommission_nodes(  # noqa: B027 - optional: an engine may only remove
+        self, cluster_id: str, instance_ids: list[str], timeout: float
+    ) -> None:
+        """Before :meth:`remove_nodes` of a resize down: let the work running on those nodes
+        finish and give them no more, for ``timeout`` seconds at most (EMR's graceful
+        decommission)."""
+
     @abstractmethod
     async def stop(self, cluster_id: str) -> None:
         """Remove every node of the cluster; a cluster with no nodes left counts as done."""
@@ -100,11 +107,12 @@ class ClusterEngine(ABC):
     ) -> StepOutcome:
         """Put ``files`` (absolute path -> content, the ``hadoop`` user's, executable) on the
         node ``instance_id``, then run ``argv`` there as ``hadoop`` until it exits (bootstrap
-        actions)."""
+        actions); its whole ``stdout`` and ``stderr`` (up to a cap) come back in ``logs``."""
 
     @abstractmethod
     async def cancel_step(self, cluster_id: str, step_id: str) -> None:
-        """Stop a running step's command (its :meth:`run_step` then returns cancelled)."""
+        """Stop a running step's command, also one not started yet (its :meth:`run_step`
+        then returns cancelled)."""
 
     @abstractmethod
     async def running_instances(self, cluster_id: str) -> set[str]:

@@ -13,6 +13,11 @@ Every node reaches the gateway at its subnet's address (``runtime/reach.py``): S
 the instance metadata service for the ``JobFlowRole``'s credentials (``emrfs.py`` says what the
 node is told; no key is among it).
 
+HDFS: every node mounts the cluster's own Docker volume (``emustudio-<gateway instance>-<cluster
+id>-hdfs``, labelled like its nodes with the kind ``emr-hdfs``) at ``/mnt/hdfs``, and the image's
+Hadoop settings map ``hdfs:///`` there (``compose/cluster/node.py``), so the driver and every
+executor see one file system. The volume goes with the cluster.
+
 Readiness is the image's health check (``compose/cluster/healthcheck.py``): the master's Spark
 master, history server and gateway listen; a worker has registered. Steps run with ``docker
 exec`` on the master, on a pool of their own so that a long step never holds the gateway's
@@ -35,7 +40,7 @@ from typing import Any
 import docker
 from docker.errors import APIError, NotFound
 
-from emustudio.engines import emrfs
+from emustudio.engines import decommission, emrfs
 from emustudio.engines.base import (
     ClusterEngine,
     ClusterSpec,
@@ -52,6 +57,8 @@ from emustudio.runtime.reach import API, METADATA, GatewayReach, ReachError
 log = logging.getLogger(__name__)
 
 KIND_NODE = "emr-node"
+KIND_HDFS = "emr-hdfs"
+HDFS_MOUNT = "/mnt/hdfs"
 L_CLUSTER_ID = f"{LABEL}.cluster-id"
 L_EC2_INSTANCE = f"{LABEL}.ec2-instance-id"
 L_ROLE = f"{LABEL}.instance-role"
@@ -93,11 +100,14 @@ class DockerClusterEngine(ClusterEngine):
     def container_name(self, cluster_id: str, instance_id: str) -> str:
         return f"emustudio-{self._instance_id}-{cluster_id}-{instance_id}"
 
-    def _filters(self, cluster_id: str) -> dict[str, list[str]]:
+    def hdfs_volume(self, cluster_id: str) -> str:
+        return f"emustudio-{self._instance_id}-{cluster_id}-hdfs"
+
+    def _filters(self, cluster_id: str, kind: str = KIND_NODE) -> dict[str, list[str]]:
         return {
             "label": [
                 f"{L_INSTANCE}={self._instance_id}",
-                f"{L_KIND}={KIND_NODE}",
+                f"{L_KIND}={kind}",
                 f"{L_CLUSTER_ID}={cluster_id}",
             ]
         }
@@ -128,7 +138,9 @@ class DockerClusterEngine(ClusterEngine):
         env = emrfs.environment(
             endpoint, f"http://{address}:{self._reach.port(METADATA)}", self._region
         )
-        env["EMR_SPARK_DEFAULTS"] = json.dumps(emrfs.spark_defaults(endpoint) | spec.spark_defaults)
+        env["EMR_SPARK_DEFAULTS"] = json.dumps(
+            emrfs.spark_defaults(endpoint) | decommission.SPARK_DEFAULTS | spec.spark_defaults
+        )
         return env
 
     async def add_nodes(self, spec: ClusterSpec, nodes: list[NodeSpec]) -> list[NodeInfo]:
@@ -144,6 +156,12 @@ class DockerClusterEngine(ClusterEngine):
             with contextlib.suppress(Exception):
                 await self.remove_nodes(spec.cluster_id, [n.instance_id for n in nodes])
             raise
+
+    async def decommission_nodes(
+        self, cluster_id: str, instance_ids: list[str], timeout: float
+    ) -> None:
+        names = [self.container_name(cluster_id, i) for i in instance_ids]
+        await decommission.drain(self._docker, names, timeout)
 
     async def remove_nodes(self, cluster_id: str, instance_ids: list[str]) -> None:
         names = [self.container_name(cluster_id, i) for i in instance_ids]
@@ -187,6 +205,10 @@ class DockerClusterEngine(ClusterEngine):
         name = self.container_name(spec.cluster_id, node.instance_id)
         extra = self.extra_networks(node)
 
+        volume = self.hdfs_volume(spec.cluster_id)
+        volume_labels = {**labels, L_KIND: KIND_HDFS}
+        del volume_labels[L_EC2_INSTANCE], volume_labels[L_ROLE]
+
         def _run(client: docker.DockerClient) -> None:
             try:
                 client.networks.get(network)
@@ -194,6 +216,12 @@ class DockerClusterEngine(ClusterEngine):
                 raise ClusterStartError(
                     f"The subnet {spec.subnet_id} has no network (docker network {network})."
                 ) from exc
+            try:
+                client.volumes.get(volume)
+            except NotFound:
+                # The first node's start makes it; the image's /mnt/hdfs (owned by hadoop, with
+                # /user/hadoop and /tmp) is copied into it on that first mount.
+                client.volumes.create(volume, labels=volume_labels)
             container = client.containers.create(
                 image,
                 name=name,
@@ -201,6 +229,7 @@ class DockerClusterEngine(ClusterEngine):
                 labels=labels,
                 environment=env,
                 network=network,
+                volumes={volume: {"bind": HDFS_MOUNT, "mode": "rw"}},
                 mem_limit=f"{memory_mib}m",
                 memswap_limit=f"{memory_mib}m",
                 nano_cpus=round(min(node.instance_type.vcpu, self.max_node_cpus) * 1e9),
@@ -273,11 +302,16 @@ class DockerClusterEngine(ClusterEngine):
 
     async def stop(self, cluster_id: str) -> None:
         filters = self._filters(cluster_id)
+        volumes = self._filters(cluster_id, KIND_HDFS)
 
         def _remove(client: docker.DockerClient) -> None:
             for container in client.containers.list(all=True, filters=filters):
                 with contextlib.suppress(NotFound):
                     container.remove(force=True)
+            # HDFS goes with the cluster, as an EMR cluster's core nodes' disks do.
+            for volume in client.volumes.list(filters=volumes):
+                with contextlib.suppress(NotFound):
+                    volume.remove(force=True)
 
         await self._docker.run(_remove)
         log.info("cluster %s: nodes removed", cluster_id)
@@ -311,7 +345,12 @@ class DockerClusterEngine(ClusterEngine):
         await self._docker.run(lambda c: c.containers.get(master).put_archive("/", archive))
         # The shell records its pid, then becomes the command (cancel_step signals that pid),
         # its output in the step's log files, where EMR keeps them on the master.
-        script = f'echo $$ > {pid_file}; exec "$@" >{logs}/stdout 2>{logs}/stderr'
+        # A cancel that came before the pid file is seen here (it marks first, then reads).
+        marked = f"/tmp/step-{step_id}.cancelled"
+        script = (
+            f"echo $$ > {pid_file}; [ -e {marked} ] && exit 143;"
+            f' exec "$@" >{logs}/stdout 2>{logs}/stderr'
+        )
         command = ["/bin/sh", "-c", script, "step", *argv]
 
         def _exec(client: docker.DockerClient) -> tuple[int, dict[str, bytes]]:
@@ -357,8 +396,9 @@ class DockerClusterEngine(ClusterEngine):
 
         code, out, err = await self._steps.run(_exec)
         return StepOutcome(
-            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:]
-        )
+            code, out.decode(errors="replace")[-_TAIL:], err.decode(errors="replace")[-_TAIL:],
+            logs={"stdout": out[-MAX_LOG_BYTES:], "stderr": err[-MAX_LOG_BYTES:]},
+        )  # fmt: skip
 
     async def _was_cancelled(self, master: str, step_id: str) -> bool:
         def _check(client: docker.DockerClient) -> bool:

@@ -73,7 +73,7 @@ class StandaloneClusterEngine(DockerClusterEngine):
         network = self.driver_network
         host, _, port = str(self.external_workers).removeprefix("spark://").rpartition(":")
 
-        def _join(client: docker.DockerClient) -> tuple[str, int, str]:
+        def _set_up(client: docker.DockerClient) -> tuple[str, int, str]:
             container = client.containers.get(name)
             address = (
                 container.attrs["NetworkSettings"]["Networks"].get(network, {}).get("IPAddress")
@@ -98,7 +98,7 @@ class StandaloneClusterEngine(DockerClusterEngine):
             return address, int(probe.exit_code), probe.output.decode(errors="replace").strip()
 
         try:
-            address, code, why = await self._docker.run(_join)
+            address, code, why = await self._docker.run(_set_up)
         except (NotFound, APIError) as exc:
             raise ClusterStartError(
                 f"The master node could not be set up on the network {network}: {exc}"

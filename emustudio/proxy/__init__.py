@@ -34,7 +34,9 @@ Cost
 Per request the proxy does little beyond what Tornado's own server does: the upstream leg is a
 small HTTP/1.1 client on an `asyncio.Protocol` with keep-alive (`upstream`); a response head
 that needs no reframing goes to the browser as the upstream wrote it (less the hop-by-hop
-headers); requests without a body skip Tornado's streaming mode. A WebSocket, once upgraded, is
+headers); requests without a body skip Tornado's streaming mode. A bodiless ``GET``/``HEAD``
+whose admission the gate remembers (`RememberingGate`) skips the `RequestHandler` altogether
+(`fast`): most of JupyterLab's traffic. A WebSocket, once upgraded, is
 a byte tunnel between two `asyncio` transports (`websocket`): no frame is parsed, so a kernel
 message costs a read and a write. Figures: ``docs/benchmarks.md``.
 
@@ -48,12 +50,19 @@ instead, use its ``rules()``, and call its ``close()`` after the HTTP server has
 gateway's ``HTTPServer`` must not set ``decompress_request`` (bodies go upstream as they came).
 """
 
-from emustudio.proxy.contract import Activity, ProxyOptions, Upstream, WorkspaceGate
+from emustudio.proxy.contract import (
+    Activity,
+    ProxyOptions,
+    RememberingGate,
+    Upstream,
+    WorkspaceGate,
+)
 from emustudio.proxy.routes import WorkspaceProxy, proxy_handlers
 
 __all__ = [
     "Activity",
     "ProxyOptions",
+    "RememberingGate",
     "Upstream",
     "WorkspaceGate",
     "WorkspaceProxy",

@@ -49,6 +49,23 @@ class ProxyContext:
     touch: Activity = no_activity
     tunnels: set[Tunnel] = field(default_factory=set)
     """The open WebSocket tunnels: Tornado forgets a connection once it is detached."""
+    application: web.Application | None = None
+    """The application the handlers serve, as the first handler found it: the fast path
+    (`fast`) logs through it and hands it the requests it gives up. A request is on the fast
+    path only once the gate has remembered a decision, which a handler asked it for."""
+
+
+def cut(uri: str, form: Form, host_name: str) -> tuple[str, str | None, str]:
+    """The Workspace id, the Studio id (None in the bare form) and the path below the
+    Workspace's prefix, of a URI that matched ``form``'s rule."""
+    end = form.prefix_length
+    if form is Form.PATH:
+        studio_id: str | None = uri[len("/studios/") : _STUDIO_PREFIX]
+    elif form is Form.HOST:
+        studio_id = ids.studio_of_host(host_name)
+    else:
+        studio_id = None
+    return uri[end - _EDITOR_ID : end], studio_id, uri[end:]
 
 
 class ProxyHandlerBase(web.RequestHandler):
@@ -65,6 +82,7 @@ class ProxyHandlerBase(web.RequestHandler):
     def initialize(self, context: ProxyContext, form: Form) -> None:
         self.context = context
         self.form = form
+        context.application = self.application
 
     def check_xsrf_cookie(self) -> None:
         # The upstream guards its own API; the gateway's XSRF cookie means nothing there.
@@ -76,17 +94,9 @@ class ProxyHandlerBase(web.RequestHandler):
         Returns False when it redirected ``/workspaces/<e-id>`` to ``/workspaces/<e-id>/``.
         """
         uri = self.request.uri or "/"
-        cut = self.form.prefix_length
-        self.editor_id = uri[cut - _EDITOR_ID : cut]
-        if self.form is Form.PATH:
-            self.studio_id = uri[len("/studios/") : _STUDIO_PREFIX]
-        elif self.form is Form.HOST:
-            self.studio_id = ids.studio_of_host(self.request.host_name)
-        else:
-            self.studio_id = None
-        self.rest = uri[cut:]
+        self.editor_id, self.studio_id, self.rest = cut(uri, self.form, self.request.host_name)
         if not self.rest.startswith("/"):
-            self.redirect(f"{uri[:cut]}/{self.rest}")
+            self.redirect(f"{uri[: self.form.prefix_length]}/{self.rest}")
             return False
         return True
 

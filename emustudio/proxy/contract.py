@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tornado import web
+from tornado.httputil import HTTPServerRequest
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,21 @@ class WorkspaceGate(Protocol):
         from the Workspace. Raise ``tornado.web.HTTPError(403)`` (or redirect and raise
         ``tornado.web.Finish``) to refuse: the proxy then never contacts the upstream.
         """
+        ...
+
+
+@runtime_checkable
+class RememberingGate(WorkspaceGate, Protocol):
+    """A gate that remembers its decisions, and says so without any I/O: the proxy then takes
+    the requests it has admitted before on its fast path (`fast`), without a handler."""
+
+    def remembered(
+        self, request: HTTPServerRequest, studio_id: str | None, editor_id: str
+    ) -> Upstream | None:
+        """The `Upstream` that `open` would answer for this request without doing anything
+        else (no redirect, no cookie), if its admission is decided and still holds; None
+        when `open` must be asked: not decided, refused, stale, or more to do than answer.
+        Only a bodiless ``GET`` or ``HEAD`` without ``Upgrade`` is ever asked."""
         ...
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 
 from emustudio.proxy.contract import Upstream
+from emustudio.proxy.upstream import ResponseHead
 
 HOP_BY_HOP = frozenset(
     {
@@ -122,3 +123,21 @@ def request_head(
         lines.append("Connection: Upgrade\r\nUpgrade: websocket")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("latin1")
+
+
+def response_headers(head: ResponseHead, session_cookie: str) -> tuple[list[tuple[str, str]], bool]:
+    """The upstream's response headers that go on to the browser, in order, and whether the
+    body is an uncompressed HTML page (whose token the proxy scrubs)."""
+    drop = HOP_BY_HOP | head.connection if head.connection else HOP_BY_HOP
+    kept: list[tuple[str, str]] = []
+    html = False
+    for name, value in head.headers:
+        lowered = name.lower()
+        if lowered in drop or (lowered == "set-cookie" and sets_cookie(value, session_cookie)):
+            continue
+        if lowered == "content-type":
+            html = value.startswith("text/html")
+        elif lowered == "content-encoding":
+            html = False
+        kept.append((name, value))
+    return kept, html

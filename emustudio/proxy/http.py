@@ -25,9 +25,9 @@ from emustudio.origin import cross_origin_error
 from emustudio.proxy.base import ProxyHandlerBase
 from emustudio.proxy.contract import Upstream
 from emustudio.proxy.headers import (
-    HOP_BY_HOP,
     SAFE_METHODS,
     request_head,
+    response_headers,
     sets_cookie,
 )
 from emustudio.proxy.upstream import Connection, ResponseHead, UpstreamClosed
@@ -57,6 +57,11 @@ class ProxyHandler(ProxyHandlerBase):
 
     def compute_etag(self) -> str | None:
         return None  # validators are the upstream's business
+
+    def check_etag_header(self) -> bool:
+        # Nor does the gateway answer 304 for the upstream; this also spares finish() parsing
+        # If-None-Match on every response.
+        return False
 
     async def prepare(self) -> None:
         request = self.request
@@ -230,19 +235,7 @@ class ProxyHandler(ProxyHandlerBase):
 
     def _relay_head(self, head: ResponseHead, method: str) -> None:
         self.set_status(head.code, head.reason or None)
-        drop = HOP_BY_HOP | head.connection if head.connection else HOP_BY_HOP
-        session_cookie = self.context.session_cookie
-        kept: list[tuple[str, str]] = []
-        html = False
-        for name, value in head.headers:
-            lowered = name.lower()
-            if lowered in drop or (lowered == "set-cookie" and sets_cookie(value, session_cookie)):
-                continue
-            if lowered == "content-type":
-                html = value.startswith("text/html")
-            elif lowered == "content-encoding":
-                html = False
-            kept.append((name, value))
+        kept, html = response_headers(head, self.context.session_cookie)
         upstream = self.upstream
         if (
             html

@@ -7,9 +7,11 @@ In order, first match wins (put them ahead of the gateway's generic rules):
 2. path form: any host, path ``/studios/<es-id>/workspaces/<e-id>/...``;
 3. bare form: any host, path ``/workspaces/<e-id>/...``; the gate gets ``studio_id=None``.
 
-Within each form a request with a body goes to `StreamingProxyHandler`, any other to
-`ProxyHandler`: the same code, but Tornado's streaming mode costs two more turns of the event
-loop per request, which most requests (GETs, WebSocket handshakes) need not pay.
+Within each form, when the gate remembers its decisions (`RememberingGate`), a bodiless
+``GET``/``HEAD`` it has admitted before takes the fast path (`fast.FastRoute`, no handler);
+any other request with a body goes to `StreamingProxyHandler`, any other to `ProxyHandler`:
+the same code, but Tornado's streaming mode costs two more turns of the event loop per
+request, which most requests (GETs, WebSocket handshakes) need not pay.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from tornado.routing import HostMatches, PathMatches, Rule
 
 from emustudio import ids
 from emustudio.proxy.base import Form, ProxyContext
-from emustudio.proxy.contract import Activity, ProxyOptions, WorkspaceGate, no_activity
+from emustudio.proxy.contract import (
+    Activity,
+    ProxyOptions,
+    RememberingGate,
+    WorkspaceGate,
+    no_activity,
+)
+from emustudio.proxy.fast import FastRoute
 from emustudio.proxy.http import ProxyHandler, StreamingProxyHandler
 from emustudio.proxy.upstream import Pool
 
@@ -66,6 +75,7 @@ class WorkspaceProxy:
             idle_seconds=options.idle_seconds,
         )
         self.context = ProxyContext(gate, self.pool, options, session_cookie, activity)
+        self.remembering = gate if isinstance(gate, RememberingGate) else None
 
     def rules(self) -> list[Rule]:
         return [
@@ -76,10 +86,14 @@ class WorkspaceProxy:
 
     def _rules(self, form: Form) -> list[Rule]:
         kwargs = {"context": self.context, "form": form}
-        return [
+        rules = [
             Rule(BodyPathMatches(_PATHS[form]), StreamingProxyHandler, kwargs),
             Rule(PathMatches(_PATHS[form]), ProxyHandler, kwargs),
         ]
+        if self.remembering is not None:
+            fast = FastRoute(self.context, form, self.remembering, ProxyHandler)
+            rules.insert(0, Rule(PathMatches(_PATHS[form]), fast))
+        return rules
 
     def close(self) -> None:
         """Close the idle upstream connections and the open WebSocket tunnels."""

@@ -86,6 +86,10 @@ class Connection(asyncio.Protocol):
         self._writer: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
+        self.listener: Callable[[], None] | None = None
+        """Called, instead of waking a coroutine, when bytes or the end arrive (`fast`): the
+        response is then handled within the socket's own callback. It reads no more than it
+        needs, so the buffer is never paused meanwhile."""
 
     # --- asyncio.Protocol ---
 
@@ -99,6 +103,9 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
+        if self.listener is not None:
+            self.listener()
+            return
         if len(self.buffer) > _HIGH_WATER:
             self.pause_reading()
         self._wake_reader()
@@ -124,7 +131,9 @@ class Connection(asyncio.Protocol):
             self._writer.set_result(None)
 
     def _wake_reader(self) -> None:
-        if self._reader is not None and not self._reader.done():
+        if self.listener is not None:
+            self.listener()
+        elif self._reader is not None and not self._reader.done():
             self._reader.set_result(None)
 
     # --- use ---
@@ -187,16 +196,25 @@ class Connection(asyncio.Protocol):
     async def read_head(self) -> ResponseHead:
         """The next final response head: interim ones (100 Continue, 103 Early Hints) are
         skipped; 101 Switching Protocols is final."""
+        while (head := self.buffered_head()) is None:
+            await self._fill()
+        return head
+
+    def buffered_head(self) -> ResponseHead | None:
+        """`read_head` from what is buffered: None while the head is not all there."""
         while True:
             end = self.buffer.find(b"\r\n\r\n")
-            while end < 0:
+            if end < 0:
                 if len(self.buffer) > _MAX_HEAD:
                     raise UpstreamClosed("response head too large")
-                await self._fill()
-                end = self.buffer.find(b"\r\n\r\n")
+                return None
             head = parse_head(self._take(end + 4)[:-4].decode("latin1"))
             if head.code == 101 or not 100 <= head.code < 200:
                 return head
+
+    def take(self, size: int) -> bytes:
+        """Up to ``size`` buffered bytes, taken out of the buffer."""
+        return self._take(size)
 
     async def read_body(self, head: ResponseHead, method: str, deliver: Deliver) -> bool:
         """Pass the body of ``head`` to ``deliver``; True if the connection may be reused."""

@@ -14,7 +14,8 @@ How
     gateway's own container both ways (the Studio's ENI, when the gateway runs in a container),
     one ``ACCEPT`` per allowed sender, receiver, protocol and port range, and a final ``DROP`` of
     everything else between two containers of that bridge. Traffic that leaves the bridge (to the
-    host, where the gateway listens, or out) is not ours to judge and passes on to Docker's rules.
+    host, where the gateway listens, or out) is not ours to judge and passes on to Docker's rules,
+    except to the link-local range (the host's cloud metadata service), which is rejected first.
     The chain is replaced whole in one ``iptables-restore --noflush`` transaction, so a change
     never opens a gap. Every rule carries the comment ``emustudio:<instance>``.
 
@@ -72,6 +73,7 @@ log = logging.getLogger(__name__)
 
 _BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
 _DOCKER_USER = "DOCKER-USER"
+LINK_LOCAL = "169.254.0.0/16"
 
 
 class FirewallUnavailable(RuntimeError):
@@ -281,6 +283,10 @@ class SubnetFirewall:
                 for address in mine:
                     rule(*out, "-d", address, "-j", "DROP")
                 continue
+            # The host's link-local range holds its cloud's instance metadata (169.254.169.254
+            # on EC2): a Workspace or node reaching it would get the host's own credentials.
+            # Nodes find their instance profile at the gateway's metadata service instead.
+            rule("-i", bridge.interface, "-d", LINK_LOCAL, "-j", "REJECT")
             io = ("-i", bridge.interface, "-o", bridge.interface)
             rule(*io, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED", "-j", "ACCEPT")
             if own := gateway.get(bridge.network):

@@ -63,9 +63,11 @@ import contextlib
 import dataclasses
 import enum
 import hashlib
+import io
 import json
 import logging
 import re
+import tarfile
 import threading
 import weakref
 from abc import ABC, abstractmethod
@@ -252,6 +254,30 @@ class WorkspaceStartError(RuntimeError):
         super().__init__(f"Workspace {workspace_id}: {message}{detail}")
 
 
+# The Workspace image's user (uid and gid) and its home, JupyterLab's root
+# (compose/Dockerfile.workspace, compose/workspace/jupyter_server_config.py).
+WORKSPACE_UID = 1000
+WORKSPACE_HOME = "/home/emr-notebook"
+
+
+def _owned(archive: bytes, uid: int) -> bytes:
+    """The tar ``archive`` with every member owned by ``uid`` (and the group of that id),
+    only plain files and folders kept, modes without set-id bits."""
+    out = io.BytesIO()
+    with (
+        tarfile.open(fileobj=io.BytesIO(archive), mode="r:") as source,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as target,
+    ):
+        for member in source:
+            if not (member.isreg() or member.isdir()):
+                continue
+            member.uid = member.gid = uid
+            member.uname = member.gname = ""
+            member.mode &= 0o777
+            target.addfile(member, source.extractfile(member) if member.isreg() else None)
+    return out.getvalue()
+
+
 class WorkspaceRuntime(ABC):
     """Runs Workspace servers.  See the module docstring for the states and what moves them."""
 
@@ -292,6 +318,10 @@ class WorkspaceRuntime(ABC):
 
     def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
         """Call ``listener(workspace_id, why)`` when a ready container dies unasked."""
+
+    async def put_files(self, workspace_id: str, archive: bytes) -> None:
+        """Unpack a tar ``archive`` into the Workspace's home folder, owned by its user."""
+        raise NotImplementedError
 
     @property
     def pool_size(self) -> int:
@@ -441,6 +471,27 @@ class DockerWorkspaces(WorkspaceRuntime):
                     log.info("stopped workspace %s (%s)", workspace_id, name)
         finally:
             self._stopping.discard(workspace_id)
+
+    async def put_files(self, workspace_id: str, archive: bytes) -> None:
+        """Docker unpacks it (``PUT /containers/{id}/archive``), outside the container: no
+        work for the Workspace's one CPU, and about 15x faster than its server unpacking the
+        same bytes.  Every member is made the Workspace user's here (Docker's ``copyUIDGID``
+        looks the image's user up on the host, and fails); ``noOverwriteDirNonDir`` refuses to
+        replace a folder by a file or a file by a folder, where Docker would otherwise remove
+        what was there.  docker-py's ``put_archive`` does not pass it, hence its low-level
+        client here."""
+        name = self.container_name(workspace_id)
+
+        def _put(client: docker.DockerClient) -> None:
+            api = client.api
+            response = api._put(
+                api._url("/containers/{0}/archive", name),
+                params={"path": WORKSPACE_HOME, "noOverwriteDirNonDir": "true"},
+                data=_owned(archive, WORKSPACE_UID),
+            )
+            api._raise_for_status(response)
+
+        await self._docker.run(_put)
 
     async def state(self, workspace_id: str) -> ContainerState:
         attrs = await self._inspect(self.container_name(workspace_id))

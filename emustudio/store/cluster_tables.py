@@ -95,3 +95,16 @@ class ClusterOptions(SQLModel, table=True):
 
     cluster_id: str = Field(primary_key=True)
     step_concurrency_level: int = 1
+
+
+class KernelAttachment(SQLModel, table=True):
+    """A Workspace's kernel route while it is attached (``services/emr/kernel_route.py``), kept
+    so that a gateway restart re-opens it: the Workspace's server still holds its engine secret
+    and its kernels still run on the cluster. The secret is kept only as its SHA-256 (the
+    gateway need only recognise it; a copy of the store opens no route)."""
+
+    editor_id: str = Field(primary_key=True)
+    cluster_id: str = Field(index=True)
+    secret_sha256: str
+    kernel_username: str
+    kernels: list[str] = Field(default_factory=list, sa_column=Column(JSON))

@@ -1,5 +1,7 @@
 """What the gateway's S3 keeps beside the store's objects: each bucket's policy and tags, and
-multipart uploads' checksums (a single PUT's checksum goes with the object, as its metadata).
+multipart uploads' checksums and parts, and the checksums that arrive after an object's bytes
+went to the store (a single PUT's checksum goes with the object, as its metadata, when known
+before its body).
 
 The store behind (the embedded server, MinIO, AWS) holds buckets and objects; a bucket's policy
 is a resource policy the gateway's authorizer evaluates, and its tags are the gateway's too, so
@@ -40,7 +42,9 @@ class UploadChecksum(SQLModel, table=True):
 
     upload_id: str = Field(primary_key=True)
     algorithm: str
-    kind: str  # COMPOSITE | FULL_OBJECT
+    # COMPOSITE | FULL_OBJECT, or DEFAULT: none asked for, so S3's own (a full-object
+    # CRC64NVME, computed of each part whatever checksum the part came with).
+    kind: str
 
 
 class PartChecksum(SQLModel, table=True):
@@ -55,8 +59,10 @@ class PartChecksum(SQLModel, table=True):
 
 
 class ObjectChecksum(SQLModel, table=True):
-    """A multipart object's checksum, valid while the object's ETag is ``etag`` (a later
-    write of the key makes another ETag, so a stale row is never answered)."""
+    """An object's checksum kept by the gateway (a multipart object's; a streamed PUT's whose
+    checksum came after its body), valid while the object's ETag is ``etag`` (a later write of
+    the key makes another ETag, so a stale row is never answered). ``algorithm`` and ``value``
+    are empty for a multipart object without one (a part went up without a checksum)."""
 
     __tablename__ = "s3_object_checksum"
 
@@ -65,4 +71,17 @@ class ObjectChecksum(SQLModel, table=True):
     etag: str
     algorithm: str
     kind: str
+    value: str
+
+
+class ObjectPart(SQLModel, table=True):
+    """A completed multipart object's parts (``GetObjectAttributes``), valid with its
+    ``ObjectChecksum`` row; ``value`` is the part's checksum of the object's algorithm."""
+
+    __tablename__ = "s3_object_part"
+
+    bucket: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    part_number: int = Field(primary_key=True)
+    size: int
     value: str

@@ -181,9 +181,10 @@ def _purge_firewall(instance_id: str) -> None:
 
 
 def aws_cli(
-    gateway: GatewayProcess, *args: str, check: bool = True
+    gateway: GatewayProcess, *args: str, check: bool = True, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the AWS CLI (from PyPI, in this venv) against the gateway as root, JSON output."""
+    """Run the AWS CLI (from PyPI, in this venv) against the gateway as root, JSON output
+    (``env``: more of its environment, such as its checksum settings)."""
     return subprocess.run(
         [
             sys.executable,
@@ -195,7 +196,7 @@ def aws_cli(
             "--endpoint-url",
             gateway.endpoint_url,
         ],
-        env=gateway.cli_env(),
+        env={**gateway.cli_env(), **(env or {})},
         capture_output=True,
         text=True,
         check=check,

@@ -34,7 +34,7 @@ __all__ = [
 
 # How often a wait asks again: DescribeEditor is cheap, and a wait ends this long at worst after
 # what it waits for happened.
-_POLL_SECONDS = 0.05
+_POLL_SECONDS = 0.1
 
 # EC2 errors that mean "already gone" during cleanup.
 _GONE = {

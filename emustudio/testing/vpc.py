@@ -52,6 +52,17 @@ def make_studio_network(ec2: Any, subnets: int = 2) -> StudioNetwork:
     return StudioNetwork(vpc_id, subnet_ids, workspace_sg, engine_sg, cidr)
 
 
+def open_engine_port(ec2: Any, net: StudioNetwork) -> StudioNetwork:
+    """AWS's rule for a Studio that attaches clusters: the engine group admits TCP 18888 from
+    the Workspace group (the Workspace group's default egress already lets it out)."""
+    ec2.authorize_security_group_ingress(
+        GroupId=net.engine_sg,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
+                        "UserIdGroupPairs": [{"GroupId": net.workspace_sg}]}],
+    )  # fmt: skip
+    return net
+
+
 def studio_args(net: StudioNetwork, **overrides: Any) -> dict[str, Any]:
     """An IAM-mode ``CreateStudio`` on ``net``'s first two subnets; ``overrides`` replace."""
     args: dict[str, Any] = {

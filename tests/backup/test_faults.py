@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import docker
 import pytest
 from minio import Minio
 from sqlmodel import Session, create_engine, select
@@ -13,6 +14,7 @@ from sqlmodel import Session, create_engine, select
 from emustudio.store.backup_tables import BackupPending
 from emustudio.testing.backup import (
     StudioSetup,
+    container_of,
     key_of,
     keys_under,
     notebook,
@@ -152,6 +154,19 @@ def test_a_hundred_notebooks_of_100_mb_restore_byte_for_byte(
     ws.refresh()
     for path, data in originals.items():
         assert ws.raw(path) == data, path
+    # The restored files and folder are the Workspace user's: it can write beside them.
+    container = container_of(docker.from_env(), editor_id)
+    listing = container.exec_run(
+        ["stat", "-c", "%U:%G %a %n", "batch", "batch/nb-001.ipynb", "nb-000.ipynb"],
+        workdir="/home/emr-notebook",
+    ).output.decode()
+    assert listing.split("\n")[:3] == [
+        "emr-notebook:emr-notebook 755 batch",
+        "emr-notebook:emr-notebook 644 batch/nb-001.ipynb",
+        "emr-notebook:emr-notebook 644 nb-000.ipynb",
+    ], listing
+    ws.save_file("batch/after-the-restore.txt", b"mine")
+    assert ws.raw("batch/after-the-restore.txt") == b"mine"
 
 
 def test_an_az_outage_pauses_the_backup_and_its_end_resumes_it(

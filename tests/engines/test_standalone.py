@@ -11,17 +11,16 @@ import json
 import secrets
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import docker
 import pytest
 from botocore.exceptions import ClientError
-from tornado import httpclient, websocket
 
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.images import Images
+from emustudio.testing import notebooks
 from emustudio.testing.backup import Workspace
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.resources import wait_for_status
@@ -32,7 +31,7 @@ SPARK = "3.5.9"
 FAST = {"Delay": 2, "MaxAttempts": 300}
 LABEL = "emustudio.test"  # what the test made, to find and remove it (never anything else)
 # Real Spark: minutes on a loaded 2-core machine.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1800)]
 
 
 # --- the user's own Spark cluster, outside emustudio ---------------------------------------------
@@ -272,44 +271,15 @@ def test_a_step_runs_its_executors_on_the_external_worker(
     assert ran, spark_cluster.worker_json()
 
 
-async def count_in_kernel(workspace: Workspace, code: str) -> tuple[str, str]:
-    """Run ``code`` in a new PySpark kernel of the Workspace (its kernels API and WebSocket, as
-    JupyterLab uses them); the result's text and the session id (still open)."""
+def count_in_kernel(workspace: Workspace, code: str) -> tuple[str, str]:
+    """Run ``code`` in a new PySpark kernel of the Workspace (its sessions API and kernel
+    WebSocket, as JupyterLab uses them); the result's text and the session id (still open)."""
     session = workspace.request(
         "POST", "api/sessions",
         {"path": "standalone.ipynb", "type": "notebook", "kernel": {"name": "pysparkkernel"}},
         timeout=300,
     )  # fmt: skip
-    url = workspace.url(f"api/kernels/{session['kernel']['id']}/channels").replace("http", "ws", 1)
-    conn = await websocket.websocket_connect(
-        httpclient.HTTPRequest(url, headers={"Authorization": f"token {workspace.token}"})
-    )
-    msg_id = uuid.uuid4().hex
-    message = {
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
-                   "msg_type": "execute_request", "version": "5.3"},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": True,
-                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-    }  # fmt: skip
-    result = ""
-    try:
-        await conn.write_message(json.dumps(message))
-        while True:
-            raw = await asyncio.wait_for(conn.read_message(), 600)
-            assert raw is not None, "the kernel's WebSocket closed"
-            reply = json.loads(raw)
-            if reply.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind = reply["header"]["msg_type"]
-            if kind == "execute_result":
-                result = reply["content"]["data"]["text/plain"]
-            elif kind == "error":
-                raise AssertionError(reply["content"]["evalue"])
-            elif kind == "execute_reply":
-                return result, str(session["id"])
-    finally:
-        conn.close()
+    return notebooks.execute(workspace, session["kernel"]["id"], code), str(session["id"])
 
 
 def test_an_attached_workspace_counts_on_the_external_worker(
@@ -331,7 +301,7 @@ def test_an_attached_workspace_counts_on_the_external_worker(
     wait_for_status(editors, editor_id, "Attached")
 
     workspace = Workspace(gateway, editor_id)
-    result, session_id = asyncio.run(count_in_kernel(workspace, "spark.range(10**7).count()"))
+    result, session_id = count_in_kernel(workspace, "spark.range(10**7).count()")
     assert result == "10000000"
     try:
         # The kernel's session is an application of the external master while it lives, with

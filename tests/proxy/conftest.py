@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from tornado import httpserver, web
+from tornado.httputil import HTTPServerRequest
 from tornado.netutil import bind_sockets
 
 from emustudio.proxy import Upstream, WorkspaceProxy
@@ -80,6 +81,32 @@ class FakeGate:
 
     def touch(self, editor_id: str) -> None:
         self.touches[editor_id] += 1
+
+
+class RememberingGate(FakeGate):
+    """Also remembers (`emustudio.proxy.RememberingGate`): a Workspace it admitted once takes
+    the proxy's fast path after, and `fast` counts those requests per Workspace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.admitted: set[str] = set()
+        self.fast: collections.Counter[str] = collections.Counter()
+
+    async def open(
+        self, handler: web.RequestHandler, studio_id: str | None, editor_id: str
+    ) -> Upstream:
+        upstream = await super().open(handler, studio_id, editor_id)
+        self.admitted.add(editor_id)
+        return upstream
+
+    def remembered(
+        self, request: HTTPServerRequest, studio_id: str | None, editor_id: str
+    ) -> Upstream | None:
+        if editor_id not in self.admitted:
+            return None
+        self.opened.append((studio_id, editor_id))
+        self.fast[editor_id] += 1
+        return self.upstreams[editor_id]
 
 
 class ProxyServer:
@@ -281,11 +308,17 @@ def echo_state(echo: Upstream) -> dict[str, Any]:
     return state
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["handler", "fast"])
 def gate(
-    jupyter: Upstream, echo: Upstream, scripted: Upstream, recorder: socket.socket
+    request: pytest.FixtureRequest,
+    jupyter: Upstream,
+    echo: Upstream,
+    scripted: Upstream,
+    recorder: socket.socket,
 ) -> FakeGate:
-    gate = FakeGate()
+    """Every proxy test runs twice: behind a gate that decides every request (the handler's
+    path), and behind one that remembers (after a first request, the fast path)."""
+    gate = RememberingGate() if request.param == "fast" else FakeGate()
     gate.upstreams[LAB] = jupyter
     gate.upstreams[ECHO] = echo
     gate.upstreams[ROOT] = Upstream(echo.host, echo.port, echo.token, "/")

@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tornado.netutil import bind_sockets
 from emustudio.auth.engine_gate import KernelRouteGate
 from emustudio.proxy.engine import EngineProxy
 from emustudio.services.emr.kernel_route import KernelRoutes
+from emustudio.store import Store
 from emustudio.store.tables import Editor
 
 JEG_TOKEN = "cluster-token-the-workspace-never-sees"
@@ -92,8 +94,11 @@ class Channels(websocket.WebSocketHandler):
         self.write_message(message)
 
 
+Route = tuple[str, KernelRoutes, FakeGateway, dict[str, str]]
+
+
 @pytest.fixture
-async def route() -> AsyncIterator[tuple[str, KernelRoutes, FakeGateway]]:
+async def route(tmp_path: Path) -> AsyncIterator[Route]:
     fake = FakeGateway()
     kw = {"fake": fake}
     upstream_app = web.Application(
@@ -107,23 +112,27 @@ async def route() -> AsyncIterator[tuple[str, KernelRoutes, FakeGateway]]:
     up_sockets = bind_sockets(0, "127.0.0.1")
     upstream = httpserver.HTTPServer(upstream_app)
     upstream.add_sockets(up_sockets)
-    routes = KernelRoutes()
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.create_all()
+    routes = KernelRoutes(store)
     proxy = EngineProxy(KernelRouteGate(routes))
     sockets = bind_sockets(0, "127.0.0.1")
     server = httpserver.HTTPServer(web.Application(proxy.rules()))
     server.add_sockets(sockets)
+    handed = {}  # the engine secrets the attach handed the two Workspaces' servers
     for editor_id in (EDITOR, OTHER):
-        await routes.attach(
+        handed[editor_id] = await routes.attach(
             editor(editor_id),
             "j-" + "C" * 13,
             f"127.0.0.1:{up_sockets[0].getsockname()[1]}",
             JEG_TOKEN,
             "alice",
         )
-    yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}", routes, fake
+    yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}", routes, fake, handed
     server.stop()
     upstream.stop()
     proxy.close()
+    store.close()
 
 
 def editor(editor_id: str) -> Editor:
@@ -146,16 +155,13 @@ async def call(
     return response.code, json.loads(text) if text else None
 
 
-def secrets_of(routes: KernelRoutes) -> tuple[str, str]:
-    """The engine secrets the attach handed the two Workspaces' servers."""
-    mine, theirs = routes.attached(EDITOR), routes.attached(OTHER)
-    assert mine is not None and theirs is not None
-    return mine.secret, theirs.secret
+def secrets_of(handed: dict[str, str]) -> tuple[str, str]:
+    return handed[EDITOR], handed[OTHER]
 
 
 async def test_the_workspace_gets_in_with_its_secret_only(route: Any) -> None:
-    base, routes, fake = route
-    own, other_secret = secrets_of(routes)
+    base, _, fake, handed = route
+    own, other_secret = secrets_of(handed)
     assert (await call(f"{base}/engine/{EDITOR}/api/kernelspecs", own))[0] == 200
     assert fake.seen_auth == [f"token {JEG_TOKEN}"]  # the gateway put the cluster's token in
     for secret in (None, "wrong", other_secret, JEG_TOKEN):
@@ -167,8 +173,8 @@ async def test_the_workspace_gets_in_with_its_secret_only(route: Any) -> None:
 
 
 async def test_kernels_run_as_the_attaching_user_and_stay_the_workspaces_own(route: Any) -> None:
-    base, routes, fake = route
-    own, other_secret = secrets_of(routes)
+    base, _, fake, handed = route
+    own, other_secret = secrets_of(handed)
     kernels = f"{base}/engine/{EDITOR}/api/kernels"
     code, model = await call(
         kernels, own, "POST",
@@ -194,8 +200,8 @@ async def test_kernels_run_as_the_attaching_user_and_stay_the_workspaces_own(rou
 
 
 async def test_a_detach_ends_the_workspaces_kernels_and_closes_its_route(route: Any) -> None:
-    base, routes, fake = route
-    own, other_secret = secrets_of(routes)
+    base, routes, fake, handed = route
+    own, other_secret = secrets_of(handed)
     kernels = f"{base}/engine/{EDITOR}/api/kernels"
     mine = (await call(kernels, own, "POST", {"name": "python3"}))[1]["id"]
     theirs = (await call(f"{base}/engine/{OTHER}/api/kernels", other_secret, "POST", {}))[1]["id"]
@@ -211,9 +217,42 @@ async def test_a_detach_ends_the_workspaces_kernels_and_closes_its_route(route: 
     other = routes.attached(OTHER)
     assert other is not None
     endpoint = f"{other.host}:{other.port}"
-    await routes.attach(editor(EDITOR), "j-" + "C" * 13, endpoint, JEG_TOKEN, "alice")
-    again = routes.attached(EDITOR)
-    assert again is not None and again.secret != own
+    again = await routes.attach(editor(EDITOR), "j-" + "C" * 13, endpoint, JEG_TOKEN, "alice")
+    assert again != own
     assert (await call(kernels, own))[0] == 403
-    assert (await call(kernels, again.secret))[0] == 200
+    assert (await call(kernels, again))[0] == 200
     await asyncio.sleep(0)
+
+
+async def test_a_restarted_gateway_reopens_the_route_from_the_store(route: Any) -> None:
+    """What a new gateway process finds: the store's attachment (the secret's hash only), and
+    with it the Workspace's own secret and kernels work again; a detach forgets it."""
+    base, routes, fake, handed = route
+    own, _ = secrets_of(handed)
+    kernel = (await call(f"{base}/engine/{EDITOR}/api/kernels", own, "POST", {}))[1]["id"]
+    rows = {r.editor_id: r for r in await routes.stored()}
+    assert set(rows) == {EDITOR, OTHER}
+    assert rows[EDITOR].kernels == [kernel] and rows[EDITOR].kernel_username == "alice"
+    assert own not in json.dumps([r.model_dump() for r in rows.values()])  # its hash only
+
+    restarted = KernelRoutes(routes.store)
+    proxy = EngineProxy(KernelRouteGate(restarted))
+    sockets = bind_sockets(0, "127.0.0.1")
+    server = httpserver.HTTPServer(web.Application(proxy.rules()))
+    server.add_sockets(sockets)
+    again = f"http://127.0.0.1:{sockets[0].getsockname()[1]}/engine/{EDITOR}/api/kernels"
+    try:
+        assert (await call(again, own))[0] == 409  # not re-opened yet: refused
+        up = routes.attached(EDITOR)
+        assert up is not None
+        restarted.reopen(rows[EDITOR], f"{up.host}:{up.port}", JEG_TOKEN)
+        code, listed = await call(again, own)
+        assert code == 200 and [k["id"] for k in listed] == [kernel]
+        assert (await call(f"{again}/{kernel}", own))[0] == 200
+        assert (await call(again, "wrong"))[0] == 403
+        await restarted.detach(None, EDITOR)
+        assert kernel not in fake.kernels
+        assert [r.editor_id for r in await restarted.stored()] == [OTHER]
+    finally:
+        server.stop()
+        proxy.close()

@@ -74,3 +74,26 @@ async def test_chunked_and_large_answers_arrive_whole_on_one_kept_connection() -
             connection.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_an_answer_that_comes_in_pieces_is_read_whole() -> None:
+    """The head split inside a line and inside its end, the body a byte at a time."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        for part in (b"HTTP/1.1 200 OK\r\nContent-Le", b"ngth: 3\r\n\r", b"\n", b"o", b"k", b"!"):
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = StoreClient(f"http://127.0.0.1:{port}", "key", "secret")
+    try:
+        response = await asyncio.wait_for(client.send("GET", "/bucket/key"), timeout=10)
+        assert (response.status, response.headers["content-length"]) == (200, "3")
+        assert await asyncio.wait_for(response.read(), timeout=10) == b"ok!"
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -846,6 +846,145 @@ def test_multipart_checksums_are_composite_or_full_object_as_s3_makes_them(s3: A
     assert code_of(info) == "InvalidRequest"
 
 
+def _crc64(data: bytes) -> str:
+    return base64.b64encode(_digest("CRC64NVME", data)).decode()
+
+
+def test_a_streamed_bodys_trailer_checksum_is_kept_and_a_wrong_one_writes_nothing(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Over 256 KB the body streams to the store before its trailer arrives: the checksum is
+    still kept, and answered as the small body's is."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    data = os.urandom(3 * MB)
+    right = base64.b64encode(_digest("CRC32C", data)).decode()
+    status, _ = _unsigned_trailer_put(
+        gateway, bucket, "big", data, f"x-amz-checksum-crc32c:{right}"
+    )
+    assert status == 200
+    wrong = base64.b64encode(_digest("CRC32C", data[1:])).decode()
+    status, body = _unsigned_trailer_put(
+        gateway, bucket, "big-wrong", data, f"x-amz-checksum-crc32c:{wrong}"
+    )
+    assert status == 400 and b"<Code>BadDigest</Code>" in body
+    assert keys(s3, bucket) == ["big"]
+    head = s3.head_object(Bucket=bucket, Key="big", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC32C"], head["ChecksumType"]) == (right, "FULL_OBJECT")
+    got = s3.get_object(Bucket=bucket, Key="big", ChecksumMode="ENABLED")  # boto3 checks it
+    assert got["ChecksumCRC32C"] == right and got["Body"].read() == data
+    cli = aws_cli(
+        gateway, "s3api", "get-object-attributes", "--bucket", bucket, "--key", "big",
+        "--object-attributes", "Checksum", "ObjectParts",
+    )  # fmt: skip
+    answer = json.loads(cli.stdout)
+    assert answer["Checksum"] == {"ChecksumCRC32C": right, "ChecksumType": "FULL_OBJECT"}
+    assert "ObjectParts" not in answer  # one PUT: no parts
+    # A wrong trailer over a key that exists leaves the object and its checksum as they were.
+    status, _ = _unsigned_trailer_put(
+        gateway, bucket, "big", data[1:], f"x-amz-checksum-crc32c:{right}"
+    )
+    assert status == 400
+    head = s3.head_object(Bucket=bucket, Key="big", ChecksumMode="ENABLED")
+    assert (head["ContentLength"], head["ChecksumCRC32C"]) == (len(data), right)
+
+
+def test_objects_uploaded_without_a_checksum_get_s3s_default_crc64nvme(
+    gateway: GatewayProcess, s3: Any, tmp_path: Path
+) -> None:
+    """S3 adds a full-object CRC64NVME to what comes without a checksum: a small body, a
+    streamed one, a presigned PUT, a multipart upload (the CLI's, with its parts)."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    bare = gateway.client("s3", config=Config(request_checksum_calculation="when_required"))
+    for key, data in (("small", os.urandom(1024)), ("streamed", os.urandom(2 * MB))):
+        put = bare.put_object(Bucket=bucket, Key=key, Body=data)
+        assert (put["ChecksumCRC64NVME"], put["ChecksumType"]) == (_crc64(data), "FULL_OBJECT")
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (_crc64(data), "FULL_OBJECT")
+        got = s3.get_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        assert got["ChecksumCRC64NVME"] == _crc64(data) and got["Body"].read() == data
+    url = s3.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "presigned"}, ExpiresIn=60
+    )
+    urllib.request.urlopen(urllib.request.Request(url, data=b"hello", method="PUT")).read()
+    head = s3.head_object(Bucket=bucket, Key="presigned", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC64NVME"] == _crc64(b"hello")
+    # A checksum asked for is the object's, not the default.
+    s3.put_object(Bucket=bucket, Key="sha", Body=b"x", ChecksumAlgorithm="SHA256")
+    head = s3.head_object(Bucket=bucket, Key="sha", ChecksumMode="ENABLED")
+    assert "ChecksumSHA256" in head and "ChecksumCRC64NVME" not in head
+    # The CLI's multipart upload (12 MB: two 8 MB parts), sent without checksums.
+    source = tmp_path / "big.bin"
+    source.write_bytes(os.urandom(12 * MB))
+    off = {"AWS_REQUEST_CHECKSUM_CALCULATION": "when_required"}
+    aws_cli(gateway, "s3", "cp", str(source), f"s3://{bucket}/multi", env=off)
+    whole = source.read_bytes()
+    head = s3.head_object(Bucket=bucket, Key="multi", ChecksumMode="ENABLED")
+    assert (head["ChecksumCRC64NVME"], head["ChecksumType"]) == (_crc64(whole), "FULL_OBJECT")
+    cli = aws_cli(
+        gateway, "s3api", "get-object-attributes", "--bucket", bucket, "--key", "multi",
+        "--object-attributes", "Checksum", "ObjectParts", "ObjectSize",
+    )  # fmt: skip
+    answer = json.loads(cli.stdout)
+    assert answer["Checksum"] == {"ChecksumCRC64NVME": _crc64(whole), "ChecksumType": "FULL_OBJECT"}
+    parts = answer["ObjectParts"]
+    assert parts["TotalPartsCount"] == 2 and parts["IsTruncated"] is False
+    assert [(p["PartNumber"], p["Size"], p["ChecksumCRC64NVME"]) for p in parts["Parts"]] == [
+        (1, 8 * MB, _crc64(whole[: 8 * MB])), (2, 4 * MB, _crc64(whole[8 * MB :]))
+    ]  # fmt: skip
+    back = tmp_path / "back.bin"
+    aws_cli(gateway, "s3", "cp", f"s3://{bucket}/multi", str(back))
+    assert back.read_bytes() == whole
+
+
+def test_get_object_attributes_pages_a_multipart_objects_parts(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    datas = [os.urandom(5 * MB), os.urandom(5 * MB), os.urandom(1000)]
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key="m", ChecksumAlgorithm="SHA256")[
+        "UploadId"
+    ]
+    done = []
+    for number, data in enumerate(datas, 1):
+        part = s3.upload_part(
+            Bucket=bucket, Key="m", UploadId=upload_id, PartNumber=number, Body=data,
+            ChecksumAlgorithm="SHA256",
+        )  # fmt: skip
+        done.append(
+            {"PartNumber": number, "ETag": part["ETag"], "ChecksumSHA256": part["ChecksumSHA256"]}
+        )
+    s3.complete_multipart_upload(
+        Bucket=bucket, Key="m", UploadId=upload_id, MultipartUpload={"Parts": done}
+    )
+    sha = [base64.b64encode(hashlib.sha256(d).digest()).decode() for d in datas]
+    first = s3.get_object_attributes(
+        Bucket=bucket, Key="m", ObjectAttributes=["ObjectParts"], MaxParts=2
+    )["ObjectParts"]
+    assert {k: v for k, v in first.items() if k != "Parts"} == {
+        "TotalPartsCount": 3, "PartNumberMarker": 0, "NextPartNumberMarker": 2,
+        "MaxParts": 2, "IsTruncated": True,
+    }  # fmt: skip
+    assert first["Parts"] == [
+        {"PartNumber": 1, "Size": 5 * MB, "ChecksumSHA256": sha[0]},
+        {"PartNumber": 2, "Size": 5 * MB, "ChecksumSHA256": sha[1]},
+    ]
+    rest = s3.get_object_attributes(
+        Bucket=bucket, Key="m", ObjectAttributes=["ObjectParts"], PartNumberMarker=2
+    )["ObjectParts"]
+    assert rest["IsTruncated"] is False and rest["MaxParts"] == 1000
+    assert rest["Parts"] == [{"PartNumber": 3, "Size": 1000, "ChecksumSHA256": sha[2]}]
+    # The key written again in one PUT: no parts any more, and the new object's checksum.
+    s3.put_object(Bucket=bucket, Key="m", Body=b"one piece")
+    again = s3.get_object_attributes(
+        Bucket=bucket, Key="m", ObjectAttributes=["ObjectParts", "Checksum"]
+    )
+    assert "ObjectParts" not in again
+    assert again["Checksum"]["ChecksumType"] == "FULL_OBJECT"
+
+
 def test_the_cli_sends_sha512_and_xxhash_checksums_and_a_wrong_one_is_bad_digest(
     gateway: GatewayProcess, s3: Any, tmp_path: Path
 ) -> None:
@@ -1226,3 +1365,22 @@ def test_assume_role_across_accounts_needs_trust_and_identity(
     identity = session.get_caller_identity()
     assert identity["Account"] == "000000000000"
     assert identity["Arn"] == f"arn:aws:sts::000000000000:assumed-role/shared-{suffix}/job"
+
+
+def test_the_access_log_keeps_failed_s3_calls_and_leaves_out_the_rest(
+    gateway: GatewayProcess, s3: Any
+) -> None:
+    """Calls that went well are CloudTrail's to record (a log line per small object would cost
+    a fair share of its time); the ones that failed are still in the gateway's log."""
+    bucket = bucket_name()
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="present", Body=b"x")
+    s3.get_object(Bucket=bucket, Key="present")["Body"].read()
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=bucket, Key="absent")
+    deadline = time.monotonic() + 10
+    while f"/{bucket}/absent" not in gateway.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [line for line in gateway.log().splitlines() if f"/{bucket}/" in line]
+    assert any("404 GET" in line and "/absent" in line for line in lines), lines
+    assert not any("/present" in line for line in lines), lines

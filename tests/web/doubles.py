@@ -17,9 +17,14 @@ from emustudio.testing.iam import ACCOUNT
 
 
 class Upstream:
-    """A loopback HTTP server standing in for a Workspace's JupyterLab; counts connections."""
+    """A loopback HTTP server standing in for a Workspace's JupyterLab; counts connections.
 
-    def __init__(self) -> None:
+    It closes each connection after one answer, unless ``keep_alive``: then the gateway keeps
+    its connections and answers remembered requests on its fast path (`emustudio.proxy.fast`).
+    """
+
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        self.keep_alive = keep_alive
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -42,22 +47,27 @@ class Upstream:
     def _answer(self, conn: socket.socket) -> None:
         with conn:
             conn.settimeout(5)
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-            except OSError:
-                return
-            self.requests.append(data.decode("latin-1"))
-            body = b"upstream-ok"
-            conn.sendall(
-                b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                + f"Content-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            while True:
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        data += chunk
+                except OSError:
+                    return
+                self.requests.append(data.decode("latin-1"))
+                body = b"upstream-ok"
+                close = b"" if self.keep_alive else b"Connection: close\r\n"
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    + close
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                if not self.keep_alive:
+                    return
 
     def close(self) -> None:
         self._stop = True

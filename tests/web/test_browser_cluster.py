@@ -36,7 +36,7 @@ from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import PASSWORD, Users, allow, studio_arn
 from emustudio.testing.resources import wait_for_status
 from emustudio.testing.service_role import ensure_emr_default_roles, ensure_studio_service_role
-from emustudio.testing.vpc import StudioNetwork, make_studio_network, studio_args
+from emustudio.testing.vpc import StudioNetwork, make_studio_network, open_engine_port, studio_args
 from tests.services.emr.test_clusters import FAST, job_flow
 from tests.web.test_browser import row_of, workspace_image
 from tests.web.test_browser import wait_for_status as wait_on_page
@@ -45,19 +45,12 @@ __all__ = ["workspace_image"]  # the module fixture that builds the Workspace im
 
 COUNT = "spark.range(10**7).count()"
 # A cluster start, a Workspace start and a first Spark session, one after the other.
-pytestmark = pytest.mark.timeout(1500)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
 def studio_net(ec2: Any) -> StudioNetwork:
-    net = make_studio_network(ec2, subnets=2)
-    # AWS's rule for Studio: the engine group admits TCP 18888 from the Workspace group.
-    ec2.authorize_security_group_ingress(
-        GroupId=net.engine_sg,
-        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 18888, "ToPort": 18888,
-                        "UserIdGroupPairs": [{"GroupId": net.workspace_sg}]}],
-    )  # fmt: skip
-    return net
+    return open_engine_port(ec2, make_studio_network(ec2, subnets=2))
 
 
 @pytest.fixture(scope="module")

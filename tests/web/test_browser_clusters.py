@@ -30,6 +30,8 @@ from tests.services.emr.test_clusters import FAST, job_flow
 from tests.web.test_browser_pages import axe_check
 
 expect = playwright_api.expect
+pytestmark = pytest.mark.spark_cluster
+
 POLICIES = Path(__file__).parents[1] / "iam" / "policies"
 CLUSTER_WAIT_MS = 1_200_000  # the first cluster of a machine waits for its image build
 TRUST = json.dumps(

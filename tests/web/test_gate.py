@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from emustudio.testing.backup import wait_for_status
 from emustudio.testing.gateway import GatewayProcess
 from emustudio.testing.iam import Users, allow, editor_arn
 from emustudio.testing.pages import Browser
@@ -282,3 +284,71 @@ def test_a_polled_refusal_is_logged_once_when_decided(
     log = gateway.log()
     assert log.count(f"workspace {starting}: 409 for ") == 1
     assert f"/workspaces/{starting}/api/status" not in log  # no access-log line per request
+
+
+@pytest.fixture(scope="module")
+def kept_upstream() -> Iterator[Upstream]:
+    server = Upstream(keep_alive=True)
+    yield server
+    server.close()
+
+
+def test_revocations_reach_requests_answered_from_memory(
+    browser: Browser,
+    studios: dict[str, str],
+    rows: Rows,
+    users: Users,
+    kept_upstream: Upstream,
+) -> None:
+    """With its connections to the Workspace kept, a remembered request is proxied without a
+    handler (the fast path): a policy change and a sign-out still take effect at once."""
+    workspace = rows.add(studios["A"], endpoint=f"127.0.0.1:{kept_upstream.port}")
+    name = users.create(allow([OPEN_STUDIO, OPEN_WORKSPACE]))
+    host = browser.host(studios["A"])
+    status = f"/workspaces/{workspace}/api/status"
+    assert browser.sign_in(studios["A"], name).status == 303
+    for _ in range(5):  # the first decides; the others are answered from memory
+        assert browser.get(host, status, headers=XHR).status == 200
+    assert kept_upstream.connections == 1 and len(kept_upstream.requests) == 5
+
+    def policy(*statements: dict[str, object]) -> None:
+        document = {"Version": "2012-10-17", "Statement": list(statements)}
+        users.iam.put_user_policy(
+            UserName=name, PolicyName="studio", PolicyDocument=json.dumps(document)
+        )
+
+    policy(allow(OPEN_STUDIO))  # revoked
+    assert browser.get(host, status, headers=XHR).status == 403
+    assert len(kept_upstream.requests) == 5
+    policy(allow([OPEN_STUDIO, OPEN_WORKSPACE]))  # granted again
+    for _ in range(2):
+        assert browser.get(host, status, headers=XHR).status == 200
+    assert len(kept_upstream.requests) == 7
+    stolen = browser.cookie_value("emustudio-session", host)
+    assert browser.post(host, "/signout", {"_xsrf": browser.get(host, "/").xsrf()}).status == 303
+    replayed = browser.get(host, status, headers={**XHR, "Cookie": f"emustudio-session={stolen}"})
+    assert replayed.status == 403
+    assert len(kept_upstream.requests) == 7
+
+
+def test_stopping_a_workspace_reaches_requests_answered_from_memory(
+    browser: Browser,
+    studios: dict[str, str],
+    rows: Rows,
+    opener: str,
+    gateway: GatewayProcess,
+    kept_upstream: Upstream,
+) -> None:
+    editors = gateway.client("emr-studio")
+    workspace = rows.add(studios["A"], endpoint=f"127.0.0.1:{kept_upstream.port}")
+    host = browser.host(studios["A"])
+    status = f"/workspaces/{workspace}/api/status"
+    assert browser.sign_in(studios["A"], opener).status == 303
+    for _ in range(3):  # the first decides; the others are answered from memory
+        assert browser.get(host, status, headers=XHR).status == 200
+    answered = len(kept_upstream.requests)
+    editors.stop_editor(EditorId=workspace)
+    wait_for_status(editors, workspace, "Idle")
+    stopped = browser.get(host, status, headers=XHR)
+    assert stopped.status == 409
+    assert len(kept_upstream.requests) == answered

@@ -28,7 +28,7 @@ from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
 
-from botocore.model import OperationModel, Shape
+from botocore.model import OperationModel, ServiceModel, Shape
 
 from emustudio.aws.errors import AwsError, UnknownOperation
 from emustudio.aws.http import HttpRequest, HttpResponse
@@ -156,7 +156,15 @@ def split_path(path: str) -> tuple[str | None, str | None]:
     return unquote(bucket), (unquote(key) if slash and key else None)
 
 
+_UNSEEN = object()
+_MEMO_SIZE = 4096
+
+
 class RestXmlParser(ProtocolParser):
+    def __init__(self, service_model: ServiceModel) -> None:
+        super().__init__(service_model)
+        self._chosen: dict[tuple[Any, ...], Route | None] = {}
+
     @cached_property
     def routes(self) -> dict[tuple[str, str], list[Route]]:
         table: dict[tuple[str, str], list[Route]] = {}
@@ -165,18 +173,47 @@ class RestXmlParser(ProtocolParser):
             table.setdefault((route.method, route.form), []).append(route)
         return table
 
+    @cached_property
+    def _asked(self) -> dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]]:
+        """Per (method, form): the query keys whose values some route names, and the headers
+        some route requires: with the query's keys, all a route's fit depends on."""
+        asked: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
+        for where, routes in self.routes.items():
+            valued = {k for r in routes for k, v in r.literals if v is not None} | {"x-id"}
+            headers = sorted({h for r in routes for h in r.required_headers})
+            asked[where] = (frozenset(valued), tuple(headers))
+        return asked
+
     def route(self, req: HttpRequest) -> Route | None:
+        """The operation's route, remembered by what decides it (a small object's call asks
+        twice, and every call of a kind asks the same: scoring a dozen routes each time was a
+        sixth of a small PutObject's Python calls)."""
         bucket, key = split_path(req.path_style)
         form = "object" if key is not None else "bucket" if bucket is not None else "service"
+        method = req.method.upper()
+        valued, headers = self._asked.get((method, form), (frozenset(), ()))
+        query = req.query
+        memo = (
+            method,
+            form,
+            tuple(sorted((k, query[k][0] if k in valued else None) for k in query)),
+            tuple(h in req.headers for h in headers),
+        )
+        found = self._chosen.get(memo, _UNSEEN)
+        if found is not _UNSEEN:
+            return found  # type: ignore[return-value]
         best: tuple[tuple[int, int, int], Route] | None = None
-        x_id = req.query.get("x-id", [None])[0]
-        for route in self.routes.get((req.method.upper(), form), ()):
+        x_id = query.get("x-id", [None])[0]
+        for route in self.routes.get((method, form), ()):
             if x_id is not None and x_id != route.operation:
                 continue
-            score = route.score(req.query, req.headers)
+            score = route.score(query, req.headers)
             if score is not None and (best is None or score > best[0]):
                 best = (score, route)
-        return best[1] if best is not None else None
+        chosen = best[1] if best is not None else None
+        if len(self._chosen) < _MEMO_SIZE:  # bounded: query keys are the caller's to vary
+            self._chosen[memo] = chosen
+        return chosen
 
     def operation_from_request(self, req: HttpRequest) -> str | None:
         route = self.route(req)
@@ -224,7 +261,14 @@ class RestXmlParser(ProtocolParser):
             return op_model, params
         bucket, key = split_path(req.path_style)
         payload = shape.serialization.get("payload")
+        by_header = header_layout(shape)
+        for lowered, text in req.headers.items():  # the dozen sent, not the forty it may have
+            hit = by_header.get(lowered)
+            if hit is not None:
+                params[hit[0]] = self.header(hit[1], text, hit[2])
         for name, member, location, wire in layout(shape):
+            if location == "header":
+                continue  # above
             if location == "uri":
                 value = bucket if wire == "Bucket" else key if wire == "Key" else None
                 if value is not None:
@@ -232,10 +276,6 @@ class RestXmlParser(ProtocolParser):
             elif location == "querystring":
                 if wire in req.query:
                     params[name] = self.text(member, req.query[wire][0], wire)
-            elif location == "header":
-                text = req.headers.get(wire.lower())
-                if text is not None:
-                    params[name] = self.header(member, text, wire)
             elif location == "headers":
                 prefix = wire.lower()
                 found = {
@@ -371,6 +411,24 @@ def layout(shape: Shape) -> tuple[_Member, ...]:
     )  # fmt: skip
     _LAYOUTS[id(shape)] = (shape, members)
     return members
+
+
+_BY_HEADER: dict[int, tuple[Shape, dict[str, tuple[str, Shape, str]]]] = {}
+
+
+def header_layout(shape: Shape) -> dict[str, tuple[str, Shape, str]]:
+    """A structure's header members by their header's lower-case name: (member name, shape,
+    wire name)."""
+    found = _BY_HEADER.get(id(shape))
+    if found is not None and found[0] is shape:
+        return found[1]
+    by_header = {
+        wire.lower(): (name, member, wire)
+        for name, member, location, wire in layout(shape)
+        if location == "header"
+    }
+    _BY_HEADER[id(shape)] = (shape, by_header)
+    return by_header
 
 
 _NAMED: dict[int, tuple[Shape, dict[str, tuple[Shape, str | None, str]]]] = {}

@@ -84,7 +84,7 @@ def _check(
     if type_name == "structure":
         if shape.is_document_type or not isinstance(value, dict):
             return
-        order, required = _structure(shape)
+        order, required, checked = _structure(shape)
         members = shape.members
         # The members given and the required ones, in model order: a request names a few of
         # an operation's members (S3's PutObject has forty), so those are all looked at.
@@ -106,7 +106,8 @@ def _check(
                         )
                     )
                 continue
-            _check(member, member_value, (*path, step), out, patterns)
+            if name in checked:
+                _check(member, member_value, (*path, step), out, patterns)
         return
     if type_name == "list":
         if not isinstance(value, list):
@@ -151,17 +152,26 @@ def _check(
             fail(f"Member must have value less than or equal to {_number(high)}")
 
 
-_STRUCTURES: dict[int, tuple[Shape, dict[str, int], frozenset[str]]] = {}
+_STRUCTURES: dict[int, tuple[Shape, dict[str, int], frozenset[str], frozenset[str]]] = {}
+_CONSTRAINTS = ("min", "max", "enum", "pattern")
 
 
-def _structure(shape: Shape) -> tuple[dict[str, int], frozenset[str]]:
-    """A structure's member order and required members, read from the model once per shape."""
+def _structure(shape: Shape) -> tuple[dict[str, int], frozenset[str], frozenset[str]]:
+    """A structure's member order, required members, and the members a value of can violate
+    something (a scalar without min, max, enum or pattern cannot: S3's PutObject has a dozen
+    such, each a call tree of its own before), read from the model once per shape."""
     found = _STRUCTURES.get(id(shape))
     if found is None or found[0] is not shape:
         order = {name: i for i, name in enumerate(shape.members)}
-        found = (shape, order, frozenset(shape.required_members))
+        checked = frozenset(
+            name
+            for name, member in shape.members.items()
+            if member.type_name in ("structure", "list", "map")
+            or any(key in member.metadata for key in _CONSTRAINTS)
+        )
+        found = (shape, order, frozenset(shape.required_members), checked)
         _STRUCTURES[id(shape)] = found
-    return found[1], found[2]
+    return found[1], found[2], found[3]
 
 
 def _check_length(metadata: dict[str, Any], length: int, fail: Any) -> None:

@@ -9,16 +9,22 @@ engine group allows it inbound from the Workspace group. A refused attach change
 Statuses go ``Ready → Attaching → Attached`` (Attached once the cluster's gateway answers an
 address, the kernel route is open and the Workspace's server has switched to it) and
 ``Attached → Detaching → Ready`` (the Workspace's kernels on the cluster ended, its server back
-on local kernels). A Workspace whose cluster ends is detached. ``kernel_route.py`` holds the
-route; ``KERNEL_USERNAME`` is the attaching principal's name (``kernel_username``).
+on local kernels). A Workspace whose cluster ends is detached. A Workspace stopped while
+attached loses its route and its kernels on the cluster (``kernel_route.RouteHooks``) but keeps
+naming the cluster; its next start, once Ready, attaches it again with the same checks (a
+refusal leaves it Ready with the reason, its cluster forgotten). ``kernel_route.py`` holds the
+route; ``KERNEL_USERNAME`` is the attaching (or starting) principal's name (``kernel_username``).
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlmodel import Session
 
+from emustudio.aws.errors import AwsError
 from emustudio.context import RequestContext
 from emustudio.engines import releases
 from emustudio.services.base import operation
@@ -107,7 +113,7 @@ class AttachOperations(EditorOperations, ClusterOperations):
 
     @operation("AttachEditor")
     async def attach_editor(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-        manager, life = self.manager(), self.life()
+        manager, _ = self.manager(), self.life()  # both must be there before anything changes
         editor_id = params["EditorId"]
         engine = params["ExecutionEngine"]
         if engine.get("Type", "EMR") != "EMR":
@@ -132,29 +138,76 @@ class AttachOperations(EditorOperations, ClusterOperations):
         if self.service_role_attach is not None:
             await self.service_role_attach.check(service_role, cluster_id, subnet_id, engine_group)
         await manager.set_status(editor_id, "Attaching", attached_cluster_id=cluster_id)
-
         user = kernel_username(ctx.principal)
-
-        async def finish() -> None:
-            endpoint = await life.engine.gateway_endpoint(cluster_id)
-            if endpoint is None:
-                await manager.set_status(
-                    editor_id, "Ready", "The cluster's gateway does not answer.",
-                    attached_cluster_id=None,
-                )  # fmt: skip
-                return
-
-            def read(session: Session) -> tuple[Editor | None, Cluster | None]:
-                return session.get(Editor, editor_id), session.get(Cluster, cluster_id)
-
-            editor, cluster = await self.store.tx(read)
-            if editor is None or cluster is None or editor.status != "Attaching":
-                return  # deleted, stopped or detached meanwhile
-            await life.kernels.attach(editor, cluster_id, endpoint, cluster.gateway_token, user)
-            await manager.set_status(editor_id, "Attached")
-
-        manager.background(finish(), f"attach {editor_id}")
+        manager.background(self._open_route(editor_id, cluster_id, user), f"attach {editor_id}")
         return {"EditorId": editor_id, "Status": "Attaching"}
+
+    async def _open_route(self, editor_id: str, cluster_id: str, user: str) -> None:
+        """``Attaching`` → ``Attached`` once the cluster's gateway answers and the Workspace's
+        server has switched to the route."""
+        manager, life = self.manager(), self.life()
+        endpoint = await life.engine.gateway_endpoint(cluster_id)
+        if endpoint is None:
+            await manager.set_status(
+                editor_id, "Ready", "The cluster's gateway does not answer.",
+                attached_cluster_id=None,
+            )  # fmt: skip
+            return
+
+        def read(session: Session) -> tuple[Editor | None, Cluster | None]:
+            return session.get(Editor, editor_id), session.get(Cluster, cluster_id)
+
+        editor, cluster = await self.store.tx(read)
+        if editor is None or cluster is None or editor.status != "Attaching":
+            return  # deleted, stopped or detached meanwhile
+        await life.kernels.attach(editor, cluster_id, endpoint, cluster.gateway_token, user)
+        await manager.set_status(editor_id, "Attached")
+
+    def after_start(
+        self, ctx: RequestContext, editor_id: str
+    ) -> Callable[[], Awaitable[None]] | None:
+        """A Workspace stopped while attached names its cluster still: once Ready again it
+        attaches to it again, as its starter (undocumented: docs/decisions.md)."""
+        return functools.partial(self._attach_again, editor_id, kernel_username(ctx.principal))
+
+    async def _attach_again(self, editor_id: str, user: str) -> None:
+        manager = self.manager()
+
+        def check(session: Session) -> tuple[str, str, str, str] | None:
+            editor = session.get(Editor, editor_id)
+            if editor is None or editor.status != "Ready" or not editor.attached_cluster_id:
+                return None
+            cluster_id = editor.attached_cluster_id
+            studio = self.get_studio_or_raise(session, editor.studio_id)
+            cluster = session.get(Cluster, cluster_id)
+            if cluster is not None and cluster.region != self.region:
+                cluster = None
+            check_attach(session, studio, cluster, cluster_id)
+            assert cluster is not None
+            return (cluster_id, studio.service_role, cluster.subnet_id,
+                    studio.engine_security_group_id)  # fmt: skip
+
+        named = await self.store.tx(lambda session: session.get(Editor, editor_id))
+        cluster_id = named.attached_cluster_id if named is not None else None
+        try:
+            found = await self.store.tx(check)
+            if found is None:
+                return
+            cluster_id, service_role, subnet_id, engine_group = found
+            if self.service_role_attach is not None:
+                await self.service_role_attach.check(
+                    service_role, cluster_id, subnet_id, engine_group
+                )
+        except AwsError as exc:
+            # Refused as an AttachEditor would be: the Workspace is Ready, on its own kernels.
+            await manager.set_status(
+                editor_id, "Ready",
+                f"The Workspace could not attach again to cluster {cluster_id}: {exc.message}",
+                attached_cluster_id=None,
+            )  # fmt: skip
+            return
+        await manager.set_status(editor_id, "Attaching", attached_cluster_id=cluster_id)
+        await self._open_route(editor_id, cluster_id, user)
 
     @operation("DetachEditor")
     async def detach_editor(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -7,18 +7,25 @@ cluster is ``BOOTSTRAPPING`` each node fetches each script with the instance pro
 (``/emr/instance-controller/lib/bootstrap-actions/<n>/<file>``) and runs it as ``hadoop`` with
 its arguments; the nodes run in parallel, the actions one after another on each. The first
 failure ends the cluster ``TERMINATED_WITH_ERRORS``, ``BOOTSTRAP_FAILURE``, in EMR's words.
+
+With a ``LogUri``, each node writes each action's output where EMR puts it,
+``<LogUri>/<cluster id>/node/<instance id>/bootstrap-actions/<n>/{controller,stdout,stderr}.gz``,
+as the node's instance profile role, once the action ended (before a failure ends the cluster):
+``controller`` says what ran, for how long and how it ended (``controller_log``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlmodel import Session, col, select
 
 from emustudio.engines import ClusterEngine
+from emustudio.services.emr import step_work
 from emustudio.services.emr.common import ValidationException
 from emustudio.services.emr.instance_s3 import InstanceProfileS3, S3Refused, split_s3_uri
 from emustudio.store.cluster_tables import ClusterBootstrapAction
@@ -92,6 +99,33 @@ def _where(node: Node) -> str:
     return node.role.lower()
 
 
+def log_prefix(log_uri: str, cluster_id: str, instance_id: str, seq: int) -> str:
+    return f"{log_uri.rstrip('/')}/{cluster_id}/node/{instance_id}/bootstrap-actions/{seq}"
+
+
+def controller_log(
+    action: Action, argv: list[str], started: float, ended: float, code: int | None,
+    error: str | None = None,
+) -> bytes:  # fmt: skip
+    """An action's ``controller`` log, in the words of EMR's instance controller (``code``
+    None: the script was never run, ``error`` says why)."""
+    stamp = step_work.stamp
+    lines = [f"{stamp(started)} INFO Fetching file '{action.path}'"]
+    if code is None:
+        lines.append(f"{stamp(ended)} ERROR Failed to download bootstrap action file: {error}")
+    else:
+        took = max(0, round(ended - started))
+        lines += [
+            f"{stamp(started)} INFO startExec '{' '.join(argv)}'",
+            f"{stamp(ended)} INFO total process run time: {took} seconds",
+            f"{stamp(ended)} INFO waitProcessCompletion ended with exit code {code} : {argv[0]}",
+            f"{stamp(ended)} INFO Execution succeeded"
+            if code == 0
+            else f"{stamp(ended)} WARN Execution failed with code '{code}'",
+        ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 async def run_actions(
     engine: ClusterEngine,
     s3: InstanceProfileS3,
@@ -99,19 +133,28 @@ async def run_actions(
     profile: str,
     nodes: list[Node],
     actions: list[Action],
+    log_uri: str | None = None,
 ) -> str | None:
-    """Run ``actions`` on every node; None when all succeeded, else the failure's message
-    (the master's when it is among the failed)."""
+    """Run ``actions`` on every node, their logs to ``log_uri`` if given; None when all
+    succeeded, else the failure's message (the master's when it is among the failed)."""
+
+    async def push(node: Node, action: Action, logs: dict[str, bytes]) -> None:
+        if log_uri:
+            prefix = log_prefix(log_uri, cluster_id, node.instance_id, action.seq)
+            await step_work.upload_logs(s3, profile, node.instance_id, prefix, logs)
 
     async def on(node: Node) -> str | None:
         for action in actions:
             log.info("cluster %s: bootstrap action %d on %s: fetching %s", cluster_id,
                      action.seq, node.instance_id, action.path)  # fmt: skip
+            started = time.time()
             try:
                 script = await s3.get(profile, node.instance_id, action.path)
             except S3Refused as exc:
                 log.info("cluster %s: bootstrap %d on %s: %s", cluster_id, action.seq,
                          node.instance_id, exc)  # fmt: skip
+                controller = controller_log(action, [], started, time.time(), None, str(exc))
+                await push(node, action, {"controller": controller})
                 return (
                     f"{node.role.title()} instance ({node.instance_id}) failed attempting to"
                     f" download bootstrap action {action.seq} file from S3"
@@ -122,9 +165,13 @@ async def run_actions(
             argv = [path] if script.startswith(b"#!") else ["/bin/bash", path]
             log.info("cluster %s: bootstrap action %d on %s: running", cluster_id, action.seq,
                      node.instance_id)  # fmt: skip
-            outcome = await engine.run_on_node(
-                cluster_id, node.instance_id, [*argv, *action.args], {path: script}
+            argv = [*argv, *action.args]
+            outcome = await engine.run_on_node(cluster_id, node.instance_id, argv, {path: script})
+            logs = dict(outcome.logs)
+            logs["controller"] = controller_log(
+                action, argv, started, time.time(), outcome.exit_code
             )
+            await push(node, action, logs)
             if outcome.exit_code != 0:
                 log.info("cluster %s: bootstrap %d on %s exited %d: %s", cluster_id, action.seq,
                          node.instance_id, outcome.exit_code, outcome.stderr[-500:])  # fmt: skip

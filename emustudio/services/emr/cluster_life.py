@@ -13,8 +13,9 @@ States, as EMR's::
   ``BOOTSTRAP_FAILURE`` with EMR's message;
 * no step is left: ``WAITING`` if ``KeepJobFlowAliveWhenNoSteps``, else terminate with
   ``ALL_STEPS_COMPLETED`` "Steps completed";
-* ``WAITING`` and idle (no Spark application, no Workspace attached, ``isbusy`` untouched)
-  for the auto-termination policy's ``IdleTimeout``: terminate, ``ALL_STEPS_COMPLETED``;
+* ``WAITING`` and idle (no Spark application, no running Workspace attached, ``isbusy``
+  untouched) for the auto-termination policy's ``IdleTimeout``: terminate,
+  ``ALL_STEPS_COMPLETED``. A stopped Workspace counts for nothing: its kernels ended with it;
 * a step fails with ``ActionOnFailure`` ``TERMINATE_CLUSTER``/``TERMINATE_JOB_FLOW``: the
   pending steps are cancelled and the cluster ends ``TERMINATED_WITH_ERRORS``, ``STEP_FAILURE``
   "Shut down as step failed"; ``CANCEL_AND_WAIT`` cancels the pending steps and goes on;
@@ -27,8 +28,10 @@ Steps go ``PENDING → RUNNING → COMPLETED | FAILED | CANCELLED``; a cluster r
 ``StepConcurrencyLevel`` (1 unless set) at a time, in the order they were added. A gateway
 restart adopts the ``WAITING`` and ``RUNNING`` clusters whose nodes all still run (as Workspaces
 are adopted): the step that ran is ``FAILED`` ("The gateway restarted while the step ran."), the
-pending ones run. Other unfinished clusters end ``TERMINATED_WITH_ERRORS`` (``INTERNAL_ERROR``)
-and their nodes are removed.
+pending ones run, a resize goes on (a drain with its timeout anew, an add from scratch), and
+the attached Workspaces' kernel routes open again (``reattach.py``).
+Other unfinished clusters end ``TERMINATED_WITH_ERRORS`` (``INTERNAL_ERROR``) and their nodes
+are removed.
 Workspaces attached to a cluster that ends are detached (Ready, with the reason).
 """
 
@@ -54,7 +57,7 @@ from emustudio.engines import (
     StepOutcome,
     releases,
 )
-from emustudio.services.emr import bootstrap, step_work
+from emustudio.services.emr import bootstrap, reattach, step_work
 from emustudio.services.emr.instance_s3 import InstanceProfileS3
 from emustudio.services.emr.kernel_route import KernelRoutes
 from emustudio.store import Store
@@ -65,6 +68,8 @@ log = logging.getLogger(__name__)
 
 TERMINAL = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 STEP_DONE = ("COMPLETED", "FAILED", "CANCELLED", "INTERRUPTED")
+# What a bootstrap run reads: the instance profile, the nodes, the actions, the LogUri.
+_Bootstrap = tuple[str, list[bootstrap.Node], list[bootstrap.Action], str | None]
 _ERROR_LINE = re.compile(r"(Error|Exception|error:)")
 _TRACE = re.compile(r"(at |Caused by: |Suppressed: |\.\.\. \d+ more)")
 
@@ -94,7 +99,7 @@ class ClusterLife:
         # S3 as the nodes reach it (bootstrap scripts, step logs); the composition wires it.
         self.s3: InstanceProfileS3 | None = None
         self.idle_check_seconds = 10.0  # how often a WAITING cluster's idleness is read
-        self.kernels = kernels or KernelRoutes()
+        self.kernels = kernels or KernelRoutes(store)
         """The attached Workspaces' kernel routes (AttachEditor opens one, the end closes it)."""
 
     # --- what the API calls ---------------------------------------------------------------------
@@ -146,21 +151,31 @@ class ClusterLife:
             self._spawn(self._finish(cluster_id, None), f"terminate {cluster_id}")
 
     def cancel_running(self, cluster_id: str, step_id: str) -> None:
-        if step_id in self._running_steps.get(cluster_id, ()):
-            self._spawn(self.engine.cancel_step(cluster_id, step_id), f"cancel {step_id}")
+        # Also when its command has not started yet (RUNNING is written first): the engine
+        # marks the step cancelled, and the command, once started, sees the mark and ends.
+        self._spawn(self.engine.cancel_step(cluster_id, step_id), f"cancel {step_id}")
 
-    def resize(self, cluster_id: str, group_id: str, added: list[str], removed: list[str]) -> None:
-        """The store has the group's new count, ``added`` nodes (no address yet) and
-        ``removed`` ones (ended): make the containers follow, in the background."""
-        self._spawn(self._resize(cluster_id, group_id, added, removed), f"resize {group_id}")
+    def resize(
+        self, cluster_id: str, group_id: str, added: list[str], removed: list[str],
+        decommission_timeout: float = 0.0,
+    ) -> None:  # fmt: skip
+        """The store has the group's (or fleet's) new count, ``added`` nodes (no address yet)
+        and ``removed`` ones (decommissioning): make the containers follow, in the background;
+        the removed nodes end once drained, or after ``decommission_timeout`` seconds."""
+        self._spawn(
+            self._resize(cluster_id, group_id, added, removed, decommission_timeout),
+            f"resize {group_id}",
+        )
 
     async def _resize(
-        self, cluster_id: str, group_id: str, added: list[str], removed: list[str]
-    ) -> None:
+        self, cluster_id: str, group_id: str, added: list[str], removed: list[str],
+        decommission_timeout: float,
+    ) -> None:  # fmt: skip
         failure: str | None = None
         infos: dict[str, str | None] = {}
         try:
             if removed:
+                await self.engine.decommission_nodes(cluster_id, removed, decommission_timeout)
                 await self.engine.remove_nodes(cluster_id, removed)
             if added:
                 spec = await self._spec(cluster_id)
@@ -186,6 +201,9 @@ class ClusterLife:
             nodes = []
             for node in cluster.instances:
                 node = dict(node)
+                if node["Ec2InstanceId"] in removed and "Decommissioning" in node:
+                    del node["Decommissioning"]
+                    node["EndedAt"] = now
                 if node["Ec2InstanceId"] in added:
                     node.pop("Pending", None)
                     if failure is not None:
@@ -201,7 +219,8 @@ class ClusterLife:
                     group.pop("_resizing", None)
                     group["_count"] = sum(1 for n in nodes if _in_group(n, group_id)
                                           and not n.get("EndedAt"))  # fmt: skip
-                    group["RequestedInstanceCount"] = group["_count"]
+                    if "InstanceGroupType" in group:
+                        group["RequestedInstanceCount"] = group["_count"]
                     if failure is not None:
                         group["_reason"] = failure[:1000]
                 groups.append(group)
@@ -215,18 +234,19 @@ class ClusterLife:
     async def _bootstrap_nodes(self, cluster_id: str, instance_ids: list[str]) -> str | None:
         """The cluster's bootstrap actions on nodes a resize added, as on every node."""
 
-        def read(session: Session) -> tuple[str, list[bootstrap.Node], list[bootstrap.Action]]:
+        def read(session: Session) -> _Bootstrap:
             cluster = session.get(Cluster, cluster_id)
             assert cluster is not None
             nodes = [bootstrap.Node(n["Ec2InstanceId"], n["Role"]) for n in cluster.instances
                      if n["Ec2InstanceId"] in instance_ids]  # fmt: skip
-            return cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id)
+            return (cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id),
+                    cluster.log_uri)  # fmt: skip
 
-        profile, nodes, actions = await self.store.tx(read)
+        profile, nodes, actions, log_uri = await self.store.tx(read)
         if not actions or self.s3 is None:
             return None
         return await bootstrap.run_actions(self.engine, self.s3, cluster_id, profile, nodes,
-                                           actions)  # fmt: skip
+                                           actions, log_uri)  # fmt: skip
 
     async def adopt(self) -> None:
         """After a restart: a ``WAITING`` or ``RUNNING`` cluster whose nodes all still run is
@@ -235,7 +255,9 @@ class ClusterLife:
 
         def unfinished(session: Session) -> list[tuple[str, str, set[str]]]:
             rows = session.exec(select(Cluster).where(Cluster.region == self.region))
-            return [(c.id, c.state, {n["Ec2InstanceId"] for n in live_nodes(c)})
+            # The nodes it must still have: not those a resize was removing or adding.
+            return [(c.id, c.state, {n["Ec2InstanceId"] for n in live_nodes(c)
+                                     if "Decommissioning" not in n and not n.get("Pending")})
                     for c in rows if c.state not in TERMINAL]  # fmt: skip
 
         for cluster_id, state, instances in await self.store.tx(unfinished):
@@ -253,6 +275,24 @@ class ClusterLife:
             log.info("cluster %s: adopted after a restart", cluster_id)
             self._wake[cluster_id] = asyncio.Event()
             self._spawn(self._resume(cluster_id), cluster_id)
+            # A shrink that was draining nodes goes on (its timeout starts again).
+            for group_id, draining, timeout in await self.store.tx(
+                functools.partial(_draining, cluster_id)
+            ):
+                self.resize(cluster_id, group_id, [], draining, timeout)
+            # A grow that was adding nodes starts them again, from scratch.
+            for group_id, adding in await self.store.tx(functools.partial(_adding, cluster_id)):
+                self._spawn(self._add_again(cluster_id, group_id, adding), f"resize {group_id}")
+        # The attached Workspaces' routes, once their clusters are known to run or not.
+        rest = await reattach.reopen_routes(self.store, self.engine, self.kernels, self.region)
+        if rest is not None:
+            self._spawn(rest, "re-open attachments")
+
+    async def _add_again(self, cluster_id: str, group_id: str, adding: list[str]) -> None:
+        """After a restart: the nodes a resize was adding, whatever of them was made (a
+        container half-started, or started but not yet recorded) removed, then added."""
+        await self.engine.remove_nodes(cluster_id, adding)
+        await self._resize(cluster_id, group_id, adding, [], 0.0)
 
     async def _resume(self, cluster_id: str) -> None:
         try:
@@ -360,19 +400,20 @@ class ClusterLife:
     async def _bootstrap(self, cluster_id: str) -> str | None:
         """Run the cluster's bootstrap actions on its nodes; the failure's message, if any."""
 
-        def read(session: Session) -> tuple[str, list[bootstrap.Node], list[bootstrap.Action]]:
+        def read(session: Session) -> _Bootstrap:
             cluster = session.get(Cluster, cluster_id)
             assert cluster is not None
             nodes = [bootstrap.Node(n["Ec2InstanceId"], n["Role"]) for n in live_nodes(cluster)]
-            return cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id)
+            return (cluster.job_flow_role, nodes, bootstrap.actions_of(session, cluster_id),
+                    cluster.log_uri)  # fmt: skip
 
-        profile, nodes, actions = await self.store.tx(read)
+        profile, nodes, actions, log_uri = await self.store.tx(read)
         if not actions:
             return None
         if self.s3 is None:
             return "Bootstrap actions need the gateway's S3."
         return await bootstrap.run_actions(self.engine, self.s3, cluster_id, profile, nodes,
-                                           actions)  # fmt: skip
+                                           actions, log_uri)  # fmt: skip
 
     async def _steps(self, cluster_id: str) -> None:
         """Run the pending steps, up to the cluster's ``StepConcurrencyLevel`` at once, in
@@ -437,14 +478,20 @@ class ClusterLife:
     async def _wait_while_waiting(self, cluster_id: str, event: asyncio.Event) -> int | None:
         """Wait, ``WAITING``, for a wake (a step, a terminate, a policy change); the idle
         timeout when the auto-termination policy ends the cluster instead. Idle means what EMR
-        reads: no Spark application, no Workspace attached, ``isbusy`` not touched lately."""
+        reads: no Spark application, no running Workspace attached, ``isbusy`` not touched
+        lately."""
         idle_since = time.monotonic()
         while True:
 
             def policy(session: Session) -> tuple[int | None, bool]:
                 cluster = session.get(Cluster, cluster_id)
+                # A running attached Workspace is a Studio connection; a stopped one that still
+                # names the cluster (to attach again at its start) is not, nor are its kernels.
                 attached = session.exec(
-                    select(Editor.id).where(Editor.attached_cluster_id == cluster_id)
+                    select(Editor.id).where(
+                        Editor.attached_cluster_id == cluster_id,
+                        col(Editor.status).in_(reattach.ATTACH_STATES),
+                    )
                 ).first()
                 return (cluster.auto_termination_idle_seconds if cluster else None,
                         attached is not None)  # fmt: skip
@@ -634,6 +681,29 @@ def concurrency_of(cluster_id: str, session: Session) -> int:
     """How many steps the cluster runs at once (``StepConcurrencyLevel``; 1 unless set)."""
     row = session.get(ClusterOptions, cluster_id)
     return row.step_concurrency_level if row is not None else 1
+
+
+def _draining(cluster_id: str, session: Session) -> list[tuple[str, list[str], float]]:
+    """The nodes a shrink was decommissioning, by group: (group id, instance ids, timeout)."""
+    cluster = session.get(Cluster, cluster_id)
+    found: dict[str, tuple[list[str], float]] = {}
+    for node in live_nodes(cluster) if cluster is not None else []:
+        if "Decommissioning" in node:
+            group = node.get("InstanceGroupId") or node.get("InstanceFleetId") or ""
+            ids, _ = found.setdefault(group, ([], float(node["Decommissioning"])))
+            ids.append(node["Ec2InstanceId"])
+    return [(group, ids, timeout) for group, (ids, timeout) in found.items()]
+
+
+def _adding(cluster_id: str, session: Session) -> list[tuple[str, list[str]]]:
+    """The nodes a grow was adding (still ``Pending``), by group: (group id, instance ids)."""
+    cluster = session.get(Cluster, cluster_id)
+    found: dict[str, list[str]] = {}
+    for node in live_nodes(cluster) if cluster is not None else []:
+        if node.get("Pending"):
+            group = node.get("InstanceGroupId") or node.get("InstanceFleetId") or ""
+            found.setdefault(group, []).append(node["Ec2InstanceId"])
+    return list(found.items())
 
 
 def _interrupt_steps(cluster_id: str, session: Session) -> list[str]:

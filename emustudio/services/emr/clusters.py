@@ -581,7 +581,8 @@ class ClusterOperations(EmrBase):
                 )
                 shape["ProvisionedOnDemandCapacity"] = provisioned
                 shape["ProvisionedSpotCapacity"] = 0
-                shape["Status"] = {"State": state, "StateChangeReason": {},
+                shape["Status"] = {"State": "RESIZING" if f.get("_resizing") and up else state,
+                                   "StateChangeReason": {},
                                    "Timeline": self._timeline(cluster)}  # fmt: skip
                 out.append(shape)
             page, marker = self.page(out, params.get("Marker"))
@@ -631,7 +632,8 @@ class ClusterOperations(EmrBase):
                     continue
                 ip = node.get("PrivateIpAddress")
                 shape = {k: v for k, v in node.items()
-                         if k not in ("Role", "CreatedAt", "EndedAt", "Pending")}  # fmt: skip
+                         if k not in ("Role", "CreatedAt", "EndedAt", "Pending",
+                                      "Decommissioning")}  # fmt: skip
                 if ip:
                     shape["PrivateDnsName"] = "ip-" + ip.replace(".", "-") + ".ec2.internal"
                 shape["Status"] = {

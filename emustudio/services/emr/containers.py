@@ -77,6 +77,11 @@ class DockerContainers(Containers):
         )
         return Endpoint(endpoint.ip, endpoint.port)
 
+    puts_files = True
+
+    async def put_files(self, editor_id: str, archive: bytes) -> None:
+        await self.runtime.put_files(editor_id, archive)
+
     async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:
         if not studio_subnets or self.runtime.pool_size == 0:
             return

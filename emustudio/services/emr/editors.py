@@ -8,6 +8,7 @@ actions to a Workspace's creator.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -171,13 +172,19 @@ class EditorOperations(EmrBase):
 
         return await self.store.tx(check)
 
+    def after_start(
+        self, ctx: RequestContext, editor_id: str
+    ) -> Callable[[], Awaitable[None]] | None:
+        """What follows a start once the Workspace is Ready (``attach.py``: its cluster)."""
+        return None
+
     @operation("StartEditor")
     async def start_editor(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
         manager = self.manager()
         editor_id = params["EditorId"]
         await self._transition(editor_id, ("Idle",), "started")
         await manager.set_status(editor_id, "Starting")
-        manager.launch(editor_id)
+        manager.launch(editor_id, self.after_start(ctx, editor_id))
         return {"EditorId": editor_id, "Status": "Starting"}
 
     @operation("StopEditor")

@@ -6,9 +6,9 @@ reach is held here, per Workspace, while it is attached:
 
 * the **engine secret**: the Workspace presents it as ``Authorization: token <secret>``. It is
   random, made at the attach and handed to the Workspace's server in the switch call alone (no
-  environment, no file: kernels cannot read it), so a detach or a restart makes it worthless;
-  the Workspace never learns the cluster's Enterprise Gateway token, which the gateway adds
-  itself;
+  environment, no file: kernels cannot read it), so a detach makes it worthless; the gateway
+  keeps only its SHA-256. The Workspace never learns the cluster's Enterprise Gateway token,
+  which the gateway adds itself;
 * the cluster's **Enterprise Gateway** (master address, port 18888, its token);
 * the **kernel user**: who attached (``KERNEL_USERNAME``), which the route writes into every
   kernel start whatever the Workspace asked, and never ``root``;
@@ -19,24 +19,39 @@ A Workspace that is not attached has no entry, and the route refuses it: it keep
 kernels (``jupyter_ext``'s engine switch). Attaching and detaching tell the Workspace's server
 to switch (``POST <base_url>emustudio/engine``), without a restart. Detaching, or the cluster
 ending, shuts the Workspace's kernels down on the cluster before the entry goes.
+
+A Workspace that stops (or is deleted, or whose container dies) loses its route the same way
+(:class:`RouteHooks`, a hook of the Workspace manager): its kernels on the cluster end, as AWS
+says of a stop ("it terminates any corresponding notebook kernels"), so they hold the cluster
+busy no longer, and the route refuses it. It keeps naming its cluster (``attached_cluster_id``)
+and its next start attaches it again (``attach.py``).
+
+Each attachment is also in the store (``KernelAttachment``: the secret's hash, the kernel user,
+the kernel ids), so that a gateway restart re-opens it (``reattach.py``): the Workspace's server
+and its kernels on the cluster never noticed the gateway was gone, and go on where they were.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlmodel import Session, select
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from emustudio.context import Principal
 from emustudio.services.emr.workspaces import workspace_base_url
-from emustudio.store.tables import Editor
+from emustudio.store import Store
+from emustudio.store.cluster_tables import KernelAttachment
+from emustudio.store.tables import Editor, Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +73,29 @@ def kernel_username(principal: Principal | None) -> str:
     return name if name and name.lower() != "root" else LOCAL_KERNEL_USER
 
 
+def secret_hash(secret: str) -> str:
+    """What the gateway keeps of an engine secret (32 random bytes: a plain hash is enough)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 @dataclass
 class Attachment:
     editor_id: str
     cluster_id: str
-    secret: str
+    secret_sha256: str
     host: str
     port: int
     token: str
     """The cluster's Enterprise Gateway token: only the gateway sends it."""
     kernel_username: str
     kernels: set[str] = field(default_factory=set)
+
+    def row(self) -> KernelAttachment:
+        return KernelAttachment(
+            editor_id=self.editor_id, cluster_id=self.cluster_id,
+            secret_sha256=self.secret_sha256, kernel_username=self.kernel_username,
+            kernels=sorted(self.kernels),
+        )  # fmt: skip
 
     @property
     def base(self) -> str:
@@ -80,16 +107,19 @@ class Attachment:
 
 
 class KernelRoutes:
-    """The attached Workspaces' routes, in memory: an attachment lives no longer than the
-    gateway process, as a cluster does today (clusters are not adopted after a restart)."""
+    """The attached Workspaces' routes: in memory, where the route reads them, and in the
+    store, from which a restarted gateway re-opens them (:meth:`reopen`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self._attached: dict[str, Attachment] = {}
 
     def lookup(self, editor_id: str, secret: str) -> Attachment | None:
         """The attachment of ``editor_id`` if ``secret`` is its engine secret, else None."""
         attachment = self._attached.get(editor_id)
-        if attachment is None or not hmac.compare_digest(attachment.secret, secret):
+        if attachment is None or not hmac.compare_digest(
+            attachment.secret_sha256, secret_hash(secret)
+        ):
             return None
         return attachment
 
@@ -98,21 +128,39 @@ class KernelRoutes:
 
     async def attach(
         self, editor: Editor, cluster_id: str, endpoint: str, token: str, user: str
-    ) -> None:
+    ) -> str:
         """Open the route of ``editor`` to the cluster whose gateway is at ``endpoint`` and
-        switch the Workspace's server to it."""
+        switch the Workspace's server to it; the engine secret handed over."""
         host, _, port = endpoint.rpartition(":")
         # A secret of this attachment alone, handed to the Workspace's server in the switch
         # call (token-authenticated): it never sits in the container's environment or files,
         # where a kernel could read it (the server itself is not dumpable), and it dies with
-        # the attachment.
+        # the attachment. The gateway keeps its hash, in memory and in the store.
         secret = secrets.token_urlsafe(32)
-        self._attached[editor.id] = Attachment(
-            editor.id, cluster_id, secret, host, int(port), token, user
+        attachment = Attachment(
+            editor.id, cluster_id, secret_hash(secret), host, int(port), token, user
         )
+        self._attached[editor.id] = attachment
+        await self._save(attachment)
         await self._tell_workspace(
             editor, {"cluster_id": cluster_id, "kernel_username": user, "engine_token": secret}
         )
+        return secret
+
+    async def stored(self) -> list[KernelAttachment]:
+        """The attachments the store holds (after a restart: what to re-open or close)."""
+        return await self.store.tx(lambda session: list(session.exec(select(KernelAttachment))))
+
+    def reopen(self, row: KernelAttachment, endpoint: str, token: str) -> Attachment:
+        """Open the route again as the store kept it (a gateway restart): the Workspace's
+        server presents the secret it was given, and its kernels are its own again."""
+        host, _, port = endpoint.rpartition(":")
+        attachment = Attachment(
+            row.editor_id, row.cluster_id, row.secret_sha256, host, int(port), token,
+            row.kernel_username, set(row.kernels),
+        )  # fmt: skip
+        self._attached[row.editor_id] = attachment
+        return attachment
 
     async def detach(
         self, editor: Editor | None, editor_id: str, *, cluster_gone: bool = False
@@ -128,6 +176,7 @@ class KernelRoutes:
             # its sessions end cleanly), then returns to local kernels.
             await self._tell_workspace(editor, {"cluster_id": None})
         attachment = self._attached.pop(editor_id, None)
+        await self._forget(editor_id)
         if attachment is not None:
             for kernel_id in sorted(attachment.kernels):
                 await self._delete_kernel(attachment, kernel_id)
@@ -158,6 +207,7 @@ class KernelRoutes:
                 attachment.kernels.add(str(json.loads(answer)["id"]))
             except (ValueError, KeyError, TypeError):
                 return 502, _message("The cluster's kernel gateway answered no kernel id.")
+            await self._save(attachment)
         return code, answer
 
     async def list_kernels(self, attachment: Attachment) -> tuple[int, bytes]:
@@ -171,17 +221,32 @@ class KernelRoutes:
             *(self._call(attachment, "GET", f"/api/kernels/{k}", None) for k in ids)
         )
         models = []
-        for kernel_id, (code, answer) in zip(ids, answers, strict=True):
-            if code == 404:
-                attachment.kernels.discard(kernel_id)
-            elif code == 200:
+        gone = [k for k, (code, _) in zip(ids, answers, strict=True) if code == 404]
+        if gone:
+            attachment.kernels.difference_update(gone)
+            await self._save(attachment)
+        for code, answer in answers:
+            if code == 200:
                 try:
                     models.append(json.loads(answer))
                 except ValueError:
                     return 502, _message("The cluster's kernel gateway answered no kernel model.")
-            else:
+            elif code != 404:
                 return code, answer
         return 200, json.dumps(models).encode()
+
+    async def _save(self, attachment: Attachment) -> None:
+        if self._attached.get(attachment.editor_id) is attachment:  # not detached meanwhile
+            row = attachment.row()
+            await self.store.tx(lambda session: session.merge(row))
+
+    async def _forget(self, editor_id: str) -> None:
+        def delete(session: Session) -> None:
+            row = session.get(KernelAttachment, editor_id)
+            if row is not None:
+                session.delete(row)
+
+        await self.store.tx(delete)
 
     async def _delete_kernel(self, attachment: Attachment, kernel_id: str) -> None:
         code, _ = await self._call(attachment, "DELETE", f"/api/kernels/{kernel_id}", None)
@@ -234,6 +299,35 @@ class KernelRoutes:
             await AsyncHTTPClient().fetch(request)
         except (HTTPClientError, OSError) as e:
             log.warning("workspace %s: switching its kernels failed: %s", editor.id, e)
+
+
+class RouteHooks:
+    """The Workspace manager's hooks for the kernel route (``workspaces.WorkspaceHooks``)."""
+
+    def __init__(self, routes: KernelRoutes) -> None:
+        self.routes = routes
+
+    async def before_ready(
+        self,
+        editor: Editor,
+        endpoint: Endpoint,
+        note: Callable[[str], None] | None = None,
+        put_files: Callable[[bytes], Awaitable[None]] | None = None,
+    ) -> None:
+        """Nothing: a start re-attaches once Ready (``attach.py``)."""
+
+    async def before_stop(self, editor: Editor) -> None:
+        """Nothing: the stopping server ends its own remote kernels through the route, which
+        is still open; :meth:`after_stop` ends what is left."""
+
+    async def after_stop(self, editor: Editor) -> None:
+        """The container is gone: its kernels on the cluster end and its route closes."""
+        if self.routes.attached(editor.id) is not None:
+            log.info("workspace %s stopped: closing its kernel route", editor.id)
+        await self.routes.detach(None, editor.id)
+
+    async def after_delete(self, editor: Editor) -> None:
+        """Nothing: ``after_stop`` closed the route."""
 
 
 def _message(text: str) -> bytes:

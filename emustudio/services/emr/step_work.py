@@ -106,7 +106,8 @@ async def command_for(
     return Command(["java", *system, "-cp", f"{path}:{CLASS_PATH}", main, *args], {path: data})
 
 
-def _stamp(moment: float) -> str:
+def stamp(moment: float) -> str:
+    """A log line's time, as EMR's controller logs write it."""
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
@@ -123,10 +124,10 @@ def controller_log(
         else f"WARN Step failed with exitCode {code} and took {took} seconds"
     )
     lines = [
-        f"{_stamp(started)} INFO Step created jar: {jar}",
-        f"{_stamp(started)} INFO startExec '{' '.join(argv)}'",
-        f"{_stamp(ended)} INFO total process run time: {took} seconds",
-        f"{_stamp(ended)} {last}",
+        f"{stamp(started)} INFO Step created jar: {jar}",
+        f"{stamp(started)} INFO startExec '{' '.join(argv)}'",
+        f"{stamp(ended)} INFO total process run time: {took} seconds",
+        f"{stamp(ended)} {last}",
     ]
     return ("\n".join(lines) + "\n").encode()
 
@@ -138,16 +139,17 @@ def log_prefix(log_uri: str, cluster_id: str, step_id: str) -> str:
 async def upload_logs(
     s3: InstanceProfileS3,
     profile: str,
-    master: str,
+    instance: str,
     prefix: str,
     logs: dict[str, bytes],
 ) -> None:
-    """Each log gzipped to ``prefix/<name>.gz``; a refusal is logged, never the step's fate
-    (EMR's log push does not fail a step either)."""
+    """Each log gzipped to ``prefix/<name>.gz``, written as ``instance``'s profile role; a
+    refusal is logged, never the step's (or bootstrap action's) fate: EMR's log push does not
+    fail them either."""
     for name in ("controller", "stdout", "stderr"):
         if name not in logs:
             continue
         try:
-            await s3.put(profile, master, f"{prefix}/{name}.gz", gzip.compress(logs[name]))
+            await s3.put(profile, instance, f"{prefix}/{name}.gz", gzip.compress(logs[name]))
         except S3Refused as exc:
-            log.warning("step logs: %s/%s.gz not written: %s", prefix, name, exc)
+            log.warning("logs: %s/%s.gz not written: %s", prefix, name, exc)

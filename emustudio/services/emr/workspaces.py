@@ -5,7 +5,8 @@ States (as the Studio shows them)::
     CreateEditor ─> Starting ─(container healthy)─> Ready ─StopEditor─> Stopping ─> Idle
                         │                             │                             │
                         └─(start failed)─> Idle        └─DeleteEditor─> Deleting ─> (gone)
-    Idle ─StartEditor─> Starting ─> Ready   (placed in another AZ, or another subnet)
+    Idle ─StartEditor─> Starting ─> Ready   (placed in another AZ, or another subnet; then
+                                             Attaching ─> Attached if it was stopped attached)
 
 Every transition is written to the store before the slow part begins, so a gateway that dies
 mid-way finds a truthful state at its next start: :meth:`WorkspaceManager.adopt` keeps the
@@ -16,11 +17,12 @@ the :class:`Containers` contract; the Docker implementation lives in ``runtime/`
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -76,6 +78,14 @@ class Containers(ABC):
     def on_exit(self, listener: Callable[[str, str], None]) -> None:  # noqa: B027 - optional
         """Call ``listener(editor_id, why)`` when a running container dies on its own."""
 
+    #: Whether :meth:`put_files` works (a runtime that can write into its containers).
+    puts_files = False
+
+    async def put_files(self, editor_id: str, archive: bytes) -> None:
+        """Unpack a tar archive into the Workspace's home folder, as its user's files, never
+        replacing a folder by a file or a file by a folder."""
+        raise NotImplementedError
+
     async def warm(self, studio_subnets: set[tuple[str, str]]) -> None:  # noqa: B027 - optional
         """Keep warm containers ready on these (Studio, subnet) pairs, if there is a pool."""
 
@@ -89,19 +99,30 @@ class WorkspaceHooks(Protocol):
 
     ``before_ready`` runs once the container is healthy and before the Workspace shows Ready
     (restore its files); ``before_stop`` runs before its container goes (flush its files);
-    ``after_delete`` once it is gone. A hook that raises fails the start (``before_ready``) or
-    is logged (the others): a stop or delete always completes.
+    ``after_stop`` once its container is gone, whether stopped, deleted or dead on its own
+    (close what served it: the kernel route); ``after_delete`` once its row is gone too. A
+    hook that raises fails the start (``before_ready``) or is logged (the others): a stop or
+    delete always completes.
     """
 
     async def before_ready(
-        self, editor: Editor, endpoint: Endpoint, note: Callable[[str], None] | None = None
+        self,
+        editor: Editor,
+        endpoint: Endpoint,
+        note: Callable[[str], None] | None = None,
+        put_files: Callable[[bytes], Awaitable[None]] | None = None,
     ) -> None:
         """The container answers at ``endpoint``; the Workspace is not Ready yet. ``note``
-        adds a line to the start's progress."""
+        adds a line to the start's progress; ``put_files`` unpacks a tar archive into its
+        home folder (:meth:`Containers.put_files`), when the runtime can."""
         ...
 
     async def before_stop(self, editor: Editor) -> None:
         """The container still runs; it is about to be stopped."""
+        ...
+
+    async def after_stop(self, editor: Editor) -> None:
+        """The container is gone (the row still says why: Stopping, Deleting, Idle)."""
         ...
 
     async def after_delete(self, editor: Editor) -> None:
@@ -171,14 +192,17 @@ class WorkspaceManager:
         progress.changed.set()
         progress.changed = asyncio.Event()
 
-    def launch(self, editor_id: str) -> None:
-        """Start the container in the background; the editor row already says Starting."""
+    def launch(self, editor_id: str, then: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Start the container in the background; the editor row already says Starting.
+        ``then`` runs once it is Ready (a start's re-attach to its cluster)."""
         self.progress[editor_id] = Progress()
-        task = asyncio.create_task(self._launch(editor_id), name=f"launch {editor_id}")
+        task = asyncio.create_task(self._launch(editor_id, then), name=f"launch {editor_id}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _launch(self, editor_id: str) -> None:
+    async def _launch(
+        self, editor_id: str, then: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
         try:
             placed = await self.store.tx(lambda s: self._place(s, editor_id))
             if placed is None:
@@ -188,8 +212,15 @@ class WorkspaceManager:
             endpoint = await self.containers.start(spec, lambda m: self.note(editor_id, m))
             editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
             if editor is not None:
+                put_files = (
+                    functools.partial(self.containers.put_files, editor_id)
+                    if self.containers.puts_files
+                    else None
+                )
                 for hook in self.hooks:
-                    await hook.before_ready(editor, endpoint, lambda m: self.note(editor_id, m))
+                    await hook.before_ready(
+                        editor, endpoint, lambda m: self.note(editor_id, m), put_files
+                    )
             self.last_activity[editor_id] = time.monotonic()
             await self.set_status(editor_id, "Ready", endpoint=endpoint.netloc)
         except NoHealthySubnet as exc:
@@ -198,6 +229,12 @@ class WorkspaceManager:
             log.exception("Workspace %s failed to start", editor_id)
             await self.containers.stop(editor_id)
             await self.set_status(editor_id, "Idle", f"The Workspace failed to start: {exc}")
+        else:
+            if then is not None:  # the Workspace is Ready: what follows does not undo that
+                try:
+                    await then()
+                except Exception:
+                    log.exception("Workspace %s: after its start", editor_id)
         finally:
             if (progress := self.progress.get(editor_id)) is not None:
                 progress.done = True
@@ -250,10 +287,21 @@ class WorkspaceManager:
             except Exception:
                 log.exception("before-stop hook of %s failed", editor_id)
 
+    async def _after_stop(self, editor_id: str) -> None:
+        editor = await self.store.tx(lambda s: s.get(Editor, editor_id))
+        if editor is None:
+            return
+        for hook in self.hooks:
+            try:
+                await hook.after_stop(editor)
+            except Exception:
+                log.exception("after-stop hook of %s failed", editor_id)
+
     async def stop(self, editor_id: str, *, reason: str | None = None) -> None:
         await self._before_stop(editor_id)
         await self.set_status(editor_id, "Stopping", reason)
         await self.containers.stop(editor_id)
+        await self._after_stop(editor_id)
         self.last_activity.pop(editor_id, None)
         await self.set_status(editor_id, "Idle", reason, endpoint=None)
 
@@ -261,6 +309,7 @@ class WorkspaceManager:
         await self._before_stop(editor_id)
         await self.set_status(editor_id, "Deleting")
         await self.containers.stop(editor_id)
+        await self._after_stop(editor_id)
 
         def remove(session: Session) -> Editor | None:
             editor = session.get(Editor, editor_id)
@@ -294,6 +343,7 @@ class WorkspaceManager:
         if editor is None or editor.status not in RUNNING:
             return  # starting, stopping or deleting: that path handles its container
         await self.containers.stop(editor_id)  # remove what is left of it
+        await self._after_stop(editor_id)
         self.last_activity.pop(editor_id, None)
         await self.set_status(editor_id, "Idle", f"The Workspace stopped: {why}.", endpoint=None)
 

@@ -1,8 +1,12 @@
-"""Multipart uploads' checksums, as S3 keeps them: the upload's algorithm and type, each part's
-checksum, and at ``CompleteMultipartUpload`` the object's, COMPOSITE (the checksum of the parts'
-checksums, ``-<parts>`` after it) or FULL_OBJECT (the CRC of the whole object, combined from the
-parts' CRCs and sizes). A single ``PutObject``'s checksum goes with the object instead
-(``forward.py``)."""
+"""Checksums the gateway keeps beside the store's objects, as S3 keeps them: a multipart
+upload's algorithm and type, each part's checksum, and at ``CompleteMultipartUpload`` the
+object's, COMPOSITE (the checksum of the parts' checksums, ``-<parts>`` after it) or
+FULL_OBJECT (the CRC of the whole object, combined from the parts' CRCs and sizes), with its
+parts (``GetObjectAttributes``). An upload that asks for none gets S3's default, a full-object
+CRC64NVME. A single ``PutObject``'s checksum goes with the object as its metadata when known
+before its body (``forward.py``); one known only after the body streamed (a trailer's, S3's
+default) is kept here (:meth:`Checksums.keep`).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,11 @@ from sqlmodel import Session, select
 from emustudio.aws.payload import CHECKSUMS
 from emustudio.services.s3.errors import s3_error
 from emustudio.store import Store
-from emustudio.store.s3_tables import ObjectChecksum, PartChecksum, UploadChecksum
+from emustudio.store.s3_tables import ObjectChecksum, ObjectPart, PartChecksum, UploadChecksum
+
+DEFAULT = "DEFAULT"  # an upload's kind when none was asked for: S3's full-object CRC64NVME
+DEFAULT_ALGORITHM = "crc64nvme"
+_MAX_PARTS = 1000  # GetObjectAttributes' parts in one answer, unless asked for fewer
 
 # The CRCs, whose values over two pieces combine into the value over both.
 _COMBINE = {
@@ -30,9 +38,10 @@ def _member(algorithm: str) -> str:
     return f"Checksum{algorithm.upper()}"
 
 
-def upload_kind(params: dict[str, Any]) -> tuple[str, str] | None:
-    """The upload's (algorithm, type), S3's defaults filled in; InvalidRequest for a type the
-    algorithm cannot have (a full-object checksum is a CRC's; CRC64NVME has no composite)."""
+def upload_kind(params: dict[str, Any]) -> tuple[str, str]:
+    """The upload's (algorithm, type), S3's defaults filled in (none asked for: DEFAULT);
+    InvalidRequest for a type the algorithm cannot have (a full-object checksum is a CRC's;
+    CRC64NVME has no composite)."""
     algorithm = str(params.get("ChecksumAlgorithm") or "").lower()
     kind = params.get("ChecksumType")
     if not algorithm:
@@ -41,7 +50,7 @@ def upload_kind(params: dict[str, Any]) -> tuple[str, str] | None:
                 "InvalidRequest", "The x-amz-checksum-type header can only be used with the"
                 " x-amz-checksum-algorithm header.",
             )  # fmt: skip
-        return None
+        return DEFAULT_ALGORITHM, DEFAULT
     kind = kind or ("FULL_OBJECT" if algorithm == "crc64nvme" else "COMPOSITE")
     if (kind == "FULL_OBJECT" and algorithm not in _COMBINE) or (
         kind == "COMPOSITE" and algorithm == "crc64nvme"
@@ -73,15 +82,25 @@ class Checksums:
 
         await self.store.tx(write)
 
-    async def part(self, upload_id: str, number: int, expected: dict[str, str], size: int) -> None:
-        """A part's checksum, if its upload has one: it must be of the upload's algorithm."""
+    async def part(
+        self, upload_id: str, number: int, expected: dict[str, str], computed: dict[str, str],
+        size: int,
+    ) -> None:  # fmt: skip
+        """A part's checksum, if its upload has one: it must be of the upload's algorithm
+        (``expected``: what the part was checked against), or for an upload that asked for
+        none, S3's default as computed of the part."""
 
         def write(session: Session) -> None:
             upload = session.get(UploadChecksum, upload_id)
             if upload is None:
                 return
-            value = expected.get(upload.algorithm)
+            if upload.kind == DEFAULT:
+                value = computed.get(upload.algorithm)
+            else:
+                value = expected.get(upload.algorithm)
             if value is None:
+                if upload.kind == DEFAULT:
+                    return
                 raise s3_error(
                     "InvalidRequest",
                     "Checksum Type mismatch occurred, expected checksum Type:"
@@ -123,10 +142,14 @@ class Checksums:
         etag = await stored_etag()
         upload, by_number = stored
         numbers = [int(p["PartNumber"]) for p in parts]
+        kind = "FULL_OBJECT" if upload.kind == DEFAULT else upload.kind
         if any(n not in by_number for n in numbers):
-            return {}  # a part went up without its checksum: the object has none
+            # A part went up without its checksum (a copied one): the object has none, but
+            # its parts are still counted.
+            await self._keep_object(bucket, key, etag, "", "", "", [(n, 0, "") for n in numbers])
+            return {}
         raws = [base64.b64decode(by_number[n].value) for n in numbers]
-        if upload.kind == "FULL_OBJECT":
+        if kind == "FULL_OBJECT":
             combine, width = _COMBINE[upload.algorithm]
             value = int.from_bytes(raws[0], "big")
             for n, raw in zip(numbers[1:], raws[1:], strict=True):
@@ -138,18 +161,42 @@ class Checksums:
                 digest.update(raw)
             text = f"{base64.b64encode(digest.digest()).decode()}-{len(numbers)}"
 
+        rows = [(n, by_number[n].size, by_number[n].value) for n in numbers]
+        await self._keep_object(bucket, key, etag, upload.algorithm, kind, text, rows, upload_id)
+        return {_member(upload.algorithm): text, "ChecksumType": kind}
+
+    async def keep(self, bucket: str, key: str, etag: str, algorithm: str, value: str) -> None:
+        """A single PUT's full-object checksum, known only once the store had the body."""
+        await self._keep_object(bucket, key, etag, algorithm, "FULL_OBJECT", value, [])
+
+    async def _keep_object(
+        self, bucket: str, key: str, etag: str, algorithm: str, kind: str, value: str,
+        parts: list[tuple[int, int, str]], upload_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """The object's row, and its parts in place of any earlier object's of the key."""
+
         def write(session: Session) -> None:
             session.merge(
                 ObjectChecksum(
-                    bucket=bucket, key=key, etag=etag, algorithm=upload.algorithm,
-                    kind=upload.kind, value=text,
+                    bucket=bucket, key=key, etag=etag, algorithm=algorithm, kind=kind,
+                    value=value,
                 )
             )  # fmt: skip
-            self._forget(session, upload_id)
+            old = select(ObjectPart).where(ObjectPart.bucket == bucket, ObjectPart.key == key)
+            for row in session.exec(old):
+                session.delete(row)
+            session.flush()
+            for number, size, part_value in parts:
+                session.add(
+                    ObjectPart(
+                        bucket=bucket, key=key, part_number=number, size=size, value=part_value
+                    )
+                )
+            if upload_id is not None:
+                self._forget(session, upload_id)
 
         await self.store.tx(write)
         (await self._kept()).add((bucket, key))
-        return {_member(upload.algorithm): text, "ChecksumType": upload.kind}
 
     async def abort(self, upload_id: str) -> None:
         await self.store.tx(lambda session: self._forget(session, upload_id))
@@ -166,9 +213,44 @@ class Checksums:
             return row
 
         row = await self.store.tx(read)
-        if row is None or row.etag != etag:
+        if row is None or row.etag != etag or not row.value:
             return {}
         return {_member(row.algorithm): row.value, "ChecksumType": row.kind}
+
+    async def object_parts(
+        self, bucket: str, key: str, etag: str, marker: int, max_parts: int | None
+    ) -> dict[str, Any] | None:
+        """``GetObjectAttributes``' ``ObjectParts`` of a multipart object (None for any other):
+        the count, and, if the object has a checksum, a page of its parts with theirs."""
+        if (bucket, key) not in await self._kept():
+            return None
+
+        def read(session: Session) -> tuple[ObjectChecksum | None, list[ObjectPart]]:
+            row = session.get(ObjectChecksum, (bucket, key))
+            query = select(ObjectPart).where(ObjectPart.bucket == bucket, ObjectPart.key == key)
+            parts = sorted(session.exec(query), key=lambda p: p.part_number)
+            for item in [row, *parts]:
+                if item is not None:
+                    session.expunge(item)
+            return row, parts
+
+        row, parts = await self.store.tx(read)
+        if row is None or row.etag != etag or not parts:
+            return None
+        answer: dict[str, Any] = {"TotalPartsCount": len(parts)}
+        if not row.value:
+            return answer  # no checksum: the count alone, as S3 answers such an object
+        limit = _MAX_PARTS if max_parts is None else max(0, min(max_parts, _MAX_PARTS))
+        after = [p for p in parts if p.part_number > marker]
+        page = after[:limit]
+        answer.update(PartNumberMarker=marker, MaxParts=limit, IsTruncated=len(after) > limit)
+        if page:
+            answer["NextPartNumberMarker"] = page[-1].part_number
+        answer["Parts"] = [
+            {"PartNumber": p.part_number, "Size": p.size, _member(row.algorithm): p.value}
+            for p in page
+        ]
+        return answer
 
     async def _parts(self, upload_id: str) -> tuple[UploadChecksum, dict[int, PartChecksum]] | None:
         def read(session: Session) -> tuple[UploadChecksum, dict[int, PartChecksum]] | None:

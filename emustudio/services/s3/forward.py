@@ -9,11 +9,13 @@ Bodies are streamed both ways (:mod:`emustudio.s3.store`).
 
 from __future__ import annotations
 
+import base64
 import email.utils
 from collections.abc import AsyncIterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from awscrt import checksums as crt
 from botocore import parsers, serialize
 from botocore.model import ServiceModel, Shape
 from botocore.utils import parse_timestamp
@@ -44,6 +46,30 @@ class Checked(Protocol):
     """The checksums a request body was checked against (``Payload``), once it is read."""
 
     expected: dict[str, str]
+    in_header: bool
+
+    def object_checksum(self) -> tuple[str, str] | None: ...
+
+
+class InHand:
+    """The checks of a body in hand (an in-process call): none but S3's default CRC64NVME."""
+
+    expected: dict[str, str] = {}
+    in_header = True
+
+    def __init__(self, data: bytes) -> None:
+        self.value = base64.b64encode(crt.crc64nvme(data).to_bytes(8, "big")).decode()
+
+    def object_checksum(self) -> tuple[str, str] | None:
+        return "crc64nvme", self.value
+
+
+def goes_with_object(checked: Checked, length: int) -> bool:
+    """Whether a ``PutObject``'s checksum is known before its body goes to the store, and so
+    goes with it as metadata: a header's, or any (a trailer's, S3's default) of a body read
+    whole first. Otherwise it is known only once the store has the object
+    (``Checksums.keep``)."""
+    return checked.in_header or length <= _SMALL_BODY
 
 
 class Forwarder:
@@ -98,11 +124,11 @@ class Forwarder:
             payload = b"".join([piece async for piece in body])
         if isinstance(payload, str):
             payload = payload.encode("utf-8")
-        if checked is not None and checked.expected and operation == "PutObject":
-            # Known now for a header, or a trailer of a body read whole; a trailer of a body
-            # still to stream comes too late to go with the object (it is answered, not kept).
-            algorithm, value = next(iter(checked.expected.items()))
-            headers[f"x-amz-meta-{CHECKSUM_META}"] = f"{algorithm}:{value}"
+        if checked is not None and operation == "PutObject":
+            whole = isinstance(payload, bytes) or checked.in_header
+            known = checked.object_checksum() if whole else None
+            if known is not None:  # else it comes after the body (goes_with_object)
+                headers[f"x-amz-meta-{CHECKSUM_META}"] = f"{known[0]}:{known[1]}"
         try:
             response = await self.client.send(
                 request["method"], path, query, headers, payload, length
@@ -137,6 +163,11 @@ class Forwarder:
             result[f"Checksum{algorithm.upper()}"] = value
             if operation == "PutObject":
                 result["ChecksumType"] = "FULL_OBJECT"
+        elif checked is not None and operation == "PutObject":
+            default = checked.object_checksum()  # S3's default CRC64NVME, answered as S3 does
+            if default is not None:
+                result[f"Checksum{default[0].upper()}"] = default[1]
+                result["ChecksumType"] = "FULL_OBJECT"
         return _stored_checksum(operation, params, _lowered_metadata(result))
 
 
@@ -167,6 +198,23 @@ class _StoreParser(parsers.RestXMLParser):  # type: ignore[misc]  # botocore is 
         super().__init__(**kwargs)
         self._layouts: dict[int, tuple[Shape, _HeaderLayout]] = {}
 
+    def parse(self, response: dict[str, Any], shape: Shape | None) -> dict[str, Any]:
+        """A success's members, and of its metadata only the status (the serializer answers
+        the store's: a range's 206): botocore's request ids and lowered copy of every header,
+        a sixth of a small GetObject's parse, are nobody's here. Errors go botocore's way."""
+        status = response["status_code"]
+        if status >= 301:
+            parsed: dict[str, Any] = super().parse(response, shape)
+            return parsed
+        final: dict[str, Any] = {}
+        if shape is not None:
+            self._parse_non_payload_attrs(response, shape, shape.members, final)
+            if response["body"] or "payload" in shape.serialization:
+                # (an empty body otherwise: every body member walked, to find none)
+                self._parse_payload(response, shape, shape.members, final)
+        final["ResponseMetadata"] = {"HTTPStatusCode": status}
+        return final
+
     def _layout(self, shape: Shape) -> _HeaderLayout:
         found = self._layouts.get(id(shape))
         if found is not None and found[0] is shape:
@@ -196,14 +244,15 @@ class _StoreParser(parsers.RestXMLParser):  # type: ignore[misc]  # botocore is 
     ) -> None:
         by_header, maps, status = self._layout(shape)
         headers: dict[str, str] = response["headers"]
+        others: list[tuple[str, str]] = []
         for header, value in dict.items(headers):  # names already lower case
             hit = by_header.get(header)
             if hit is not None:
                 final_parsed[hit[0]] = self._parse_shape(hit[1], value)
-        for name, prefix in maps:
-            final_parsed[name] = {
-                h[len(prefix) :]: v for h, v in dict.items(headers) if h.startswith(prefix)
-            }
+            elif maps:
+                others.append((header, value))
+        for name, prefix in maps:  # of the headers no member took (user metadata)
+            final_parsed[name] = {h[len(prefix) :]: v for h, v in others if h.startswith(prefix)}
         for name in status:
             final_parsed[name] = self._parse_shape(shape.members[name], response["status_code"])
 

@@ -11,8 +11,9 @@ from urllib.parse import unquote
 from emustudio.aws.errors import AwsError
 from emustudio.context import RequestContext
 from emustudio.services.base import Params, Result, operation
-from emustudio.services.s3.checksums import upload_kind
+from emustudio.services.s3.checksums import DEFAULT, DEFAULT_ALGORITHM, upload_kind
 from emustudio.services.s3.common import S3Base, object_arn
+from emustudio.services.s3.forward import InHand, goes_with_object
 
 # DeleteObjects: keys deleted at once against the store (S3 takes up to 1000 a request).
 _DELETE_CONCURRENCY = 8
@@ -40,15 +41,23 @@ class Objects(S3Base):
         data = params.get("Body")
         if body is None and isinstance(data, bytes):  # in process (Gateway.call): bytes in hand
             return await self.store_s3.call(
-                "PutObject", self.mapped(params), body=_once(data), length=len(data)
-            )
-        return await self.store_s3.call(
+                "PutObject", self.mapped(params), body=_once(data), length=len(data),
+                checked=InHand(data),
+            )  # fmt: skip
+        result = await self.store_s3.call(
             "PutObject",
             self.mapped(params),
             body=body,
             length=body.length if body is not None else 0,
             checked=body,
         )
+        if body is not None and not goes_with_object(body, body.length):
+            # Its checksum came after the body (a trailer's, S3's default): kept beside it.
+            known = body.object_checksum()
+            if known is not None:
+                etag = str(result.get("ETag") or "")
+                await self.checksums.keep(params["Bucket"], params["Key"], etag, *known)
+        return result
 
     @operation("GetObject")
     async def get_object(self, ctx: RequestContext, params: Params) -> Result:
@@ -63,13 +72,14 @@ class Objects(S3Base):
     @operation("GetObjectAttributes")
     async def get_object_attributes(self, ctx: RequestContext, params: Params) -> Result:
         """What the object's head says, the attributes asked for only (S3 writes the ETag
-        without its quotes here)."""
+        without its quotes here); a multipart object's parts from what the gateway kept."""
         asked = set(params.get("ObjectAttributes") or [])
         key = {"Bucket": params["Bucket"], "Key": params["Key"]}
         head = await self.head_object(ctx, {**key, "ChecksumMode": "ENABLED"})
+        etag = str(head.get("ETag") or "")
         result: Result = {"LastModified": head["LastModified"]}
         if "ETag" in asked:
-            result["ETag"] = str(head.get("ETag", "")).strip('"')
+            result["ETag"] = etag.strip('"')
         if "ObjectSize" in asked:
             result["ObjectSize"] = head.get("ContentLength", 0)
         if "StorageClass" in asked:
@@ -77,11 +87,13 @@ class Objects(S3Base):
         checksum = {k: v for k, v in head.items() if k.startswith("Checksum")}
         if "Checksum" in asked and checksum:
             result["Checksum"] = checksum
-        if "ObjectParts" in asked and checksum.get("ChecksumType") == "COMPOSITE":
-            # A composite checksum ends with its number of parts: the one count kept.
-            value = next(str(v) for k, v in checksum.items() if k != "ChecksumType")
-            if "-" in value:
-                result["ObjectParts"] = {"TotalPartsCount": int(value.rsplit("-", 1)[1])}
+        if "ObjectParts" in asked:
+            parts = await self.checksums.object_parts(
+                params["Bucket"], params["Key"], etag,
+                int(params.get("PartNumberMarker") or 0), params.get("MaxParts"),
+            )  # fmt: skip
+            if parts is not None:
+                result["ObjectParts"] = parts
         return result
 
     async def multipart_checksum(self, params: Params, result: Result) -> Result:
@@ -168,17 +180,19 @@ class Objects(S3Base):
 
     @operation("CreateMultipartUpload")
     async def create_multipart_upload(self, ctx: RequestContext, params: Params) -> Result:
-        checksum = upload_kind(params)
+        algorithm, kind = upload_kind(params)
         result = await self.store_s3.call("CreateMultipartUpload", self.mapped(params))
         result["Key"] = params["Key"]
-        if checksum is not None:
-            await self.checksums.begin(result["UploadId"], *checksum)
-            result["ChecksumAlgorithm"], result["ChecksumType"] = checksum[0].upper(), checksum[1]
+        await self.checksums.begin(result["UploadId"], algorithm, kind)
+        if kind != DEFAULT:
+            result["ChecksumAlgorithm"], result["ChecksumType"] = algorithm.upper(), kind
         return result
 
     @operation("UploadPart")
     async def upload_part(self, ctx: RequestContext, params: Params) -> Result:
         body = ctx.payload
+        if body is not None:
+            body.also(DEFAULT_ALGORITHM)  # the part's, should its upload have asked for none
         result = await self.store_s3.call(
             "UploadPart",
             self.mapped(params),
@@ -188,8 +202,9 @@ class Objects(S3Base):
         )
         if body is not None:
             await self.checksums.part(
-                params["UploadId"], params["PartNumber"], body.expected, body.length
-            )
+                params["UploadId"], params["PartNumber"], body.expected, body.computed,
+                body.length,
+            )  # fmt: skip
         return result
 
     @operation("UploadPartCopy")

@@ -212,6 +212,13 @@ def test_the_gateways_rules_are_labelled_and_name_only_its_own_bridges(
     }
     named = {part for line in ours for part in line.split() if part.startswith("br-")}
     assert named and named <= bridges
+    # No container of a subnet reaches the host's cloud metadata (169.254.169.254): checked in
+    # the rules, never by sending to that address.
+    for bridge in named:
+        assert any(
+            all(part in line for part in (f"-i {bridge}", "-d 169.254.0.0/16", "-j REJECT"))
+            for line in ours
+        )
     network = client.networks.get(subnet_network(client, emu_gateway, emu_studio.subnet_ids[0]))
     assert network.attrs["Options"].get("com.docker.network.bridge.enable_icc") == "false"
 

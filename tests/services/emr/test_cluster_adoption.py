@@ -1,6 +1,7 @@
 """A gateway restart adopts a running cluster (as it adopts Workspaces), and the adopted cluster
-ends by its auto-termination policy once idle: one cluster, on a gateway of the module's own
-(a restart must not disturb other modules)."""
+ends by its auto-termination policy once idle; a restart in the middle of a resize goes on with
+it: a node being added is made after all, a node being drained is drained and removed. A cluster each, on a gateway of the module's own (a restart must
+not disturb other modules)."""
 
 from __future__ import annotations
 
@@ -16,13 +17,19 @@ from emustudio.testing.gateway import GatewayProcess, aws_cli
 from emustudio.testing.service_role import ensure_emr_default_roles
 from emustudio.testing.vpc import StudioNetwork
 from tests.services.emr.test_clusters import (
+    DRAIN,
     bash_step,
+    busy_executors,
+    core_group,
     error_of,
     job_flow,
     node_containers,
+    spark_workers,
+    wait_until,
 )
 
-pytestmark = pytest.mark.timeout(1200)  # a cluster on a loaded 2-core machine, idle a minute
+# a cluster on a loaded 2-core machine, idle a minute
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1200)]
 
 POLL = {"Delay": 2, "MaxAttempts": 300}
 
@@ -125,3 +132,69 @@ def test_a_restart_adopts_the_cluster_which_then_auto_terminates(
     assert "LogUri" not in flow  # a member AWS leaves out is left out
     listed = emr.describe_job_flows(JobFlowStates=["COMPLETED"])["JobFlows"]
     assert [f["JobFlowId"] for f in listed] == [cluster_id]
+
+
+def test_a_restart_in_the_middle_of_a_resize_goes_on_with_it(
+    gateway: GatewayProcess, roles: None, network: StudioNetwork,
+    docker_client: docker.DockerClient,
+) -> None:  # fmt: skip
+    emr = gateway.client("emr")
+    instances = job_flow()["Instances"] | {"Ec2SubnetId": network.subnet_ids[0]}
+    spark = {"Classification": "spark-defaults", "Properties": {"spark.executor.memory": "512m"}}
+    cluster_id = emr.run_job_flow(
+        **job_flow(Name="grow", Instances=instances, Configurations=[spark])
+    )["JobFlowId"]
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=POLL)
+    core = core_group(emr, cluster_id)["Id"]
+
+    # The gateway stops while the new node is being made: the restart adopts the cluster (the
+    # node it was adding is not one it must find running) and makes the node after all.
+    emr.modify_instance_groups(
+        ClusterId=cluster_id, InstanceGroups=[{"InstanceGroupId": core, "InstanceCount": 2}]
+    )
+    adding = emr.list_instances(ClusterId=cluster_id, InstanceGroupId=core)["Instances"]
+    assert sorted(i["Status"]["State"] for i in adding) == ["PROVISIONING", "RUNNING"]
+    assert gateway.stop() == 0, gateway.log()
+    gateway.start()
+    emr = gateway.client("emr")
+    wait_until(lambda: (g := core_group(emr, cluster_id))["RunningInstanceCount"] == 2
+               and g["Status"]["State"] == "RUNNING")  # fmt: skip
+    assert state_of(emr, cluster_id) == "WAITING"
+    running = emr.list_instances(ClusterId=cluster_id, InstanceStates=["RUNNING"])["Instances"]
+    assert len(running) == 3 and all(i["PrivateIpAddress"] for i in running)
+    assert {i["Ec2InstanceId"] for i in running} >= {i["Ec2InstanceId"] for i in adding}
+    roles_ = sorted(
+        c.labels["emustudio.instance-role"] for c in node_containers(docker_client, cluster_id)
+    )
+    assert roles_ == ["CORE", "CORE", "MASTER"]
+    wait_until(lambda: spark_workers(docker_client, cluster_id) == 2, 180)
+
+    # And in the middle of a shrink: the drain of the node going goes on after the restart
+    # (the job that kept it busy ends with the restart, as any step that ran), then it ends.
+    master = next(c for c in node_containers(docker_client, cluster_id)
+                  if c.labels["emustudio.instance-role"] == "MASTER")  # fmt: skip
+    step = emr.add_job_flow_steps(JobFlowId=cluster_id, Steps=[bash_step("drain", DRAIN)])[
+        "StepIds"
+    ][0]
+    wait_until(lambda: busy_executors(master) == 2, 300)
+    newest = [i["Ec2InstanceId"] for i in running if i["InstanceGroupId"] == core][-1]
+    emr.modify_instance_groups(
+        ClusterId=cluster_id, InstanceGroups=[{"InstanceGroupId": core, "InstanceCount": 1,
+                                               "EC2InstanceIdsToTerminate": [newest],
+                                               "ShrinkPolicy": {"DecommissionTimeout": 600}}]
+    )  # fmt: skip
+    assert core_group(emr, cluster_id)["Status"]["State"] == "RESIZING"
+    assert gateway.stop() == 0, gateway.log()
+    gateway.start()
+    emr = gateway.client("emr")
+    assert emr.describe_step(ClusterId=cluster_id, StepId=step)["Step"]["Status"]["State"] == (
+        "FAILED"
+    )
+    wait_until(lambda: core_group(emr, cluster_id)["Status"]["State"] == "RUNNING", 400)
+    assert core_group(emr, cluster_id)["RunningInstanceCount"] == 1
+    ended = emr.list_instances(ClusterId=cluster_id, InstanceStates=["TERMINATED"])["Instances"]
+    assert [i["Ec2InstanceId"] for i in ended] == [newest]
+    assert len(node_containers(docker_client, cluster_id)) == 2
+    emr.terminate_job_flows(JobFlowIds=[cluster_id])
+    emr.get_waiter("cluster_terminated").wait(ClusterId=cluster_id, WaiterConfig=POLL)
+    assert node_containers(docker_client, cluster_id) == []

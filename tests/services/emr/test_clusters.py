@@ -34,7 +34,7 @@ TRUST = json.dumps(
 )  # fmt: skip
 FAST = {"Delay": 2, "MaxAttempts": 200}
 # Real clusters: minutes each on a loaded 2-core machine (a start, a spark-submit).
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(1800)]
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
@@ -49,7 +49,10 @@ def roles(gateway: GatewayProcess) -> None:
 
 BUCKET = "cluster-scripts"
 # A bootstrap action leaves a mark on each node (its arguments, as hadoop), in EMR's place.
-MARK = b'#!/bin/bash\nset -e\necho "$@" > /home/hadoop/bootstrapped-$(hostname)\n'
+MARK = (
+    b'#!/bin/bash\nset -e\necho "$@" > /home/hadoop/bootstrapped-$(hostname)\n'
+    b'echo "marked $(hostname) with $*"\necho "a note on stderr" >&2\n'
+)
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +280,39 @@ def test_cluster_runs_spark_on_its_nodes(
     assert "FailureDetails" not in step["Status"]
 
 
+def bootstrap_log(
+    gateway: GatewayProcess, cluster: str, instance: str, action: int, name: str
+) -> str:
+    """A bootstrap action's log on a node, as EMR lays it out in LogUri, read back with boto3."""
+    key = f"logs/{cluster}/node/{instance}/bootstrap-actions/{action}/{name}.gz"
+    body = gateway.client("s3").get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return gzip.decompress(body).decode()
+
+
+def test_bootstrap_action_output_goes_to_log_uri(
+    gateway: GatewayProcess, emr: Any, cluster: str
+) -> None:
+    """Each node's output of each action: stdout, stderr and the controller's account, under
+    the node's instance id (its hostname, which the script prints)."""
+    emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
+    instances = [i["Ec2InstanceId"] for i in emr.list_instances(ClusterId=cluster)["Instances"]]
+    assert len(instances) == 2
+    for instance in instances:
+        assert bootstrap_log(gateway, cluster, instance, 1, "stdout") == (
+            f"marked {instance} with from s3\n"
+        )
+        assert bootstrap_log(gateway, cluster, instance, 1, "stderr") == "a note on stderr\n"
+        controller = bootstrap_log(gateway, cluster, instance, 1, "controller")
+        assert f"INFO Fetching file 's3://{BUCKET}/bootstrap/mark.sh'" in controller
+        assert (
+            "INFO startExec '/emr/instance-controller/lib/bootstrap-actions/1/mark.sh from s3'"
+            in controller
+        )
+        assert controller.rstrip().endswith("INFO Execution succeeded")
+    listed = gateway.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"logs/{cluster}/node/")
+    assert len(listed["Contents"]) == 2 * 3
+
+
 def test_failed_and_cancelled_steps(emr: Any, cluster: str) -> None:
     emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
     failing, blocked, cancelled = emr.add_job_flow_steps(
@@ -438,6 +474,43 @@ def spark_workers(docker_client: docker.DockerClient, cluster: str) -> int:
     return int(master.exec_run(["python3", "-c", script]).output.decode().strip())
 
 
+# Eight tasks of 40 s, four at a time on each worker (m5.xlarge: four cores): each reports the
+# attempt it ran in, 0 unless a lost executor made it run again.
+DRAIN = """cat > /tmp/drain.py <<'EOF'
+import time
+from pyspark import TaskContext
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.appName("drain").getOrCreate()
+def slow(x):
+    time.sleep(40)
+    return (x, TaskContext.get().attemptNumber())
+print(spark.sparkContext.parallelize(range(8), 8).map(slow).collect())
+EOF
+spark-submit /tmp/drain.py"""
+_ACTIVE = """
+import json, sys, urllib.request
+for port in range(4040, 4045):
+    try:
+        apps = json.load(urllib.request.urlopen(f"http://localhost:{port}/api/v1/applications"))
+    except (OSError, ValueError):  # not up yet, or another UI
+        continue
+    if apps and apps[0]["name"] == "drain":
+        url = f"http://localhost:{port}/api/v1/applications/{apps[0]['id']}/executors"
+        try:
+            found = json.load(urllib.request.urlopen(url))
+        except (OSError, ValueError):
+            break
+        print(sum(1 for e in found if e["id"] != "driver" and e["activeTasks"] > 0))
+        sys.exit()
+print(0)
+"""
+
+
+def busy_executors(master: Any) -> int:
+    """How many executors of the "drain" job run tasks now (its driver's REST API)."""
+    return int(master.exec_run(["python3", "-c", _ACTIVE]).output.decode().strip() or 0)
+
+
 def core_group(emr: Any, cluster: str) -> dict[str, Any]:
     groups = emr.list_instance_groups(ClusterId=cluster)["InstanceGroups"]
     return next(g for g in groups if g["InstanceGroupType"] == "CORE")
@@ -450,9 +523,9 @@ def wait_until(check: Any, seconds: float = 400) -> None:
         time.sleep(2)
 
 
-@pytest.mark.timeout(900)  # a node starts in a minute or three on a loaded machine
+@pytest.mark.timeout(1200)  # a node starts in a minute or three on a loaded machine; a job
 def test_a_resize_adds_and_removes_worker_containers(
-    emr: Any, cluster: str, docker_client: docker.DockerClient
+    gateway: GatewayProcess, emr: Any, cluster: str, docker_client: docker.DockerClient
 ) -> None:
     emr.get_waiter("cluster_running").wait(ClusterId=cluster, WaiterConfig=FAST)
     core = core_group(emr, cluster)["Id"]
@@ -481,16 +554,35 @@ def test_a_resize_adds_and_removes_worker_containers(
         assert container.exec_run(["bash", "-c", "ls ~/bootstrapped-*"]).exit_code == 0
 
     newest = [i["Ec2InstanceId"] for i in running if i["InstanceGroupId"] == core][-1]
+    assert bootstrap_log(gateway, cluster, newest, 1, "stdout") == f"marked {newest} with from s3\n"
+
+    # A shrink while a job's tasks run on both workers: the node goes gracefully. It is
+    # decommissioned (no new tasks), stays RUNNING while its tasks finish, then is removed;
+    # no task had to run again.
+    step = emr.add_job_flow_steps(JobFlowId=cluster, Steps=[bash_step("drain", DRAIN)])["StepIds"][
+        0
+    ]
+    master = next(c for c in containers if c.labels["emustudio.instance-role"] == "MASTER")
+    wait_until(lambda: busy_executors(master) == 2, 300)
     emr.modify_instance_groups(
         ClusterId=cluster, InstanceGroups=[{"InstanceGroupId": core, "InstanceCount": 1,
-                                            "EC2InstanceIdsToTerminate": [newest]}]
+                                            "EC2InstanceIdsToTerminate": [newest],
+                                            "ShrinkPolicy": {"DecommissionTimeout": 600}}]
     )  # fmt: skip
-    wait_until(lambda: core_group(emr, cluster)["Status"]["State"] == "RUNNING", 120)
+    draining = emr.list_instances(ClusterId=cluster, InstanceGroupId=core)["Instances"]
+    assert {i["Ec2InstanceId"]: i["Status"]["State"] for i in draining}[newest] == "RUNNING"
+    assert core_group(emr, cluster)["Status"]["State"] == "RESIZING"
+    emr.get_waiter("step_complete").wait(ClusterId=cluster, StepId=step, WaiterConfig=FAST)
+    results = log_of(gateway, cluster, step, "stdout").strip().splitlines()[-1]
+    assert results == str([(i, 0) for i in range(8)])  # every task's first attempt succeeded
+    wait_until(lambda: core_group(emr, cluster)["Status"]["State"] == "RUNNING", 400)
     assert core_group(emr, cluster)["RunningInstanceCount"] == 1
     ended = emr.list_instances(ClusterId=cluster, InstanceStates=["TERMINATED"])["Instances"]
     assert [i["Ec2InstanceId"] for i in ended] == [newest]
     assert len(node_containers(docker_client, cluster)) == 2
     wait_until(lambda: spark_workers(docker_client, cluster) == 1, 120)
+    lines = master.logs().decode(errors="replace").splitlines()
+    assert any("Decommissioning worker" in line and newest in line for line in lines)
 
 
 @pytest.fixture(scope="module")
@@ -684,8 +776,9 @@ def test_a_terminated_cluster_is_not_attached(cluster: str, workspace: tuple[str
 
 @pytest.mark.timeout(900)  # a second cluster: minutes on a loaded 2-core machine
 def test_a_failing_bootstrap_action_ends_the_cluster(
-    emr: Any, network: StudioNetwork, scripts: str, docker_client: docker.DockerClient
-) -> None:
+    gateway: GatewayProcess, emr: Any, network: StudioNetwork, scripts: str,
+    docker_client: docker.DockerClient,
+) -> None:  # fmt: skip
     """The second action fails on the (only) node: the cluster ends TERMINATED_WITH_ERRORS with
     EMR's BOOTSTRAP_FAILURE, its nodes removed; the first action ran before it."""
     instances = {
@@ -699,8 +792,9 @@ def test_a_failing_bootstrap_action_ends_the_cluster(
         {"Name": "fails", "ScriptBootstrapAction": {"Path": f"{scripts}/fails.sh"}},
     ]  # fmt: skip
     cluster_id = emr.run_job_flow(
-        **job_flow(Name="broken", Instances=instances, BootstrapActions=actions)
-    )["JobFlowId"]
+        **job_flow(Name="broken", Instances=instances, BootstrapActions=actions,
+                   LogUri=f"s3://{BUCKET}/logs")
+    )["JobFlowId"]  # fmt: skip
     with pytest.raises(Exception, match="Waiter ClusterRunning failed"):
         emr.get_waiter("cluster_running").wait(ClusterId=cluster_id, WaiterConfig=FAST)
     # ClusterTerminated's failure state is the one this cluster is meant to end in.
@@ -717,6 +811,12 @@ def test_a_failing_bootstrap_action_ends_the_cluster(
     assert node_containers(docker_client, cluster_id) == []
     assert [a["Name"] for a in emr.list_bootstrap_actions(ClusterId=cluster_id)[
         "BootstrapActions"]] == ["mark", "fails"]  # fmt: skip
+    # Both actions' output reached LogUri before the node went.
+    assert bootstrap_log(gateway, cluster_id, master, 1, "stdout") == f"marked {master} with \n"
+    assert bootstrap_log(gateway, cluster_id, master, 2, "stderr") == "broken\n"
+    assert bootstrap_log(gateway, cluster_id, master, 2, "stdout") == ""
+    controller = bootstrap_log(gateway, cluster_id, master, 2, "controller")
+    assert controller.rstrip().endswith("WARN Execution failed with code '3'")
 
 
 def test_bootstrap_actions_need_s3_paths(emr: Any, roles: None) -> None:

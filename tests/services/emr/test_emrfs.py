@@ -25,7 +25,7 @@ from emustudio.testing.gateway import ROOT_SECRET, GatewayProcess
 from emustudio.testing.vpc import StudioNetwork
 from tests.services.emr.test_clusters import TRUST, node_containers
 
-pytestmark = pytest.mark.timeout(2400)
+pytestmark = [pytest.mark.spark_cluster, pytest.mark.timeout(2400)]
 
 ROLE = "EMRFS_EC2_Role"
 SLOW = {"Delay": 3, "MaxAttempts": 400}

@@ -246,3 +246,59 @@ async def test_a_container_that_dies_on_its_own_leaves_the_workspace_idle(world)
     assert dead.status_reason == "The Workspace stopped: JupyterLab exited with code 137."
     assert "e-1" not in containers.live and "e-1" not in manager.last_activity
     assert changed == ["e-1"]
+
+
+class Recorder:
+    """A Workspace hook that notes what the manager tells it, and whether the container still
+    ran at the time (``after_stop`` must come once it is gone: the kernel route closes then)."""
+
+    def __init__(self, containers: MemoryContainers) -> None:
+        self.containers = containers
+        self.calls: list[tuple[str, str, bool]] = []
+
+    def _note(self, what: str, editor: Editor) -> None:
+        self.calls.append((what, editor.status, editor.id in self.containers.live))
+
+    async def before_ready(
+        self, editor: Editor, endpoint: Endpoint, note: object = None, put_files: object = None
+    ) -> None:
+        self._note("before_ready", editor)
+
+    async def before_stop(self, editor: Editor) -> None:
+        self._note("before_stop", editor)
+
+    async def after_stop(self, editor: Editor) -> None:
+        self._note("after_stop", editor)
+
+    async def after_delete(self, editor: Editor) -> None:
+        self._note("after_delete", editor)
+
+
+async def test_after_stop_comes_once_the_container_is_gone_however_it_went(world) -> None:  # type: ignore[no-untyped-def]
+    manager, containers, store = world
+    hook = Recorder(containers)
+    manager.hooks.append(hook)
+    then: list[str] = []
+
+    async def attached_again() -> None:
+        then.append((await editor(store)).status)
+
+    manager.launch("e-1", attached_again)
+    await settle(manager)
+    assert then == ["Ready"]  # what follows a start runs once it is Ready
+    await manager.stop("e-1")
+    assert hook.calls[-2:] == [("before_stop", "Ready", True), ("after_stop", "Stopping", False)]
+
+    await manager.set_status("e-1", "Starting")
+    manager.launch("e-1")
+    await settle(manager)
+    manager.container_exited("e-1", "JupyterLab exited with code 137")
+    await settle(manager)
+    assert hook.calls[-1] == ("after_stop", "Ready", False)  # died on its own: no before_stop
+
+    await manager.set_status("e-1", "Starting")
+    manager.launch("e-1")
+    await settle(manager)
+    await manager.delete("e-1")
+    assert [c[0] for c in hook.calls[-3:]] == ["before_stop", "after_stop", "after_delete"]
+    assert hook.calls[-2] == ("after_stop", "Deleting", False)
