@@ -159,7 +159,7 @@ def main() -> None:
                 )
                 if args.keep:
                     args.keep.mkdir(parents=True, exist_ok=True)
-                    stats.dump_stats(str(args.keep / (name.split()[-1] + ".prof")))
+                    stats.dump_stats(str(args.keep / (name.replace(" ", "-") + ".prof")))
                 if args.top:
                     stats.sort_stats("tottime").print_stats(args.top)
         finally:

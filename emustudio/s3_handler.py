@@ -113,17 +113,6 @@ class AnonymousPathMatcher(Matcher):
         return {}
 
 
-class _S3Headers(httputil.HTTPHeaders):
-    """Response headers with S3's user-metadata names kept in lower case: Tornado would send
-    ``X-Amz-Meta-Owner``, and the SDKs hand the name's case on to the user."""
-
-    def __setitem__(self, name: str, value: str) -> None:
-        if name.lower().startswith("x-amz-meta-"):
-            self._as_list[name.lower()] = [value]  # what get_all() writes out
-        else:
-            super().__setitem__(name, value)
-
-
 class S3Matcher(Matcher):
     def __init__(self, addressing: S3Addressing) -> None:
         self.addressing = addressing
@@ -156,10 +145,6 @@ class S3Handler(web.RequestHandler):
     def check_xsrf_cookie(self) -> None:
         return None  # signed API calls, not browser forms
 
-    def clear(self) -> None:
-        super().clear()
-        self._headers = _S3Headers(self._headers)
-
     def compute_etag(self) -> str | None:
         return None  # S3's ETag is the object's, never one of Tornado's
 
@@ -173,13 +158,18 @@ class S3Handler(web.RequestHandler):
             # A small body is held whole (a few pieces) and the pipeline runs once it is in,
             # in this handler's own task; a larger one streams through a pipeline started now.
             self.body = HeldBody(size) if small else BodyStream(size, depth=4)
+        # The headers' names lowered all at once (a repeated header: its last value), not
+        # one by one through Tornado's generator and again in HttpRequest.build.
+        sent = request.headers._as_list
+        names = "\n".join(sent).lower().split("\n") if sent else []
         self.http = HttpRequest.build(
             request.method or "GET",
             request.uri or "/",
-            dict(request.headers.get_all()),
+            dict(zip(names, [values[-1] for values in sent.values()], strict=True)),
             remote_ip=request.remote_ip or "127.0.0.1",
             stream=self.body,
             virtual_bucket=self.addressing.bucket_of_host(request.host or ""),
+            lowered=True,
         )
         if not small:
             self._read_in_large_pieces()
@@ -231,8 +221,9 @@ class S3Handler(web.RequestHandler):
             # Strings already: set_header's conversion and check, five calls a header, are
             # left out (Tornado still refuses any header line with CR or LF as it writes it).
             # S3's own ``x-amz-*`` names go as written (user metadata's in lower case, as S3
-            # sends them); the others (Content-Length, ETag...) in Tornado's form, which is
-            # how it looks them up.
+            # sends them, where Tornado would send ``X-Amz-Meta-Owner`` and the SDKs hand the
+            # name's case on to the user); the others (Content-Length, ETag...) in Tornado's
+            # form, which is how it looks them up.
             as_list[name if name[:1] == "x" else _normalize_header(name)] = [value]
         if self.request.method == "HEAD":
             if response.stream is not None:

@@ -141,18 +141,21 @@ class HttpRequest:
         remote_ip: str = "127.0.0.1",
         stream: BodyStream | None = None,
         virtual_bucket: str | None = None,
+        lowered: bool = False,
     ) -> HttpRequest:
-        """Make a request from a URL (path and query) and headers in any case."""
+        """Make a request from a URL (path and query) and headers in any case (``lowered``:
+        their names are lower case already)."""
         parts = urlsplit(url)
-        lowered = {k.lower(): v for k, v in headers.items()}
+        if not lowered:
+            headers = {k.lower(): v for k, v in headers.items()}
         return cls(
             method=method.upper(),
             path=parts.path or "/",
-            headers=lowered,
+            headers=headers,
             body=body,
             query=parse_qs(parts.query, keep_blank_values=True),
             raw_query=parts.query,
-            host=lowered.get("host", parts.netloc or "localhost"),
+            host=headers.get("host", parts.netloc or "localhost"),
             remote_ip=remote_ip,
             stream=stream,
             virtual_bucket=virtual_bucket,
