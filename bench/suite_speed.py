@@ -2,12 +2,12 @@
 
 ``suite_2f0140f.json`` holds what the suite was at 2f0140f: its pytest wall time (682.6 s for
 1120 tests, run serially, images and the compose stack's image built first) and each test's
-seconds by junit name. This script runs exactly the tests of the current suite whose names are
-in that list (no test added since is run), the way ``scripts/test`` does (``-n 3 --dist
-loadfile``, or ``--workers N``; ``--workers 0`` serially), and prints the wall time against
-the baseline's. Build the images first (one whole ``scripts/test`` does), as they were for the
-baseline, and note the load it prints: a figure taken at a load above the core count says
-little.
+seconds by junit name. This script runs exactly the tests of the current suite whose names
+are in that list (no test added since is run; see ``baseline_name``), the way ``scripts/test``
+does (``-n 3 --dist loadfile``, or ``--workers N``; ``--workers 0`` serially), and prints the
+wall time against the baseline's. Build the images first (one whole ``scripts/test`` does), as
+they were for the baseline, and note the load it prints: a figure taken at a load above the core
+count says little.
 
     .venv/bin/python bench/suite_speed.py [--workers 3] [--junitxml PATH] [-- PYTEST ARGS]
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -42,10 +43,16 @@ def load() -> str:
 # -- the plugin (in pytest's processes) ---------------------------------------------------------
 
 
+def baseline_name(name: str) -> str:
+    """The name a test had at 2f0140f: the proxy's tests have since been run on two paths
+    (``[handler]``, ``[handler-PUT]``; and ``fast``, new), and the handler is the one it had."""
+    return re.sub(r"\[handler\]$", "", name).replace("[handler-", "[", 1)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     names = set(Path(os.environ[NAMES_ENV]).read_text().splitlines())
-    keep = [item for item in items if item.name in names]
-    dropped = [item for item in items if item.name not in names]
+    keep = [item for item in items if baseline_name(item.name) in names]
+    dropped = [item for item in items if baseline_name(item.name) not in names]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep
@@ -71,7 +78,7 @@ def main() -> int:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
         parallel = ["-n", str(args.workers), "--dist", "loadfile"] if args.workers else []
         argv = [sys.executable, "-m", "pytest", "-p", "suite_speed", *parallel]
-        argv += ["-p", "no:cacheprovider", "-q", f"--junitxml={junit}", *args.pytest_args]
+        argv += ["-q", f"--junitxml={junit}", *args.pytest_args]
         print("load before:", load(), flush=True)
         started = time.monotonic()
         code = subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode
@@ -89,7 +96,7 @@ def report(baseline: dict, junit: Path, wall: float, workers: int) -> None:
     failed = cases = 0
     for case in root.iter("testcase"):
         cases += 1
-        name = case.get("name", "")
+        name = baseline_name(case.get("name", ""))
         ran[name] = ran.get(name, 0.0) + float(case.get("time", 0))
         failed += any(case.find(tag) is not None for tag in ("failure", "error"))
     gone = set(by_name) - set(ran)
