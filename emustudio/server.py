@@ -29,7 +29,7 @@ from emustudio.demo import Demo
 from emustudio.engines.docker import DockerClusterEngine
 from emustudio.engines.standalone import StandaloneClusterEngine
 from emustudio.pipeline import Gateway, OtherAccount
-from emustudio.proxy import WorkspaceProxy
+from emustudio.proxy import ProxyOptions, WorkspaceProxy
 from emustudio.proxy.engine import EngineProxy
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.firewall import FirewallUnavailable, SubnetFirewall
@@ -802,6 +802,7 @@ def make_proxy(
         gate,
         studio_domain=settings.studio_domain,
         session_cookie=SESSION_COOKIE,
+        options=ProxyOptions(fast_path=settings.proxy_fast_path),
         activity=workspaces.touch,
     )
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from emustudio.proxy import Upstream, fast
-from tests.proxy.conftest import ECHO, STUDIO, FakeGate, ProxyServer, RememberingGate
+from emustudio.proxy import ProxyOptions, Upstream, WorkspaceProxy, fast
+from tests.proxy.conftest import DOMAIN, ECHO, STUDIO, FakeGate, ProxyServer, RememberingGate
 from tests.proxy.test_http import PATTERN, call_echo, headers_of
 
 pytestmark = pytest.mark.parametrize("gate", ["fast"], indirect=True)
@@ -213,3 +213,17 @@ def test_a_failure_while_answering_cuts_the_connection_and_the_proxy_carries_on(
         proxy.request("GET", f"/workspaces/{ECHO}/download?size={3 << 20}")
     monkeypatch.undo()
     assert call_echo(proxy)["size"] == 0
+
+
+def test_the_fast_path_can_be_switched_off(gate: FakeGate) -> None:
+    """``proxy_fast_path: false`` (``ProxyOptions.fast_path``): every request takes the handler."""
+
+    def fast_rules(options: ProxyOptions) -> int:
+        proxy = WorkspaceProxy(gate, studio_domain=DOMAIN, options=options)
+        rules = list(proxy.rules())
+        for rule in proxy.rules()[:1]:  # the host form's rules, nested
+            rules += getattr(rule.target, "rules", rule.target)
+        return sum(isinstance(rule.target, fast.FastRoute) for rule in rules)
+
+    assert fast_rules(ProxyOptions()) == 3
+    assert fast_rules(ProxyOptions(fast_path=False)) == 0
