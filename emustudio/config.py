@@ -186,6 +186,11 @@ class Settings:
     session_hours: float = _setting(
         12.0, "Hours a Studio sign-in lasts (AWS console sessions of IAM users last 12)."
     )
+    proxy_fast_path: bool = _setting(
+        True,
+        "Proxy a Workspace's remembered bodiless GET/HEAD requests without a Tornado"
+        " handler (emustudio/proxy/fast.py); off: every request takes the handler.",
+    )
     s3_endpoint_url: str | None = _setting(
         None,
         "S3 endpoint the Workspace backups go to (MinIO, AWS S3...); default an S3 server"

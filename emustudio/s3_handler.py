@@ -113,12 +113,31 @@ class AnonymousPathMatcher(Matcher):
         return {}
 
 
+def _is_small(request: httputil.HTTPServerRequest) -> bool:
+    """No body, or one of a known length up to ``_SMALL_BODY``."""
+    headers = request.headers
+    if "Transfer-Encoding" in headers:
+        return False
+    length = headers.get("Content-Length")
+    return length is None or (length.isdigit() and int(length) <= _SMALL_BODY)
+
+
 class S3Matcher(Matcher):
-    def __init__(self, addressing: S3Addressing) -> None:
+    """S3's requests, those with ``small`` bodies (none, or up to 256 KB) or the others: two
+    rules, one per handler, that ask :meth:`S3Addressing.is_s3` once between them."""
+
+    def __init__(self, addressing: S3Addressing, *, small: bool) -> None:
         self.addressing = addressing
+        self.small = small
 
     def match(self, request: httputil.HTTPServerRequest) -> dict[str, Any] | None:
-        return {} if self.addressing.is_s3(request) else None
+        verdict = request.__dict__.get("_emustudio_s3")
+        if verdict is None:
+            verdict = self.addressing.is_s3(request)
+            request.__dict__["_emustudio_s3"] = verdict
+        if not verdict or _is_small(request) != self.small:
+            return None
+        return {}
 
 
 # Bodies up to this size are taken whole before the pipeline runs: no task of their own, no
@@ -150,6 +169,12 @@ class S3Handler(web.RequestHandler):
 
     def prepare(self) -> None:
         request = self.request
+        if not self._stream_request_body:  # S3WholeHandler: the body, if any, is in
+            body = request.body
+            if body:
+                self.body = HeldBody(len(body), whole=body)
+            self.http = self._request()
+            return
         length = request.headers.get("Content-Length")
         size = int(length) if length is not None and length.isdigit() else None
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
@@ -158,11 +183,18 @@ class S3Handler(web.RequestHandler):
             # A small body is held whole (a few pieces) and the pipeline runs once it is in,
             # in this handler's own task; a larger one streams through a pipeline started now.
             self.body = HeldBody(size) if small else BodyStream(size, depth=4)
+        self.http = self._request()
+        if not small:
+            self._read_in_large_pieces()
+            self.answer = asyncio.ensure_future(self.gateway.handle(self.http, service="s3"))
+
+    def _request(self) -> HttpRequest:
+        request = self.request
         # The headers' names lowered all at once (a repeated header: its last value), not
         # one by one through Tornado's generator and again in HttpRequest.build.
         sent = request.headers._as_list
         names = "\n".join(sent).lower().split("\n") if sent else []
-        self.http = HttpRequest.build(
+        return HttpRequest.build(
             request.method or "GET",
             request.uri or "/",
             dict(zip(names, [values[-1] for values in sent.values()], strict=True)),
@@ -171,9 +203,6 @@ class S3Handler(web.RequestHandler):
             virtual_bucket=self.addressing.bucket_of_host(request.host or ""),
             lowered=True,
         )
-        if not small:
-            self._read_in_large_pieces()
-            self.answer = asyncio.ensure_future(self.gateway.handle(self.http, service="s3"))
 
     def _read_in_large_pieces(self) -> None:
         """This connection's body reads in pieces of up to ``_LARGE_PIECE`` instead of
@@ -259,9 +288,28 @@ class S3Handler(web.RequestHandler):
         await self._respond()
 
 
+class S3WholeHandler(S3Handler):
+    """S3's requests with no body or a small one: Tornado reads the body whole before the
+    handler starts, as for any handler that does not stream. A streaming handler costs a small
+    call two more event-loop turns (Tornado waits for it to be prepared before reading the
+    body, then it waits for the body), which is what this one is for."""
+
+    _stream_request_body = False
+
+    def initialize(self, gateway: Gateway, addressing: S3Addressing) -> None:
+        super().initialize(gateway, addressing)
+        # An object's bytes are never a form, whatever its Content-Type says: Tornado would
+        # parse a form body into arguments (and refuse a malformed one) before prepare().
+        self.request._parse_body = lambda: None  # type: ignore[method-assign]
+
+
 def s3_rules(gateway: Gateway, addressing: S3Addressing) -> list[Rule]:
-    """The rule that takes S3's requests, to be placed before every other rule."""
-    return [Rule(S3Matcher(addressing), S3Handler, {"gateway": gateway, "addressing": addressing})]
+    """The rules that take S3's requests, to be placed before every other rule."""
+    kwargs = {"gateway": gateway, "addressing": addressing}
+    return [
+        Rule(S3Matcher(addressing, small=True), S3WholeHandler, kwargs),
+        Rule(S3Matcher(addressing, small=False), S3Handler, kwargs),
+    ]
 
 
 def anonymous_s3_rules(gateway: Gateway, addressing: S3Addressing) -> list[Rule]:

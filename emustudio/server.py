@@ -29,7 +29,7 @@ from emustudio.demo import Demo
 from emustudio.engines.docker import DockerClusterEngine
 from emustudio.engines.standalone import StandaloneClusterEngine
 from emustudio.pipeline import Gateway, OtherAccount
-from emustudio.proxy import WorkspaceProxy
+from emustudio.proxy import ProxyOptions, WorkspaceProxy
 from emustudio.proxy.engine import EngineProxy
 from emustudio.runtime.docker_executor import DockerExecutor
 from emustudio.runtime.firewall import FirewallUnavailable, SubnetFirewall
@@ -155,8 +155,14 @@ class EmuStudio:
         self.instance_metadata = InstanceMetadata(self.store, self.iam, self.sts, region=region)
         self.emr = make_emr(settings, self.store, self.workspaces, self.sso_admin, self.federation)
         self.emr.clusters, self.emr.max_cluster_nodes = self.clusters, settings.cluster_max_nodes
+        services = self.services()
+        # Each model keeps only the shapes of what its service answers (aws/spec.py: EC2's 7 MB
+        # of objects down to a few hundred KB); S3's keeps all: its REST routing reads them.
+        spec.serve_only(
+            {name: s.model_operations() for name, s in services.items() if name != "s3"}
+        )
         self.gateway = Gateway(
-            self.services(),
+            services,
             self.credentials,
             region,
             account,
@@ -796,6 +802,7 @@ def make_proxy(
         gate,
         studio_domain=settings.studio_domain,
         session_cookie=SESSION_COOKIE,
+        options=ProxyOptions(fast_path=settings.proxy_fast_path),
         activity=workspaces.touch,
     )
 

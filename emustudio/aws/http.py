@@ -66,12 +66,13 @@ class HeldBody(BodyStream):
     :meth:`end` was called; one that runs earlier, or after :meth:`fail`, gets
     :class:`BodyTruncated` after what came."""
 
-    def __init__(self, length: int | None) -> None:  # no super(): no queue to make
+    def __init__(self, length: int | None, whole: bytes | None = None) -> None:
+        # No super(): no queue to make. ``whole``: the body already in, ended.
         self.length = length
-        self.received = 0
-        self._pieces: list[bytes] = []
+        self.received = len(whole) if whole else 0
+        self._pieces: list[bytes] = [whole] if whole else []
         self._discarding = False
-        self._state = "open"  # open | ended | failed
+        self._state = "ended" if whole is not None else "open"  # open | ended | failed
 
     async def feed(self, chunk: bytes) -> None:
         if self._discarding or not chunk:

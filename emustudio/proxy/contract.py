@@ -90,6 +90,8 @@ class ProxyOptions:
     """Idle keep-alive connections kept per upstream."""
     idle_seconds: float = 30.0
     """An idle upstream connection older than this is closed rather than reused."""
+    fast_path: bool = True
+    """Take a `RememberingGate`'s remembered bodiless requests on the fast path (`fast`)."""
     html_scrub_bytes: int = 1 << 20
     """HTML responses up to this size are scrubbed of the upstream token (JupyterLab writes it
     into its page config); larger HTML is streamed untouched."""

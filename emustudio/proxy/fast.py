@@ -183,6 +183,16 @@ class Exchange(httputil.HTTPMessageDelegate):
 
     def _received(self) -> None:
         """Bytes or the end arrived from the upstream (`Connection.listener`)."""
+        try:
+            self._answer()
+        except Exception:
+            # Not asyncio's "data_received() call failed", which would leave the browser
+            # waiting: this request's connection is cut, as when the upstream breaks.
+            log.exception("workspace %s: answering from the upstream failed", self.editor_id)
+            self.status = 502
+            self._abort()
+
+    def _answer(self) -> None:
         conn = self.conn
         if conn is None:
             return
@@ -296,6 +306,10 @@ class Exchange(httputil.HTTPMessageDelegate):
         try:
             reusable = await conn.read_body(head, method, deliver)
         except (UpstreamClosed, StreamClosedError):
+            self._abort()
+            return
+        except Exception:  # as in `_received`: never leave the browser waiting
+            log.exception("workspace %s: streaming the answer failed", self.editor_id)
             self._abort()
             return
         self._release(reusable)

@@ -75,7 +75,8 @@ class WorkspaceProxy:
             idle_seconds=options.idle_seconds,
         )
         self.context = ProxyContext(gate, self.pool, options, session_cookie, activity)
-        self.remembering = gate if isinstance(gate, RememberingGate) else None
+        fast = options.fast_path and isinstance(gate, RememberingGate)
+        self.remembering = gate if fast and isinstance(gate, RememberingGate) else None
 
     def rules(self) -> list[Rule]:
         return [

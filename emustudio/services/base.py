@@ -88,6 +88,12 @@ class Service:
                     found[op] = attr
         cls.operations = found
 
+    @classmethod
+    def model_operations(cls) -> frozenset[str]:
+        """The operations of the model this service answers otherwise than ``NotImplemented``
+        (the gateway keeps their shapes in memory, aws/spec.py's ``serve_only``)."""
+        return frozenset(cls.operations)
+
     async def refused(self, ctx: RequestContext, refusal: AwsError) -> AwsError:
         """The answer to a call the authorizer refused: the refusal itself, unless the service
         tells something else first (S3: a missing bucket, to an anonymous caller)."""

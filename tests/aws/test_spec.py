@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import boto3
 import botocore.session
+import pytest
 
 from emustudio.aws import spec
 from emustudio.aws.spec import DATA_PATH, load_service
@@ -74,3 +77,39 @@ def test_models_are_kept_without_their_documentation() -> None:
         theirs.output_shape.members["Vpcs"].member.members.keys()
     )
     assert not ours.documentation
+
+
+@pytest.fixture
+def fresh_models() -> Iterator[None]:
+    """Models loaded anew, and the served operations as they were, around a test."""
+    served = dict(spec._served)
+    load_service.cache_clear()
+    yield
+    spec._served.clear()
+    spec._served.update(served)
+    load_service.cache_clear()
+
+
+def test_a_model_keeps_the_shapes_of_the_served_operations_and_loads_the_rest_on_use(
+    fresh_models: None,
+) -> None:
+    """The gateway keeps, of EC2's 830 operations, the shapes of the ones it answers; another
+    operation still parses as botocore's model says (and then answers NotImplemented)."""
+    spec.serve_only({"ec2": {"DescribeVpcs", "CreateVpc"}})
+    ec2 = load_service("ec2")
+    botocores = botocore.session.get_session().get_service_model("ec2")
+    assert set(ec2.operation_names) == set(botocores.operation_names)
+    assert len(ec2.shape_names) < len(botocores.shape_names) / 10
+    vpcs = ec2.operation_model("DescribeVpcs").output_shape
+    assert vpcs.members["Vpcs"].member.members.keys() == (
+        botocores.operation_model("DescribeVpcs").output_shape.members["Vpcs"].member.members.keys()
+    )
+    # Error shapes are all kept: a serializer finds any of them by its code.
+    assert {s.name for s in ec2.error_shapes} == {s.name for s in botocores.error_shapes}
+    # An operation not served: its input is botocore's, member for member.
+    ours = ec2.operation_model("DescribeInstances").input_shape
+    theirs = botocores.operation_model("DescribeInstances").input_shape
+    assert list(ours.members) == list(theirs.members)
+    assert ours.members["Filters"].member.members.keys() == (
+        theirs.members["Filters"].member.members.keys()
+    )

@@ -9,12 +9,13 @@ import http.client
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from emustudio.proxy import Upstream
-from tests.proxy.conftest import ECHO, STUDIO, FakeGate, ProxyServer, RememberingGate
+from emustudio.proxy import ProxyOptions, Upstream, WorkspaceProxy, fast
+from tests.proxy.conftest import DOMAIN, ECHO, STUDIO, FakeGate, ProxyServer, RememberingGate
 from tests.proxy.test_http import PATTERN, call_echo, headers_of
 
 pytestmark = pytest.mark.parametrize("gate", ["fast"], indirect=True)
@@ -107,9 +108,14 @@ def test_the_access_log_line_is_written(
     proxy: ProxyServer, gate: FakeGate, caplog: pytest.LogCaptureFixture
 ) -> None:
     call_echo(proxy)
+    line = f"404 GET /workspaces/{ECHO}/status/404 (127.0.0.1)"
     with caplog.at_level(logging.INFO, logger="tornado.access"), NoHandler(gate, ECHO, 1):
         proxy.request("GET", f"/workspaces/{ECHO}/status/404")
-    assert f"404 GET /workspaces/{ECHO}/status/404 (127.0.0.1)" in caplog.text
+        # Logged once the answer is written, on the proxy's thread: maybe after it is read.
+        deadline = time.monotonic() + 5
+        while line not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert line in caplog.text
 
 
 class Kept:
@@ -185,3 +191,39 @@ def test_the_path_form_is_served_too(proxy: ProxyServer, gate: FakeGate) -> None
             "GET", f"/studios/{STUDIO}/workspaces/{ECHO}/echo", host="localhost"
         )
     assert status == 200
+
+
+def test_a_failure_while_answering_cuts_the_connection_and_the_proxy_carries_on(
+    proxy: ProxyServer, gate: FakeGate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the answer's code must not leave the browser waiting for ever."""
+    call_echo(proxy)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(fast, "response_headers", broken)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        proxy.request("GET", f"/workspaces/{ECHO}/echo")
+    monkeypatch.undo()
+    assert call_echo(proxy)["size"] == 0
+    # The same while a large body streams (from a coroutine, not the socket's callback).
+    monkeypatch.setattr(fast.Exchange, "_head_bytes", broken)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        proxy.request("GET", f"/workspaces/{ECHO}/download?size={3 << 20}")
+    monkeypatch.undo()
+    assert call_echo(proxy)["size"] == 0
+
+
+def test_the_fast_path_can_be_switched_off(gate: FakeGate) -> None:
+    """``proxy_fast_path: false`` (``ProxyOptions.fast_path``): every request takes the handler."""
+
+    def fast_rules(options: ProxyOptions) -> int:
+        proxy = WorkspaceProxy(gate, studio_domain=DOMAIN, options=options)
+        rules = list(proxy.rules())
+        for rule in proxy.rules()[:1]:  # the host form's rules, nested
+            rules += getattr(rule.target, "rules", rule.target)
+        return sum(isinstance(rule.target, fast.FastRoute) for rule in rules)
+
+    assert fast_rules(ProxyOptions()) == 3
+    assert fast_rules(ProxyOptions(fast_path=False)) == 0

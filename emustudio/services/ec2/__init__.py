@@ -35,6 +35,10 @@ class Ec2Service(VpcOperations, SubnetOperations, SecurityGroupOperations, TagOp
     ``DryRun``: the pipeline has authorized the call by the time it is dispatched, so a dry run
     ends here with EC2's ``DryRunOperation`` (412), as AWS answers a permitted dry run."""
 
+    @classmethod
+    def model_operations(cls) -> frozenset[str]:
+        return super().model_operations() | DRY_RUN_ONLY
+
     async def dispatch(self, ctx: RequestContext) -> dict[str, Any]:
         if ctx.params.get("DryRun") and (
             ctx.operation_name in self.operations or ctx.operation_name in DRY_RUN_ONLY

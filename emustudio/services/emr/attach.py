@@ -150,7 +150,7 @@ class AttachOperations(EditorOperations, ClusterOperations):
         if endpoint is None:
             await manager.set_status(
                 editor_id, "Ready", "The cluster's gateway does not answer.",
-                attached_cluster_id=None,
+                only_from="Attaching", attached_cluster_id=None,
             )  # fmt: skip
             return
 
@@ -161,7 +161,10 @@ class AttachOperations(EditorOperations, ClusterOperations):
         if editor is None or cluster is None or editor.status != "Attaching":
             return  # deleted, stopped or detached meanwhile
         await life.kernels.attach(editor, cluster_id, endpoint, cluster.gateway_token, user)
-        await manager.set_status(editor_id, "Attached")
+        if not await manager.set_status(editor_id, "Attached", only_from="Attaching"):
+            # Stopped or deleted while its server switched: its stop may have closed the
+            # route already, before this opened it, so close it (and end its kernels) here.
+            await life.kernels.detach(None, editor_id)
 
     def after_start(
         self, ctx: RequestContext, editor_id: str
@@ -203,11 +206,13 @@ class AttachOperations(EditorOperations, ClusterOperations):
             await manager.set_status(
                 editor_id, "Ready",
                 f"The Workspace could not attach again to cluster {cluster_id}: {exc.message}",
-                attached_cluster_id=None,
+                only_from="Ready", attached_cluster_id=None,
             )  # fmt: skip
             return
-        await manager.set_status(editor_id, "Attaching", attached_cluster_id=cluster_id)
-        await self._open_route(editor_id, cluster_id, user)
+        if await manager.set_status(
+            editor_id, "Attaching", only_from="Ready", attached_cluster_id=cluster_id
+        ):
+            await self._open_route(editor_id, cluster_id, user)
 
     @operation("DetachEditor")
     async def detach_editor(self, ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:

@@ -166,23 +166,35 @@ class WorkspaceManager:
         return secrets.token_urlsafe(32)
 
     async def set_status(
-        self, editor_id: str, status: str, reason: str | None = None, **changes: object
-    ) -> None:
-        def write(session: Session) -> None:
+        self,
+        editor_id: str,
+        status: str,
+        reason: str | None = None,
+        *,
+        only_from: str | None = None,
+        **changes: object,
+    ) -> bool:
+        """Write ``status`` (only if the Workspace is still ``only_from``, when given: a
+        background step must not undo a user's stop); whether it was written."""
+
+        def write(session: Session) -> bool:
             editor = session.get(Editor, editor_id)
-            if editor is None:
-                return
+            if editor is None or (only_from is not None and editor.status != only_from):
+                return False
             editor.status = status
             editor.status_reason = reason
             editor.last_modified_at = time.time()
             for key, value in changes.items():
                 setattr(editor, key, value)
             session.add(editor)
+            return True
 
-        await self.store.tx(write)
+        if not await self.store.tx(write):
+            return False
         for listener in self.status_listeners:
             listener(editor_id)  # the proxy's gate forgets what it decided from the old row
         self.note(editor_id, status if reason is None else f"{status}: {reason}")
+        return True
 
     def note(self, editor_id: str, message: str) -> None:
         progress = self.progress.get(editor_id)

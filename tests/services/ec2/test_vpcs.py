@@ -371,3 +371,13 @@ def test_dry_run_answers_what_the_policy_decides(ec2: Any, emu_iam_user: Any, ne
         user.create_vpc(CidrBlock=random_block(), DryRun=True)
     assert error_of(exc)[0] == "UnauthorizedOperation"
     assert ec2.describe_security_groups(GroupIds=[untagged])["SecurityGroups"]
+
+
+def test_an_operation_emustudio_does_not_answer_is_not_implemented(ec2: Any) -> None:
+    """The gateway keeps only its own operations' shapes in memory: another operation is still
+    parsed from EC2's model and answered NotImplemented, and the served ones go on working."""
+    with pytest.raises(ClientError) as exc:
+        ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
+    assert error_of(exc)[0] == "NotImplemented"
+    assert "DescribeInstances" in error_of(exc)[1]
+    assert ec2.describe_vpcs()["Vpcs"]

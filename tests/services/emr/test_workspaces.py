@@ -302,3 +302,18 @@ async def test_after_stop_comes_once_the_container_is_gone_however_it_went(world
     await manager.delete("e-1")
     assert [c[0] for c in hook.calls[-3:]] == ["before_stop", "after_stop", "after_delete"]
     assert hook.calls[-2] == ("after_stop", "Deleting", False)
+
+
+async def test_a_background_step_does_not_undo_a_stop(world) -> None:  # type: ignore[no-untyped-def]
+    manager, _, store = world
+    changed: list[str] = []
+    manager.status_listeners.append(changed.append)
+    manager.launch("e-1")
+    await settle(manager)
+    assert await manager.set_status("e-1", "Attaching", only_from="Ready")
+    await manager.stop("e-1")
+    changed.clear()
+    # An attach that finishes after the stop finds the Workspace no longer Attaching.
+    assert not await manager.set_status("e-1", "Attached", only_from="Attaching")
+    assert (await editor(store)).status == "Idle"
+    assert changed == []  # nothing written, nothing announced
