@@ -43,9 +43,20 @@ def load() -> str:
 # -- the plugin (in pytest's processes) ---------------------------------------------------------
 
 
+# Tests renamed since 2f0140f, what they do unchanged: current name -> the name it had.
+RENAMED = {
+    # Its save -> S3 latency is bench/backup.py's figure now, no longer asserted as "< 1 s".
+    "test_a_saved_notebook_reaches_s3_and_comes_back_after_a_restart": (
+        "test_a_saved_notebook_reaches_s3_within_a_second_and_comes_back_after_a_restart"
+    ),
+}
+
+
 def baseline_name(name: str) -> str:
     """The name a test had at 2f0140f: the proxy's tests have since been run on two paths
-    (``[handler]``, ``[handler-PUT]``; and ``fast``, new), and the handler is the one it had."""
+    (``[handler]``, ``[handler-PUT]``; and ``fast``, new), and the handler is the one it had;
+    a few were renamed (`RENAMED`)."""
+    name = RENAMED.get(name, name)
     return re.sub(r"\[handler\]$", "", name).replace("[handler-", "[", 1)
 
 
